@@ -1,0 +1,205 @@
+"""The decision engine: given a request target, a person and an instant, what
+does the school's policy say?  Pure Python, no mitmproxy import, no I/O.
+
+An `Engine` is built from one `Config` (and optionally one compiled list
+index) and never changes; reloading builds a new one.  It holds no state that
+depends on the traffic it has seen, so two proxy instances with the same
+configuration, index and grants always agree.
+
+Precedence, in order:
+
+1. An *essential* allow override (the school's own services, e.g. its
+   Microsoft 365 or Google Workspace) wins over every category entry for the
+   sites it covers, however specific; only a more specific explicit block
+   override beats it.  Real lists overreach, and a school cannot teach if a
+   list happens to put ``docs.google.com`` under "file sharing".
+2. Otherwise the most specific match wins: more host labels first, then a
+   longer URL path.  ``casino.example.co.uk`` matches an entry for
+   ``example.co.uk``; an entry for ``example.co.uk/games`` is more specific
+   than one for ``example.co.uk``.
+3. At the same specificity an explicit block override beats an explicit allow
+   override, which beats category entries.
+4. Among categories at the same specificity the most restrictive action wins
+   (block > limit > allow); the category's action may be changed for some
+   people or times by ``category_rules`` (first matching rule wins).
+5. Nothing matched: the rules' ``default_action``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from datetime import datetime, timezone
+from typing import Protocol
+
+from .config import ACTIONS, Category, Config
+from .identity import Identity
+from .normalize import Target
+
+_RANK = {a: i for i, a in enumerate(ACTIONS)}
+
+
+@dataclass(frozen=True, slots=True)
+class Match:
+    """One entry that covers the target, and where it came from."""
+
+    via: str  # "category" (categories.yaml / its list files), "list" (compiled index), "override"
+    category: str | None
+    ref: str  # category id, override id, or list source ("ut1/gambling")
+    entry: str  # the entry as normalised, e.g. "bet365.com" or "example.com/games"
+    origin: str  # FILE:LINE of the entry
+    specificity: tuple[int, int]
+    action: str | None = None  # overrides only
+    essential: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    action: str
+    category: str | None
+    categories: tuple[str, ...]
+    rule: str
+    clause: str | None
+    matched: str | None
+    origin: str | None
+    reason: str
+    decrypt: bool = True
+    policy_text: str | None = None
+    title: str | None = None
+
+    def as_dict(self) -> dict[str, object]:
+        d = asdict(self)
+        d["categories"] = list(self.categories)
+        return d
+
+
+class ListLookup(Protocol):
+    """The compiled index of imported category lists (see ``listindex``)."""
+
+    def lookup(self, target: Target) -> list[Match]: ...
+
+
+class Engine:
+    def __init__(self, config: Config, lists: ListLookup | None = None):
+        self.config = config
+        self.lists = lists
+        self._zone = config.zone
+
+    # -- classification ------------------------------------------------------
+
+    def matches(self, target: Target) -> list[Match]:
+        """Every entry covering the target, whoever asks (overrides unfiltered)."""
+        cfg = self.config
+        out: list[Match] = []
+        for hit in cfg.matcher.lookup(target):
+            ref = hit.payload
+            if ref.kind == "override":
+                ov = cfg.overrides[ref.ref]
+                out.append(Match("override", ov.category, ov.id, hit.entry.text, ref.origin,
+                                 hit.specificity, ov.action, ov.essential))
+            else:
+                out.append(Match("category", ref.ref, ref.ref, hit.entry.text, ref.origin, hit.specificity))
+        if cfg.regexes:
+            url = target.url
+            labels = 1 if target.is_ip else target.host.count(".") + 1
+            spec = (labels, 1 + len(target.path))
+            for pattern, ref in cfg.regexes:
+                if pattern.search(url):
+                    if ref.kind == "override":
+                        ov = cfg.overrides[ref.ref]
+                        out.append(Match("override", ov.category, ov.id, f"regex {pattern.pattern}",
+                                         ref.origin, spec, ov.action, ov.essential))
+                    else:
+                        out.append(Match("category", ref.ref, ref.ref, f"regex {pattern.pattern}", ref.origin, spec))
+        if self.lists is not None:
+            out.extend(m for m in self.lists.lookup(target) if m.category in cfg.categories)
+        return out
+
+    # -- time ----------------------------------------------------------------
+
+    def local_time(self, at: datetime) -> datetime:
+        if at.tzinfo is None:
+            at = at.replace(tzinfo=timezone.utc)
+        return at.astimezone(self._zone)
+
+    def in_working_hours(self, who: Identity, local: datetime) -> bool:
+        """Inside the person's working hours; with none configured, always."""
+        hours = self.config.working_hours
+        if not hours:
+            return True
+        for wh in hours:
+            if wh.audience.includes(who.user, who.groups):
+                return wh.window.contains(local)
+        return False
+
+    # -- decision ------------------------------------------------------------
+
+    def category_action(self, category: str, who: Identity, local: datetime, in_hours: bool) -> tuple[str, str]:
+        for rule in self.config.category_rules:
+            if (category in rule.categories and rule.audience.includes(who.user, who.groups)
+                    and rule.when.applies(local, in_hours)):
+                return rule.action, f"category_rule:{rule.id}"
+        return self.config.categories[category].action, f"category:{category}"
+
+    def decide(self, target: Target, who: Identity, at: datetime) -> Decision:
+        return self.decide_from(self.matches(target), target, who, at)
+
+    def decide_from(self, matches: Sequence[Match], target: Target, who: Identity, at: datetime) -> Decision:
+        cfg = self.config
+        local = self.local_time(at)
+        in_hours = self.in_working_hours(who, local)
+        live: list[Match] = []
+        for m in matches:
+            if m.via == "override":
+                ov = cfg.overrides[m.ref]
+                if not (ov.audience.includes(who.user, who.groups) and ov.when.applies(local, in_hours)):
+                    continue
+            live.append(m)
+        all_categories = tuple(dict.fromkeys(m.category for m in live if m.category))
+        if not live:
+            return Decision(cfg.settings.default_action, None, (), "default", None, None, None,
+                            f"{target.host} is in no category; the default action is {cfg.settings.default_action}")
+
+        essential = [m for m in live if m.essential and m.action == "allow"]
+        if essential:
+            best = max(essential, key=lambda m: m.specificity)
+            beating = [m for m in live if m.via == "override" and m.action == "block"
+                       and m.specificity > best.specificity]
+            if not beating:
+                return self._override(best, all_categories)
+            return self._override(max(beating, key=lambda m: m.specificity), all_categories)
+
+        top_spec = max(m.specificity for m in live)
+        top = [m for m in live if m.specificity == top_spec]
+        for wanted in ("block", "allow"):
+            for m in top:
+                if m.via == "override" and m.action == wanted:
+                    return self._override(m, all_categories)
+
+        best_match: Match | None = None
+        best_action, best_rule = "allow", ""
+        for m in top:
+            assert m.category is not None
+            action, rule = self.category_action(m.category, who, local, in_hours)
+            if best_match is None or _RANK[action] > _RANK[best_action]:
+                best_match, best_action, best_rule = m, action, rule
+        assert best_match is not None and best_match.category is not None
+        cat = cfg.categories[best_match.category]
+        where = "a category rule" if best_rule.startswith("category_rule:") else "default"
+        reason = (f"{best_match.entry} ({best_match.origin}) is in category {cat.id!r}; "
+                  f"action {best_action} ({where}: {best_rule})")
+        return Decision(best_action, cat.id, all_categories, best_rule, cat.clause, best_match.entry,
+                        best_match.origin, reason, self._decrypt(all_categories), cat.policy_text, cat.title)
+
+    def _decrypt(self, categories: Sequence[str]) -> bool:
+        cats = self.config.categories
+        return all(cats[c].decrypt for c in categories if c in cats)
+
+    def _override(self, m: Match, all_categories: tuple[str, ...]) -> Decision:
+        ov = self.config.overrides[m.ref]
+        cat: Category | None = self.config.categories.get(ov.category) if ov.category else None
+        reason = f"{m.entry} ({m.origin}) is covered by override {ov.id!r} ({ov.action}): {ov.reason}"
+        clause = cat.clause if cat else ("6.3.1" if ov.action == "block" else None)
+        return Decision(ov.action, ov.category, all_categories, f"override:{ov.id}", clause, m.entry,
+                        m.origin, reason, self._decrypt(all_categories),
+                        cat.policy_text if cat else None, cat.title if cat else None)

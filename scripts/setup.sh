@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# Sets up everything schoolproxy needs on a fresh Debian machine, idempotently.
+#   scripts/setup.sh run    -> the proxy's own Python environment (.venv)
+#   scripts/setup.sh test   -> that, plus what the test suite drives (curl, chromium)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+want=${1:-run}
+
+need_debs=()
+if [ "$want" = test ]; then
+  command -v curl >/dev/null || need_debs+=(curl)
+  command -v chromium >/dev/null || need_debs+=(chromium)
+fi
+if [ ${#need_debs[@]} -gt 0 ]; then
+  echo "setup: installing Debian packages: ${need_debs[*]}"
+  sudo_=""; [ "$(id -u)" = 0 ] || sudo_=sudo
+  $sudo_ apt-get update -qq || true
+  DEBIAN_FRONTEND=noninteractive $sudo_ apt-get install -y -qq "${need_debs[@]}"
+fi
+
+py=${PYTHON:-python3}
+if [ ! -x .venv/bin/python ]; then
+  "$py" -m venv .venv
+fi
+extras=""; [ "$want" = test ] && extras="[test]"
+stamp=.venv/.installed-$want
+if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
+  .venv/bin/python -m pip install -q --upgrade pip >/dev/null
+  .venv/bin/python -m pip install -q -e ".${extras}"
+  touch "$stamp"
+fi
