@@ -174,6 +174,7 @@ class Config:
     regexes: tuple[tuple[re.Pattern[str], EntryRef], ...]
     digest: str
     files: tuple[Path, ...]
+    list_files: tuple[Path, ...] = ()
     sections: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -282,8 +283,10 @@ class _Builder:
     working_hours: list[WorkingHours] = field(default_factory=list)
     category_rules: list[CategoryRule] = field(default_factory=list)
     overrides: dict[str, Override] = field(default_factory=dict)
+    list_files: list[Path] = field(default_factory=list)
     pending_audiences: list[tuple[Audience, YMap]] = field(default_factory=list)
     pending_categories: list[tuple[str, YMap, int]] = field(default_factory=list)
+    categories_loaded: bool = False
     sections: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -334,6 +337,7 @@ class _Builder:
     def add_list_file(self, m: YMap, rel: str, line: int, ref: str) -> None:
         path = (self.root / rel).resolve()
         shown = display_path(self.root / rel)
+        self.list_files.append(path)
         try:
             with open(path, encoding="utf-8") as fh:
                 for n, raw in enumerate(fh, 1):
@@ -464,6 +468,9 @@ class _Builder:
                 if isinstance(g[name], YMap):  # {members: [...], description: ...}
                     holder, key = g[name], "members"
                     r.keys(holder, ("members", "description"), (), f"group {name!r}")
+                if not isinstance(holder.get(key), (YSeq, str)):
+                    r.problem(holder, holder.line_of(key), f"group {name!r} must be a list of user names")
+                    continue
                 self.groups[str(name)] = frozenset(v for v, _ in r.texts(holder, key))
                 self.group_origins[str(name)] = self.origin(g, g.line_of(name))
         for item in r.items(doc.get("devices"), doc, "devices"):
@@ -500,10 +507,10 @@ class _Builder:
             for c, line in cats:
                 self.pending_categories.append((c, item, line))
             action = r.choice(item, "action", ACTIONS)
+            rule = CategoryRule(rid or "", frozenset(c for c, _ in cats), action or "block",
+                                self.audience(item), self.when(item), self.origin(item, item.line))
             if rid and action:
-                self.category_rules.append(CategoryRule(rid, frozenset(c for c, _ in cats), action,
-                                                        self.audience(item), self.when(item),
-                                                        self.origin(item, item.line)))
+                self.category_rules.append(rule)
         for item in r.items(doc.get("overrides"), doc, "overrides"):
             r.keys(item, ("id", "action", "category", "essential", "domains", "urls", "regex",
                           "users", "groups", "when", "reason"), ("id", "action", "reason"), "an override")
@@ -515,13 +522,15 @@ class _Builder:
             essential = r.flag(item, "essential", False)
             if essential and action == "block":
                 r.problem(item, item.line_of("essential"), "'essential' applies to allow overrides only")
-            if oid is None or action is None:
-                continue
-            if self.add_entries(item, "override", oid) == 0:
-                r.problem(item, item.line, f"override {oid!r} lists no domains, urls or regex")
-            self.overrides[oid] = Override(oid, action, category, essential, self.audience(item),
-                                           self.when(item), r.text(item, "reason", "") or "",
-                                           self.origin(item, item.line))
+            # Validate everything even when the id or action is bad: a config
+            # with any problem is never used, so partial entries are harmless.
+            ref = oid or f"invalid-{item.line}"
+            if self.add_entries(item, "override", ref) == 0:
+                r.problem(item, item.line, f"override {ref!r} lists no domains, urls or regex")
+            override = Override(ref, action or "block", category, essential, self.audience(item),
+                                self.when(item), r.text(item, "reason", "") or "", self.origin(item, item.line))
+            if oid is not None and action is not None:
+                self.overrides[oid] = override
         for name in RULE_SECTIONS:
             if name in _SECTION_PARSERS and name in doc:
                 _SECTION_PARSERS[name](self, doc[name], doc)
@@ -533,7 +542,7 @@ class _Builder:
                     line = node.line_of("groups")
                     self.r.problem(node, line, f"unknown group {g!r}")
         for cid, node, line in self.pending_categories:
-            if cid not in self.categories:
+            if self.categories_loaded and cid not in self.categories:
                 self.r.problem(node, line, f"unknown category {cid!r}")
         reached_default = None
         for wh in self.working_hours:
@@ -586,9 +595,13 @@ def load_config(root: Path | str | None = None) -> Config:
             continue
         if path.name == CATEGORIES_FILE and path.parent == root:
             b.load_categories(doc, shown)
+            b.categories_loaded = True
         else:
             b.load_rules(doc, shown)
     b.finish()
+    for path in b.list_files:
+        if path.exists():
+            digest.update(path.read_bytes())
     if b.problems:
         raise ConfigError(b.problems)
     settings = Settings(**{k: str(v) for k, (v, _) in b.settings.items()})
@@ -605,6 +618,7 @@ def load_config(root: Path | str | None = None) -> Config:
         regexes=tuple(b.regexes),
         digest=digest.hexdigest()[:16],
         files=tuple(files),
+        list_files=tuple(b.list_files),
         sections=b.sections,
     )
 

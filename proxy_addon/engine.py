@@ -32,7 +32,9 @@ from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
 from typing import Protocol
 
-from .config import ACTIONS, Category, Config
+from pathlib import Path
+
+from .config import ACTIONS, Category, Config, load_config
 from .identity import Identity
 from .normalize import Target
 
@@ -84,6 +86,16 @@ class Engine:
         self.config = config
         self.lists = lists
         self._zone = config.zone
+
+    @classmethod
+    def load(cls, root: Path | str | None = None) -> Engine:
+        """Load the configuration under ``root``; raises ConfigError."""
+        return cls(load_config(root))
+
+    @property
+    def watched_files(self) -> tuple[Path, ...]:
+        """Files besides categories.yaml and rules/ whose change means a reload."""
+        return self.config.list_files
 
     # -- classification ------------------------------------------------------
 

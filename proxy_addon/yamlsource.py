@@ -70,7 +70,7 @@ class YSeq(list):
 
 
 def _scalar(loader: Any, node: yaml.ScalarNode) -> Any:
-    if node.style is None and ":" in node.value and node.tag.endswith((":int", ":float")):
+    if not node.style and ":" in node.value and node.tag.endswith((":int", ":float")):
         return node.value
     return loader.construct_object(node, deep=True)
 

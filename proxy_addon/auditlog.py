@@ -1,0 +1,163 @@
+"""Writing access events without slowing the proxy or losing any.
+
+Hooks run on mitmproxy's single event loop; a synchronous insert there would
+cap the whole proxy at a few hundred requests a second.  So `put` only appends
+to a queue (under a microsecond) and a dedicated thread (not the default
+executor, which mitmproxy also uses for DNS) writes batches.
+
+Never silently dropped: a batch that fails is kept and retried with back-off;
+if the proxy stops while the database is unreachable, what is left is written
+to a spool file (JSON lines) under the spool directory, and the next writer to
+start on that database replays it.  `close` is called from mitmproxy's
+``done`` hook, which runs on SIGINT and SIGTERM, and drains the queue first.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import queue
+import threading
+import time
+import uuid
+from collections.abc import Iterable
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Engine, Table, insert
+
+from .models import AccessEvent
+
+log = logging.getLogger(__name__)
+Row = dict[str, Any]
+
+
+def _encode(row: Row) -> str:
+    return json.dumps({k: (v.isoformat() if isinstance(v, datetime) else v) for k, v in row.items()})
+
+
+def _decode(line: str) -> Row:
+    row = json.loads(line)
+    if isinstance(row.get("ts"), str):
+        row["ts"] = datetime.fromisoformat(row["ts"])
+    return row
+
+
+class AuditWriter:
+    def __init__(self, engine: Engine, spool_dir: Path | str = "logs", table: Table | None = None,
+                 batch_size: int = 1000, interval: float = 0.2):
+        self.engine = engine
+        self.table = table if table is not None else AccessEvent.__table__
+        self.spool_dir = Path(spool_dir)
+        self.batch_size = batch_size
+        self.interval = interval
+        self._queue: queue.SimpleQueue[Row] = queue.SimpleQueue()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._carry: list[Row] = []
+        self.written = 0
+        self.failures = 0
+
+    # -- called from the event loop -------------------------------------------
+
+    def put(self, row: Row) -> None:
+        self._queue.put(row)
+
+    # -- lifecycle --------------------------------------------------------------
+
+    def start(self) -> None:
+        self.replay_spool()
+        self._thread = threading.Thread(target=self._run, name="schoolproxy-audit", daemon=True)
+        self._thread.start()
+
+    def close(self, timeout: float = 30.0) -> None:
+        """Flush everything queued; spool whatever the database would not take."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+            self._thread = None
+        leftover = self._carry + self._drain(None)
+        self._carry = []
+        if leftover and not self._write(leftover):
+            self._spool(leftover)
+
+    @property
+    def pending(self) -> int:
+        return self._queue.qsize() + len(self._carry)
+
+    # -- the writer thread ------------------------------------------------------
+
+    def _drain(self, limit: int | None) -> list[Row]:
+        rows: list[Row] = []
+        try:
+            while limit is None or len(rows) < limit:
+                rows.append(self._queue.get_nowait())
+        except queue.Empty:
+            pass
+        return rows
+
+    def _run(self) -> None:
+        backoff = 0.0
+        while True:
+            if not self._carry:
+                try:
+                    first = self._queue.get(timeout=self.interval)
+                except queue.Empty:
+                    if self._stop.is_set():
+                        return
+                    continue
+                self._carry = [first]
+            self._carry.extend(self._drain(self.batch_size - len(self._carry)))
+            if self._write(self._carry):
+                self._carry = []
+                backoff = 0.0
+            else:
+                if self._stop.is_set():
+                    return  # close() spools what is left
+                backoff = min(5.0, backoff * 2 or 0.1)
+                self._stop.wait(backoff)
+
+    def _write(self, rows: list[Row]) -> bool:
+        try:
+            with self.engine.begin() as conn:
+                conn.execute(insert(self.table), rows)
+        except Exception as e:  # any driver error: keep the rows, say why once per failure
+            self.failures += 1
+            first_line = str(getattr(e, "orig", e)).splitlines()[0] if str(e) else ""
+            log.error("audit log: could not write %d events (%s: %s); keeping them and retrying",
+                      len(rows), type(e).__name__, first_line[:200])
+            return False
+        self.written += len(rows)
+        return True
+
+    # -- spool ------------------------------------------------------------------
+
+    def _spool(self, rows: Iterable[Row]) -> Path:
+        self.spool_dir.mkdir(parents=True, exist_ok=True)
+        path = self.spool_dir / f"audit-spool-{time.strftime('%Y%m%dT%H%M%S')}-{uuid.uuid4().hex[:8]}.jsonl"
+        tmp = path.with_suffix(".tmp")
+        with open(tmp, "w", encoding="utf-8") as fh:
+            n = 0
+            for row in rows:
+                fh.write(_encode(row) + "\n")
+                n += 1
+            fh.flush()
+        tmp.replace(path)
+        log.error("audit log: database unavailable at shutdown; %d events saved to %s", n, path)
+        return path
+
+    def replay_spool(self) -> int:
+        """Write events an earlier run had to spool; keep a file until it is in."""
+        if not self.spool_dir.is_dir():
+            return 0
+        total = 0
+        for path in sorted(self.spool_dir.glob("audit-spool-*.jsonl")):
+            with open(path, encoding="utf-8") as fh:
+                rows = [_decode(line) for line in fh if line.strip()]
+            if rows and not self._write(rows):
+                break
+            path.unlink()
+            total += len(rows)
+            log.info("audit log: replayed %d spooled events from %s", len(rows), path.name)
+        return total

@@ -1,0 +1,29 @@
+"""The one place that reaches into mitmproxy's private connection API.
+
+mitmproxy 11 has no public way to drop a connection from a hook that has no
+flow to kill (``tls_clienthello``) or from inside a stream callback, where
+``flow.kill()`` is a no-op (mitmproxy issue #4711).  The proxyserver addon's
+connection handlers can close a connection; if a later mitmproxy changes
+that, only this module needs to follow.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+from mitmproxy import connection, ctx
+
+
+def _handler(client: connection.Client):  # type: ignore[no-untyped-def]
+    server = ctx.master.addons.get("proxyserver")
+    return server.connections.get(client.id) if server is not None else None
+
+
+def close(client: connection.Client, conn: connection.Connection | None = None) -> bool:
+    """Close ``conn`` (default: the client connection itself) of ``client``'s
+    handler, on the next loop iteration so the current hook can return first."""
+    h = _handler(client)
+    if h is None:
+        return False
+    asyncio.get_running_loop().call_soon(h.close_connection, conn if conn is not None else client)
+    return True

@@ -1,0 +1,61 @@
+"""Opening the audit database and bringing its schema up to date.
+
+Any SQLAlchemy URL works.  SQLite gets WAL mode (readers never block the
+writer thread) and a busy timeout; its directory is created.  Migrations run
+through Alembic at start-up; on PostgreSQL they hold an advisory lock so that
+many proxy instances starting together migrate once.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from alembic import command
+from alembic.config import Config as AlembicConfig
+from sqlalchemy import Engine, create_engine, event, text
+from sqlalchemy.engine import make_url
+
+DEFAULT_AUDIT_DB = "sqlite:///logs/audit.sqlite"
+MIGRATIONS = Path(__file__).parent / "migrations"
+_MIGRATION_LOCK = 0x5C4001  # arbitrary, constant: the advisory lock's key
+
+
+def default_audit_db() -> str:
+    return os.environ.get("SCHOOLPROXY_AUDIT_DB") or DEFAULT_AUDIT_DB
+
+
+def _sqlite_pragmas(dbapi_conn: object, _record: object) -> None:
+    cur = dbapi_conn.cursor()  # type: ignore[attr-defined]
+    cur.execute("PRAGMA journal_mode=WAL")
+    cur.execute("PRAGMA synchronous=NORMAL")
+    cur.execute("PRAGMA busy_timeout=10000")
+    cur.close()
+
+
+def make_engine(url: str) -> Engine:
+    u = make_url(url)
+    if u.get_backend_name() == "sqlite":
+        if u.database and u.database != ":memory:":
+            Path(u.database).parent.mkdir(parents=True, exist_ok=True)
+        engine = create_engine(u, connect_args={"check_same_thread": False})
+        event.listen(engine, "connect", _sqlite_pragmas)
+        return engine
+    return create_engine(u, pool_pre_ping=True)
+
+
+def migrate(engine: Engine) -> None:
+    """Create or upgrade the schema to the newest revision."""
+    cfg = AlembicConfig()
+    cfg.set_main_option("script_location", str(MIGRATIONS))
+    with engine.begin() as conn:
+        if conn.dialect.name == "postgresql":
+            conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _MIGRATION_LOCK})
+        cfg.attributes["connection"] = conn
+        command.upgrade(cfg, "head")
+
+
+def open_database(url: str) -> Engine:
+    engine = make_engine(url)
+    migrate(engine)
+    return engine

@@ -1,0 +1,418 @@
+"""The mitmproxy addon: a thin layer between mitmproxy's hooks and the pure
+decision engine.
+
+What it adds to the engine is only what needs mitmproxy: reading the request
+into a `Target` and an `Identity`, answering with a block page or refusing a
+tunnel, counting bytes, and handing one audit row per decision to the
+writer.  The engine and the writer are swapped by single assignments, so a
+reload never leaves a request half under old rules.
+
+HTTPS (``settings.tls``):
+
+* ``hostname``: nothing is decrypted.  The CONNECT host is judged; a blocked
+  one gets ``403`` (browsers show their own proxy error, not our page).  The
+  TLS SNI is judged too, and a tunnel whose SNI names a blocked site is closed.
+* ``intercept``: tunnels are decrypted with the proxy's CA so the block page,
+  URL entries and content checks work inside HTTPS.  Categories with
+  ``decrypt: false`` (banking, health) pass through untouched but are logged.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import logging
+import socket
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, TypeVar
+
+from mitmproxy import connection, ctx, exceptions, http, tls
+
+from . import connections
+from .auditlog import AuditWriter
+from .blockpage import BlockNotice, render_block_page
+from .config import ConfigError, default_config_dir
+from .db import default_audit_db, open_database
+from .engine import Decision, Engine
+from .identity import Identity, identify
+from .normalize import InvalidHost, InvalidURL, Target, make_target, normalize_host, split_authority
+from .reloader import Signature, signature
+
+log = logging.getLogger(__name__)
+KEY = "schoolproxy"
+AUDIT_ACTION = {"allow": "allow", "limit": "allow", "block": "block"}
+URL_LIMIT = 4096
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+@dataclass
+class FlowState:
+    """What we decided about one request, carried from hook to hook."""
+
+    target: Target
+    who: Identity
+    decision: Decision
+    started: datetime
+    t0: float = field(default_factory=time.monotonic)
+    bytes_out: int = 0
+    counted: bool = False
+    answered: bool = False
+    tls: str | None = None
+    method: str = "GET"
+    key: str = ""  # where this state is registered in SchoolFilter._open
+    logged: bool = False
+
+
+def fail_closed(hook: F) -> F:
+    """A bug in a hook must not let a request through unfiltered: answer 503
+    and record it, instead of mitmproxy's default of logging and carrying on."""
+
+    @functools.wraps(hook)
+    def wrapper(self: SchoolFilter, flow: http.HTTPFlow) -> None:
+        try:
+            hook(self, flow)
+        except Exception as e:  # noqa: BLE001 - deliberately broad: fail closed
+            log.exception("schoolproxy: internal error in %s", hook.__name__)
+            if flow.response is None and flow.live:
+                flow.response = http.Response.make(
+                    503, b"The school's web filter had an internal error; the request was not sent.",
+                    {"Content-Type": "text/plain; charset=utf-8", "Cache-Control": "no-store"})
+            self._record_error(flow, f"internal error: {type(e).__name__}")
+
+    return wrapper  # type: ignore[return-value]
+
+
+class SchoolFilter:
+    def __init__(self) -> None:
+        self.engine: Engine | None = None
+        self.writer: AuditWriter | None = None
+        self._signature: Signature | None = None
+        self._watch: asyncio.Task[None] | None = None
+        self._tunnels: dict[str, FlowState] = {}
+        # Every decision not yet written, so that a stop in the middle of a
+        # flow still records it (done() writes what is left): none lost.
+        self._open: dict[str, FlowState] = {}
+
+    # -- options and lifecycle -------------------------------------------------
+
+    def load(self, loader: Any) -> None:
+        loader.add_option("schoolproxy_config", str, str(default_config_dir()),
+                          "Configuration directory (categories.yaml and rules/).")
+        loader.add_option("schoolproxy_audit_db", str, default_audit_db(),
+                          "SQLAlchemy URL of the audit database.")
+        loader.add_option("schoolproxy_spool_dir", str, "logs",
+                          "Where audit events are saved if the database is unreachable at shutdown.")
+        loader.add_option("schoolproxy_instance", str, socket.gethostname(),
+                          "Name of this proxy instance, recorded with every event.")
+        loader.add_option("schoolproxy_reload_ms", int, 1000,
+                          "How often to check the configuration for changes (milliseconds; 0: never).")
+
+    def configure(self, updated: set[str]) -> None:
+        if "schoolproxy_config" in updated:
+            root = Path(ctx.options.schoolproxy_config)
+            try:
+                self.engine = Engine.load(root)
+            except ConfigError as e:
+                raise exceptions.OptionsError(f"schoolproxy: configuration has problems:\n{e}") from e
+            self._signature = signature(root, self.engine.watched_files)
+            log.info("schoolproxy: rules loaded from %s (%d categories, digest %s)",
+                     root, len(self.engine.config.categories), self.engine.config.digest)
+        if updated & {"schoolproxy_audit_db", "schoolproxy_spool_dir"}:
+            try:
+                db = open_database(ctx.options.schoolproxy_audit_db)
+            except Exception as e:
+                raise exceptions.OptionsError(f"schoolproxy: cannot open the audit database: {type(e).__name__}: {e}") from e
+            old, self.writer = self.writer, AuditWriter(db, ctx.options.schoolproxy_spool_dir)
+            self.writer.start()
+            if old is not None:
+                old.close()
+
+    def running(self) -> None:
+        if self._watch is None and ctx.options.schoolproxy_reload_ms > 0:
+            self._watch = asyncio.get_running_loop().create_task(self._watch_config())
+
+    def done(self) -> None:
+        if self._watch is not None:
+            self._watch.cancel()
+            self._watch = None
+        for st in list(self._open.values()):
+            self._emit(st, None, error="the proxy stopped before this request finished")
+        self._tunnels.clear()
+        if self.writer is not None:
+            self.writer.close()
+
+    async def _watch_config(self) -> None:
+        """Reload when the files change; keep the rules in force if the new ones are broken."""
+        while True:
+            await asyncio.sleep(ctx.options.schoolproxy_reload_ms / 1000)
+            assert self.engine is not None
+            root = Path(ctx.options.schoolproxy_config)
+            sig = await asyncio.to_thread(signature, root, self.engine.watched_files)
+            if sig == self._signature:
+                continue
+            self._signature = sig
+            try:
+                engine = await asyncio.to_thread(Engine.load, root)
+            except ConfigError as e:
+                log.warning("schoolproxy: configuration changed but has problems; the rules in force stay in force:\n%s", e)
+                continue
+            except Exception:
+                log.exception("schoolproxy: reload failed; the rules in force stay in force")
+                continue
+            self.engine = engine
+            self._signature = await asyncio.to_thread(signature, root, engine.watched_files)
+            log.info("schoolproxy: rules reloaded (digest %s)", engine.config.digest)
+
+    # -- classification ----------------------------------------------------------
+
+    def _identity(self, flow: http.HTTPFlow | None, client: connection.Client) -> Identity:
+        assert self.engine is not None
+        auth = flow.metadata.get("proxyauth") if flow is not None else None
+        if auth is None:
+            pa = ctx.master.addons.get("proxyauth")
+            got = pa.authenticated.get(client) if pa is not None else None
+            auth = got if got else None
+        user = auth[0] if auth else None  # auth[1] is the password: never stored or logged
+        return identify(self.engine.config, client.peername[0] if client.peername else "", user)
+
+    def _state(self, flow: http.HTTPFlow, target: Target, tls_mode: str | None = None,
+               also: tuple[str, ...] = ()) -> FlowState:
+        """Decide on the target, and on every other name the request goes by
+        (the connection's host, the Host header, the TLS SNI): if any of them
+        is blocked the request is, so a permitted name cannot front for a
+        blocked one."""
+        assert self.engine is not None
+        who = self._identity(flow, flow.client_conn)
+        now = datetime.now(timezone.utc)
+        decision = self.engine.decide(target, who, now)
+        for host in also:
+            if decision.action == "block":
+                break
+            other = self.engine.decide(replace(target, host=host, port=None), who, now)
+            if other.action == "block":
+                decision = replace(other, reason=f"{other.reason} (the request also names {host}: "
+                                                 f"it was judged on every name it carries)")
+        return FlowState(target, who, decision, now, tls=tls_mode, method=flow.request.method)
+
+    @staticmethod
+    def _names(flow: http.HTTPFlow) -> tuple[Target, tuple[str, ...]]:
+        """The request's target (by its Host header when it has one: that is the
+        site the server will serve) and the other host names it carries."""
+        req = flow.request
+        conn_target = make_target(req.scheme, req.host, req.port, req.path)
+        names = [conn_target.host]
+        header = req.host_header
+        target = conn_target
+        if header:
+            host, port = split_authority(header)
+            target = make_target(req.scheme, host, port if port is not None else req.port, req.path)
+            names.append(target.host)
+        sni = flow.client_conn.sni
+        if sni:
+            names.append(normalize_host(sni))
+        return target, tuple(n for n in dict.fromkeys(names) if n != target.host)
+
+    @staticmethod
+    def _malformed(target_text: str, why: str) -> Decision:
+        return Decision("block", None, (), "malformed", None, None, None,
+                        f"malformed request ({why}): {target_text[:200]}")
+
+    # -- plain HTTP and decrypted HTTPS ----------------------------------------
+
+    @fail_closed
+    def requestheaders(self, flow: http.HTTPFlow) -> None:
+        if flow.response is not None or self.engine is None:
+            return  # proxyauth (407) or another addon has answered already
+        req = flow.request
+        try:
+            target, also = self._names(flow)
+        except (InvalidURL, InvalidHost) as e:
+            now = datetime.now(timezone.utc)
+            who = self._identity(flow, flow.client_conn)
+            fallback = Target(req.scheme or "http", req.host[:255], req.port, "/")
+            st = FlowState(fallback, who, self._malformed(req.host, str(e)), now, answered=True,
+                           method=req.method)
+            self._track(flow.id, st)
+            flow.metadata[KEY] = st
+            flow.response = http.Response.make(400, b"Malformed request.", {"Content-Type": "text/plain"})
+            return
+        tls_mode = "intercept" if req.scheme == "https" else None
+        st = self._state(flow, target, tls_mode, also)
+        self._track(flow.id, st)
+        flow.metadata[KEY] = st
+        if st.decision.action == "block":
+            st.answered = True
+            flow.response = self._block_response(st)
+
+    def _block_response(self, st: FlowState) -> http.Response:
+        assert self.engine is not None
+        cfg = self.engine.config
+        d = st.decision
+        notice = BlockNotice(
+            heading=f"This site is blocked: {d.title}" if d.title else "This site is blocked",
+            category_title=d.title, clause=d.clause, policy_text=d.policy_text,
+            url=st.target.url, user=st.who.user, at=self.engine.local_time(st.started),
+            contact=cfg.settings.contact, reason="" if d.title else d.reason,
+        )
+        return http.Response.make(403, render_block_page(notice).encode(), {
+            "Content-Type": "text/html; charset=utf-8",
+            "Cache-Control": "no-store",
+            "X-Content-Type-Options": "nosniff",
+            "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'",
+            "X-Schoolproxy-Category": d.category or "",
+        })
+
+    @fail_closed
+    def responseheaders(self, flow: http.HTTPFlow) -> None:
+        st: FlowState | None = flow.metadata.get(KEY)
+        if st is None or st.answered or flow.response is None:
+            return
+        st.counted = True
+
+        def count(chunk: bytes) -> bytes:
+            st.bytes_out += len(chunk)
+            return chunk
+
+        flow.response.stream = count
+
+    def response(self, flow: http.HTTPFlow) -> None:
+        st: FlowState | None = flow.metadata.get(KEY)
+        if st is None:
+            return
+        resp = flow.response
+        if not st.counted and resp is not None:
+            st.bytes_out = len(resp.raw_content or b"")
+        self._emit(st, flow)
+
+    def error(self, flow: http.HTTPFlow) -> None:
+        st: FlowState | None = flow.metadata.get(KEY)
+        if st is not None:
+            self._emit(st, flow, error=flow.error.msg if flow.error else "error")
+
+    # -- tunnels (CONNECT) ---------------------------------------------------------
+
+    @fail_closed
+    def http_connect(self, flow: http.HTTPFlow) -> None:
+        if flow.response is not None or self.engine is None:
+            return
+        req = flow.request
+        scheme = "http" if req.port == 80 else "https"
+        try:
+            target = make_target(scheme, req.host, req.port, "/")
+        except InvalidURL as e:
+            now = datetime.now(timezone.utc)
+            who = self._identity(flow, flow.client_conn)
+            st = FlowState(Target(scheme, req.host[:255], req.port, "/"), who,
+                           self._malformed(req.host, str(e)), now, answered=True, method="CONNECT")
+            flow.response = http.Response.make(400, b"Malformed CONNECT target.")
+            self._emit(st, flow, status=400)
+            return
+        mode = self.engine.config.settings.tls
+        st = self._state(flow, target)
+        passthrough = mode == "hostname" or not st.decision.decrypt
+        if st.decision.action == "block" and passthrough:
+            st.tls = "refused"
+            flow.response = http.Response.make(
+                403, f"Blocked by the school's Internet policy: {st.decision.title or 'blocked site'}"
+                     f" (policy {st.decision.clause or '6.3.1'})\n".encode(),
+                {"Content-Type": "text/plain; charset=utf-8", "Proxy-Connection": "close"})
+            self._emit(st, flow, status=403)
+            return
+        if passthrough:
+            st.tls = "passthrough"
+            self._tunnels[flow.client_conn.id] = st
+            self._track("tunnel:" + flow.client_conn.id, st)
+        # intercept mode: the decrypted requests are judged and logged one by one
+
+    def tls_clienthello(self, data: tls.ClientHelloData) -> None:
+        if self.engine is None:
+            return
+        client = data.context.client
+        tunnel = self._tunnels.get(client.id)
+        sni = data.client_hello.sni
+        mode = self.engine.config.settings.tls
+        passthrough = tunnel is not None or mode == "hostname"
+        if sni:
+            try:
+                sni_host = normalize_host(sni)
+            except InvalidHost:
+                sni_host = None
+            if sni_host and (tunnel is None or sni_host != tunnel.target.host):
+                who = self._identity(None, client)
+                now = datetime.now(timezone.utc)
+                target = Target("https", sni_host, None, "/")
+                decision = self.engine.decide(target, who, now)
+                if not decision.decrypt:
+                    passthrough = True
+                if decision.action == "block" and (mode == "hostname" or not decision.decrypt):
+                    st = FlowState(target, who, decision, now, tls="sni-refused", method="TLS")
+                    old = self._tunnels.pop(client.id, None)
+                    if old is not None:
+                        self._open.pop(old.key, None)
+                    self._emit(st, None)
+                    data.ignore_connection = True
+                    connections.close(client)
+                    return
+        if passthrough:
+            data.ignore_connection = True
+
+    def client_disconnected(self, client: connection.Client) -> None:
+        st = self._tunnels.pop(client.id, None)
+        if st is not None:
+            self._emit(st, None, status=200)
+
+    # -- audit -------------------------------------------------------------------
+
+    def _track(self, key: str, st: FlowState) -> None:
+        st.key = key
+        self._open[key] = st
+
+    def _record_error(self, flow: http.HTTPFlow, why: str) -> None:
+        st: FlowState | None = flow.metadata.get(KEY)
+        if st is None:
+            return
+        st.decision = Decision("block", st.decision.category, st.decision.categories, "error",
+                               st.decision.clause, st.decision.matched, st.decision.origin, why)
+        st.answered = True
+
+    def _emit(self, st: FlowState, flow: http.HTTPFlow | None, error: str | None = None,
+              status: int | None = None) -> None:
+        if self.writer is None or self.engine is None or st.logged:
+            return
+        st.logged = True
+        self._open.pop(st.key, None)
+        d = st.decision
+        if flow is not None:
+            resp = flow.response
+            status = status if status is not None else (resp.status_code if resp is not None else None)
+            bytes_in = len(flow.request.raw_content or b"") if flow.request.raw_content is not None else None
+        else:
+            bytes_in = None
+        reason = d.reason if error is None else f"{d.reason}; {error}"
+        self.writer.put({
+            "ts": st.started,
+            "user": st.who.user[:255],
+            "client_ip": st.who.client_ip[:64],
+            "method": st.method[:16],
+            "scheme": st.target.scheme[:16],
+            "host": st.target.host[:255],
+            "url": st.target.url[:URL_LIMIT],
+            "category": d.category,
+            "categories": ",".join(d.categories) or None,
+            "action": AUDIT_ACTION.get(d.action, d.action),
+            "rule": d.rule[:160] if d.rule else None,
+            "clause": d.clause,
+            "matched": f"{d.matched} ({d.origin})" if d.matched else None,
+            "reason": reason,
+            "status_code": status,
+            "bytes_out": st.bytes_out if flow is not None else None,
+            "bytes_in": bytes_in,
+            "duration_ms": int((time.monotonic() - st.t0) * 1000),
+            "tls": st.tls,
+            "instance": ctx.options.schoolproxy_instance[:64],
+            "config_digest": self.engine.config.digest,
+        })

@@ -1,0 +1,119 @@
+"""Start a real ``schoolproxy run`` process for end-to-end tests."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import sqlite3
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+ROUTE_ADDON = Path(__file__).with_name("route_local.py")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def copy_config(dest: Path) -> Path:
+    """A private, editable copy of the bundled configuration."""
+    dest.mkdir(parents=True, exist_ok=True)
+    shutil.copy(REPO / "categories.yaml", dest / "categories.yaml")
+    shutil.copytree(REPO / "rules", dest / "rules", dirs_exist_ok=True)
+    shutil.copytree(REPO / "lists", dest / "lists", dirs_exist_ok=True)
+    return dest
+
+
+def set_tls_mode(config: Path, mode: str) -> None:
+    path = config / "rules" / "00-settings.yaml"
+    text = path.read_text()
+    path.write_text(text.replace("tls: hostname", f"tls: {mode}"))
+
+
+@dataclass
+class Proxy:
+    workdir: Path
+    config: Path
+    routes: dict[str, int] = field(default_factory=dict)
+    proxyauth: str | None = None
+    extra: list[str] = field(default_factory=list)
+    port: int = 0
+    proc: subprocess.Popen | None = None
+
+    @property
+    def db_path(self) -> Path:
+        return self.workdir / "audit.sqlite"
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def ca_cert(self) -> Path:
+        return self.workdir / "confdir" / "mitmproxy-ca-cert.pem"
+
+    def start(self, timeout: float = 30) -> Proxy:
+        self.port = free_port()
+        cmd = [str(Path(sys.executable).with_name("schoolproxy")), "run",
+               "--config", str(self.config), "--listen-port", str(self.port),
+               "--audit-db", f"sqlite:///{self.db_path}", "--confdir", str(self.workdir / "confdir")]
+        if self.proxyauth:
+            cmd += ["--proxyauth", self.proxyauth]
+        cmd += ["--", "-s", str(ROUTE_ADDON), "--set", "ssl_insecure=true",
+                "--set", "schoolproxy_spool_dir=" + str(self.workdir / "spool"),
+                "--set", "schoolproxy_reload_ms=200"]
+        for host, port in self.routes.items():
+            cmd += ["--set", f"route_local={host}={port}"]
+        cmd += self.extra
+        self.log = open(self.workdir / "proxy.log", "ab")
+        self.proc = subprocess.Popen(cmd, stdout=self.log, stderr=subprocess.STDOUT, cwd=self.workdir,
+                                     env={**os.environ, "PYTHONUNBUFFERED": "1"})
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"proxy exited with {self.proc.returncode}:\n{self.output()}")
+            try:
+                with socket.create_connection(("127.0.0.1", self.port), timeout=0.2):
+                    return self
+            except OSError:
+                time.sleep(0.1)
+        raise RuntimeError(f"proxy did not start:\n{self.output()}")
+
+    def output(self) -> str:
+        return (self.workdir / "proxy.log").read_text(errors="replace")
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 30) -> int:
+        assert self.proc is not None
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.log.close()
+        return self.proc.returncode
+
+    def rows(self, where: str = "1=1", params: tuple = ()) -> list[sqlite3.Row]:
+        con = sqlite3.connect(self.db_path)
+        con.row_factory = sqlite3.Row
+        try:
+            return con.execute(f"SELECT * FROM access_events WHERE {where} ORDER BY id", params).fetchall()
+        finally:
+            con.close()
+
+    def wait_rows(self, count: int, where: str = "1=1", params: tuple = (), timeout: float = 10) -> list:
+        deadline = time.monotonic() + timeout
+        while True:
+            rows = self.rows(where, params)
+            if len(rows) >= count or time.monotonic() > deadline:
+                return rows
+            time.sleep(0.05)
