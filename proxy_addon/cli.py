@@ -85,7 +85,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     from mitmproxy.tools.main import mitmdump
 
     addon = Path(__file__).with_name("addon.py")
-    argv = ["--set", "flow_detail=0", "-s", str(addon),
+    argv = ["-s", str(addon),
             "--listen-host", args.listen_host, "--listen-port", str(args.listen_port),
             "--set", f"schoolproxy_config={config_dir(args).resolve()}",
             "--set", f"schoolproxy_audit_db={audit_db(args)}"]
@@ -96,6 +96,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     extra = list(args.mitmdump_args)
     if extra and extra[0] == "--":
         extra = extra[1:]
+    if not any(a.startswith("flow_detail=") for a in extra):
+        argv += ["--set", "flow_detail=0"]  # the audit log replaces per-flow console lines
     print(f"schoolproxy: listening on {args.listen_host}:{args.listen_port}, "
           f"rules from {config_dir(args)}, audit log in {_safe_url(audit_db(args))}", flush=True)
     # The audit log records every request; mitmproxy's per-connection lines

@@ -603,7 +603,7 @@ def load_config(root: Path | str | None = None) -> Config:
         if path.exists():
             digest.update(path.read_bytes())
     if b.problems:
-        raise ConfigError(b.problems)
+        raise ConfigError(sorted(b.problems, key=lambda p: (p.file, p.line)))
     settings = Settings(**{k: str(v) for k, (v, _) in b.settings.items()})
     return Config(
         root=root,

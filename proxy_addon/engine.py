@@ -35,7 +35,7 @@ from typing import Protocol
 from pathlib import Path
 
 from .config import ACTIONS, Category, Config, load_config
-from .identity import Identity
+from .identity import Identity, identify
 from .normalize import Target
 
 _RANK = {a: i for i, a in enumerate(ACTIONS)}
@@ -86,6 +86,10 @@ class Engine:
         self.config = config
         self.lists = lists
         self._zone = config.zone
+        self._people: dict[tuple[str, str | None], Identity] = {}
+        action = config.settings.default_action
+        self._default = Decision(action, None, (), "default", None, None, None,
+                                 f"in no category; the default action is {action}")
 
     @classmethod
     def load(cls, root: Path | str | None = None) -> Engine:
@@ -96,6 +100,17 @@ class Engine:
     def watched_files(self) -> tuple[Path, ...]:
         """Files besides categories.yaml and rules/ whose change means a reload."""
         return self.config.list_files
+
+    def identify(self, client_ip: str, auth_user: str | None = None) -> Identity:
+        """`identity.identify`, memoised for this configuration (a request's
+        identity costs more to work out than its decision otherwise)."""
+        key = (client_ip, auth_user)
+        who = self._people.get(key)
+        if who is None:
+            if len(self._people) > 100_000:
+                self._people.clear()
+            who = self._people[key] = identify(self.config, client_ip, auth_user)
+        return who
 
     # -- classification ------------------------------------------------------
 
@@ -158,6 +173,8 @@ class Engine:
 
     def decide_from(self, matches: Sequence[Match], target: Target, who: Identity, at: datetime) -> Decision:
         cfg = self.config
+        if not matches:
+            return self._default
         local = self.local_time(at)
         in_hours = self.in_working_hours(who, local)
         live: list[Match] = []
@@ -169,8 +186,7 @@ class Engine:
             live.append(m)
         all_categories = tuple(dict.fromkeys(m.category for m in live if m.category))
         if not live:
-            return Decision(cfg.settings.default_action, None, (), "default", None, None, None,
-                            f"{target.host} is in no category; the default action is {cfg.settings.default_action}")
+            return self._default
 
         essential = [m for m in live if m.essential and m.action == "allow"]
         if essential:

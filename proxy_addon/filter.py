@@ -38,7 +38,7 @@ from .blockpage import BlockNotice, render_block_page
 from .config import ConfigError, default_config_dir
 from .db import default_audit_db, open_database
 from .engine import Decision, Engine
-from .identity import Identity, identify
+from .identity import Identity
 from .normalize import InvalidHost, InvalidURL, Target, make_target, normalize_host, split_authority
 from .reloader import Signature, signature
 
@@ -46,6 +46,10 @@ log = logging.getLogger(__name__)
 KEY = "schoolproxy"
 AUDIT_ACTION = {"allow": "allow", "limit": "allow", "block": "block"}
 URL_LIMIT = 4096
+BUFFERED_BODY_LIMIT = 1 << 20
+"""Bodies of known length up to this size are left to mitmproxy to buffer
+(and counted once in ``response``); anything longer, or of unknown length, is
+streamed through a counting callback so memory stays flat."""
 F = TypeVar("F", bound=Callable[..., Any])
 
 
@@ -96,6 +100,7 @@ class SchoolFilter:
         # Every decision not yet written, so that a stop in the middle of a
         # flow still records it (done() writes what is left): none lost.
         self._open: dict[str, FlowState] = {}
+        self._instance = ""
 
     # -- options and lifecycle -------------------------------------------------
 
@@ -121,6 +126,8 @@ class SchoolFilter:
             self._signature = signature(root, self.engine.watched_files)
             log.info("schoolproxy: rules loaded from %s (%d categories, digest %s)",
                      root, len(self.engine.config.categories), self.engine.config.digest)
+        if "schoolproxy_instance" in updated:
+            self._instance = ctx.options.schoolproxy_instance[:64]
         if updated & {"schoolproxy_audit_db", "schoolproxy_spool_dir"}:
             try:
                 db = open_database(ctx.options.schoolproxy_audit_db)
@@ -177,7 +184,7 @@ class SchoolFilter:
             got = pa.authenticated.get(client) if pa is not None else None
             auth = got if got else None
         user = auth[0] if auth else None  # auth[1] is the password: never stored or logged
-        return identify(self.engine.config, client.peername[0] if client.peername else "", user)
+        return self.engine.identify(client.peername[0] if client.peername else "", user)
 
     def _state(self, flow: http.HTTPFlow, target: Target, tls_mode: str | None = None,
                also: tuple[str, ...] = ()) -> FlowState:
@@ -207,7 +214,7 @@ class SchoolFilter:
         names = [conn_target.host]
         header = req.host_header
         target = conn_target
-        if header:
+        if header and header != req.host and header != f"{req.host}:{req.port}":
             host, port = split_authority(header)
             target = make_target(req.scheme, host, port if port is not None else req.port, req.path)
             names.append(target.host)
@@ -270,6 +277,9 @@ class SchoolFilter:
     def responseheaders(self, flow: http.HTTPFlow) -> None:
         st: FlowState | None = flow.metadata.get(KEY)
         if st is None or st.answered or flow.response is None:
+            return
+        length = flow.response.headers.get("content-length", "")
+        if not flow.response.stream and length.isdigit() and int(length) <= BUFFERED_BODY_LIMIT:
             return
         st.counted = True
 
@@ -413,6 +423,6 @@ class SchoolFilter:
             "bytes_in": bytes_in,
             "duration_ms": int((time.monotonic() - st.t0) * 1000),
             "tls": st.tls,
-            "instance": ctx.options.schoolproxy_instance[:64],
+            "instance": self._instance,
             "config_digest": self.engine.config.digest,
         })

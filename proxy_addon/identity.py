@@ -8,6 +8,7 @@ wins, so one PC can be named inside a named room); otherwise the address.
 from __future__ import annotations
 
 import ipaddress
+from functools import lru_cache
 from dataclasses import dataclass
 
 from .config import Config
@@ -21,6 +22,7 @@ class Identity:
     via: str  # "proxyauth" | "device" | "ip"
 
 
+@lru_cache(maxsize=65536)
 def canonical_ip(address: str) -> str:
     """``::ffff:10.0.0.5`` -> ``10.0.0.5``; anything unparsable unchanged."""
     try:

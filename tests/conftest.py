@@ -35,3 +35,12 @@ def make_proxy(tmp_path: Path):
     for p in started:
         if p.proc is not None and p.proc.poll() is None:
             p.stop()
+
+
+@pytest.fixture
+def pg_url():
+    from tests.support.postgres import create_database, drop_database
+
+    name, url = create_database()
+    yield url
+    drop_database(name)

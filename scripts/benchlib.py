@@ -1,0 +1,186 @@
+"""Shared pieces of the benchmarks: a fast local origin, a load generator that
+speaks HTTP/1.1 through a proxy, and starting bare mitmdump or schoolproxy
+side by side on loopback.  Everything talks to 127.0.0.1 only."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+BIN = Path(sys.executable).parent
+ROUTE_ALL = Path(__file__).with_name("bench_route_all.py")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_port(port: int, proc: subprocess.Popen, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"process exited with {proc.returncode}")
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                return
+        except OSError:
+            time.sleep(0.1)
+    raise RuntimeError(f"nothing listening on {port}")
+
+
+# -- origin -------------------------------------------------------------------------
+
+ORIGIN_CODE = r"""
+import asyncio, sys
+BODY = b"x" * int(sys.argv[2])
+RESP = b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: %d\r\n\r\n" % len(BODY) + BODY
+class P(asyncio.Protocol):
+    def connection_made(self, t): self.t = t; self.buf = b""
+    def data_received(self, d):
+        self.buf += d
+        while b"\r\n\r\n" in self.buf:
+            _, self.buf = self.buf.split(b"\r\n\r\n", 1)
+            self.t.write(RESP)
+async def main():
+    srv = await asyncio.get_running_loop().create_server(P, "127.0.0.1", int(sys.argv[1]))
+    await srv.serve_forever()
+asyncio.run(main())
+"""
+
+
+def start_origin(body_size: int = 2048) -> tuple[subprocess.Popen, int]:
+    port = free_port()
+    proc = subprocess.Popen([sys.executable, "-c", ORIGIN_CODE, str(port), str(body_size)])
+    wait_port(port, proc)
+    return proc, port
+
+
+# -- load generator ---------------------------------------------------------------------
+
+LOAD_CODE = r"""
+import asyncio, json, sys, time
+proxy_port, duration, conns = int(sys.argv[1]), float(sys.argv[2]), int(sys.argv[3])
+urls = json.loads(sys.argv[4])
+async def one(k, stop, out):
+    r, w = await asyncio.open_connection("127.0.0.1", proxy_port)
+    i = k
+    while time.monotonic() < stop:
+        url = urls[i % len(urls)]; i += conns
+        host = url.split("/")[2]
+        w.write(f"GET {url} HTTP/1.1\r\nHost: {host}\r\nUser-Agent: bench\r\n\r\n".encode())
+        head = await r.readuntil(b"\r\n\r\n")
+        length = 0
+        for line in head.split(b"\r\n"):
+            if line.lower().startswith(b"content-length:"):
+                length = int(line.split(b":")[1])
+        await r.readexactly(length)
+        status = int(head.split(b" ", 2)[1])
+        out[status] = out.get(status, 0) + 1
+        if b"connection: close" in head.lower():
+            w.close(); r, w = await asyncio.open_connection("127.0.0.1", proxy_port)
+    w.close()
+async def main():
+    out = {}
+    t0 = time.monotonic()
+    await asyncio.gather(*(one(k, t0 + duration, out) for k in range(conns)))
+    print(json.dumps({"elapsed": time.monotonic() - t0, "status": out}))
+asyncio.run(main())
+"""
+
+
+@dataclass
+class LoadResult:
+    requests: int
+    elapsed: float
+    status: dict[str, int]
+
+    @property
+    def rps(self) -> float:
+        return self.requests / self.elapsed
+
+
+def run_load(proxy_port: int, urls: list[str], duration: float, conns: int = 8) -> LoadResult:
+    out = subprocess.run([sys.executable, "-c", LOAD_CODE, str(proxy_port), str(duration), str(conns),
+                          json.dumps(urls)], capture_output=True, text=True, check=True).stdout
+    data = json.loads(out)
+    return LoadResult(sum(data["status"].values()), data["elapsed"], data["status"])
+
+
+# -- proxies -----------------------------------------------------------------------
+
+COMMON = ["--set", "flow_detail=0", "--set", "termlog_verbosity=warn", "--set", "connection_strategy=lazy"]
+
+
+@dataclass
+class Running:
+    proc: subprocess.Popen
+    port: int
+    workdir: Path
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(60)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+
+
+def start_bare(origin_port: int) -> Running:
+    port = free_port()
+    work = Path(tempfile.mkdtemp(prefix="bench-bare-"))
+    proc = subprocess.Popen([str(BIN / "mitmdump"), "--listen-host", "127.0.0.1", "--listen-port", str(port),
+                             "--set", f"confdir={work}", *COMMON, "-s", str(ROUTE_ALL),
+                             "--set", f"route_all_port={origin_port}"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    wait_port(port, proc)
+    return Running(proc, port, work)
+
+
+def start_school(origin_port: int, config: Path | None = None, extra: list[str] | None = None) -> Running:
+    port = free_port()
+    work = Path(tempfile.mkdtemp(prefix="bench-school-"))
+    cmd = [str(BIN / "schoolproxy"), "run", "--listen-port", str(port), "--audit-db", f"sqlite:///{work}/audit.sqlite",
+           "--confdir", str(work)]
+    if config is not None:
+        cmd += ["--config", str(config)]
+    cmd += ["--", *COMMON, "-s", str(ROUTE_ALL), "--set", f"route_all_port={origin_port}",
+            "--set", f"schoolproxy_spool_dir={work}", *(extra or [])]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=work,
+                            env={**os.environ})
+    wait_port(port, proc)
+    return Running(proc, port, work)
+
+
+def count_rows(work: Path) -> int:
+    import sqlite3
+
+    con = sqlite3.connect(work / "audit.sqlite")
+    try:
+        return con.execute("SELECT count(*) FROM access_events").fetchone()[0]
+    finally:
+        con.close()
+
+
+def rss_mb(pid: int) -> float:
+    with open(f"/proc/{pid}/status") as fh:
+        for line in fh:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def run_async(coro):  # pragma: no cover - convenience for scripts
+    return asyncio.run(coro)

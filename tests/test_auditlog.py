@@ -1,0 +1,102 @@
+import json
+import threading
+from datetime import datetime, timezone
+
+import pytest
+from sqlalchemy import create_engine, func, select
+
+from proxy_addon.auditlog import AuditWriter
+from proxy_addon.db import open_database
+from proxy_addon.models import AccessEvent
+
+
+def event(i: int, **kw) -> dict:
+    row = dict(ts=datetime(2026, 11, 25, 12, 0, i % 60, tzinfo=timezone.utc), user=f"user{i % 7}",
+               client_ip="10.0.0.1", method="GET", scheme="http", host="example.org",
+               url=f"http://example.org/{i}", category=None, categories=None, action="allow", rule="default",
+               clause=None, matched=None, reason="test", status_code=200, bytes_out=i, bytes_in=0,
+               duration_ms=1, tls=None, instance="test", config_digest="x")
+    row.update(kw)
+    return row
+
+
+def count(engine) -> int:
+    with engine.connect() as c:
+        return c.execute(select(func.count()).select_from(AccessEvent)).scalar_one()
+
+
+def test_events_from_many_threads_are_all_written(tmp_path):
+    db = open_database(f"sqlite:///{tmp_path}/a.sqlite")
+    writer = AuditWriter(db, tmp_path)
+    writer.start()
+    threads = [threading.Thread(target=lambda k=k: [writer.put(event(k * 10000 + i)) for i in range(5000)])
+               for k in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    writer.close()
+    assert count(db) == 20000 and writer.written == 20000
+    with db.connect() as c:
+        mode = c.exec_driver_sql("PRAGMA journal_mode").scalar()
+        ts = c.execute(select(AccessEvent.ts).limit(1)).scalar_one()
+    assert mode == "wal" and ts.tzinfo is not None
+
+
+def test_a_failing_database_loses_nothing_and_the_spool_is_replayed(tmp_path):
+    broken = create_engine("sqlite://")  # no schema: every insert fails
+    writer = AuditWriter(broken, tmp_path / "spool")
+    writer.start()
+    for i in range(250):
+        writer.put(event(i))
+    writer.close()
+    spooled = list((tmp_path / "spool").glob("audit-spool-*.jsonl"))
+    assert len(spooled) == 1 and writer.failures >= 1
+    lines = spooled[0].read_text().splitlines()
+    assert len(lines) == 250 and json.loads(lines[0])["url"] == "http://example.org/0"
+
+    db = open_database(f"sqlite:///{tmp_path}/good.sqlite")
+    again = AuditWriter(db, tmp_path / "spool")
+    again.start()
+    again.put(event(999))
+    again.close()
+    assert count(db) == 251
+    assert not list((tmp_path / "spool").glob("audit-spool-*"))
+    with db.connect() as c:
+        first = c.execute(select(AccessEvent).order_by(AccessEvent.id).limit(1)).one()
+    assert first.url == "http://example.org/0" and first.ts == datetime(2026, 11, 25, 12, 0, 0, tzinfo=timezone.utc)
+
+
+def test_naive_timestamps_are_refused(tmp_path):
+    db = open_database(f"sqlite:///{tmp_path}/a.sqlite")
+    with pytest.raises(Exception):
+        with db.begin() as c:
+            c.execute(AccessEvent.__table__.insert(), [event(1, ts=datetime(2026, 1, 1))])
+
+
+@pytest.mark.postgres
+def test_the_same_models_work_on_a_shared_postgresql(pg_url, tmp_path):
+    # Two "proxy instances" migrate the same database concurrently and both write to it.
+    results = []
+
+    def instance(name: str) -> None:
+        db = open_database(pg_url)
+        w = AuditWriter(db, tmp_path / name)
+        w.start()
+        for i in range(500):
+            w.put(event(i, instance=name, user="o'brien"))
+        w.close()
+        results.append(w.written)
+
+    threads = [threading.Thread(target=instance, args=(f"proxy{k}",)) for k in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert results == [500, 500]
+    db = open_database(pg_url)
+    with db.connect() as c:
+        per_instance = dict(c.execute(select(AccessEvent.instance, func.count()).group_by(AccessEvent.instance)).all())
+        ts = c.execute(select(AccessEvent.ts).limit(1)).scalar_one()
+    assert per_instance == {"proxy0": 500, "proxy1": 500}
+    assert ts.tzinfo is not None and ts.utcoffset().total_seconds() == 0
