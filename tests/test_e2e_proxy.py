@@ -245,3 +245,20 @@ def test_malformed_requests_do_not_crash_the_proxy(config_dir, make_proxy, origi
                 pass
     assert curl(proxy.url, "http://allowed.test/after").stdout.endswith("\n200")
     assert proxy.proc.poll() is None
+
+
+def test_a_tunnel_to_an_allowed_host_with_the_sni_of_a_blocked_one_is_closed(config_dir, make_proxy, tmp_path):
+    tls_origin, cert = start_tls_origin(tmp_path, ["allowed.test", "www.bet365.com"])
+    try:
+        proxy = make_proxy(config_dir, routes={"allowed.test": tls_origin.port})
+        # curl sends CONNECT allowed.test:443 but TLS SNI www.bet365.com.
+        r = curl(proxy.url, "https://www.bet365.com/", "--cacert", str(cert),
+                 "--connect-to", "www.bet365.com:443:allowed.test:443")
+        assert r.returncode != 0 and not r.stdout.endswith("\n200"), r.stdout
+        assert tls_origin.seen == []
+        rows = proxy.wait_rows(1)
+        blocked = [x for x in rows if x["action"] == "block"]
+        assert [(x["host"], x["category"], x["method"], x["tls"]) for x in blocked] == [
+            ("www.bet365.com", "gambling", "TLS", "sni-refused")]
+    finally:
+        tls_origin.close()
