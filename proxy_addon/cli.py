@@ -217,7 +217,7 @@ def cmd_explain(args: argparse.Namespace) -> int:
 
 def _load_feature_commands() -> None:
     """Import the modules that register further commands."""
-    for module in ():
+    for module in ("lists",):
         __import__(f"{__package__}.{module}")
 
 

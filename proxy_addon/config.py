@@ -181,6 +181,12 @@ class Config:
     def zone(self) -> ZoneInfo:
         return ZoneInfo(self.settings.timezone)
 
+    @property
+    def index_path(self) -> Path:
+        """Where the compiled list index lives (``settings.index_dir``)."""
+        d = Path(self.settings.index_dir)
+        return d if d.is_absolute() else self.root / d
+
     def groups_of(self, user: str) -> frozenset[str]:
         return frozenset(g for g, members in self.groups.items() if user in members)
 
@@ -579,8 +585,14 @@ def config_files(root: Path) -> list[Path]:
     return [root / CATEGORIES_FILE, *rule_files(root)]
 
 
+def _register_feature_sections() -> None:
+    """Feature modules own their rules sections; importing them registers the parsers."""
+    from . import listsources  # noqa: F401
+
+
 def load_config(root: Path | str | None = None) -> Config:
     """Load and validate; raises ConfigError with every problem found."""
+    _register_feature_sections()
     root = Path(root) if root is not None else default_config_dir()
     b = _Builder(root)
     digest = hashlib.sha256()

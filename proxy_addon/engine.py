@@ -19,10 +19,14 @@ Precedence, in order:
    than one for ``example.co.uk``.
 3. At the same specificity an explicit block override beats an explicit allow
    override, which beats category entries.
-4. Among categories at the same specificity the most restrictive action wins
+4. At the same specificity the school's own, hand-curated entries
+   (``categories.yaml`` and its list files) beat entries of imported
+   third-party lists: a list may file ``dropbox.com`` under "file hosting",
+   but the school filed it under cloud storage on purpose.
+5. Among categories at the same specificity the most restrictive action wins
    (block > limit > allow); the category's action may be changed for some
    people or times by ``category_rules`` (first matching rule wins).
-5. Nothing matched: the rules' ``default_action``.
+6. Nothing matched: the rules' ``default_action``.
 """
 
 from __future__ import annotations
@@ -93,13 +97,20 @@ class Engine:
 
     @classmethod
     def load(cls, root: Path | str | None = None) -> Engine:
-        """Load the configuration under ``root``; raises ConfigError."""
-        return cls(load_config(root))
+        """Load the configuration under ``root`` and the list index in force;
+        raises ConfigError."""
+        from .listindex import ListIndex
+
+        config = load_config(root)
+        return cls(config, ListIndex.open_current(config.index_path))
 
     @property
     def watched_files(self) -> tuple[Path, ...]:
-        """Files besides categories.yaml and rules/ whose change means a reload."""
-        return self.config.list_files
+        """Files besides categories.yaml and rules/ whose change means a reload
+        (the index's ``current`` link changes when a new index is swapped in)."""
+        from .listindex import CURRENT
+
+        return (*self.config.list_files, self.config.index_path / CURRENT)
 
     def identify(self, client_ip: str, auth_user: str | None = None) -> Identity:
         """`identity.identify`, memoised for this configuration (a request's
@@ -203,6 +214,8 @@ class Engine:
             for m in top:
                 if m.via == "override" and m.action == wanted:
                     return self._override(m, all_categories)
+        if any(m.via == "category" for m in top):
+            top = [m for m in top if m.via == "category"]
 
         best_match: Match | None = None
         best_action, best_rule = "allow", ""

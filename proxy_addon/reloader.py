@@ -11,15 +11,15 @@ from pathlib import Path
 
 from .config import config_files
 
-Signature = tuple[tuple[str, int, int], ...]
+Signature = tuple[tuple[str, int, int, int], ...]
 
 
 def signature(root: Path, extra: tuple[Path, ...] = ()) -> Signature:
     out = []
     for path in [*config_files(root), *extra]:
         try:
-            st = path.stat()
-            out.append((str(path), st.st_size, st.st_mtime_ns))
+            st = path.stat()  # follows links: a re-pointed index link is a new inode
+            out.append((str(path), st.st_ino, st.st_size, st.st_mtime_ns))
         except OSError:
-            out.append((str(path), -1, -1))
+            out.append((str(path), -1, -1, -1))
     return tuple(out)
