@@ -45,9 +45,11 @@ from .normalize import Target
 _RANK = {a: i for i, a in enumerate(ACTIONS)}
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Match:
-    """One entry that covers the target, and where it came from."""
+    """One entry that covers the target, and where it came from.  (Not frozen:
+    a frozen dataclass costs five times as much to create, and a list hit
+    creates one per category on the hot path.  Treat it as a value.)"""
 
     via: str  # "category" (categories.yaml / its list files), "list" (compiled index), "override"
     category: str | None

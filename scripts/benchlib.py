@@ -72,7 +72,7 @@ def start_origin(body_size: int = 2048) -> tuple[subprocess.Popen, int]:
 LOAD_CODE = r"""
 import asyncio, json, sys, time
 proxy_port, duration, conns = int(sys.argv[1]), float(sys.argv[2]), int(sys.argv[3])
-urls = json.loads(sys.argv[4])
+urls = json.load(open(sys.argv[4]))
 async def one(k, stop, out):
     r, w = await asyncio.open_connection("127.0.0.1", proxy_port)
     i = k
@@ -112,8 +112,13 @@ class LoadResult:
 
 
 def run_load(proxy_port: int, urls: list[str], duration: float, conns: int = 8) -> LoadResult:
-    out = subprocess.run([sys.executable, "-c", LOAD_CODE, str(proxy_port), str(duration), str(conns),
-                          json.dumps(urls)], capture_output=True, text=True, check=True).stdout
+    with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as fh:
+        json.dump(urls, fh)
+    try:
+        out = subprocess.run([sys.executable, "-c", LOAD_CODE, str(proxy_port), str(duration), str(conns), fh.name],
+                             capture_output=True, text=True, check=True).stdout
+    finally:
+        os.unlink(fh.name)
     data = json.loads(out)
     return LoadResult(sum(data["status"].values()), data["elapsed"], data["status"])
 
