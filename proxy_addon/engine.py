@@ -84,7 +84,7 @@ class Decision:
 class ListLookup(Protocol):
     """The compiled index of imported category lists (see ``listindex``)."""
 
-    def lookup(self, target: Target) -> list[Match]: ...
+    def lookup_ex(self, target: Target) -> tuple[list[Match], bool]: ...
 
 
 class Engine:
@@ -93,6 +93,14 @@ class Engine:
         self.lists = lists
         self._zone = config.zone
         self._people: dict[tuple[str, str | None], Identity] = {}
+        # What matches a host is a pure function of the host (for hosts without
+        # URL-prefix entries) and of this engine's immutable configuration and
+        # index, so it is memoised: a school's traffic is mostly a few thousand
+        # hosts.  Decisions are not cached: they depend on who and when.
+        self._by_host: dict[str, tuple[Match, ...]] = {}
+        # Likewise a decision that consulted no clock and no path depends only
+        # on the host and the person (groups follow from the user name).
+        self._decisions: dict[tuple[str, str], Decision] = {}
         action = config.settings.default_action
         self._default = Decision(action, None, (), "default", None, None, None,
                                  f"in no category; the default action is {action}")
@@ -127,8 +135,32 @@ class Engine:
 
     # -- classification ------------------------------------------------------
 
+    HOST_CACHE = 50_000
+
     def matches(self, target: Target) -> list[Match]:
         """Every entry covering the target, whoever asks (overrides unfiltered)."""
+        return self._matches(target)[0]
+
+    def _matches(self, target: Target) -> tuple[list[Match], bool]:
+        """The matches, and whether they depend on the host alone."""
+        cached = self._by_host.get(target.host)
+        host_only = True
+        if cached is not None:
+            out = list(cached)
+        else:
+            out, path_dependent = self._host_and_path_matches(target)
+            if path_dependent:
+                host_only = False
+            else:
+                if len(self._by_host) >= self.HOST_CACHE:
+                    self._by_host.clear()
+                self._by_host[target.host] = tuple(out)
+        if self.config.regexes:
+            out.extend(self._regex_matches(target))
+            host_only = False
+        return out, host_only
+
+    def _host_and_path_matches(self, target: Target) -> tuple[list[Match], bool]:
         cfg = self.config
         out: list[Match] = []
         for hit in cfg.matcher.lookup(target):
@@ -139,20 +171,27 @@ class Engine:
                                  hit.specificity, ov.action, ov.essential))
             else:
                 out.append(Match("category", ref.ref, ref.ref, hit.entry.text, ref.origin, hit.specificity))
-        if cfg.regexes:
-            url = target.url
-            labels = 1 if target.is_ip else target.host.count(".") + 1
-            spec = (labels, 1 + len(target.path))
-            for pattern, ref in cfg.regexes:
-                if pattern.search(url):
-                    if ref.kind == "override":
-                        ov = cfg.overrides[ref.ref]
-                        out.append(Match("override", ov.category, ov.id, f"regex {pattern.pattern}",
-                                         ref.origin, spec, ov.action, ov.essential))
-                    else:
-                        out.append(Match("category", ref.ref, ref.ref, f"regex {pattern.pattern}", ref.origin, spec))
+        path_dependent = cfg.matcher.path_dependent(target.host)
         if self.lists is not None:
-            out.extend(m for m in self.lists.lookup(target) if m.category in cfg.categories)
+            listed, list_paths = self.lists.lookup_ex(target)
+            out.extend(m for m in listed if m.category in cfg.categories)
+            path_dependent = path_dependent or list_paths
+        return out, path_dependent
+
+    def _regex_matches(self, target: Target) -> list[Match]:
+        cfg = self.config
+        out: list[Match] = []
+        url = target.url
+        labels = 1 if target.is_ip else target.host.count(".") + 1
+        spec = (labels, 1 + len(target.path))
+        for pattern, ref in cfg.regexes:
+            if pattern.search(url):
+                if ref.kind == "override":
+                    ov = cfg.overrides[ref.ref]
+                    out.append(Match("override", ov.category, ov.id, f"regex {pattern.pattern}",
+                                     ref.origin, spec, ov.action, ov.essential))
+                else:
+                    out.append(Match("category", ref.ref, ref.ref, f"regex {pattern.pattern}", ref.origin, spec))
         return out
 
     # -- time ----------------------------------------------------------------
@@ -174,27 +213,42 @@ class Engine:
 
     # -- decision ------------------------------------------------------------
 
-    def category_action(self, category: str, who: Identity, local: datetime, in_hours: bool) -> tuple[str, str]:
+    def category_action(self, category: str, who: Identity, clock: _Clock) -> tuple[str, str]:
         for rule in self.config.category_rules:
             if (category in rule.categories and rule.audience.includes(who.user, who.groups)
-                    and rule.when.applies(local, in_hours)):
+                    and (rule.when.always or rule.when.applies(clock.local, clock.in_hours))):
                 return rule.action, f"category_rule:{rule.id}"
         return self.config.categories[category].action, f"category:{category}"
 
     def decide(self, target: Target, who: Identity, at: datetime) -> Decision:
-        return self.decide_from(self.matches(target), target, who, at)
+        key = (target.host, who.user)
+        cached = self._decisions.get(key)
+        if cached is not None:
+            return cached
+        matches, host_only = self._matches(target)
+        clock = _Clock(self, who, at)
+        decision = self._decide(matches, target, who, clock)
+        if host_only and not clock.consulted:
+            if len(self._decisions) >= self.HOST_CACHE:
+                self._decisions.clear()
+            self._decisions[key] = decision
+        return decision
 
     def decide_from(self, matches: Sequence[Match], target: Target, who: Identity, at: datetime) -> Decision:
+        """Decide on matches found earlier (``explain`` shows them too)."""
+        return self._decide(matches, target, who, _Clock(self, who, at))
+
+    def _decide(self, matches: Sequence[Match], target: Target, who: Identity, clock: _Clock) -> Decision:
         cfg = self.config
         if not matches:
             return self._default
-        local = self.local_time(at)
-        in_hours = self.in_working_hours(who, local)
         live: list[Match] = []
         for m in matches:
             if m.via == "override":
                 ov = cfg.overrides[m.ref]
-                if not (ov.audience.includes(who.user, who.groups) and ov.when.applies(local, in_hours)):
+                if not ov.audience.includes(who.user, who.groups):
+                    continue
+                if not ov.when.always and not ov.when.applies(clock.local, clock.in_hours):
                     continue
             live.append(m)
         all_categories = tuple(dict.fromkeys(m.category for m in live if m.category))
@@ -223,7 +277,7 @@ class Engine:
         best_action, best_rule = "allow", ""
         for m in top:
             assert m.category is not None
-            action, rule = self.category_action(m.category, who, local, in_hours)
+            action, rule = self.category_action(m.category, who, clock)
             if best_match is None or _RANK[action] > _RANK[best_action]:
                 best_match, best_action, best_rule = m, action, rule
         assert best_match is not None and best_match.category is not None
@@ -246,3 +300,31 @@ class Engine:
         return Decision(ov.action, ov.category, all_categories, f"override:{ov.id}", clause, m.entry,
                         m.origin, reason, self._decrypt(all_categories),
                         cat.policy_text if cat else None, cat.title if cat else None)
+
+
+class _Clock:
+    """The school's local time and whether it is within the person's working
+    hours, worked out only if a rule with ``when:`` asks."""
+
+    __slots__ = ("_engine", "_who", "_at", "_local", "_in_hours")
+
+    def __init__(self, engine: Engine, who: Identity, at: datetime):
+        self._engine, self._who, self._at = engine, who, at
+        self._local: datetime | None = None
+        self._in_hours: bool | None = None
+
+    @property
+    def consulted(self) -> bool:
+        return self._local is not None
+
+    @property
+    def local(self) -> datetime:
+        if self._local is None:
+            self._local = self._engine.local_time(self._at)
+        return self._local
+
+    @property
+    def in_hours(self) -> bool:
+        if self._in_hours is None:
+            self._in_hours = self._engine.in_working_hours(self._who, self.local)
+        return self._in_hours

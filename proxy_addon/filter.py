@@ -210,15 +210,17 @@ class SchoolFilter:
         """The request's target (by its Host header when it has one: that is the
         site the server will serve) and the other host names it carries."""
         req = flow.request
-        conn_target = make_target(req.scheme, req.host, req.port, req.path)
-        names = [conn_target.host]
-        header = req.host_header
-        target = conn_target
-        if header and header != req.host and header != f"{req.host}:{req.port}":
-            host, port = split_authority(header)
-            target = make_target(req.scheme, host, port if port is not None else req.port, req.path)
-            names.append(target.host)
+        host, port = req.host, req.port
+        target = make_target(req.scheme, host, port, req.path)
+        header = req.headers.get("host")
         sni = flow.client_conn.sni
+        if (not header or header == host or header == f"{host}:{port}") and not sni:
+            return target, ()  # the common case: one name
+        names = [target.host]
+        if header and header != host and header != f"{host}:{port}":
+            h, p = split_authority(header)
+            target = make_target(req.scheme, h, port if p is None else p, req.path)
+            names.append(target.host)
         if sni:
             names.append(normalize_host(sni))
         return target, tuple(n for n in dict.fromkeys(names) if n != target.host)

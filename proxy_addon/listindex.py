@@ -183,23 +183,30 @@ class ListIndex:
 
     def lookup(self, target: Target) -> list[Match]:
         """Every list entry covering the target (host, parents, URL prefixes)."""
+        return self.lookup_ex(target)[0]
+
+    def lookup_ex(self, target: Target) -> tuple[list[Match], bool]:
+        """The matches, and whether URL-prefix entries sit on the host or a
+        parent (then what matches depends on the path, not the host alone)."""
         host = target.host
         h1, h2 = tail_hashes(host)
         bloom, m = self._bloom, self.bloom_mask
         for pos in bloom_positions(h1, h2, m):
             if not bloom[pos >> 3] >> (pos & 7) & 1:
-                return []  # no entry shares this host's last two labels
+                return [], False  # no entry shares this host's last two labels
         b = self.buckets[h1 & self.mask]
         key = reversed_labels(host)
         found = list(b.domains.iter_prefixes_with_ids(key))  # one walk of the trie
         if not found:
-            return []  # the common case: no entry covers this host
+            return [], False  # the common case: no entry covers this host
         out: list[Match] = []
+        path_dependent = False
         ip = is_ip_literal(host)
         for k, kid in found:
             labels = 1 if ip else k.count(".")
             base = host if ip else unreverse(k)
             if self._postings(b, kid, base, (labels, 0), out) and b.urls is not None:
+                path_dependent = True
                 path = target.path.lower()
                 for uk, uid in b.urls.iter_prefixes_with_ids(k + path):
                     prefix = uk[len(k):]
@@ -207,7 +214,7 @@ class ListIndex:
                     if rest and rest[0] != "/" and not prefix.endswith("/"):
                         continue  # /games must not cover /gamesroom
                     self._postings(b, b.n_domains + uid, base + prefix, (labels, 1 + len(prefix)), out)
-        return out
+        return out, path_dependent
 
 
 # -- building -------------------------------------------------------------------------

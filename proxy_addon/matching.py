@@ -61,9 +61,17 @@ class SuffixMatcher(Generic[T]):
 
     def __init__(self) -> None:
         self._by_host: dict[str, list[Hit[T]]] = {}
+        self._hosts_with_paths: set[str] = set()
 
     def add(self, entry: Entry, payload: T) -> None:
         self._by_host.setdefault(entry.host, []).append(Hit(entry, payload, specificity(entry)))
+        if entry.path is not None:
+            self._hosts_with_paths.add(entry.host)
+
+    def path_dependent(self, host: str) -> bool:
+        """True when some URL-prefix entry sits on the host or a parent, i.e.
+        what matches depends on the path and not on the host alone."""
+        return bool(self._hosts_with_paths) and any(s in self._hosts_with_paths for s in host_suffixes(host))
 
     def __len__(self) -> int:
         return sum(len(v) for v in self._by_host.values())

@@ -42,9 +42,11 @@ class InvalidURL(ValueError):
     """The URL cannot be parsed into scheme, host and path."""
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Target:
-    """One request target in canonical form; what every matcher sees."""
+    """One request target in canonical form; what every matcher sees.  (Not
+    frozen: one is built per request, and frozen dataclasses are slow to
+    build.  Treat it as a value.)"""
 
     scheme: str
     host: str
