@@ -98,6 +98,11 @@ def cmd_run(args: argparse.Namespace) -> int:
         extra = extra[1:]
     if not any(a.startswith("flow_detail=") for a in extra):
         argv += ["--set", "flow_detail=0"]  # the audit log replaces per-flow console lines
+    if not any(a.startswith("connection_strategy=") for a in extra):
+        # mitmproxy's default (eager) connects upstream while answering CONNECT,
+        # before the decrypted request has been judged: a blocked site would be
+        # contacted.  Lazy connects only for requests that are let through.
+        argv += ["--set", "connection_strategy=lazy"]
     print(f"schoolproxy: listening on {args.listen_host}:{args.listen_port}, "
           f"rules from {config_dir(args)}, audit log in {_safe_url(audit_db(args))}", flush=True)
     # The audit log records every request; mitmproxy's per-connection lines

@@ -63,6 +63,7 @@ class Category:
     bypassable: bool = True
     decrypt: bool = True
     alert: bool = False
+    circumvention: bool = False  # visiting it is an attempt to get round the filter
     description: str = ""
     sources: dict[str, tuple[str, ...]] = field(default_factory=dict)
     origin: str = ""
@@ -369,7 +370,7 @@ class _Builder:
         r.keys(doc, ("version", "categories"), ("categories",), "categories.yaml")
         for item in r.items(doc.get("categories"), doc, "categories"):
             r.keys(item, ("id", "title", "clause", "policy_text", "action", "bypassable", "decrypt",
-                          "alert", "description", "domains", "urls", "regex", "lists", "sources"),
+                          "alert", "circumvention", "description", "domains", "urls", "regex", "lists", "sources"),
                    ("id", "title", "clause", "policy_text", "action"), "a category")
             cid = self.claim_id(r.text(item, "id"), item, "category")
             if cid is None:
@@ -388,6 +389,7 @@ class _Builder:
                 bypassable=r.flag(item, "bypassable", True),
                 decrypt=r.flag(item, "decrypt", True),
                 alert=r.flag(item, "alert", False),
+                circumvention=r.flag(item, "circumvention", False),
                 description=r.text(item, "description", "") or "",
                 sources=sources,
                 origin=self.origin(item, item.line),
@@ -587,7 +589,7 @@ def config_files(root: Path) -> list[Path]:
 
 def _register_feature_sections() -> None:
     """Feature modules own their rules sections; importing them registers the parsers."""
-    from . import listsources  # noqa: F401
+    from . import circumvention, listsources, safesearch  # noqa: F401
 
 
 def load_config(root: Path | str | None = None) -> Config:

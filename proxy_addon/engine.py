@@ -38,7 +38,11 @@ from typing import Protocol
 
 from pathlib import Path
 
+from .circumvention import CLAUSE as CIRCUMVENTION_CLAUSE
+from .circumvention import POLICY_TEXT as CIRCUMVENTION_TEXT
+from .circumvention import CircumventionRules, bare_ip_refused, doh_path
 from .config import ACTIONS, Category, Config, load_config
+from .safesearch import SafeSearchRules
 from .identity import Identity, identify
 from .normalize import Target
 
@@ -101,6 +105,8 @@ class Engine:
         # Likewise a decision that consulted no clock and no path depends only
         # on the host and the person (groups follow from the user name).
         self._decisions: dict[tuple[str, str], Decision] = {}
+        self.circumvention: CircumventionRules = config.sections.get("circumvention") or CircumventionRules()
+        self.safe_search: SafeSearchRules = config.sections.get("safe_search") or SafeSearchRules()
         action = config.settings.default_action
         self._default = Decision(action, None, (), "default", None, None, None,
                                  f"in no category; the default action is {action}")
@@ -221,6 +227,8 @@ class Engine:
         return self.config.categories[category].action, f"category:{category}"
 
     def decide(self, target: Target, who: Identity, at: datetime) -> Decision:
+        if doh_path(self.circumvention, target.path):
+            return self.decide_from((), target, who, at)
         key = (target.host, who.user)
         cached = self._decisions.get(key)
         if cached is not None:
@@ -239,6 +247,17 @@ class Engine:
         return self._decide(matches, target, who, _Clock(self, who, at))
 
     def _decide(self, matches: Sequence[Match], target: Target, who: Identity, clock: _Clock) -> Decision:
+        if doh_path(self.circumvention, target.path):
+            return circumvention_decision("doh", f"DNS over HTTPS ({target.path}) resolves names round the "
+                                                 "school's DNS and its filtering")
+        decision = self._decide_matches(matches, target, who, clock)
+        if (decision.action != "block" and not decision.rule.startswith("override:")
+                and target.is_ip and bare_ip_refused(self.circumvention, target.host)):
+            return circumvention_decision("bare-ip", f"browsing by IP address ({target.host}) instead of a "
+                                                     "site name is not allowed", decision.categories)
+        return decision
+
+    def _decide_matches(self, matches: Sequence[Match], target: Target, who: Identity, clock: _Clock) -> Decision:
         cfg = self.config
         if not matches:
             return self._default
@@ -285,6 +304,8 @@ class Engine:
         where = "a category rule" if best_rule.startswith("category_rule:") else "default"
         reason = (f"{best_match.entry} ({best_match.origin}) is in category {cat.id!r}; "
                   f"action {best_action} ({where}: {best_rule})")
+        if cat.circumvention and best_action == "block":
+            reason = f"circumvention: {reason}"
         return Decision(best_action, cat.id, all_categories, best_rule, cat.clause, best_match.entry,
                         best_match.origin, reason, self._decrypt(all_categories), cat.policy_text, cat.title)
 
@@ -300,6 +321,12 @@ class Engine:
         return Decision(ov.action, ov.category, all_categories, f"override:{ov.id}", clause, m.entry,
                         m.origin, reason, self._decrypt(all_categories),
                         cat.policy_text if cat else None, cat.title if cat else None)
+
+
+def circumvention_decision(kind: str, why: str, categories: tuple[str, ...] = ()) -> Decision:
+    """A block for an attempt to get round the filter (see ``circumvention``)."""
+    return Decision("block", None, categories, f"circumvention:{kind}", CIRCUMVENTION_CLAUSE, None, None,
+                    f"circumvention: {why}", True, CIRCUMVENTION_TEXT, "Getting round the school's filter")
 
 
 class _Clock:

@@ -42,6 +42,12 @@ def _suffix_extractor() -> tldextract.TLDExtract:
     return tldextract.TLDExtract(suffix_list_urls=(), cache_dir=None, fallback_to_snapshot=True)
 
 
+def multi_label_suffixes() -> frozenset[str]:
+    """The ICANN public suffixes of more than one label (``co.uk``,
+    ``com.br``, ...): the ones a "last two labels" rule gets wrong."""
+    return frozenset(s for s in _suffix_extractor().tlds if "." in s and s[0] not in "*!")
+
+
 def is_public_suffix(host: str) -> bool:
     """``co.uk``, ``com``: an entry on one would block every site under it."""
     if is_ip_literal(host):

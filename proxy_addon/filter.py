@@ -30,17 +30,19 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, TypeVar
 
-from mitmproxy import connection, ctx, exceptions, http, tls
+from mitmproxy import connection, ctx, exceptions, http, tcp, tls
 
 from . import connections
+from .circumvention import doh_content
 from .auditlog import AuditWriter
 from .blockpage import BlockNotice, render_block_page
 from .config import ConfigError, default_config_dir
 from .db import default_audit_db, open_database
-from .engine import Decision, Engine
+from .engine import Decision, Engine, circumvention_decision
 from .identity import Identity
 from .normalize import InvalidHost, InvalidURL, Target, make_target, normalize_host, split_authority
 from .reloader import Signature, signature
+from .safesearch import request_plan, tunnel_front
 
 log = logging.getLogger(__name__)
 KEY = "schoolproxy"
@@ -139,6 +141,11 @@ class SchoolFilter:
                 old.close()
 
     def running(self) -> None:
+        if ctx.options.connection_strategy != "lazy" and self.engine is not None \
+                and self.engine.config.settings.tls == "intercept":
+            log.warning("schoolproxy: connection_strategy is %r: in intercept mode mitmproxy will contact blocked "
+                        "sites before their requests are judged; use --set connection_strategy=lazy "
+                        "(schoolproxy run does)", ctx.options.connection_strategy)
         if self._watch is None and ctx.options.schoolproxy_reload_ms > 0:
             self._watch = asyncio.get_running_loop().create_task(self._watch_config())
 
@@ -196,13 +203,20 @@ class SchoolFilter:
         who = self._identity(flow, flow.client_conn)
         now = datetime.now(timezone.utc)
         decision = self.engine.decide(target, who, now)
-        for host in also:
+        if also:
+            names = ", ".join((target.host, *also))
             if decision.action == "block":
-                break
-            other = self.engine.decide(replace(target, host=host, port=None), who, now)
-            if other.action == "block":
-                decision = replace(other, reason=f"{other.reason} (the request also names {host}: "
-                                                 f"it was judged on every name it carries)")
+                decision = replace(decision, rule="circumvention:fronting",
+                                   reason=f"circumvention: domain fronting: the request names {names}; "
+                                          f"{target.host} is blocked: {decision.reason}")
+            for host in also:
+                if decision.action == "block":
+                    break
+                other = self.engine.decide(replace(target, host=host, port=None), who, now)
+                if other.action == "block":
+                    decision = replace(other, rule="circumvention:fronting",
+                                       reason=f"circumvention: domain fronting: the request names {names}; "
+                                              f"{host} is blocked: {other.reason}")
         return FlowState(target, who, decision, now, tls=tls_mode, method=flow.request.method)
 
     @staticmethod
@@ -212,7 +226,7 @@ class SchoolFilter:
         req = flow.request
         host, port = req.host, req.port
         target = make_target(req.scheme, host, port, req.path)
-        header = req.headers.get("host")
+        header = req.host_header  # Host, or :authority in HTTP/2
         sni = flow.client_conn.sni
         if (not header or header == host or header == f"{host}:{port}") and not sni:
             return target, ()  # the common case: one name
@@ -253,9 +267,22 @@ class SchoolFilter:
         st = self._state(flow, target, tls_mode, also)
         self._track(flow.id, st)
         flow.metadata[KEY] = st
+        headers = req.headers
+        if st.decision.action != "block" and doh_content(self.engine.circumvention, headers.get("content-type", ""),
+                                                         headers.get("accept", "")):
+            st.decision = circumvention_decision("doh", "a DNS-over-HTTPS message (application/dns-message) "
+                                                        "resolves names round the school's DNS")
         if st.decision.action == "block":
             st.answered = True
             flow.response = self._block_response(st)
+            return
+        plan = request_plan(self.engine.safe_search, target.host, target.path, st.who.groups)
+        if plan is not None:
+            for k, v in plan.query.items():
+                req.query[k] = v
+            for k, v in plan.headers.items():
+                headers[k] = v
+            st.decision = replace(st.decision, reason=f"{st.decision.reason}; safe search enforced ({plan.engine})")
 
     def _block_response(self, st: FlowState) -> http.Response:
         assert self.engine is not None
@@ -265,7 +292,7 @@ class SchoolFilter:
             heading=f"This site is blocked: {d.title}" if d.title else "This site is blocked",
             category_title=d.title, clause=d.clause, policy_text=d.policy_text,
             url=st.target.url, user=st.who.user, at=self.engine.local_time(st.started),
-            contact=cfg.settings.contact, reason="" if d.title else d.reason,
+            contact=cfg.settings.contact, reason=self._page_reason(d),
         )
         return http.Response.make(403, render_block_page(notice).encode(), {
             "Content-Type": "text/html; charset=utf-8",
@@ -274,6 +301,15 @@ class SchoolFilter:
             "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'",
             "X-Schoolproxy-Category": d.category or "",
         })
+
+    @staticmethod
+    def _page_reason(d: Decision) -> str:
+        """What the block page says besides the category: nothing for a plain
+        category block (the title and clause say it); the human part of the
+        reason for attempts to get round the filter and for anything else."""
+        if d.rule.startswith("circumvention:"):
+            return d.reason.removeprefix("circumvention: ").split("; ")[0]
+        return "" if d.title else d.reason.split(" (")[0]
 
     @fail_closed
     def responseheaders(self, flow: http.HTTPFlow) -> None:
@@ -325,6 +361,17 @@ class SchoolFilter:
             return
         mode = self.engine.config.settings.tls
         st = self._state(flow, target)
+        rules = self.engine.circumvention
+        if req.port not in rules.connect_ports and st.decision.action != "block":
+            st.decision = circumvention_decision(
+                "connect-port", f"a tunnel (CONNECT) to port {req.port}; only {sorted(rules.connect_ports)} are allowed")
+            st.tls = "refused"
+            flow.response = http.Response.make(
+                403, f"Blocked by the school's Internet policy: tunnels to port {req.port} are not allowed "
+                     f"(policy {st.decision.clause})\n".encode(),
+                {"Content-Type": "text/plain; charset=utf-8", "Proxy-Connection": "close"})
+            self._emit(st, flow, status=403)
+            return
         passthrough = mode == "hostname" or not st.decision.decrypt
         if st.decision.action == "block" and passthrough:
             st.tls = "refused"
@@ -334,6 +381,10 @@ class SchoolFilter:
                 {"Content-Type": "text/plain; charset=utf-8", "Proxy-Connection": "close"})
             self._emit(st, flow, status=403)
             return
+        front = tunnel_front(self.engine.safe_search, target.host, st.who.groups)
+        if front is not None and st.decision.action != "block":
+            req.host = front  # the tunnel goes to the engine's forced-safe front end; SNI is unchanged
+            st.decision = replace(st.decision, reason=f"{st.decision.reason}; safe search enforced (tunnel to {front})")
         if passthrough:
             st.tls = "passthrough"
             self._tunnels[flow.client_conn.id] = st
@@ -371,6 +422,27 @@ class SchoolFilter:
                     return
         if passthrough:
             data.ignore_connection = True
+
+    def tcp_start(self, flow: tcp.TCPFlow) -> None:
+        """A tunnel that carries neither TLS nor HTTP (SSH, a VPN, ...)."""
+        if self.engine is None or not self.engine.circumvention.non_tls_tunnels:
+            return
+        client = flow.client_conn
+        tunnel = self._tunnels.pop(client.id, None)
+        if tunnel is not None:
+            self._open.pop(tunnel.key, None)
+        address = flow.server_conn.address
+        host = address[0] if address else "unknown"
+        try:
+            target = tunnel.target if tunnel is not None else Target("tcp", normalize_host(host), None, "/")
+        except InvalidHost:
+            target = Target("tcp", host[:255], None, "/")
+        who = tunnel.who if tunnel is not None else self._identity(None, client)
+        st = FlowState(target, who, circumvention_decision(
+            "non-tls-tunnel", "a tunnel (CONNECT) that carries neither TLS nor HTTP"),
+            datetime.now(timezone.utc), tls="refused", method="CONNECT")
+        self._emit(st, None)
+        flow.kill()
 
     def client_disconnected(self, client: connection.Client) -> None:
         st = self._tunnels.pop(client.id, None)

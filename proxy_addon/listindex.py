@@ -15,12 +15,14 @@ Structure, chosen on measurements (scripts/bench_lookup.py prints them):
   1.8 us against 2 us) but costs about 220 MB and 2.6 s to build at 6 million
   entries, every time the proxy starts; a sorted array of hashes is as small
   but cannot give the entry back, and SQLite is an order of magnitude slower.
-* Entries are split into buckets by a hash of the host's last two labels.
-  Every entry that can cover a host shares those two labels with it (entries
-  have at least two labels; public suffixes are refused), so a lookup touches
-  one bucket, and an import builds one bucket at a time: memory is bounded by
-  the bucket, not the whole list.
-* A Bloom filter over those last two labels (10 bits an entry, 3 probes,
+* Entries are split into buckets by a hash of the host's registrable part:
+  its last two labels, or three for ``x.co.uk`` (more for longer public
+  suffixes; the build stores the suffix set it used).  Every entry that can
+  cover a host shares that part with it (public suffixes are refused as
+  entries), so a lookup touches one bucket, and an import builds one bucket at
+  a time: memory is bounded by the bucket, not the whole list.  (A plain "last
+  two labels" rule put every ``.co.uk`` and ``.com.br`` site in one bucket.)
+* A Bloom filter over those registrable parts (10 bits an entry, 3 probes,
   about 2% false positives) answers most uncategorised hosts -- the bulk of
   traffic -- before any trie is touched: random walks over 30+ MB of tries
   miss the CPU caches, a few bytes of a 7 MB bit array mostly do not.
@@ -55,9 +57,10 @@ from typing import Any
 import marisa_trie
 
 from .engine import Match
+from .entries import multi_label_suffixes
 from .normalize import Target, is_ip_literal, reversed_labels
 
-FORMAT = 3
+FORMAT = 4
 LINE_BITS = 23
 LINE_MASK = (1 << LINE_BITS) - 1
 MAX_FILES = (1 << (32 - LINE_BITS)) - 2
@@ -67,12 +70,15 @@ CURRENT = "current"
 BUILDS = "builds"
 
 
-def tail_hashes(host: str) -> tuple[int, int]:
-    """Two hashes of the host's last two labels (for an IP, its last two
-    numbers: IP entries match exactly, so any stable choice works).  The first
-    picks the bucket; both drive the Bloom filter's probes."""
+def tail_hashes(host: str, suffixes: frozenset[str]) -> tuple[int, int]:
+    """Two hashes of the host's registrable part: the shortest tail of two or
+    more labels that is not a multi-label public suffix (for an IP, its last
+    two numbers: IP entries match exactly, so any stable choice works).  The
+    first picks the bucket; both drive the Bloom filter's probes."""
     i = host.rfind(".")
     j = host.rfind(".", 0, i) if i > 0 else -1
+    while j >= 0 and host[j + 1 :] in suffixes:
+        j = host.rfind(".", 0, j)
     tail = host[j + 1 :].encode()
     return zlib.crc32(tail), zlib.adler32(tail) | 1
 
@@ -144,6 +150,7 @@ class ListIndex:
                       for f in self.meta["files"]]
         self.mask = self.meta["buckets"] - 1
         self.buckets = [_Bucket(directory, n) for n in range(self.meta["buckets"])]
+        self.suffixes = frozenset((directory / "suffixes.txt").read_text().split())
         self._bloom_fh = open(directory / "bloom.bin", "rb")
         self._bloom = mmap.mmap(self._bloom_fh.fileno(), 0, access=mmap.ACCESS_READ)
         self.bloom_mask = len(self._bloom) * 8 - 1
@@ -189,7 +196,7 @@ class ListIndex:
         """The matches, and whether URL-prefix entries sit on the host or a
         parent (then what matches depends on the path, not the host alone)."""
         host = target.host
-        h1, h2 = tail_hashes(host)
+        h1, h2 = tail_hashes(host, self.suffixes)
         bloom, m = self._bloom, self.bloom_mask
         for pos in bloom_positions(h1, h2, m):
             if not bloom[pos >> 3] >> (pos & 7) & 1:
@@ -230,7 +237,7 @@ class StagedEntry:
     line: int
 
 
-def choose_buckets(n_entries: int, per_bucket: int = 400_000) -> int:
+def choose_buckets(n_entries: int, per_bucket: int = 100_000) -> int:
     buckets = 16
     while buckets * per_bucket < n_entries:
         buckets *= 2
@@ -303,13 +310,14 @@ def build_index(index_dir: Path, files: list[ListFile], entries: Iterable[tuple[
     bloom_bits = 1 << max(16, (max(n_entries, 1) * 10 - 1).bit_length())
     bloom = bytearray(bloom_bits // 8)
     bmask = bloom_bits - 1
+    suffixes = multi_label_suffixes()
     spill = [open(tmp / f"spill{n:03d}.tsv", "w", encoding="utf-8") for n in range(buckets)]
     counts: dict[str, int] = {}
     total = 0
     try:
         for fid, e in entries:
             key = reversed_labels(e.host)
-            h1, h2 = tail_hashes(e.host)
+            h1, h2 = tail_hashes(e.host, suffixes)
             for pos in bloom_positions(h1, h2, bmask):
                 bloom[pos >> 3] |= 1 << (pos & 7)
             if e.path is None:
@@ -342,6 +350,7 @@ def build_index(index_dir: Path, files: list[ListFile], entries: Iterable[tuple[
                    "categories": list(f.categories), "entries": counts.get(f.name, 0)} for f in files],
     }
     (tmp / "bloom.bin").write_bytes(bloom)
+    (tmp / "suffixes.txt").write_text("\n".join(sorted(suffixes)) + "\n")
     (tmp / "meta.json").write_text(json.dumps(meta, indent=1))
     final = builds / stamp
     tmp.rename(final)

@@ -14,6 +14,7 @@ import threading
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import Any
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
@@ -25,7 +26,7 @@ from cryptography.x509.oid import NameOID
 class Seen:
     method: str
     path: str
-    headers: dict[str, str]
+    headers: Any  # http.client.HTTPMessage: case-insensitive, as HTTP headers are
     body: bytes
     host: str
 
@@ -55,7 +56,7 @@ def _handler(origin: Origin):
         def _serve(self):
             length = int(self.headers.get("Content-Length") or 0)
             body = self.rfile.read(length) if length else b""
-            origin.seen.append(Seen(self.command, self.path, dict(self.headers.items()), body,
+            origin.seen.append(Seen(self.command, self.path, self.headers, body,  # case-insensitive
                                     self.headers.get("Host", "")))
             route = origin.routes.get(self.path.split("?")[0])
             if callable(route):
