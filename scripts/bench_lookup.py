@@ -42,7 +42,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchlib import REPO, rss_mb, run_load, start_origin, start_school  # noqa: E402
 
-SHARED = REPO.parent / "shared" / "data"
+from tests.support.lists import shared_data_dir  # noqa: E402
+
+SHARED = shared_data_dir()
 SCHOOLPROXY = str(Path(sys.executable).with_name("schoolproxy"))
 SYLLABLES = ["ka", "zu", "mi", "ro", "ten", "vex", "lo", "pra", "sin", "dor", "qui", "bel", "har", "nix", "ost"]
 TLDS = ["com", "net", "org", "info", "xyz", "ru", "de", "co.uk", "com.br", "io", "tv", "site"]

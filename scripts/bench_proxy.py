@@ -34,7 +34,9 @@ def url_mix(n: int, blocked_share: float, config: Path | None = None) -> list[st
 
     engine = Engine.load(config)
     who = engine.identify("127.0.0.1")
-    top = Path(__file__).resolve().parents[2] / "shared" / "data" / "top-sites.txt"
+    from tests.support.lists import shared_data_dir
+
+    top = shared_data_dir() / "top-sites.txt"
     hosts = top.read_text().split()[:5000] if top.exists() else [f"site{i}.example" for i in range(5000)]
     now = datetime.now(timezone.utc)
     allowed, blocked = [], []

@@ -2,10 +2,25 @@
 
 from __future__ import annotations
 
+import os
 import tarfile
 from pathlib import Path
 
-SHARED = Path(__file__).resolve().parents[3] / "shared" / "data"
+
+def shared_data_dir() -> Path:
+    """The team's shared category lists: $SCHOOLPROXY_SHARED_DATA, else
+    ``../shared/data`` beside the checkout, else /work/shared/data (where CI's
+    clean clone may live elsewhere than the working copy)."""
+    env = os.environ.get("SCHOOLPROXY_SHARED_DATA")
+    candidates = [Path(env)] if env else []
+    candidates += [Path(__file__).resolve().parents[3] / "shared" / "data", Path("/work/shared/data")]
+    for c in candidates:
+        if (c / "ut1").is_dir():
+            return c
+    raise FileNotFoundError("the shared category lists were not found; set SCHOOLPROXY_SHARED_DATA")
+
+
+SHARED = shared_data_dir()
 UT1 = SHARED / "ut1"
 
 
