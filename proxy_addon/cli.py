@@ -38,8 +38,10 @@ def add_config_arg(p: argparse.ArgumentParser) -> None:
                    help="configuration directory (default: $SCHOOLPROXY_CONFIG or the bundled one)")
 
 
-def add_db_arg(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--audit-db", default=None, metavar="URL",
+def add_db_arg(p: argparse.ArgumentParser, nested: bool = False) -> None:
+    """``nested``: on a sub-command whose parent has the option too, so that
+    leaving it out there does not erase a value given to the parent."""
+    p.add_argument("--audit-db", default=argparse.SUPPRESS if nested else None, metavar="URL",
                    help="SQLAlchemy URL of the audit database (default: $SCHOOLPROXY_AUDIT_DB or "
                         "sqlite:///logs/audit.sqlite)")
 
@@ -76,6 +78,8 @@ def _setup_run(p: argparse.ArgumentParser) -> None:
                         "'ldap[s]:server:port:bind_dn:password:subtree', 'user:pass' or 'any'")
     p.add_argument("--confdir", default=None, metavar="DIR",
                    help="where mitmproxy keeps its CA (default ~/.mitmproxy)")
+    p.add_argument("--admin-port", type=int, default=None, metavar="P",
+                   help="also serve the admin web app on this port (on --listen-host)")
     p.add_argument("mitmdump_args", nargs=argparse.REMAINDER,
                    help="further mitmdump arguments after '--', e.g. -- --set stream_large_bodies=1m")
 
@@ -105,6 +109,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         argv += ["--set", "connection_strategy=lazy"]
     print(f"schoolproxy: listening on {args.listen_host}:{args.listen_port}, "
           f"rules from {config_dir(args)}, audit log in {_safe_url(audit_db(args))}", flush=True)
+    if args.admin_port:
+        _start_admin_thread(args)
     # The audit log records every request; mitmproxy's per-connection lines
     # ("client connect", "server disconnect") would only drown real warnings.
     import logging
@@ -112,6 +118,20 @@ def cmd_run(args: argparse.Namespace) -> int:
     logging.getLogger("mitmproxy.proxy").setLevel(logging.WARNING)
     mitmdump(argv + extra)
     return 0
+
+
+def _start_admin_thread(args: argparse.Namespace) -> None:
+    """The admin app inside the proxy process, on its own port and threads."""
+    import threading
+
+    from .admin.app import create_app, serve
+    from .db import open_database
+    from .secretstore import load_secret
+
+    app = create_app(open_database(audit_db(args)), config_dir(args), load_secret())
+    threading.Thread(target=serve, args=(app, args.listen_host, args.admin_port), daemon=True,
+                     name="schoolproxy-admin").start()
+    print(f"schoolproxy: admin app on http://{args.listen_host}:{args.admin_port}/", flush=True)
 
 
 def _safe_url(url: str) -> str:
@@ -222,7 +242,7 @@ def cmd_explain(args: argparse.Namespace) -> int:
 
 def _load_feature_commands() -> None:
     """Import the modules that register further commands."""
-    for module in ("lists",):
+    for module in ("lists", "admincli"):
         __import__(f"{__package__}.{module}")
 
 

@@ -78,6 +78,7 @@ class Decision:
     decrypt: bool = True
     policy_text: str | None = None
     title: str | None = None
+    grant_id: int | None = None
 
     def as_dict(self) -> dict[str, object]:
         d = asdict(self)

@@ -24,25 +24,29 @@ import functools
 import logging
 import socket
 import time
+from html import escape
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Optional, TypeVar
 
 from mitmproxy import connection, ctx, exceptions, http, tcp, tls
 
-from . import connections
+from . import blockfeedback, connections
 from .circumvention import doh_content
 from .auditlog import AuditWriter
 from .blockpage import BlockNotice, render_block_page
 from .config import ConfigError, default_config_dir
 from .db import default_audit_db, open_database
 from .engine import Decision, Engine, circumvention_decision
+from .grants import ActiveGrant, apply_grants
+from .grantstore import load_active
 from .identity import Identity
 from .normalize import InvalidHost, InvalidURL, Target, make_target, normalize_host, split_authority
 from .reloader import Signature, signature
 from .safesearch import request_plan, tunnel_front
+from .secretstore import DEFAULT_SECRET_FILE, load_secret
 
 log = logging.getLogger(__name__)
 KEY = "schoolproxy"
@@ -71,6 +75,8 @@ class FlowState:
     method: str = "GET"
     key: str = ""  # where this state is registered in SchoolFilter._open
     logged: bool = False
+    uid: str | None = None  # names a block event on its page and in the audit log
+    feedback: bool = False  # a post from a block page's buttons
 
 
 def fail_closed(hook: F) -> F:
@@ -103,6 +109,11 @@ class SchoolFilter:
         # flow still records it (done() writes what is left): none lost.
         self._open: dict[str, FlowState] = {}
         self._instance = ""
+        self._db: Any = None
+        self._secret = b""
+        self.grants: tuple[ActiveGrant, ...] = ()
+        self._clock_offset = 0.0
+        self._grant_task: asyncio.Task[None] | None = None
 
     # -- options and lifecycle -------------------------------------------------
 
@@ -117,6 +128,12 @@ class SchoolFilter:
                           "Name of this proxy instance, recorded with every event.")
         loader.add_option("schoolproxy_reload_ms", int, 1000,
                           "How often to check the configuration for changes (milliseconds; 0: never).")
+        loader.add_option("schoolproxy_grants_poll_ms", int, 1000,
+                          "How often to reload the active grants from the database (milliseconds).")
+        loader.add_option("schoolproxy_secret_file", str, DEFAULT_SECRET_FILE,
+                          "File holding the secret that signs block pages ($SCHOOLPROXY_SECRET overrides).")
+        loader.add_option("schoolproxy_clock_offset_file", Optional[str], None,
+                          "Testing aid: a file holding seconds to add to the clock (re-read with the grants).")
 
     def configure(self, updated: set[str]) -> None:
         if "schoolproxy_config" in updated:
@@ -128,6 +145,8 @@ class SchoolFilter:
             self._signature = signature(root, self.engine.watched_files)
             log.info("schoolproxy: rules loaded from %s (%d categories, digest %s)",
                      root, len(self.engine.config.categories), self.engine.config.digest)
+        if "schoolproxy_secret_file" in updated:
+            self._secret = load_secret(ctx.options.schoolproxy_secret_file)
         if "schoolproxy_instance" in updated:
             self._instance = ctx.options.schoolproxy_instance[:64]
         if updated & {"schoolproxy_audit_db", "schoolproxy_spool_dir"}:
@@ -135,6 +154,7 @@ class SchoolFilter:
                 db = open_database(ctx.options.schoolproxy_audit_db)
             except Exception as e:
                 raise exceptions.OptionsError(f"schoolproxy: cannot open the audit database: {type(e).__name__}: {e}") from e
+            self._db = db
             old, self.writer = self.writer, AuditWriter(db, ctx.options.schoolproxy_spool_dir)
             self.writer.start()
             if old is not None:
@@ -148,16 +168,45 @@ class SchoolFilter:
                         "(schoolproxy run does)", ctx.options.connection_strategy)
         if self._watch is None and ctx.options.schoolproxy_reload_ms > 0:
             self._watch = asyncio.get_running_loop().create_task(self._watch_config())
+        if self._grant_task is None:
+            self._grant_task = asyncio.get_running_loop().create_task(self._poll_grants())
 
     def done(self) -> None:
-        if self._watch is not None:
-            self._watch.cancel()
-            self._watch = None
+        for task in (self._watch, self._grant_task):
+            if task is not None:
+                task.cancel()
+        self._watch = self._grant_task = None
         for st in list(self._open.values()):
             self._emit(st, None, error="the proxy stopped before this request finished")
         self._tunnels.clear()
         if self.writer is not None:
             self.writer.close()
+
+    def now(self) -> datetime:
+        return datetime.now(timezone.utc) + timedelta(seconds=self._clock_offset)
+
+    def _read_clock_offset(self) -> float:
+        path = ctx.options.schoolproxy_clock_offset_file
+        if not path:
+            return 0.0
+        try:
+            return float(Path(path).read_text().strip() or 0)
+        except (OSError, ValueError):
+            return 0.0
+
+    async def _poll_grants(self) -> None:
+        """Keep the active grants fresh: a new grant applies within a poll, a
+        revoked one stops within a poll, an expired one at once (each request
+        checks the grant's window against its own time)."""
+        while True:
+            try:
+                self._clock_offset = await asyncio.to_thread(self._read_clock_offset)
+                if self._db is not None:
+                    self.grants = await asyncio.to_thread(load_active, self._db, self.now())
+            except Exception as e:  # the database may be briefly unreachable; keep the last snapshot
+                log.warning("schoolproxy: could not reload grants (%s); keeping the last %d",
+                            type(e).__name__, len(self.grants))
+            await asyncio.sleep(ctx.options.schoolproxy_grants_poll_ms / 1000)
 
     async def _watch_config(self) -> None:
         """Reload when the files change; keep the rules in force if the new ones are broken."""
@@ -201,7 +250,7 @@ class SchoolFilter:
         blocked one."""
         assert self.engine is not None
         who = self._identity(flow, flow.client_conn)
-        now = datetime.now(timezone.utc)
+        now = self.now()
         decision = self.engine.decide(target, who, now)
         if also:
             names = ", ".join((target.host, *also))
@@ -217,6 +266,7 @@ class SchoolFilter:
                     decision = replace(other, rule="circumvention:fronting",
                                        reason=f"circumvention: domain fronting: the request names {names}; "
                                               f"{host} is blocked: {other.reason}")
+        decision = apply_grants(self.engine.config, decision, target, who, now, self.grants)
         return FlowState(target, who, decision, now, tls=tls_mode, method=flow.request.method)
 
     @staticmethod
@@ -264,6 +314,11 @@ class SchoolFilter:
             flow.response = http.Response.make(400, b"Malformed request.", {"Content-Type": "text/plain"})
             return
         tls_mode = "intercept" if req.scheme == "https" else None
+        if target.path.startswith(blockfeedback.PREFIX):
+            who = self._identity(flow, flow.client_conn)
+            flow.metadata[KEY] = FlowState(target, who, self.engine._default, self.now(), feedback=True,
+                                           answered=True, method=req.method)
+            return  # answered in request(), once the form has been read
         st = self._state(flow, target, tls_mode, also)
         self._track(flow.id, st)
         flow.metadata[KEY] = st
@@ -288,11 +343,15 @@ class SchoolFilter:
         assert self.engine is not None
         cfg = self.engine.config
         d = st.decision
+        st.uid = blockfeedback.new_event_uid()
+        token = blockfeedback.sign_event(self._secret, blockfeedback.BlockEvent(
+            st.uid, st.who.user, st.target.url, st.target.host, d.category))
         notice = BlockNotice(
             heading=f"This site is blocked: {d.title}" if d.title else "This site is blocked",
             category_title=d.title, clause=d.clause, policy_text=d.policy_text,
             url=st.target.url, user=st.who.user, at=self.engine.local_time(st.started),
             contact=cfg.settings.contact, reason=self._page_reason(d),
+            actions_html=blockfeedback.forms_html(token),
         )
         return http.Response.make(403, render_block_page(notice).encode(), {
             "Content-Type": "text/html; charset=utf-8",
@@ -301,6 +360,48 @@ class SchoolFilter:
             "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'",
             "X-Schoolproxy-Category": d.category or "",
         })
+
+    async def request(self, flow: http.HTTPFlow) -> None:
+        st: FlowState | None = flow.metadata.get(KEY)
+        if st is None or not st.feedback:
+            return
+        try:
+            status, page = await self._feedback(flow, st)
+        except Exception:
+            log.exception("schoolproxy: block page feedback failed")
+            status, page = 500, "Something went wrong; your message was not recorded. Please tell the school office."
+        flow.response = http.Response.make(status, _message_page(page).encode(), {
+            "Content-Type": "text/html; charset=utf-8", "Cache-Control": "no-store",
+            "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'"})
+
+    async def _feedback(self, flow: http.HTTPFlow, st: FlowState) -> tuple[int, str]:
+        req = flow.request
+        if req.method != "POST":
+            return 405, "Use the buttons on the block page."
+        origin = req.headers.get("origin")
+        if origin and origin != "null":
+            try:
+                if normalize_host(split_authority(origin.split("://", 1)[-1])[0]) != st.target.host:
+                    return 403, "This form was sent from another site."
+            except (InvalidHost, InvalidURL):
+                return 403, "This form was sent from another site."
+        form = req.urlencoded_form
+        try:
+            event = blockfeedback.verify_event(self._secret, form.get("token", ""), st.who.user)
+            if st.target.path == blockfeedback.SELF_REPORT:
+                await asyncio.to_thread(blockfeedback.self_report, self._db, event, st.who.client_ip,
+                                        self._instance, self.now())
+                return 200, ("Thank you. Your report that you reached this site by accident has been noted "
+                             "for the Senior Leadership Team. Genuine mistakes and accidents are not treated as "
+                             "a breach of the policy.")
+            if st.target.path == blockfeedback.REQUEST:
+                rid = await asyncio.to_thread(blockfeedback.request_exception, self._db, event,
+                                              form.get("reason", ""), st.who.client_ip, self.now())
+                return 200, (f"Your request (number {rid}) has been sent to the Headteacher. You will be able "
+                             "to use the site once it has been granted.")
+        except blockfeedback.Refused as e:
+            return e.status, e.message
+        return 404, "Unknown action."
 
     @staticmethod
     def _page_reason(d: Decision) -> str:
@@ -465,7 +566,7 @@ class SchoolFilter:
 
     def _emit(self, st: FlowState, flow: http.HTTPFlow | None, error: str | None = None,
               status: int | None = None) -> None:
-        if self.writer is None or self.engine is None or st.logged:
+        if self.writer is None or self.engine is None or st.logged or st.feedback:
             return
         st.logged = True
         self._open.pop(st.key, None)
@@ -499,4 +600,15 @@ class SchoolFilter:
             "tls": st.tls,
             "instance": self._instance,
             "config_digest": self.engine.config.digest,
+            "event_uid": st.uid,
+            "related_uid": None,
+            "grant_id": d.grant_id,
         })
+
+
+def _message_page(text: str) -> str:
+    return (f'<!doctype html><html lang="en"><head><meta charset="utf-8">'
+            f'<meta name="viewport" content="width=device-width, initial-scale=1"><title>School web filter</title>'
+            f'<style>body{{font-family:system-ui,sans-serif;max-width:40rem;margin:2rem auto;padding:0 1rem;'
+            f'line-height:1.5}}</style></head><body><main><h1>School web filter</h1>'
+            f'<p id="message">{escape(text)}</p></main></body></html>')

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from datetime import datetime, timezone
 
-from sqlalchemy import BigInteger, DateTime, Index, Integer, String, Text
+from sqlalchemy import BigInteger, Boolean, DateTime, ForeignKey, Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator
 
@@ -66,13 +66,97 @@ class AccessEvent(Base):
     tls: Mapped[str | None] = mapped_column(String(16))
     instance: Mapped[str | None] = mapped_column(String(64))
     config_digest: Mapped[str | None] = mapped_column(String(32))
+    event_uid: Mapped[str | None] = mapped_column(String(32))  # names a block event on its page
+    related_uid: Mapped[str | None] = mapped_column(String(32))  # e.g. the block a self-report is about
+    grant_id: Mapped[int | None] = mapped_column(BigInteger)  # allowed only because of this grant
 
     __table_args__ = (
         Index("ix_access_events_ts", "ts"),
+        Index("ix_access_events_event_uid", "event_uid"),
+        Index("ix_access_events_related_uid", "related_uid"),
         Index("ix_access_events_user_ts", "user", "ts"),
         Index("ix_access_events_action_ts", "action", "ts"),
         Index("ix_access_events_category_ts", "category", "ts"),
     )
+
+
+class Grant(Base):
+    """A filter-bypass exception granted by the Headteacher (policy 6.3.1)."""
+
+    __tablename__ = "grants"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    subject_kind: Mapped[str] = mapped_column(String(16))  # user | group | everyone
+    subject: Mapped[str | None] = mapped_column(String(255))
+    target_kind: Mapped[str] = mapped_column(String(16))  # host | url | category | download
+    target: Mapped[str] = mapped_column(Text)
+    starts_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    ends_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    reason: Mapped[str] = mapped_column(Text)
+    granted_by: Mapped[str] = mapped_column(String(255))
+    granted_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    revoked_by: Mapped[str | None] = mapped_column(String(255))
+    revoke_reason: Mapped[str | None] = mapped_column(Text)
+    request_id: Mapped[int | None] = mapped_column(BigInteger)
+
+    __table_args__ = (Index("ix_grants_ends_at", "ends_at"),)
+
+
+class ExceptionRequest(Base):
+    """A member of staff asking, from a block page, for an exception."""
+
+    __tablename__ = "exception_requests"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    user: Mapped[str] = mapped_column(String(255))
+    client_ip: Mapped[str] = mapped_column(String(64))
+    url: Mapped[str] = mapped_column(Text)
+    host: Mapped[str] = mapped_column(String(255))
+    category: Mapped[str | None] = mapped_column(String(64))
+    reason: Mapped[str] = mapped_column(Text)
+    event_uid: Mapped[str] = mapped_column(String(32))
+    status: Mapped[str] = mapped_column(String(16), default="pending")  # pending | granted | declined
+    decided_by: Mapped[str | None] = mapped_column(String(255))
+    decided_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    decision_note: Mapped[str | None] = mapped_column(Text)
+    grant_id: Mapped[int | None] = mapped_column(BigInteger)
+
+    __table_args__ = (UniqueConstraint("event_uid", name="uq_exception_requests_event_uid"),
+                      Index("ix_exception_requests_status", "status"))
+
+
+class AdminUser(Base):
+    __tablename__ = "admin_users"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    username: Mapped[str] = mapped_column(String(255), unique=True)
+    password_hash: Mapped[str] = mapped_column(String(255))
+    role: Mapped[str] = mapped_column(String(32))  # technician | headteacher | slt
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    disabled: Mapped[bool] = mapped_column(Boolean, default=False)
+    failed_logins: Mapped[int] = mapped_column(Integer, default=0)
+    last_failed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    last_login_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    session_version: Mapped[int] = mapped_column(Integer, default=1)
+
+
+class AdminAction(Base):
+    """Every action taken in the admin app (or by the CLI on its behalf)."""
+
+    __tablename__ = "admin_actions"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    ts: Mapped[datetime] = mapped_column(UTCDateTime())
+    actor: Mapped[str] = mapped_column(String(255))
+    action: Mapped[str] = mapped_column(String(64))
+    target: Mapped[str | None] = mapped_column(Text)
+    detail: Mapped[str | None] = mapped_column(Text)
+    ip: Mapped[str | None] = mapped_column(String(64))
+    outcome: Mapped[str] = mapped_column(String(16), default="ok")  # ok | refused | failed
+
+    __table_args__ = (Index("ix_admin_actions_ts", "ts"),)
 
 
 EVENT_COLUMNS = frozenset(c.name for c in AccessEvent.__table__.columns) - {"id"}

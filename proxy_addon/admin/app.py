@@ -1,0 +1,261 @@
+"""The admin web app (Flask, server-rendered, no external assets).
+
+Roles: ``headteacher`` grants and revokes exceptions and decides requests;
+``technician`` sees check results, list stats and grants (and cannot grant);
+``slt`` sees self-reports and requests.  Every POST carries a CSRF token
+(Flask-WTF); every action, refused ones included, is an ``admin_actions`` row
+with the actor and address.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any
+
+from flask import Flask, abort, flash, g, redirect, render_template, request, session, url_for
+from flask_wtf.csrf import CSRFError, CSRFProtect
+from sqlalchemy import Engine as DBEngine
+from sqlalchemy import select
+from sqlalchemy.orm import Session, aliased
+
+from ..adminlog import record_action
+from ..config import ConfigError
+from ..engine import Engine
+from ..grants import SUBJECT_KINDS, TARGET_KINDS, GrantError
+from ..grantstore import create_grant, list_grants, revoke_grant
+from ..models import AccessEvent, AdminAction, ExceptionRequest
+from .auth import authenticate, get_user
+
+SESSION_HOURS = 8
+DURATIONS = [(1, "1 hour"), (4, "4 hours"), (24, "1 day"), (72, "3 days"), (168, "1 week")]
+
+
+def create_app(db: DBEngine, config_root: Path, secret: bytes, session_hours: float = SESSION_HOURS,
+               secure_cookies: bool = False) -> Flask:
+    app = Flask(__name__)
+    app.config.update(
+        SECRET_KEY=secret,
+        PERMANENT_SESSION_LIFETIME=timedelta(hours=session_hours),
+        SESSION_COOKIE_HTTPONLY=True,
+        SESSION_COOKIE_SAMESITE="Strict",
+        SESSION_COOKIE_SECURE=secure_cookies,
+        SESSION_COOKIE_NAME="schoolproxy_admin",
+        WTF_CSRF_TIME_LIMIT=None,  # the token lives as long as the session
+    )
+
+    def engine() -> Engine:
+        return Engine.load(config_root)
+
+    def ip() -> str:
+        return request.remote_addr or ""
+
+    @app.before_request
+    def load_user() -> None:
+        g.user = None
+        uid = session.get("uid")
+        if uid is not None:
+            user = get_user(db, uid)
+            if user is None or user.disabled or user.session_version != session.get("ver"):
+                session.clear()
+            else:
+                g.user = user
+
+    CSRFProtect(app)  # after load_user, so a refusal can name who was refused
+
+    @app.after_request
+    def headers(resp: Any) -> Any:
+        resp.headers["Content-Security-Policy"] = "default-src 'self'; style-src 'self' 'unsafe-inline'; form-action 'self'"
+        resp.headers["X-Frame-Options"] = "DENY"
+        resp.headers["X-Content-Type-Options"] = "nosniff"
+        resp.headers["Referrer-Policy"] = "no-referrer"
+        resp.headers["Cache-Control"] = "no-store"
+        return resp
+
+    @app.errorhandler(CSRFError)
+    def csrf_refused(e: CSRFError) -> Any:
+        with Session(db) as s, s.begin():
+            record_action(s, g.user.username if g.get("user") else "anonymous", "csrf.refused",
+                          request.path, e.description, ip(), "refused")
+        return render_template("message.html", title="Form refused",
+                               message="This form has expired or did not come from this site. Go back, reload "
+                                       "the page and try again."), 400
+
+    def roles(*allowed: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+        def wrap(view: Callable[..., Any]) -> Callable[..., Any]:
+            @functools.wraps(view)
+            def inner(*a: Any, **kw: Any) -> Any:
+                if g.user is None:
+                    return redirect(url_for("login", next=request.path))
+                if g.user.role not in allowed:
+                    with Session(db) as s, s.begin():
+                        record_action(s, g.user.username, "denied", f"{request.method} {request.path}",
+                                      f"role {g.user.role} may not do this", ip(), "refused")
+                    abort(403)
+                return view(*a, **kw)
+            return inner
+        return wrap
+
+    @app.get("/login")
+    def login() -> Any:
+        return render_template("login.html")
+
+    @app.post("/login")
+    def login_post() -> Any:
+        user = authenticate(db, request.form.get("username", "")[:255], request.form.get("password", ""), ip())
+        if user is None:
+            return render_template("login.html", error="Wrong user name or password."), 401
+        session.clear()
+        session.permanent = True
+        session.update(uid=user.id, ver=user.session_version)
+        nxt = request.args.get("next", "")
+        return redirect(nxt if nxt.startswith("/") and not nxt.startswith("//") else url_for("home"))
+
+    @app.post("/logout")
+    def logout() -> Any:
+        if g.user is not None:
+            with Session(db) as s, s.begin():
+                record_action(s, g.user.username, "logout", None, None, ip())
+        session.clear()
+        return redirect(url_for("login"))
+
+    @app.get("/")
+    def home() -> Any:
+        if g.user is None:
+            return redirect(url_for("login"))
+        target = {"headteacher": "requests", "slt": "self_reports", "technician": "technician"}[g.user.role]
+        return redirect(url_for(target))
+
+    # -- exception requests --------------------------------------------------------
+
+    @app.get("/requests")
+    @roles("headteacher", "slt")
+    def requests() -> Any:
+        with Session(db) as s:
+            pending = s.scalars(select(ExceptionRequest).where(ExceptionRequest.status == "pending")
+                                .order_by(ExceptionRequest.created_at)).all()
+            decided = s.scalars(select(ExceptionRequest).where(ExceptionRequest.status != "pending")
+                                .order_by(ExceptionRequest.decided_at.desc()).limit(20)).all()
+            return render_template("requests.html", pending=pending, decided=decided, durations=DURATIONS)
+
+    @app.post("/requests/<int:rid>/grant")
+    @roles("headteacher")
+    def grant_request(rid: int) -> Any:
+        with Session(db) as s:
+            req = s.get(ExceptionRequest, rid)
+            if req is None or req.status != "pending":
+                abort(404)
+            user, host, reason = req.user, req.host, req.reason
+        note = request.form.get("note", "").strip()
+        try:
+            hours = float(request.form.get("hours", "1"))
+            g_ = create_grant(db, engine(), subject_kind="user", subject=user, target_kind="host", target=host,
+                              reason=f"request {rid}: {reason}" + (f" (note: {note})" if note else ""),
+                              granted_by=g.user.username, ip=ip(), hours=hours, request_id=rid)
+        except (GrantError, ValueError, ConfigError) as e:
+            flash(f"Not granted: {e}", "error")
+            return redirect(url_for("requests"))
+        flash(f"Granted: {user} may use {host} until {g_.ends_at:%d %b %Y %H:%M} UTC (grant {g_.id}).", "ok")
+        return redirect(url_for("requests"))
+
+    @app.post("/requests/<int:rid>/decline")
+    @roles("headteacher")
+    def decline_request(rid: int) -> Any:
+        note = request.form.get("note", "").strip()
+        with Session(db) as s, s.begin():
+            req = s.get(ExceptionRequest, rid)
+            if req is None or req.status != "pending":
+                abort(404)
+            req.status, req.decided_by, req.decided_at = "declined", g.user.username, datetime.now(timezone.utc)
+            req.decision_note = note
+            record_action(s, g.user.username, "request.decline", f"request {rid}", note, ip())
+        flash(f"Request {rid} declined.", "ok")
+        return redirect(url_for("requests"))
+
+    # -- grants ---------------------------------------------------------------------
+
+    @app.get("/grants")
+    @roles("headteacher", "technician", "slt")
+    def grants() -> Any:
+        return render_template("grants.html", grants=list_grants(db), durations=DURATIONS,
+                               subject_kinds=SUBJECT_KINDS, target_kinds=TARGET_KINDS,
+                               categories=engine().config.categories.values())
+
+    @app.post("/grants")
+    @roles("headteacher")
+    def grant_new() -> Any:
+        f = request.form
+        try:
+            g_ = create_grant(db, engine(), subject_kind=f.get("subject_kind", ""), subject=f.get("subject") or None,
+                              target_kind=f.get("target_kind", ""), target=f.get("target", ""),
+                              reason=f.get("reason", ""), granted_by=g.user.username, ip=ip(),
+                              hours=float(f.get("hours", "24")))
+        except (GrantError, ValueError) as e:
+            flash(f"Not granted: {e}", "error")
+            return redirect(url_for("grants"))
+        flash(f"Grant {g_.id} made, until {g_.ends_at:%d %b %Y %H:%M} UTC.", "ok")
+        return redirect(url_for("grants"))
+
+    @app.post("/grants/<int:gid>/revoke")
+    @roles("headteacher")
+    def grant_revoke(gid: int) -> Any:
+        try:
+            revoke_grant(db, gid, g.user.username, request.form.get("reason", "").strip() or "revoked", ip())
+        except GrantError as e:
+            flash(str(e), "error")
+        else:
+            flash(f"Grant {gid} revoked.", "ok")
+        return redirect(url_for("grants"))
+
+    # -- self-reports -----------------------------------------------------------------
+
+    @app.get("/self-reports")
+    @roles("slt", "headteacher")
+    def self_reports() -> Any:
+        blocked = aliased(AccessEvent)
+        with Session(db) as s:
+            rows = s.execute(
+                select(AccessEvent, blocked).outerjoin(blocked, blocked.event_uid == AccessEvent.related_uid)
+                .where(AccessEvent.action == "self_report").order_by(AccessEvent.ts.desc()).limit(200)).all()
+            return render_template("self_reports.html", rows=rows)
+
+    # -- technician -------------------------------------------------------------------
+
+    @app.get("/technician")
+    @roles("technician", "headteacher")
+    def technician() -> Any:
+        from ..config import check_config
+        from ..listindex import ListIndex
+
+        problems = check_config(config_root)
+        stats = None
+        try:
+            index = ListIndex.open_current(engine().config.index_path)
+        except ConfigError:
+            index = None
+        if index is not None:
+            per_cat: dict[str, int] = {}
+            for f in index.meta["files"]:
+                for c in f["categories"]:
+                    per_cat[c] = per_cat.get(c, 0) + f["entries"]
+            stats = {"built": index.meta["built"], "entries": index.entries,
+                     "categories": sorted(per_cat.items(), key=lambda kv: -kv[1])}
+            index.close()
+        return render_template("technician.html", problems=problems, stats=stats)
+
+    @app.get("/actions")
+    @roles("headteacher")
+    def actions() -> Any:
+        with Session(db) as s:
+            rows = s.scalars(select(AdminAction).order_by(AdminAction.id.desc()).limit(200)).all()
+            return render_template("actions.html", rows=rows)
+
+    return app
+
+
+def serve(app: Flask, host: str, port: int) -> None:
+    from waitress import serve as waitress_serve
+
+    waitress_serve(app, host=host, port=port, threads=8, ident="schoolproxy-admin")

@@ -1,0 +1,91 @@
+"""Admin accounts: argon2 password hashes, roles, slowed and recorded failures.
+
+A wrong password costs the caller a delay that grows with the account's recent
+failures (up to a few seconds), and every attempt, good or bad, is an
+``admin_actions`` row with the address it came from.  Sessions are signed
+cookies that expire, and carry a version that changing the password bumps,
+so old sessions stop working.
+"""
+
+from __future__ import annotations
+
+import time
+from datetime import datetime, timedelta, timezone
+
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+from sqlalchemy import Engine as DBEngine
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from ..adminlog import record_action
+from ..models import AdminUser
+
+ROLES = ("technician", "headteacher", "slt")
+_hasher = PasswordHasher()
+FAIL_DELAY_BASE = 0.5
+FAIL_DELAY_MAX = 4.0
+
+
+class AuthError(ValueError):
+    pass
+
+
+def create_user(db: DBEngine, username: str, role: str, password: str, by: str = "cli") -> AdminUser:
+    if role not in ROLES:
+        raise AuthError(f"unknown role {role!r} (expected one of: {', '.join(ROLES)})")
+    if len(password) < 10:
+        raise AuthError("a password needs at least 10 characters")
+    with Session(db) as s, s.begin():
+        if s.scalar(select(AdminUser).where(AdminUser.username == username)) is not None:
+            raise AuthError(f"user {username!r} already exists")
+        user = AdminUser(username=username, password_hash=_hasher.hash(password), role=role,
+                         created_at=datetime.now(timezone.utc), disabled=False, failed_logins=0,
+                         session_version=1)
+        s.add(user)
+        record_action(s, by, "user.create", username, f"role {role}")
+        s.flush()
+        s.expunge(user)
+        return user
+
+
+def failure_delay(failures: int) -> float:
+    return min(FAIL_DELAY_MAX, FAIL_DELAY_BASE * (2 ** max(0, failures - 1)))
+
+
+def authenticate(db: DBEngine, username: str, password: str, ip: str | None) -> AdminUser | None:
+    """The user, or None after a delay; the attempt is recorded either way."""
+    now = datetime.now(timezone.utc)
+    with Session(db) as s, s.begin():
+        user = s.scalar(select(AdminUser).where(AdminUser.username == username))
+        ok = False
+        if user is not None and not user.disabled:
+            try:
+                ok = _hasher.verify(user.password_hash, password)
+            except (VerificationError, InvalidHashError):
+                ok = False
+        if ok and user is not None:
+            if _hasher.check_needs_rehash(user.password_hash):
+                user.password_hash = _hasher.hash(password)
+            user.failed_logins, user.last_login_at = 0, now
+            record_action(s, username, "login", None, None, ip)
+            s.flush()
+            s.expunge(user)
+            return user
+        failures = 1
+        if user is not None:
+            recent = user.last_failed_at is not None and now - user.last_failed_at < timedelta(minutes=15)
+            user.failed_logins = (user.failed_logins if recent else 0) + 1
+            user.last_failed_at = now
+            failures = user.failed_logins
+        record_action(s, username[:255], "login", None, f"failed attempt {failures}", ip, "failed")
+    time.sleep(failure_delay(failures))
+    return None
+
+
+def get_user(db: DBEngine, user_id: int) -> AdminUser | None:
+    with Session(db) as s:
+        user = s.get(AdminUser, user_id)
+        if user is not None:
+            s.expunge(user)
+        return user

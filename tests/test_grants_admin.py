@@ -1,0 +1,228 @@
+"""Grants (pure rules and storage) and the admin web app, through Flask's test client."""
+
+from __future__ import annotations
+
+import re
+import time
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from proxy_addon.admin.app import create_app
+from proxy_addon.admin.auth import FAIL_DELAY_BASE, create_user
+from proxy_addon.db import open_database
+from proxy_addon.engine import Engine
+from proxy_addon.grants import GrantError, apply_grants, make_active
+from proxy_addon.grantstore import create_grant, load_active, revoke_grant
+from proxy_addon.identity import Identity
+from proxy_addon.models import AccessEvent, AdminAction, ExceptionRequest, Grant
+from proxy_addon.normalize import normalize_url
+
+NOW = datetime(2026, 11, 25, 10, 0, tzinfo=timezone.utc)
+ALICE = Identity("alice", frozenset({"teaching"}), "10.0.0.5", "proxyauth")
+BOB = Identity("bob", frozenset(), "10.0.0.6", "proxyauth")
+
+
+@pytest.fixture
+def engine(config_dir: Path) -> Engine:
+    people = config_dir / "rules" / "10-people.yaml"
+    people.write_text(people.read_text().replace("teaching: []", "teaching: [alice]"))
+    return Engine.load(config_dir)
+
+
+@pytest.fixture
+def db(tmp_path: Path):
+    return open_database(f"sqlite:///{tmp_path}/audit.sqlite")
+
+
+def actions(db, action: str) -> list[AdminAction]:
+    with Session(db) as s:
+        return list(s.scalars(select(AdminAction).where(AdminAction.action == action).order_by(AdminAction.id)))
+
+
+def decide(engine, grants, who, url, now=NOW):
+    target = normalize_url(url)
+    return apply_grants(engine.config, engine.decide(target, who, now), target, who, now, grants)
+
+
+def test_a_grant_lifts_a_block_for_its_person_site_and_window_only(engine, db):
+    g = create_grant(db, engine, subject_kind="user", subject="alice", target_kind="host", target="bet365.com",
+                     reason="Year 6 maths: probability", granted_by="head", hours=1, now=NOW)
+    grants = load_active(db, NOW)
+    assert [x.id for x in grants] == [g.id]
+    d = decide(engine, grants, ALICE, "https://www.bet365.com/odds")
+    assert (d.action, d.rule, d.grant_id, d.category) == ("allow", f"grant:{g.id}", g.id, "gambling")
+    assert decide(engine, grants, BOB, "https://www.bet365.com/odds").action == "block"
+    assert decide(engine, grants, ALICE, "https://williamhill.com/").action == "block"
+    assert decide(engine, grants, ALICE, "https://www.bet365.com/", NOW + timedelta(hours=1, seconds=1)).action == "block"
+    revoke_grant(db, g.id, "head", "lesson over")
+    assert load_active(db, NOW) == ()
+
+
+def test_group_everyone_url_and_category_grants(engine, db):
+    create_grant(db, engine, subject_kind="group", subject="teaching", target_kind="url",
+                 target="ebay.co.uk/itm/123", reason="DT project", granted_by="head", now=NOW)
+    create_grant(db, engine, subject_kind="everyone", subject=None, target_kind="category", target="auctions",
+                 reason="auction week", granted_by="head", hours=2, now=NOW)
+    grants = load_active(db, NOW)
+    assert decide(engine, grants, ALICE, "https://ebay.co.uk/itm/123/photos").rule.startswith("grant:")
+    assert decide(engine, grants, BOB, "https://www.ebay.com/").action == "allow"  # the category grant
+    assert decide(engine, grants, BOB, "https://pornhub.com/").action == "block"
+
+
+def test_non_bypassable_categories_can_never_be_granted_and_the_attempt_is_recorded(engine, db):
+    with pytest.raises(GrantError, match="cannot be granted"):
+        create_grant(db, engine, subject_kind="user", subject="bob", target_kind="host", target="pornhub.com",
+                     reason="x", granted_by="head", now=NOW)
+    with pytest.raises(GrantError, match="not bypassable"):
+        create_grant(db, engine, subject_kind="everyone", subject=None, target_kind="category", target="adult",
+                     reason="x", granted_by="head", now=NOW)
+    refused = actions(db, "grant.create")
+    assert [a.outcome for a in refused] == ["refused", "refused"]
+    assert "pornhub.com" in refused[0].detail
+    # and a grant that somehow covers such a site never applies
+    forged = make_active(Grant(id=99, subject_kind="everyone", subject=None, target_kind="host",
+                               target="pornhub.com", starts_at=NOW, ends_at=NOW + timedelta(hours=1)))
+    assert decide(engine, (forged,), BOB, "https://pornhub.com/").action == "block"
+
+
+def test_grants_always_expire_within_the_maximum(engine, db):
+    with pytest.raises(GrantError, match="at most 30 days"):
+        create_grant(db, engine, subject_kind="user", subject="bob", target_kind="host", target="ebay.com",
+                     reason="x", granted_by="head", hours=24 * 31, now=NOW)
+    g = create_grant(db, engine, subject_kind="user", subject="bob", target_kind="host", target="ebay.com",
+                     reason="x", granted_by="head", now=NOW)
+    assert g.ends_at - g.starts_at == timedelta(hours=24)  # the rules' default
+    with pytest.raises(GrantError, match="needs a reason"):
+        create_grant(db, engine, subject_kind="user", subject="bob", target_kind="host", target="ebay.com",
+                     reason="  ", granted_by="head", now=NOW)
+
+
+# -- the admin web app ------------------------------------------------------------------
+
+
+@pytest.fixture
+def app(db, config_dir: Path):
+    for name, role in (("head", "headteacher"), ("tech", "technician"), ("lead", "slt")):
+        create_user(db, name, role, f"{name}-password-123")
+    flask_app = create_app(db, config_dir, b"test-secret-" * 4)
+    flask_app.config["TESTING"] = True
+    return flask_app
+
+
+def csrf(client, path="/login") -> str:
+    return re.search(r'name="csrf_token" value="([^"]+)"', client.get(path).get_data(as_text=True)).group(1)
+
+
+def login(client, name: str):
+    return client.post("/login", data={"csrf_token": csrf(client), "username": name,
+                                       "password": f"{name}-password-123"})
+
+
+def pending_request(db, user="bob", host="www.bet365.com") -> int:
+    with Session(db) as s, s.begin():
+        r = ExceptionRequest(created_at=NOW, user=user, client_ip="10.0.0.6", url=f"http://{host}/",
+                             host=host, category="gambling", reason="research for a lesson", event_uid="e" * 32,
+                             status="pending")
+        s.add(r)
+        s.flush()
+        return r.id
+
+
+def test_sign_in_with_a_wrong_password_is_slowed_and_recorded(app, db):
+    c = app.test_client()
+    t = time.monotonic()
+    r = c.post("/login", data={"csrf_token": csrf(c), "username": "head", "password": "wrong"})
+    assert r.status_code == 401 and time.monotonic() - t >= FAIL_DELAY_BASE
+    t = time.monotonic()
+    c.post("/login", data={"csrf_token": csrf(c), "username": "head", "password": "wrong again"})
+    assert time.monotonic() - t >= 2 * FAIL_DELAY_BASE  # slower each time
+    failed = [a for a in actions(db, "login") if a.outcome == "failed"]
+    assert len(failed) == 2 and failed[0].actor == "head" and failed[0].ip == "127.0.0.1"
+    assert login(c, "head").status_code == 302
+
+
+def test_forms_without_a_csrf_token_are_refused_and_recorded(app, db):
+    c = app.test_client()
+    login(c, "head")
+    rid = pending_request(db)
+    r = c.post(f"/requests/{rid}/grant", data={"hours": "1"})
+    assert r.status_code == 400
+    assert actions(db, "csrf.refused")[0].actor == "head"
+    with Session(db) as s:
+        assert s.get(ExceptionRequest, rid).status == "pending"
+    assert c.post("/login", data={"username": "head", "password": "head-password-123"}).status_code == 400
+
+
+def test_a_technician_cannot_grant(app, db):
+    c = app.test_client()
+    login(c, "tech")
+    rid = pending_request(db)
+    token = csrf(c, "/grants")
+    assert c.post(f"/requests/{rid}/grant", data={"csrf_token": token, "hours": "1"}).status_code == 403
+    assert c.post("/grants", data={"csrf_token": token, "subject_kind": "everyone", "target_kind": "host",
+                                   "target": "ebay.com", "reason": "x", "hours": "1"}).status_code == 403
+    denied = actions(db, "denied")
+    assert len(denied) == 2 and all(a.actor == "tech" and a.outcome == "refused" for a in denied)
+    assert "Rule check" in c.get("/technician").get_data(as_text=True)
+    with Session(db) as s:
+        assert s.scalars(select(Grant)).all() == []
+
+
+def test_the_headteacher_grants_a_request_and_revokes_it(app, db):
+    c = app.test_client()
+    login(c, "head")
+    rid = pending_request(db)
+    page = c.get("/requests").get_data(as_text=True)
+    assert "research for a lesson" in page and "www.bet365.com" in page
+    r = c.post(f"/requests/{rid}/grant", data={"csrf_token": csrf(c, "/requests"), "hours": "1", "note": "ok"},
+               follow_redirects=True)
+    assert "Granted: bob may use www.bet365.com" in r.get_data(as_text=True)
+    with Session(db) as s:
+        req = s.get(ExceptionRequest, rid)
+        grant = s.get(Grant, req.grant_id)
+        assert (req.status, req.decided_by) == ("granted", "head")
+        assert (grant.subject, grant.target, grant.granted_by) == ("bob", "www.bet365.com", "head")
+        assert timedelta(minutes=59) < grant.ends_at - grant.starts_at <= timedelta(hours=1)
+    r = c.post(f"/grants/{grant.id}/revoke", data={"csrf_token": csrf(c, "/grants"), "reason": "done"},
+               follow_redirects=True)
+    assert f"Grant {grant.id} revoked" in r.get_data(as_text=True)
+    log = [(a.action, a.outcome) for a in reversed(actions(db, "grant.create") + actions(db, "grant.revoke"))]
+    assert ("grant.create", "ok") in log and ("grant.revoke", "ok") in log
+    assert all(a.ip == "127.0.0.1" for a in actions(db, "grant.create"))
+
+
+def test_a_grant_on_a_non_bypassable_category_is_refused_in_the_app(app, db):
+    c = app.test_client()
+    login(c, "head")
+    r = c.post("/grants", data={"csrf_token": csrf(c, "/grants"), "subject_kind": "everyone", "subject": "",
+                                "target_kind": "category", "target": "illegal_activity", "reason": "x",
+                                "hours": "1"}, follow_redirects=True)
+    assert "Not granted" in r.get_data(as_text=True)
+    assert actions(db, "grant.create")[0].outcome == "refused"
+
+
+def test_slt_sees_self_reports_next_to_the_blocked_event(app, db):
+    with Session(db) as s, s.begin():
+        base = dict(user="bob", client_ip="10.0.0.6", method="GET", scheme="http", host="pornhub.com",
+                    url="http://pornhub.com/", category="adult", rule="category:adult")
+        s.add(AccessEvent(ts=NOW, action="block", event_uid="a" * 32, **base))
+        s.add(AccessEvent(ts=NOW + timedelta(seconds=20), action="self_report", related_uid="a" * 32, **base))
+    c = app.test_client()
+    login(c, "lead")
+    page = c.get("/self-reports").get_data(as_text=True)
+    assert "http://pornhub.com/" in page and "25 Nov 2026 10:00:00" in page
+    assert c.get("/grants").status_code == 200 and c.get("/actions").status_code == 403
+
+
+def test_sessions_expire(db, config_dir):
+    create_user(db, "head", "headteacher", "head-password-123")
+    flask_app = create_app(db, config_dir, b"s" * 48, session_hours=1 / 3600)
+    c = flask_app.test_client()
+    login(c, "head")
+    assert c.get("/requests").status_code == 200
+    time.sleep(2.5)  # signed-cookie timestamps have one-second resolution
+    assert c.get("/requests").status_code == 302  # back to sign-in
