@@ -121,8 +121,11 @@ def _setup_admin(p: argparse.ArgumentParser) -> None:
 
 @command("admin", "serve the admin web app (or: admin create-user NAME --role ROLE)", _setup_admin)
 def cmd_admin(args: argparse.Namespace) -> int:
+    import logging
+
     from .admin.app import create_app, serve
 
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
     db = open_database(audit_db(args))
     app = create_app(db, config_dir(args), load_secret(args.secret_file))
     print(f"schoolproxy admin: http://{args.listen_host}:{args.listen_port}/", flush=True)

@@ -26,7 +26,7 @@ def make_proxy(tmp_path: Path):
 
     def make(config: Path, **kw) -> Proxy:
         work = tmp_path / f"proxy{len(started)}"
-        work.mkdir()
+        work.mkdir(exist_ok=True)
         p = Proxy(work, config, **kw).start()
         started.append(p)
         return p

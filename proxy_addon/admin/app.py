@@ -256,6 +256,8 @@ def create_app(db: DBEngine, config_root: Path, secret: bytes, session_hours: fl
 
 
 def serve(app: Flask, host: str, port: int) -> None:
-    from waitress import serve as waitress_serve
+    """Serve with waitress (without ``waitress.serve``, which configures the
+    root logger: inside the proxy that would print every log line twice)."""
+    from waitress.server import create_server
 
-    waitress_serve(app, host=host, port=port, threads=8, ident="schoolproxy-admin")
+    create_server(app, host=host, port=port, threads=8, ident="schoolproxy-admin").run()

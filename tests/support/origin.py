@@ -64,7 +64,8 @@ def _handler(origin: Origin):
             payload = route if isinstance(route, bytes) else (
                 b"hello from origin " + self.command.encode() + b" " + self.path.encode() + b"\n" + body)
             self.send_response(200)
-            self.send_header("Content-Type", "text/plain")
+            html = payload.lstrip()[:15].lower() == b"<!doctype html>"
+            self.send_header("Content-Type", "text/html; charset=utf-8" if html else "text/plain")
             self.send_header("Content-Length", str(len(payload)))
             self.send_header("X-Origin", "local")
             self.end_headers()

@@ -45,6 +45,7 @@ class Proxy:
     routes: dict[str, int] = field(default_factory=dict)
     proxyauth: str | None = None
     extra: list[str] = field(default_factory=list)
+    admin_port: int | None = None
     port: int = 0
     proc: subprocess.Popen | None = None
 
@@ -67,6 +68,8 @@ class Proxy:
                "--audit-db", f"sqlite:///{self.db_path}", "--confdir", str(self.workdir / "confdir")]
         if self.proxyauth:
             cmd += ["--proxyauth", self.proxyauth]
+        if self.admin_port:
+            cmd += ["--admin-port", str(self.admin_port)]
         cmd += ["--", "-s", str(ROUTE_ADDON), "--set", "ssl_insecure=true",
                 "--set", "schoolproxy_spool_dir=" + str(self.workdir / "spool"),
                 "--set", "schoolproxy_reload_ms=200"]
