@@ -100,3 +100,17 @@ def test_the_same_models_work_on_a_shared_postgresql(pg_url, tmp_path):
         ts = c.execute(select(AccessEvent.ts).limit(1)).scalar_one()
     assert per_instance == {"proxy0": 500, "proxy1": 500}
     assert ts.tzinfo is not None and ts.utcoffset().total_seconds() == 0
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgres"])
+def test_the_migrations_build_exactly_the_models(backend, tmp_path, request):
+    from alembic.autogenerate import compare_metadata
+    from alembic.migration import MigrationContext
+
+    from proxy_addon.models import Base
+
+    url = f"sqlite:///{tmp_path}/m.sqlite" if backend == "sqlite" else request.getfixturevalue("pg_url")
+    db = open_database(url)
+    with db.connect() as conn:
+        diff = compare_metadata(MigrationContext.configure(conn), Base.metadata)
+    assert diff == []
