@@ -226,3 +226,25 @@ def test_sessions_expire(db, config_dir):
     assert c.get("/requests").status_code == 200
     time.sleep(2.5)  # signed-cookie timestamps have one-second resolution
     assert c.get("/requests").status_code == 302  # back to sign-in
+
+
+def test_grant_command_line(tmp_path, config_dir):
+    import subprocess
+    import sys
+
+    exe = str(Path(sys.executable).with_name("schoolproxy"))
+    dbarg = ["--audit-db", f"sqlite:///{tmp_path}/cli.sqlite", "--config", str(config_dir)]
+    add = subprocess.run([exe, "grant", "add", "--user", "alice", "--host", "ebay.co.uk", "--hours", "2",
+                          "--reason", "DT project", "--by", "Mrs Smith", *dbarg], capture_output=True, text=True)
+    assert add.returncode == 0 and add.stdout.startswith("grant 1: user alice may use host ebay.co.uk until")
+    refused = subprocess.run([exe, "grant", "add", "--everyone", "--category", "drugs", "--reason", "x",
+                              "--by", "Mrs Smith", *dbarg], capture_output=True, text=True)
+    assert refused.returncode == 1 and "not bypassable" in refused.stderr
+    listed = subprocess.run([exe, "grant", "list", *dbarg], capture_output=True, text=True).stdout
+    assert "active" in listed and "ebay.co.uk" in listed and "DT project" in listed
+    assert subprocess.run([exe, "grant", "revoke", "1", "--reason", "done", "--by", "Mrs Smith", *dbarg],
+                          capture_output=True, text=True).returncode == 0
+    assert subprocess.run([exe, "grant", "list", *dbarg], capture_output=True, text=True).stdout == ""
+    db = open_database(f"sqlite:///{tmp_path}/cli.sqlite")
+    assert [(a.action, a.outcome, a.actor) for a in actions(db, "grant.create") + actions(db, "grant.revoke")] == [
+        ("grant.create", "ok", "Mrs Smith"), ("grant.create", "refused", "Mrs Smith"), ("grant.revoke", "ok", "Mrs Smith")]
