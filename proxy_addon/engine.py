@@ -34,7 +34,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
-from typing import Protocol
+from typing import Any, Protocol
 
 from pathlib import Path
 
@@ -217,6 +217,15 @@ class Engine:
             if wh.audience.includes(who.user, who.groups):
                 return wh.window.contains(local)
         return False
+
+    def applies(self, audience: Any, when: Any, who: Identity, at: datetime) -> bool:
+        """Whether a rule with this audience and ``when`` applies to who, at."""
+        if not audience.includes(who.user, who.groups):
+            return False
+        if when.always:
+            return True
+        local = self.local_time(at)
+        return when.applies(local, self.in_working_hours(who, local))
 
     # -- decision ------------------------------------------------------------
 

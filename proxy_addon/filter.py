@@ -37,6 +37,9 @@ from . import blockfeedback, connections
 from .circumvention import doh_content
 from .auditlog import AuditWriter
 from .blockpage import BlockNotice, render_block_page
+from .content import ContentControls
+from .contentrules import StreamLimit
+from .media import MediaKind
 from .config import ConfigError, default_config_dir
 from .db import default_audit_db, open_database
 from .engine import Decision, Engine, circumvention_decision
@@ -77,6 +80,17 @@ class FlowState:
     logged: bool = False
     uid: str | None = None  # names a block event on its page and in the audit log
     feedback: bool = False  # a post from a block page's buttons
+    audit_action: str | None = None  # set by content controls: "limit", "cut", "block"
+    media: MediaKind | None = None
+    media_t0: float = 0.0
+    media_seconds: float | None = None
+    declared: float | None = None
+    limit: StreamLimit | None = None
+    usage_before: tuple[float, int] = (0.0, 0)
+    streak_before: float = 0.0
+    usage_recorded: bool = False
+    sniff: bool = False
+    bytes_in: int = 0
 
 
 def fail_closed(hook: F) -> F:
@@ -109,7 +123,8 @@ class SchoolFilter:
         # flow still records it (done() writes what is left): none lost.
         self._open: dict[str, FlowState] = {}
         self._instance = ""
-        self._db: Any = None
+        self.db: Any = None
+        self.content = ContentControls(self)
         self._secret = b""
         self.grants: tuple[ActiveGrant, ...] = ()
         self._clock_offset = 0.0
@@ -154,7 +169,7 @@ class SchoolFilter:
                 db = open_database(ctx.options.schoolproxy_audit_db)
             except Exception as e:
                 raise exceptions.OptionsError(f"schoolproxy: cannot open the audit database: {type(e).__name__}: {e}") from e
-            self._db = db
+            self.db = db
             old, self.writer = self.writer, AuditWriter(db, ctx.options.schoolproxy_spool_dir)
             self.writer.start()
             if old is not None:
@@ -201,8 +216,8 @@ class SchoolFilter:
         while True:
             try:
                 self._clock_offset = await asyncio.to_thread(self._read_clock_offset)
-                if self._db is not None:
-                    self.grants = await asyncio.to_thread(load_active, self._db, self.now())
+                if self.db is not None:
+                    self.grants = await asyncio.to_thread(load_active, self.db, self.now())
             except Exception as e:  # the database may be briefly unreachable; keep the last snapshot
                 log.warning("schoolproxy: could not reload grants (%s); keeping the last %d",
                             type(e).__name__, len(self.grants))
@@ -327,9 +342,11 @@ class SchoolFilter:
                                                          headers.get("accept", "")):
             st.decision = circumvention_decision("doh", "a DNS-over-HTTPS message (application/dns-message) "
                                                         "resolves names round the school's DNS")
+        if st.decision.action != "block" and self.content.on_requestheaders(flow, st):
+            pass  # a content control stopped it; st.decision says why
         if st.decision.action == "block":
             st.answered = True
-            flow.response = self._block_response(st)
+            flow.response = self.block_response(st)
             return
         plan = request_plan(self.engine.safe_search, target.host, target.path, st.who.groups)
         if plan is not None:
@@ -339,7 +356,7 @@ class SchoolFilter:
                 headers[k] = v
             st.decision = replace(st.decision, reason=f"{st.decision.reason}; safe search enforced ({plan.engine})")
 
-    def _block_response(self, st: FlowState) -> http.Response:
+    def block_response(self, st: FlowState) -> http.Response:
         assert self.engine is not None
         cfg = self.engine.config
         d = st.decision
@@ -363,7 +380,18 @@ class SchoolFilter:
 
     async def request(self, flow: http.HTTPFlow) -> None:
         st: FlowState | None = flow.metadata.get(KEY)
-        if st is None or not st.feedback:
+        if st is None:
+            return
+        if not st.feedback:
+            if not st.answered and flow.response is None:
+                try:
+                    self.content.on_request(flow, st)
+                except Exception:
+                    log.exception("schoolproxy: upload check failed; the upload was stopped")
+                    self._record_error(flow, "internal error in the upload check")
+                    flow.response = self.block_response(st)
+                if flow.response is not None:
+                    st.answered = True
             return
         try:
             status, page = await self._feedback(flow, st)
@@ -389,13 +417,13 @@ class SchoolFilter:
         try:
             event = blockfeedback.verify_event(self._secret, form.get("token", ""), st.who.user)
             if st.target.path == blockfeedback.SELF_REPORT:
-                await asyncio.to_thread(blockfeedback.self_report, self._db, event, st.who.client_ip,
+                await asyncio.to_thread(blockfeedback.self_report, self.db, event, st.who.client_ip,
                                         self._instance, self.now())
                 return 200, ("Thank you. Your report that you reached this site by accident has been noted "
                              "for the Senior Leadership Team. Genuine mistakes and accidents are not treated as "
                              "a breach of the policy.")
             if st.target.path == blockfeedback.REQUEST:
-                rid = await asyncio.to_thread(blockfeedback.request_exception, self._db, event,
+                rid = await asyncio.to_thread(blockfeedback.request_exception, self.db, event,
                                               form.get("reason", ""), st.who.client_ip, self.now())
                 return 200, (f"Your request (number {rid}) has been sent to the Headteacher. You will be able "
                              "to use the site once it has been granted.")
@@ -412,10 +440,18 @@ class SchoolFilter:
             return d.reason.removeprefix("circumvention: ").split("; ")[0]
         return "" if d.title else d.reason.split(" (")[0]
 
-    @fail_closed
-    def responseheaders(self, flow: http.HTTPFlow) -> None:
+    async def responseheaders(self, flow: http.HTTPFlow) -> None:
         st: FlowState | None = flow.metadata.get(KEY)
         if st is None or st.answered or flow.response is None:
+            return
+        try:
+            if await self.content.on_responseheaders(flow, st):
+                return
+        except Exception:  # fail closed: never pass content we failed to judge
+            log.exception("schoolproxy: internal error in the content checks")
+            self._record_error(flow, "internal error in the content checks")
+            flow.response = http.Response.make(503, b"The school's web filter had an internal error.",
+                                               {"Content-Type": "text/plain", "Connection": "close"})
             return
         length = flow.response.headers.get("content-length", "")
         if not flow.response.stream and length.isdigit() and int(length) <= BUFFERED_BODY_LIMIT:
@@ -432,6 +468,11 @@ class SchoolFilter:
         st: FlowState | None = flow.metadata.get(KEY)
         if st is None:
             return
+        if not st.answered or st.audit_action:
+            try:
+                self.content.on_response(flow, st)
+            except Exception:
+                log.exception("schoolproxy: internal error in the content checks")
         resp = flow.response
         if not st.counted and resp is not None:
             st.bytes_out = len(resp.raw_content or b"")
@@ -440,6 +481,7 @@ class SchoolFilter:
     def error(self, flow: http.HTTPFlow) -> None:
         st: FlowState | None = flow.metadata.get(KEY)
         if st is not None:
+            self.content.finish(st)
             self._emit(st, flow, error=flow.error.msg if flow.error else "error")
 
     # -- tunnels (CONNECT) ---------------------------------------------------------
@@ -574,7 +616,8 @@ class SchoolFilter:
         if flow is not None:
             resp = flow.response
             status = status if status is not None else (resp.status_code if resp is not None else None)
-            bytes_in = len(flow.request.raw_content or b"") if flow.request.raw_content is not None else None
+            raw = flow.request.raw_content
+            bytes_in = len(raw) if raw is not None else (st.bytes_in or None)
         else:
             bytes_in = None
         reason = d.reason if error is None else f"{d.reason}; {error}"
@@ -588,7 +631,7 @@ class SchoolFilter:
             "url": st.target.url[:URL_LIMIT],
             "category": d.category,
             "categories": ",".join(d.categories) or None,
-            "action": AUDIT_ACTION.get(d.action, d.action),
+            "action": st.audit_action or AUDIT_ACTION.get(d.action, d.action),
             "rule": d.rule[:160] if d.rule else None,
             "clause": d.clause,
             "matched": f"{d.matched} ({d.origin})" if d.matched else None,
@@ -603,6 +646,7 @@ class SchoolFilter:
             "event_uid": st.uid,
             "related_uid": None,
             "grant_id": d.grant_id,
+            "media_seconds": round(st.media_seconds, 3) if st.media_seconds is not None else None,
         })
 
 

@@ -85,6 +85,15 @@ class ActiveGrant:
             return False
         return e.path is None or path_covers(e.path, target.path.lower())
 
+    def covers_download(self, target: Target) -> bool:
+        """A ``download`` grant: software from this URL (prefix) may be fetched."""
+        e = self.entry
+        if self.target_kind != "download" or e is None:
+            return False
+        if target.host != e.host and not target.host.endswith("." + e.host):
+            return False
+        return e.path is None or path_covers(e.path, target.path.lower())
+
     def live(self, now: datetime) -> bool:
         return self.starts_at <= now < self.ends_at
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from datetime import datetime, timezone
 
-from sqlalchemy import BigInteger, Boolean, DateTime, ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy import BigInteger, Boolean, DateTime, Float, Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator
 
@@ -69,6 +69,7 @@ class AccessEvent(Base):
     event_uid: Mapped[str | None] = mapped_column(String(32))  # names a block event on its page
     related_uid: Mapped[str | None] = mapped_column(String(32))  # e.g. the block a self-report is about
     grant_id: Mapped[int | None] = mapped_column(BigInteger)  # allowed only because of this grant
+    media_seconds: Mapped[float | None] = mapped_column(Float)  # streamed media time in this transfer
 
     __table_args__ = (
         Index("ix_access_events_ts", "ts"),
@@ -78,6 +79,18 @@ class AccessEvent(Base):
         Index("ix_access_events_action_ts", "action", "ts"),
         Index("ix_access_events_category_ts", "category", "ts"),
     )
+
+
+class MediaUsage(Base):
+    """Media each person streamed each (school-local) day, shared by every
+    proxy instance so that a daily budget is one budget."""
+
+    __tablename__ = "media_usage"
+
+    user: Mapped[str] = mapped_column(String(255), primary_key=True)
+    day: Mapped[str] = mapped_column(String(10), primary_key=True)  # YYYY-MM-DD, school time
+    seconds: Mapped[float] = mapped_column(Float)
+    bytes: Mapped[int] = mapped_column(BigInteger)
 
 
 class Grant(Base):
