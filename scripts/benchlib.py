@@ -160,12 +160,12 @@ class Running:
                 self.proc.kill()
 
 
-def start_bare(origin_port: int) -> Running:
+def start_bare(origin_port: int, extra: list[str] | None = None) -> Running:
     port = free_port()
     work = Path(tempfile.mkdtemp(prefix="bench-bare-"))
     proc = subprocess.Popen([str(BIN / "mitmdump"), "--listen-host", "127.0.0.1", "--listen-port", str(port),
                              "--set", f"confdir={work}", *COMMON, "-s", str(ROUTE_ALL),
-                             "--set", f"route_all_port={origin_port}"],
+                             "--set", f"route_all_port={origin_port}", *(extra or [])],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     pin(proc.pid, PROXY_CPUS)
     wait_port(port, proc)
