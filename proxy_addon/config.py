@@ -295,6 +295,7 @@ class _Builder:
     pending_categories: list[tuple[str, YMap, int]] = field(default_factory=list)
     categories_loaded: bool = False
     sections: dict[str, Any] = field(default_factory=dict)
+    section_origins: dict[str, str] = field(default_factory=dict)
 
     @property
     def r(self) -> _Reader:
@@ -541,6 +542,10 @@ class _Builder:
                 self.overrides[oid] = override
         for name in RULE_SECTIONS:
             if name in _SECTION_PARSERS and name in doc:
+                if name in self.section_origins and name not in _REPEATABLE:
+                    r.problem(doc, doc.line_of(name), f"section {name!r} already given at {self.section_origins[name]}")
+                    continue
+                self.section_origins[name] = self.origin(doc, doc.line_of(name))
                 _SECTION_PARSERS[name](self, doc[name], doc)
 
     def finish(self) -> None:
@@ -566,13 +571,19 @@ _SECTION_PARSERS: dict[str, SectionParser] = {}
 RULE_SECTIONS: list[str] = ["settings", "groups", "devices", "working_hours", "category_rules", "overrides"]
 
 
-def register_section(name: str, parser: SectionParser) -> None:
+_REPEATABLE: set[str] = set()
+
+
+def register_section(name: str, parser: SectionParser, repeatable: bool = False) -> None:
     """Let a feature module (streaming limits, alerts, …) own a rules section.
     Its parser records problems on the builder and stores its parsed value in
-    ``builder.sections[name]``."""
+    ``builder.sections[name]``.  A section given in two files is a problem,
+    unless it is ``repeatable`` (a list the parser concatenates)."""
     if name not in RULE_SECTIONS:
         RULE_SECTIONS.append(name)
     _SECTION_PARSERS[name] = parser
+    if repeatable:
+        _REPEATABLE.add(name)
 
 
 def rule_files(root: Path) -> list[Path]:

@@ -249,4 +249,4 @@ def _parse_list_sources(b: Any, value: Any, doc: YMap) -> None:
             out.append(ListSource(name, fmt, url, tuple(files)))
 
 
-register_section("list_sources", _parse_list_sources)
+register_section("list_sources", _parse_list_sources, repeatable=True)

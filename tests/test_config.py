@@ -128,3 +128,10 @@ def test_explain_json(tmp_path):
     text = subprocess.run([exe, "explain", "https://docs.google.com/document/1"], capture_output=True,
                           text=True, check=True).stdout
     assert "override:essential-google-workspace" in text
+
+
+def test_a_feature_section_given_twice_is_a_problem(tmp_path):
+    root = write_config(tmp_path, "downloads:\n  torrents: block\n",
+                        **{"rules__more.yaml": "downloads:\n  software: allow\n"})
+    assert problems(root) == [f"{root / 'rules' / 'rules.yaml'}:1: section 'downloads' already given at "
+                              f"{root / 'rules' / 'more.yaml'}:1"]

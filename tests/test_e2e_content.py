@@ -15,7 +15,7 @@ PE_HEAD = b"MZ\x90\x00\x03\x00\x00\x00\x04\x00\x00\x00\xff\xff\x00\x00" + b"\x00
 
 
 def content_rules(config_dir, text: str) -> None:
-    (config_dir / "rules" / "50-content.yaml").write_text(text)
+    (config_dir / "rules" / "45-content.yaml").write_text(text)  # replaces the bundled content rules
 
 
 def send(handler, status: int, body: bytes, **headers: str) -> None:
