@@ -14,6 +14,7 @@ import sys
 from collections.abc import Callable, Sequence
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Any
 
 from .config import ConfigError, default_config_dir
 from .db import default_audit_db
@@ -202,12 +203,13 @@ def cmd_explain(args: argparse.Namespace) -> int:
     decision = engine.decide_from(matches, target, who, at)
     local = engine.local_time(at)
     in_hours = engine.in_working_hours(who, local)
+    bandwidth = _bandwidth(engine, who, at, decision.categories)
     if args.json:
         out = decision.as_dict()
         out.update({
             "url": target.url, "user": who.user, "groups": sorted(who.groups),
             "at": at.astimezone(timezone.utc).isoformat(), "working_hours": in_hours,
-            "matched": decision.matched, "matched_in": decision.origin,
+            "matched": decision.matched, "matched_in": decision.origin, "bandwidth": bandwidth,
             "matches": [{"via": m.via, "category": m.category, "ref": m.ref, "entry": m.entry,
                          "origin": m.origin, "specificity": list(m.specificity), "action": m.action}
                         for m in matches],
@@ -226,6 +228,7 @@ def cmd_explain(args: argparse.Namespace) -> int:
          else (decision.clause or "(none)")),
         ("Matched", f"{decision.matched} at {decision.origin}" if decision.matched else "(nothing)"),
         ("Why", decision.reason),
+        ("Bandwidth", "; ".join(f"{k}: {v or 'no limit'}" for k, v in bandwidth.items())),
     ]
     for k, v in rows:
         print(f"{k:<9} {v}")
@@ -235,6 +238,20 @@ def cmd_explain(args: argparse.Namespace) -> int:
             label = f"override {m.ref} ({m.action})" if m.via == "override" else f"category {m.category}"
             print(f"  {m.entry:<40} {label:<36} {m.origin}")
     return 0
+
+
+def _bandwidth(engine: Any, who: Any, at: datetime, categories: tuple[str, ...]) -> dict[str, str | None]:
+    """Which bandwidth rule would hold media, a large download, or anything
+    else from this site for this person at this time."""
+    from .throttle import BandwidthRules, choose
+
+    rules: BandwidthRules | None = engine.config.sections.get("bandwidth")
+    out: dict[str, str | None] = {}
+    for label, kind, length in (("media", "media", None), ("large download", "download", 1 << 40),
+                                ("other", None, None)):
+        rule = choose(rules, engine, who, at, categories, kind, length) if rules else None
+        out[label] = rule.describe() if rule else None
+    return out
 
 
 # -- main --------------------------------------------------------------------------

@@ -10,6 +10,7 @@ that, only this module needs to follow.
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 from mitmproxy import connection, ctx
 
@@ -27,3 +28,14 @@ def close(client: connection.Client, conn: connection.Connection | None = None) 
         return False
     asyncio.get_running_loop().call_soon(h.close_connection, conn if conn is not None else client)
     return True
+
+
+def wrap_client_writer(client: connection.Client, wrap: Any) -> Any:
+    """Replace the client connection's stream writer with ``wrap(writer)``
+    (used to pace what is sent to the client); returns the wrapper or None."""
+    h = _handler(client)
+    io = h.transports.get(h.client) if h is not None else None
+    if io is None or io.writer is None:
+        return None
+    io.writer = wrap(io.writer)
+    return io.writer

@@ -188,9 +188,12 @@ class ContentControls:
         if length.isdigit() and int(length) <= rules.sniff_buffer and not resp.stream:
             st.sniff = True  # judged whole in on_response
             return True
-        resp.stream = self._download_sniffer(flow, st, name, ctype)
+        resp.stream = self.download_sniffer(flow, st)
         st.counted = True
         return True
+
+    def is_download(self, ctype: str, disposition: str) -> bool:
+        return self._download_candidate(ctype, disposition)
 
     @staticmethod
     def _download_candidate(ctype: str, disposition: str) -> bool:
@@ -215,7 +218,13 @@ class ContentControls:
                                                        "without approval", "software_downloads",
                               "Software downloads need approval")
 
-    def _download_sniffer(self, flow: http.HTTPFlow, st: FlowState, name: str, ctype: str) -> Any:
+    def download_sniffer(self, flow: http.HTTPFlow, st: FlowState) -> Any:
+        """A stream callback that holds back the first bytes until they can be
+        judged, cuts a blocked download, and passes the rest through."""
+        resp = flow.response
+        assert resp is not None
+        ctype = resp.headers.get("content-type", "")
+        name = filename_of(resp.headers.get("content-disposition", ""), st.target.path)
         held: list[bytes] = []
         state = {"judged": False, "size": 0}
 

@@ -49,6 +49,7 @@ from .identity import Identity
 from .normalize import InvalidHost, InvalidURL, Target, make_target, normalize_host, split_authority
 from .reloader import Signature, signature
 from .safesearch import request_plan, tunnel_front
+from .throttle import BandwidthRules, PacedWriter, Pace, Throttler, choose
 from .secretstore import DEFAULT_SECRET_FILE, load_secret
 
 log = logging.getLogger(__name__)
@@ -91,6 +92,7 @@ class FlowState:
     usage_recorded: bool = False
     sniff: bool = False
     bytes_in: int = 0
+    pace: Pace | None = None
 
 
 def fail_closed(hook: F) -> F:
@@ -125,6 +127,8 @@ class SchoolFilter:
         self._instance = ""
         self.db: Any = None
         self.content = ContentControls(self)
+        self.throttler = Throttler()
+        self._writers: dict[str, PacedWriter] = {}
         self._secret = b""
         self.grants: tuple[ActiveGrant, ...] = ()
         self._clock_offset = 0.0
@@ -445,7 +449,9 @@ class SchoolFilter:
         if st is None or st.answered or flow.response is None:
             return
         try:
-            if await self.content.on_responseheaders(flow, st):
+            handled = await self.content.on_responseheaders(flow, st)
+            self._start_pace(flow, st)
+            if handled:
                 return
         except Exception:  # fail closed: never pass content we failed to judge
             log.exception("schoolproxy: internal error in the content checks")
@@ -468,6 +474,7 @@ class SchoolFilter:
         st: FlowState | None = flow.metadata.get(KEY)
         if st is None:
             return
+        self._end_pace(flow, st)
         if not st.answered or st.audit_action:
             try:
                 self.content.on_response(flow, st)
@@ -481,6 +488,7 @@ class SchoolFilter:
     def error(self, flow: http.HTTPFlow) -> None:
         st: FlowState | None = flow.metadata.get(KEY)
         if st is not None:
+            self._end_pace(flow, st)
             self.content.finish(st)
             self._emit(st, flow, error=flow.error.msg if flow.error else "error")
 
@@ -587,7 +595,56 @@ class SchoolFilter:
         self._emit(st, None)
         flow.kill()
 
+    def client_connected(self, client: connection.Client) -> None:
+        writer = connections.wrap_client_writer(client, PacedWriter)
+        if writer is not None:
+            self._writers[client.id] = writer
+
+    def _start_pace(self, flow: http.HTTPFlow, st: FlowState) -> None:
+        """Hold this response to its bandwidth rule, if one applies."""
+        assert self.engine is not None and flow.response is not None
+        rules: BandwidthRules | None = self.engine.config.sections.get("bandwidth")
+        writer = self._writers.get(flow.client_conn.id)
+        if not rules or not rules.limits or writer is None or st.audit_action:
+            return
+        headers = flow.response.headers
+        length = headers.get("content-length", "")
+        if st.media is not None and not st.media.is_index:
+            kind = "media"
+        elif self.content.is_download(headers.get("content-type", ""), headers.get("content-disposition", "")):
+            kind = "download"
+        else:
+            kind = None
+        rule = choose(rules, self.engine, st.who, st.started, st.decision.categories, kind,
+                      int(length) if length.isdigit() else None)
+        if rule is None:
+            return
+        st.pace = writer.pace = self.throttler.pace(rule, st.who.user)
+        if st.pace is None:
+            return
+        # A paced body must stream: one mitmproxy held whole would reach the
+        # client's socket buffers at once, and only the next read would wait.
+        resp = flow.response
+        if st.sniff:
+            st.sniff = False
+            resp.stream = self.content.download_sniffer(flow, st)
+            st.counted = True
+        elif not resp.stream:
+            st.counted = True
+
+            def count(chunk: bytes) -> bytes:
+                st.bytes_out += len(chunk)
+                return chunk
+
+            resp.stream = count
+
+    def _end_pace(self, flow: http.HTTPFlow, st: FlowState) -> None:
+        writer = self._writers.get(flow.client_conn.id)
+        if st.pace is not None and writer is not None and writer.pace is st.pace:
+            writer.pace = None
+
     def client_disconnected(self, client: connection.Client) -> None:
+        self._writers.pop(client.id, None)
         st = self._tunnels.pop(client.id, None)
         if st is not None:
             self._emit(st, None, status=200)
@@ -621,6 +678,11 @@ class SchoolFilter:
         else:
             bytes_in = None
         reason = d.reason if error is None else f"{d.reason}; {error}"
+        pace = st.pace
+        if pace is not None:
+            rate = pace.rule.rate_bps or pace.rule.total_bps
+            reason = (f"{reason}; throttled ({pace.rule.describe()}) at {rate * 8 / 1e6:g} Mbit/s, "
+                      f"held back {pace.waited:.1f} s")
         self.writer.put({
             "ts": st.started,
             "user": st.who.user[:255],
@@ -647,6 +709,8 @@ class SchoolFilter:
             "related_uid": None,
             "grant_id": d.grant_id,
             "media_seconds": round(st.media_seconds, 3) if st.media_seconds is not None else None,
+            "throttle_bps": int((pace.rule.rate_bps or pace.rule.total_bps) * 8) if pace is not None else None,
+            "throttled_ms": int(pace.waited * 1000) if pace is not None else None,
         })
 
 

@@ -70,6 +70,8 @@ class AccessEvent(Base):
     related_uid: Mapped[str | None] = mapped_column(String(32))  # e.g. the block a self-report is about
     grant_id: Mapped[int | None] = mapped_column(BigInteger)  # allowed only because of this grant
     media_seconds: Mapped[float | None] = mapped_column(Float)  # streamed media time in this transfer
+    throttle_bps: Mapped[int | None] = mapped_column(BigInteger)  # the rate it was held to, bits a second
+    throttled_ms: Mapped[int | None] = mapped_column(Integer)  # how long the throttle held it back
 
     __table_args__ = (
         Index("ix_access_events_ts", "ts"),

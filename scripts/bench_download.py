@@ -15,15 +15,17 @@ each proxy's peak RSS (VmHWM) and RSS before the transfer.
 from __future__ import annotations
 
 import argparse
+import shutil
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchlib import CLIENT_CPUS, free_port, pin, rss_mb, start_bare, start_school, wait_port  # noqa: E402
+from benchlib import REPO, CLIENT_CPUS, free_port, pin, rss_mb, start_bare, start_school, wait_port  # noqa: E402
 
 BIG_ORIGIN = r"""
 import asyncio, sys
@@ -73,6 +75,12 @@ def main() -> None:
     ap.add_argument("--mb", type=int, default=1024)
     args = ap.parse_args()
     size = args.mb << 20
+    # The bundled bandwidth rules would hold a large download to 10 Mbit/s;
+    # this benchmark measures the unthrottled path (bench_throttle.py measures shaping).
+    config = Path(tempfile.mkdtemp(prefix="bench-download-")) / "config"
+    shutil.copytree(REPO / "rules", config / "rules", ignore=shutil.ignore_patterns("46-bandwidth.yaml"))
+    shutil.copytree(REPO / "lists", config / "lists")
+    shutil.copy(REPO / "categories.yaml", config / "categories.yaml")
     port = free_port()
     origin = subprocess.Popen([sys.executable, "-c", BIG_ORIGIN, str(port), str(size)])
     pin(origin.pid, CLIENT_CPUS)
@@ -80,7 +88,7 @@ def main() -> None:
     results = {}
     try:
         for name, start in (("bare mitmdump", lambda: start_bare(port, ["--set", "stream_large_bodies=1m"])),
-                            ("schoolproxy", lambda: start_school(port))):
+                            ("schoolproxy", lambda: start_school(port, config))):
             p = start()
             try:
                 before = rss_mb(p.proc.pid)
