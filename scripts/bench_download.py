@@ -7,7 +7,8 @@ A local origin serves --mb megabytes (default 1024) as
 it mitmdump holds the whole body in memory) and through ``schoolproxy run``
 (which streams every large body through its content checks: the download's
 first bytes are judged, the rest flows).  Prints throughput, the ratio, and
-each proxy's peak RSS (VmHWM) and RSS before the transfer.
+each proxy's peak RSS (VmHWM) and RSS before the transfers; runs alternate
+between the two proxies and the median rate of each is reported.
 
     .venv/bin/python scripts/bench_download.py [--mb 1024]
 """
@@ -15,6 +16,7 @@ each proxy's peak RSS (VmHWM) and RSS before the transfer.
 from __future__ import annotations
 
 import argparse
+import statistics
 import shutil
 import subprocess
 import sys
@@ -73,6 +75,7 @@ def fetch(proxy_port: int, size: int) -> float:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--mb", type=int, default=1024)
+    ap.add_argument("--rounds", type=int, default=3)
     args = ap.parse_args()
     size = args.mb << 20
     # The bundled bandwidth rules would hold a large download to 10 Mbit/s;
@@ -85,21 +88,24 @@ def main() -> None:
     origin = subprocess.Popen([sys.executable, "-c", BIG_ORIGIN, str(port), str(size)])
     pin(origin.pid, CLIENT_CPUS)
     wait_port(port, origin)
-    results = {}
+    bare = start_bare(port, ["--set", "stream_large_bodies=1m"])
+    school = start_school(port, config)
+    proxies = {"bare mitmdump": bare, "schoolproxy": school}
+    rates: dict[str, list[float]] = {name: [] for name in proxies}
+    before = {name: rss_mb(p.proc.pid) for name, p in proxies.items()}
     try:
-        for name, start in (("bare mitmdump", lambda: start_bare(port, ["--set", "stream_large_bodies=1m"])),
-                            ("schoolproxy", lambda: start_school(port, config))):
-            p = start()
-            try:
-                before = rss_mb(p.proc.pid)
-                elapsed = fetch(p.port, size)
-                results[name] = (size / elapsed / (1 << 20), before, peak_mb(p.proc.pid), rss_mb(p.proc.pid))
-            finally:
-                p.stop()
+        for _ in range(args.rounds):  # alternate, so drift hits both alike
+            for name, p in proxies.items():
+                rates[name].append(size / fetch(p.port, size) / (1 << 20))
+        results = {name: (statistics.median(rates[name]), before[name], peak_mb(p.proc.pid), rss_mb(p.proc.pid))
+                   for name, p in proxies.items()}
     finally:
+        bare.stop()
+        school.stop()
         origin.terminate()
     for name, (rate, before, peak, after) in results.items():
-        print(f"{name:<14} {args.mb} MB in {args.mb / rate:6.1f} s = {rate:7.1f} MB/s; RSS {before:.0f} MB before, "
+        print(f"{name:<14} {args.mb} MB in {args.mb / rate:6.1f} s = {rate:7.1f} MB/s (median of {args.rounds}); "
+              f"RSS {before:.0f} MB before, "
               f"peak {peak:.0f} MB, {after:.0f} MB after")
     ratio = results["schoolproxy"][0] / results["bare mitmdump"][0]
     growth = results["schoolproxy"][2] - results["schoolproxy"][1]
