@@ -114,7 +114,7 @@ def _setup_admin(p: argparse.ArgumentParser) -> None:
     cu = sub.add_parser("create-user", help="make an admin account (asks for the password)")
     add_db_arg(cu, nested=True)
     cu.add_argument("username")
-    cu.add_argument("--role", required=True, choices=("technician", "headteacher", "slt"))
+    cu.add_argument("--role", required=True, choices=("technician", "headteacher", "slt", "dsl"))
     cu.add_argument("--password-stdin", action="store_true", help="read the password from standard input")
     cu.set_defaults(func=cmd_create_user)
 

@@ -27,6 +27,7 @@ from typing import Any
 
 from sqlalchemy import Engine, Table
 
+from .auditchain import Chain
 from .models import AccessEvent
 
 log = logging.getLogger(__name__)
@@ -46,7 +47,7 @@ def _decode(line: str) -> Row:
 
 class AuditWriter:
     def __init__(self, engine: Engine, spool_dir: Path | str = "logs", table: Table | None = None,
-                 batch_size: int = 2000, interval: float = 0.1):
+                 batch_size: int = 2000, interval: float = 0.1, chain: str | None = None):
         self.engine = engine
         self.table = table if table is not None else AccessEvent.__table__
         self.spool_dir = Path(spool_dir)
@@ -58,6 +59,8 @@ class AuditWriter:
         self._carry: list[Row] = []
         self.written = 0
         self.failures = 0
+        self._chain = Chain(chain) if chain and self.table is AccessEvent.__table__ else None
+        self._chain_loaded = False
         # The insert bypasses SQLAlchemy's per-row type processing and sends
         # many rows per statement.  Both matter because this thread shares the
         # GIL with the proxy's event loop: SQLite releases the GIL around every
@@ -162,6 +165,11 @@ class AuditWriter:
         try:
             step = self._rows_per_statement
             with self.engine.begin() as conn:
+                if self._chain is not None:
+                    if not self._chain_loaded:
+                        self._chain.load(conn)
+                        self._chain_loaded = True
+                    self._chain.stamp(rows)
                 cursor = conn.connection.cursor()
                 try:
                     for i in range(0, len(rows), step):

@@ -18,6 +18,7 @@ plain HTTP and intercepted HTTPS alike.  A submission is refused when:
 
 from __future__ import annotations
 
+import threading
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
@@ -29,6 +30,7 @@ from sqlalchemy import func, insert, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from .auditchain import Chain
 from .models import AccessEvent, ExceptionRequest
 
 PREFIX = "/.schoolproxy/"
@@ -37,6 +39,7 @@ REQUEST = PREFIX + "request-exception"
 TOKEN_MAX_AGE = 2 * 3600
 RATE_WINDOW = timedelta(minutes=10)
 RATE_LIMIT = 5
+_CHAIN_LOCK = threading.Lock()
 
 
 class Refused(Exception):
@@ -105,19 +108,22 @@ def _recent(s: Session, user: str, now: datetime) -> int:
 
 def self_report(db: DBEngine, event: BlockEvent, client_ip: str, instance: str, now: datetime | None = None) -> None:
     now = now or datetime.now(timezone.utc)
-    with Session(db) as s, s.begin():
+    # The lock spans the transaction: this instance's feedback chain has one writer at a time.
+    with _CHAIN_LOCK, Session(db) as s, s.begin():
         if _recent(s, event.user, now) >= RATE_LIMIT:
             raise Refused(429, "Too many reports in the last few minutes; please try again later.")
         dup = s.scalar(select(func.count()).select_from(AccessEvent).where(
             AccessEvent.related_uid == event.uid, AccessEvent.action == "self_report"))
         if dup:
             raise Refused(409, "This block has already been reported.")
-        s.execute(insert(AccessEvent), [{
+        row = {
             "ts": now, "user": event.user, "client_ip": client_ip, "method": "POST",
             "scheme": event.url.split(":", 1)[0], "host": event.host, "url": event.url,
             "category": event.category, "action": "self_report", "rule": "self_report", "clause": "6.3.1",
             "reason": "reported by the user as reached by accident", "related_uid": event.uid,
-            "instance": instance, "event_uid": new_event_uid()}])
+            "instance": instance, "event_uid": new_event_uid()}
+        Chain(f"{instance}/feedback"[:80]).load(s.connection()).stamp([row])
+        s.execute(insert(AccessEvent), [row])
 
 
 def request_exception(db: DBEngine, event: BlockEvent, reason: str, client_ip: str,

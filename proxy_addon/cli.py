@@ -259,7 +259,7 @@ def _bandwidth(engine: Any, who: Any, at: datetime, categories: tuple[str, ...])
 
 def _load_feature_commands() -> None:
     """Import the modules that register further commands."""
-    for module in ("lists", "admincli"):
+    for module in ("lists", "admincli", "reportcli"):
         __import__(f"{__package__}.{module}")
 
 

@@ -600,7 +600,7 @@ def config_files(root: Path) -> list[Path]:
 
 def _register_feature_sections() -> None:
     """Feature modules own their rules sections; importing them registers the parsers."""
-    from . import circumvention, contentrules, grants, listsources, safesearch, throttle  # noqa: F401
+    from . import circumvention, contentrules, grants, listsources, monitoring, safesearch, throttle  # noqa: F401
 
 
 def load_config(root: Path | str | None = None) -> Config:

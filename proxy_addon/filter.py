@@ -48,7 +48,10 @@ from .grantstore import load_active
 from .identity import Identity
 from .normalize import InvalidHost, InvalidURL, Target, make_target, normalize_host, split_authority
 from .reloader import Signature, signature
+from .alerts import Alert, Alerter
+from .monitoring import Monitoring
 from .safesearch import request_plan, tunnel_front
+from .searchterms import extract as extract_search, flagged
 from .throttle import BandwidthRules, PacedWriter, Pace, Throttler, choose
 from .secretstore import DEFAULT_SECRET_FILE, load_secret
 
@@ -128,6 +131,8 @@ class SchoolFilter:
         self.db: Any = None
         self.content = ContentControls(self)
         self.throttler = Throttler()
+        self.alerter = Alerter()
+        self._alert_task: asyncio.Task[None] | None = None
         self._writers: dict[str, PacedWriter] = {}
         self._secret = b""
         self.grants: tuple[ActiveGrant, ...] = ()
@@ -174,7 +179,8 @@ class SchoolFilter:
             except Exception as e:
                 raise exceptions.OptionsError(f"schoolproxy: cannot open the audit database: {type(e).__name__}: {e}") from e
             self.db = db
-            old, self.writer = self.writer, AuditWriter(db, ctx.options.schoolproxy_spool_dir)
+            old, self.writer = self.writer, AuditWriter(db, ctx.options.schoolproxy_spool_dir,
+                                                        chain=ctx.options.schoolproxy_instance[:64])
             self.writer.start()
             if old is not None:
                 old.close()
@@ -189,17 +195,24 @@ class SchoolFilter:
             self._watch = asyncio.get_running_loop().create_task(self._watch_config())
         if self._grant_task is None:
             self._grant_task = asyncio.get_running_loop().create_task(self._poll_grants())
+        if self._alert_task is None:
+            self._alert_task = asyncio.get_running_loop().create_task(self.alerter.run(
+                lambda: self.engine.config.sections.get("monitoring") if self.engine else None,
+                lambda: self.engine.config.zone if self.engine else None))
 
     def done(self) -> None:
-        for task in (self._watch, self._grant_task):
+        for task in (self._watch, self._grant_task, self._alert_task):
             if task is not None:
                 task.cancel()
-        self._watch = self._grant_task = None
+        self._watch = self._grant_task = self._alert_task = None
         for st in list(self._open.values()):
             self._emit(st, None, error="the proxy stopped before this request finished")
         self._tunnels.clear()
         if self.writer is not None:
             self.writer.close()
+        monitoring = self.engine.config.sections.get("monitoring") if self.engine else None
+        if self.alerter.pending and monitoring is not None:
+            self.alerter.deliver(monitoring, self.alerter.take(), self.engine.config.zone)
 
     def now(self) -> datetime:
         return datetime.now(timezone.utc) + timedelta(seconds=self._clock_offset)
@@ -678,6 +691,12 @@ class SchoolFilter:
         else:
             bytes_in = None
         reason = d.reason if error is None else f"{d.reason}; {error}"
+        search = extract_search(st.target.host, st.target.path, st.target.query) if flow is not None else None
+        action = st.audit_action or AUDIT_ACTION.get(d.action, d.action)
+        monitoring: Monitoring | None = self.engine.config.sections.get("monitoring")
+        if monitoring is not None:
+            self._alerts(st, d, action, search, monitoring)
+        local = self.engine.local_time(st.started)
         pace = st.pace
         if pace is not None:
             rate = pace.rule.rate_bps or pace.rule.total_bps
@@ -693,7 +712,7 @@ class SchoolFilter:
             "url": st.target.url[:URL_LIMIT],
             "category": d.category,
             "categories": ",".join(d.categories) or None,
-            "action": st.audit_action or AUDIT_ACTION.get(d.action, d.action),
+            "action": action,
             "rule": d.rule[:160] if d.rule else None,
             "clause": d.clause,
             "matched": f"{d.matched} ({d.origin})" if d.matched else None,
@@ -711,7 +730,18 @@ class SchoolFilter:
             "media_seconds": round(st.media_seconds, 3) if st.media_seconds is not None else None,
             "throttle_bps": int((pace.rule.rate_bps or pace.rule.total_bps) * 8) if pace is not None else None,
             "throttled_ms": int(pace.waited * 1000) if pace is not None else None,
+            "search_terms": search,
+            "out_of_hours": not self.engine.in_working_hours(st.who, local),
         })
+
+    def _alerts(self, st: FlowState, d: Decision, action: str, search: str | None, monitoring: Monitoring) -> None:
+        cats = self.engine.config.categories  # type: ignore[union-attr]
+        cat = cats.get(d.category) if d.category else None
+        if action == "block" and cat is not None and (cat.alert or cat.id in monitoring.alert_categories):
+            self.alerter.note(Alert(st.started, st.who.user, st.who.client_ip, "category", cat.id, cat.title))
+        if search and monitoring.safeguarding_terms:
+            for term in flagged(search, monitoring.safeguarding_terms):
+                self.alerter.note(Alert(st.started, st.who.user, st.who.client_ip, "search", None, None, term))
 
 
 def _message_page(text: str) -> str:

@@ -35,7 +35,7 @@ from .matching import path_covers
 from .normalize import Target
 
 SUBJECT_KINDS = ("user", "group", "everyone")
-TARGET_KINDS = ("host", "url", "category", "download")
+TARGET_KINDS = ("host", "url", "category", "download", "out-of-hours")
 
 
 class GrantError(ValueError):
@@ -77,7 +77,7 @@ class ActiveGrant:
     def covers_target(self, target: Target, decision: Decision) -> bool:
         if self.target_kind == "category":
             return decision.category == self.target
-        if self.target_kind == "download" or self.entry is None:
+        if self.target_kind in ("download", "out-of-hours") or self.entry is None:
             return False  # a download grant lifts a download control, not a site block
         e = self.entry
         host = target.host
@@ -139,6 +139,8 @@ def check_new_grant(config: Config, target_kind: str, target: str, categories_of
     so that a site in a non-bypassable category cannot be granted."""
     if target_kind not in TARGET_KINDS:
         raise GrantError(f"unknown grant target kind {target_kind!r}")
+    if target_kind == "out-of-hours":
+        return "*"  # prior approval of significant use outside working hours (6.3.1); lifts no block
     if target_kind == "category":
         cat = config.categories.get(target)
         if cat is None:

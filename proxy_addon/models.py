@@ -72,11 +72,19 @@ class AccessEvent(Base):
     media_seconds: Mapped[float | None] = mapped_column(Float)  # streamed media time in this transfer
     throttle_bps: Mapped[int | None] = mapped_column(BigInteger)  # the rate it was held to, bits a second
     throttled_ms: Mapped[int | None] = mapped_column(Integer)  # how long the throttle held it back
+    search_terms: Mapped[str | None] = mapped_column(Text)  # what was searched for, if a search
+    out_of_hours: Mapped[bool | None] = mapped_column(Boolean)  # outside the person's working hours
+    chain: Mapped[str | None] = mapped_column(String(80))  # tamper evidence: which hash chain
+    chain_seq: Mapped[int | None] = mapped_column(BigInteger)  # position in that chain
+    chain_hash: Mapped[str | None] = mapped_column(String(64))  # sha256 of the previous hash and this row
 
     __table_args__ = (
         Index("ix_access_events_ts", "ts"),
         Index("ix_access_events_event_uid", "event_uid"),
         Index("ix_access_events_related_uid", "related_uid"),
+        Index("ix_access_events_chain_seq", "chain", "chain_seq"),
+        Index("ix_access_events_ooh_ts", "out_of_hours", "ts"),
+        Index("ix_access_events_grant_ts", "grant_id", "ts"),
         Index("ix_access_events_user_ts", "user", "ts"),
         Index("ix_access_events_action_ts", "action", "ts"),
         Index("ix_access_events_category_ts", "category", "ts"),
@@ -93,6 +101,38 @@ class MediaUsage(Base):
     day: Mapped[str] = mapped_column(String(10), primary_key=True)  # YYYY-MM-DD, school time
     seconds: Mapped[float] = mapped_column(Float)
     bytes: Mapped[int] = mapped_column(BigInteger)
+
+
+class AccessReview(Base):
+    """Every view or export of one person's history, with the concern that
+    justified it (policy 6.3.1: only "when a legitimate concern has been raised")."""
+
+    __tablename__ = "access_reviews"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    ts: Mapped[datetime] = mapped_column(UTCDateTime())
+    viewer: Mapped[str] = mapped_column(String(255))
+    viewer_role: Mapped[str] = mapped_column(String(32))
+    subject: Mapped[str] = mapped_column(String(255))
+    kind: Mapped[str] = mapped_column(String(32))  # view | export | subject_access
+    reason: Mapped[str] = mapped_column(Text)
+    reference: Mapped[str] = mapped_column(String(255))
+    period_from: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    period_to: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    ip: Mapped[str | None] = mapped_column(String(64))
+
+    __table_args__ = (Index("ix_access_reviews_subject", "subject", "ts"),)
+
+
+class AuditAnchor(Base):
+    """Where a hash chain resumes after ``purge`` removed its oldest rows."""
+
+    __tablename__ = "audit_anchors"
+
+    chain: Mapped[str] = mapped_column(String(80), primary_key=True)
+    seq: Mapped[int] = mapped_column(BigInteger)
+    hash: Mapped[str] = mapped_column(String(64))
+    purged_at: Mapped[datetime] = mapped_column(UTCDateTime())
 
 
 class Grant(Base):

@@ -125,7 +125,8 @@ def create_app(db: DBEngine, config_root: Path, secret: bytes, session_hours: fl
     def home() -> Any:
         if g.user is None:
             return redirect(url_for("login"))
-        target = {"headteacher": "requests", "slt": "self_reports", "technician": "technician"}[g.user.role]
+        target = {"headteacher": "requests", "slt": "dashboard", "dsl": "dashboard",
+                  "technician": "technician"}[g.user.role]
         return redirect(url_for(target))
 
     # -- exception requests --------------------------------------------------------
@@ -244,6 +245,92 @@ def create_app(db: DBEngine, config_root: Path, secret: bytes, session_hours: fl
                      "categories": sorted(per_cat.items(), key=lambda kv: -kv[1])}
             index.close()
         return render_template("technician.html", problems=problems, stats=stats)
+
+    # -- reports ------------------------------------------------------------------------
+
+    @app.get("/dashboard")
+    @roles("slt", "headteacher", "dsl")
+    def dashboard() -> Any:
+        from ..reports import blocked, grants as grants_report, out_of_hours, period, self_reports as sr_report
+        from ..reports import streaming, top_blocked
+        from .charts import bars, hbars
+
+        eng = engine()
+        t0, t1 = period(request.args.get("from"), request.args.get("to"), eng.config.zone)
+        per_day: dict[str, float] = {}
+        per_cat: dict[str, float] = {}
+        for day, cat, n in blocked(db, eng, t0, t1).rows:
+            per_day[day] = per_day.get(day, 0) + n
+            per_cat[cat] = per_cat.get(cat, 0) + n
+        top = top_blocked(db, eng, t0, t1, limit=10).rows
+        stream = streaming(db, eng, t0, t1).rows
+        ooh: dict[str, float] = {}
+        for _person, day, _mins in out_of_hours(db, eng, t0, t1).rows:
+            ooh[day] = ooh.get(day, 0) + 1  # how many people, never who
+        reports_per_day: dict[str, float] = {}
+        for day, _cat, n in sr_report(db, eng, t0, t1).rows:
+            reports_per_day[day] = reports_per_day.get(day, 0) + n
+        gr = grants_report(db, eng, t0, t1).rows
+        charts = {
+            "blocked": bars("Blocked attempts a day", [d[5:] for d in per_day], list(per_day.values())),
+            "categories": hbars("Blocked attempts by category", list(per_cat), list(per_cat.values())),
+            "top": hbars("Most-blocked sites", [r[0] for r in top], [r[2] for r in top]),
+            "streaming": bars("Streaming minutes a day", [r[0][5:] for r in stream], [r[1] for r in stream],
+                              " min", colour="#0f766e"),
+            "ooh": bars("People above the out-of-hours threshold", [d[5:] for d in ooh], list(ooh.values()),
+                        colour="#9a3412"),
+            "self_reports": bars("Self-reported accidents a day", [d[5:] for d in reports_per_day],
+                                 list(reports_per_day.values()), colour="#6d28d9"),
+        }
+        active = [r for r in gr if r[4] == "active"]
+        return render_template("dashboard.html", charts=charts, t0=t0, t1=t1, zone=eng.config.zone,
+                               grants_active=len(active), grant_uses=sum(r[5] for r in gr),
+                               total_blocked=int(sum(per_day.values())))
+
+    def _history_roles() -> frozenset[str]:
+        from ..monitoring import Monitoring
+
+        mon: Monitoring = engine().config.sections.get("monitoring") or Monitoring()
+        return mon.history_roles
+
+    @app.get("/history")
+    @roles("headteacher", "dsl", "slt", "technician")
+    def history_form() -> Any:
+        return render_template("history.html", allowed=g.user.role in _history_roles(), rows=None)
+
+    @app.post("/history")
+    @roles("headteacher", "dsl", "slt", "technician")
+    def history_view() -> Any:
+        from ..history import Concern, ConcernRequired, open_history
+        from ..reports import period
+
+        f = request.form
+        subject = f.get("subject", "").strip()
+        eng = engine()
+        t0, t1 = period(f.get("from") or None, f.get("to") or None, eng.config.zone)
+        export = f.get("export") == "csv"
+        concern = Concern(g.user.username, g.user.role, f.get("reason", ""), f.get("reference", ""), ip())
+        try:
+            rows = open_history(db, concern, subject, _history_roles(), t0, t1, "export" if export else "view")
+        except ConcernRequired as e:
+            with Session(db) as s, s.begin():
+                record_action(s, g.user.username, "history.refused", subject, str(e), ip(), "refused")
+            return render_template("history.html", allowed=g.user.role in _history_roles(), rows=None,
+                                   error=str(e)), 403
+        if export:
+            import csv
+            import io
+
+            from ..history import EXPORT_COLUMNS
+
+            buf = io.StringIO()
+            w = csv.writer(buf)
+            w.writerow([*EXPORT_COLUMNS, "self_reported"])
+            for r in rows:
+                w.writerow([r[c] if r[c] is not None else "" for c in [*EXPORT_COLUMNS, "self_reported"]])
+            return buf.getvalue(), 200, {"Content-Type": "text/csv; charset=utf-8",
+                                         "Content-Disposition": f'attachment; filename="history-{subject}.csv"'}
+        return render_template("history.html", allowed=True, rows=rows, subject=subject, concern=concern)
 
     @app.get("/actions")
     @roles("headteacher")

@@ -21,7 +21,7 @@ from sqlalchemy.orm import Session
 from ..adminlog import record_action
 from ..models import AdminUser
 
-ROLES = ("technician", "headteacher", "slt")
+ROLES = ("technician", "headteacher", "slt", "dsl")  # dsl: the designated safeguarding lead
 _hasher = PasswordHasher()
 FAIL_DELAY_BASE = 0.5
 FAIL_DELAY_MAX = 4.0

@@ -1,0 +1,70 @@
+"""Safeguarding alerts reach a local SMTP server, once per burst, with no addresses (issue 6)."""
+
+from __future__ import annotations
+
+import email
+import email.policy
+import time
+
+import pytest
+from aiosmtpd.controller import Controller
+
+from tests.support.proxy import free_port
+from tests.test_e2e_proxy import curl
+
+pytestmark = pytest.mark.e2e
+
+
+class Inbox:
+    def __init__(self):
+        self.messages = []
+
+    async def handle_DATA(self, server, session, envelope):
+        msg = email.message_from_bytes(envelope.content, policy=email.policy.default)
+        self.messages.append((envelope.rcpt_tos, f"Subject: {msg['subject']}\n{msg.get_content()}"))
+        return "250 OK"
+
+
+@pytest.fixture
+def smtp():
+    inbox = Inbox()
+    port = free_port()
+    ctl = Controller(inbox, hostname="127.0.0.1", port=port)
+    ctl.start()
+    inbox.port = port
+    yield inbox
+    ctl.stop()
+
+
+def test_a_burst_of_attempts_is_one_email_without_urls(config_dir, make_proxy, origin, smtp):
+    mon = config_dir / "rules" / "50-monitoring.yaml"
+    mon.write_text(mon.read_text().replace("    batch_seconds: 60\n", f"""    batch_seconds: 2
+    email:
+      host: 127.0.0.1
+      port: {smtp.port}
+      from: web-filter@school.example
+      to: [dsl@school.example]
+"""))
+    proxy = make_proxy(config_dir, proxyauth="any", routes={"www.google.com": origin.port})
+    for i in range(5):
+        assert curl(proxy.url, f"http://www.stormfront.org/thread/{i}", "--proxy-user", "bob:x").stdout.endswith("\n403")
+    assert curl(proxy.url, "http://www.google.com/search?q=how+to+self+harm", "--proxy-user", "carol:x"
+                ).stdout.endswith("\n200")
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and not smtp.messages:
+        time.sleep(0.2)
+    time.sleep(3)  # nothing more arrives for the same burst
+    assert len(smtp.messages) == 1
+    rcpt, body = smtp.messages[0]
+    assert rcpt == ["dsl@school.example"]
+    assert body.count("attempt to reach a site in 'Violence, hate and racism'") == 5
+    assert "bob" in body and "carol" in body and "safeguarding term 'self harm'" in body
+    assert "stormfront" not in body and "http" not in body.lower().replace("no web addresses", "")
+    for i in range(3):  # a later burst is a second message
+        curl(proxy.url, f"http://www.stormfront.org/again/{i}", "--proxy-user", "bob:x")
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and len(smtp.messages) < 2:
+        time.sleep(0.2)
+    assert len(smtp.messages) == 2 and smtp.messages[1][1].count("attempt to reach") == 3
+    row = proxy.wait_rows(1, "search_terms IS NOT NULL")[0]
+    assert row["search_terms"] == "google: how to self harm" and row["user"] == "carol"
