@@ -133,6 +133,7 @@ class SchoolFilter:
         self.throttler = Throttler()
         self.alerter = Alerter()
         self._alert_task: asyncio.Task[None] | None = None
+        self._purge_task: asyncio.Task[None] | None = None
         self._writers: dict[str, PacedWriter] = {}
         self._secret = b""
         self.grants: tuple[ActiveGrant, ...] = ()
@@ -195,16 +196,18 @@ class SchoolFilter:
             self._watch = asyncio.get_running_loop().create_task(self._watch_config())
         if self._grant_task is None:
             self._grant_task = asyncio.get_running_loop().create_task(self._poll_grants())
+        if self._purge_task is None:
+            self._purge_task = asyncio.get_running_loop().create_task(self._daily_purge())
         if self._alert_task is None:
             self._alert_task = asyncio.get_running_loop().create_task(self.alerter.run(
                 lambda: self.engine.config.sections.get("monitoring") if self.engine else None,
                 lambda: self.engine.config.zone if self.engine else None))
 
     def done(self) -> None:
-        for task in (self._watch, self._grant_task, self._alert_task):
+        for task in (self._watch, self._grant_task, self._alert_task, self._purge_task):
             if task is not None:
                 task.cancel()
-        self._watch = self._grant_task = self._alert_task = None
+        self._watch = self._grant_task = self._alert_task = self._purge_task = None
         for st in list(self._open.values()):
             self._emit(st, None, error="the proxy stopped before this request finished")
         self._tunnels.clear()
@@ -239,6 +242,22 @@ class SchoolFilter:
                 log.warning("schoolproxy: could not reload grants (%s); keeping the last %d",
                             type(e).__name__, len(self.grants))
             await asyncio.sleep(ctx.options.schoolproxy_grants_poll_ms / 1000)
+
+    async def _daily_purge(self) -> None:
+        """Retention: once a day (first ten minutes after start), on a thread."""
+        from .monitoring import Retention
+        from .retention import purge
+
+        await asyncio.sleep(600)
+        while True:
+            if self.db is not None and self.engine is not None:
+                try:
+                    result = await asyncio.to_thread(purge, self.db,
+                                                     self.engine.config.sections.get("retention") or Retention())
+                    log.info("schoolproxy: daily purge: %s", result)
+                except Exception as e:
+                    log.error("schoolproxy: daily purge failed (%s: %s)", type(e).__name__, e)
+            await asyncio.sleep(24 * 3600)
 
     async def _watch_config(self) -> None:
         """Reload when the files change; keep the rules in force if the new ones are broken."""

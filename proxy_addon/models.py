@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from datetime import datetime, timezone
 
-from sqlalchemy import BigInteger, Boolean, DateTime, Float, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy import BigInteger, Boolean, DateTime, Float, Index, Integer, String, Text, UniqueConstraint, text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator
 
@@ -85,6 +85,10 @@ class AccessEvent(Base):
         Index("ix_access_events_chain_seq", "chain", "chain_seq"),
         Index("ix_access_events_ooh_ts", "out_of_hours", "ts"),
         Index("ix_access_events_grant_ts", "grant_id", "ts"),
+        Index("ix_access_events_search_ts", "ts", sqlite_where=text("search_terms IS NOT NULL"),
+              postgresql_where=text("search_terms IS NOT NULL")),
+        Index("ix_access_events_media_ts", "ts", sqlite_where=text("media_seconds IS NOT NULL"),
+              postgresql_where=text("media_seconds IS NOT NULL")),
         Index("ix_access_events_user_ts", "user", "ts"),
         Index("ix_access_events_action_ts", "action", "ts"),
         Index("ix_access_events_category_ts", "category", "ts"),
