@@ -8,20 +8,11 @@ import getpass
 import sys
 from datetime import datetime, timezone
 
-from .cli import add_config_arg, add_db_arg, audit_db, command, config_dir, parse_at
-from .config import ConfigError
+from .cli import add_config_arg, add_db_arg, audit_db, command, config_dir, load_engine, parse_at
 from .db import open_database
-from .engine import Engine
-from .grants import SUBJECT_KINDS, TARGET_KINDS, GrantError
+from .grants import TARGET_KINDS, GrantError
 from .grantstore import create_grant, list_grants, revoke_grant
 from .secretstore import DEFAULT_SECRET_FILE, load_secret
-
-
-def _engine(args: argparse.Namespace) -> Engine:
-    try:
-        return Engine.load(config_dir(args))
-    except ConfigError as e:
-        raise SystemExit(f"schoolproxy: the configuration has problems (run 'schoolproxy check'):\n{e}")
 
 
 def _setup_grant(p: argparse.ArgumentParser) -> None:
@@ -61,7 +52,7 @@ def cmd_grant(args: argparse.Namespace) -> int:  # pragma: no cover - sub-comman
 
 
 def cmd_grant_add(args: argparse.Namespace) -> int:
-    engine = _engine(args)
+    engine = load_engine(args)
     db = open_database(audit_db(args))
     subject_kind = "user" if args.user else "group" if args.group else "everyone"
     target_kind = next(k for k in TARGET_KINDS if getattr(args, k))

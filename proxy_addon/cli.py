@@ -55,6 +55,16 @@ def audit_db(args: argparse.Namespace) -> str:
     return args.audit_db or default_audit_db()
 
 
+def load_engine(args: argparse.Namespace) -> Any:
+    """The engine for ``--config``, or exit with the problems (as ``check`` prints them)."""
+    from .engine import Engine
+
+    try:
+        return Engine.load(config_dir(args))
+    except ConfigError as e:
+        raise SystemExit(f"schoolproxy: the configuration has problems (run 'schoolproxy check'):\n{e}")
+
+
 def parse_at(text: str | None) -> datetime:
     """``--at`` values: ISO 8601; a time without a zone is the school's local time
     (converted by the caller), so this returns naive datetimes unchanged."""
@@ -181,15 +191,10 @@ def _setup_explain(p: argparse.ArgumentParser) -> None:
 
 @command("explain", "show the decision the proxy would take for a URL, and why", _setup_explain)
 def cmd_explain(args: argparse.Namespace) -> int:
-    from .engine import Engine
     from .identity import identify
     from .normalize import InvalidURL, normalize_url
 
-    try:
-        engine = Engine.load(config_dir(args))
-    except ConfigError as e:
-        print(f"schoolproxy: the configuration has problems (run 'schoolproxy check'):\n{e}", file=sys.stderr)
-        return 1
+    engine = load_engine(args)
     try:
         target = normalize_url(args.url)
     except InvalidURL as e:

@@ -252,6 +252,17 @@ class _Reader:
         self.problem(m, m.line_of(key), f"{key!r} must be a list")
         return []
 
+    def number(self, m: YMap, key: str, default: float | None = None, positive: bool = False) -> float | None:
+        """A number of 0 or more (more than 0 if ``positive``)."""
+        if key not in m:
+            return default
+        v = m[key]
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or v < 0 or (positive and v == 0):
+            self.problem(m, m.line_of(key), f"{key!r} must be a number {'above' if positive else 'of'} 0"
+                                            f"{'' if positive else ' or more'}")
+            return default
+        return float(v)
+
     def choice(self, m: YMap, key: str, options: Iterable[str], default: str | None = None) -> str | None:
         value = self.text(m, key, default)
         opts = tuple(options)

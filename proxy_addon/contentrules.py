@@ -72,16 +72,6 @@ class UploadRules:
     block_to: frozenset[str] = DEFAULT_BLOCK_TO
 
 
-def _number(r: Any, m: YMap, key: str) -> float | None:
-    if key not in m:
-        return None
-    v = m[key]
-    if isinstance(v, bool) or not isinstance(v, (int, float)) or v < 0:
-        r.problem(m, m.line_of(key), f"{key!r} must be a number of 0 or more")
-        return None
-    return float(v)
-
-
 def _block_flag(r: Any, m: YMap, key: str) -> bool:
     return (r.choice(m, key, ("block", "allow"), "block") or "block") == "block"
 
@@ -97,14 +87,14 @@ def _parse_streaming(b: Any, value: Any, doc: YMap) -> None:
         k = r.mapping(m["assumed_kbps"], m, m.line_of("assumed_kbps"), "'assumed_kbps'")
         if k is not None:
             r.keys(k, ("video", "audio"), (), "'assumed_kbps'")
-            video = _number(r, k, "video") or video
-            audio = _number(r, k, "audio") or audio
+            video = r.number(k, "video", video, positive=True) or video
+            audio = r.number(k, "audio", audio, positive=True) or audio
     limits = []
     for item in r.items(m.get("limits"), m, "limits"):
         r.keys(item, ("id", "users", "groups", "when", "daily_minutes", "daily_mb", "max_stream_minutes"),
                ("id",), "a streaming limit")
         lid = b.claim_id(r.text(item, "id"), item, "streaming limit")
-        minutes, mb, cap = (_number(r, item, k) for k in ("daily_minutes", "daily_mb", "max_stream_minutes"))
+        minutes, mb, cap = (r.number(item, k) for k in ("daily_minutes", "daily_mb", "max_stream_minutes"))
         if lid:
             limits.append(StreamLimit(lid, b.audience(item), b.when(item),
                                       None if minutes is None else minutes * 60,
@@ -121,7 +111,7 @@ def _parse_downloads(b: Any, value: Any, doc: YMap) -> None:
     r.keys(m, ("media_files", "software", "software_groups", "torrents", "sniff_buffer_mb"), (), "'downloads'")
     groups = frozenset(v for v, _ in r.texts(m, "software_groups"))
     b.pending_audiences.append((Audience(groups=groups), m))
-    buf = _number(r, m, "sniff_buffer_mb")
+    buf = r.number(m, "sniff_buffer_mb")
     b.sections["downloads"] = DownloadRules(_block_flag(r, m, "media_files"), _block_flag(r, m, "software"), groups,
                                             _block_flag(r, m, "torrents"),
                                             8 << 20 if buf is None else int(buf * (1 << 20)))
@@ -133,7 +123,7 @@ def _parse_uploads(b: Any, value: Any, doc: YMap) -> None:
     if m is None:
         return
     r.keys(m, ("scan_limit_mb", "block_personal_data_to"), (), "'uploads'")
-    limit = _number(r, m, "scan_limit_mb")
+    limit = r.number(m, "scan_limit_mb")
     cats = r.texts(m, "block_personal_data_to")
     for c, line in cats:
         b.pending_categories.append((c, m, line))

@@ -494,13 +494,7 @@ class SchoolFilter:
         length = flow.response.headers.get("content-length", "")
         if not flow.response.stream and length.isdigit() and int(length) <= BUFFERED_BODY_LIMIT:
             return
-        st.counted = True
-
-        def count(chunk: bytes) -> bytes:
-            st.bytes_out += len(chunk)
-            return chunk
-
-        flow.response.stream = count
+        _count_stream(flow.response, st)
 
     def response(self, flow: http.HTTPFlow) -> None:
         st: FlowState | None = flow.metadata.get(KEY)
@@ -662,13 +656,7 @@ class SchoolFilter:
             resp.stream = self.content.download_sniffer(flow, st)
             st.counted = True
         elif not resp.stream:
-            st.counted = True
-
-            def count(chunk: bytes) -> bytes:
-                st.bytes_out += len(chunk)
-                return chunk
-
-            resp.stream = count
+            _count_stream(resp, st)
 
     def _end_pace(self, flow: http.HTTPFlow, st: FlowState) -> None:
         writer = self._writers.get(flow.client_conn.id)
@@ -761,6 +749,17 @@ class SchoolFilter:
         if search and monitoring.safeguarding_terms:
             for term in flagged(search, monitoring.safeguarding_terms):
                 self.alerter.note(Alert(st.started, st.who.user, st.who.client_ip, "search", None, None, term))
+
+
+def _count_stream(resp: http.Response, st: FlowState) -> None:
+    """Stream the body through, counting what reaches the client."""
+    st.counted = True
+
+    def count(chunk: bytes) -> bytes:
+        st.bytes_out += len(chunk)
+        return chunk
+
+    resp.stream = count
 
 
 def _message_page(text: str) -> str:

@@ -179,14 +179,7 @@ def _parse(b: Any, value: Any, doc: YMap) -> None:
     if m is None:
         return
     r.keys(m, ("default_hours", "max_days"), (), "'grants'")
-    vals = {}
-    for key in ("default_hours", "max_days"):
-        if key in m:
-            v = m[key]
-            if isinstance(v, bool) or not isinstance(v, (int, float)) or v <= 0:
-                r.problem(m, m.line_of(key), f"{key!r} must be a positive number")
-            else:
-                vals[key] = float(v)
+    vals = {key: v for key in ("default_hours", "max_days") if (v := r.number(m, key, positive=True)) is not None}
     rules = GrantRules(**vals)
     if rules.default > rules.maximum:
         r.problem(m, m.line, "'default_hours' is longer than 'max_days'")

@@ -19,8 +19,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .cli import add_config_arg, command, config_dir
-from .config import Config, ConfigError, YMap, load_config
+from .cli import add_config_arg, command, load_engine
+from .config import Config, ConfigError, YMap
 from .listindex import ListFile, ListIndex, StagedEntry, build_index
 from .listsources import (FORMATS, ListSource, SourceError, SourceReport, stage_source, staged_entries,
                           staged_sources)
@@ -150,10 +150,7 @@ def _build(config: Config, mapping: Mapping) -> BuildResult:
 
 
 def _load(args: argparse.Namespace) -> Config:
-    try:
-        return load_config(config_dir(args))
-    except ConfigError as e:
-        raise SystemExit(f"schoolproxy: the configuration has problems (run 'schoolproxy check'):\n{e}")
+    return load_engine(args).config
 
 
 def _mapping(args: argparse.Namespace, config: Config) -> Mapping:

@@ -74,10 +74,7 @@ def _parse_monitoring(b: Any, value: Any, doc: YMap) -> None:
     for role, line in r.texts(m, "history_roles"):
         if role not in ("technician", "headteacher", "slt", "dsl"):
             r.problem(m, line, f"unknown role {role!r} (technician, headteacher, slt, dsl)")
-    threshold = m.get("out_of_hours_threshold_minutes", 30)
-    if isinstance(threshold, bool) or not isinstance(threshold, (int, float)) or threshold < 0:
-        r.problem(m, m.line_of("out_of_hours_threshold_minutes"), "'out_of_hours_threshold_minutes' must be a number")
-        threshold = 30
+    threshold = r.number(m, "out_of_hours_threshold_minutes", 30.0)
     cats = r.texts(m, "alert_categories")
     for c, line in cats:
         b.pending_categories.append((c, m, line))
@@ -98,11 +95,7 @@ def _parse_monitoring(b: Any, value: Any, doc: YMap) -> None:
         a = r.mapping(m["alerts"], m, m.line_of("alerts"), "'alerts'")
         if a is not None:
             r.keys(a, ("batch_seconds", "email", "webhook"), (), "'alerts'")
-            v = a.get("batch_seconds", 60)
-            if isinstance(v, bool) or not isinstance(v, (int, float)) or v <= 0:
-                r.problem(a, a.line_of("batch_seconds"), "'batch_seconds' must be a positive number")
-            else:
-                batch = float(v)
+            batch = r.number(a, "batch_seconds", 60.0, positive=True) or 60.0
             webhook = r.text(a, "webhook")
             if "email" in a:
                 e = r.mapping(a["email"], a, a.line_of("email"), "'email'")
@@ -128,11 +121,9 @@ def _parse_retention(b: Any, value: Any, doc: YMap) -> None:
     r.keys(m, tuple(DEFAULT_RETENTION), (), "'retention'")
     days = dict(DEFAULT_RETENTION)
     for key in m:
-        v = m[key]
-        if isinstance(v, bool) or not isinstance(v, (int, float)) or v <= 0:
-            r.problem(m, m.line_of(key), f"{key!r} must be a number of days")
-        elif key in days:
-            days[key] = float(v)
+        v = r.number(m, key, positive=True)
+        if v is not None and key in days:
+            days[key] = v
     b.sections["retention"] = Retention(days)
 
 

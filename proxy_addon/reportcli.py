@@ -7,20 +7,11 @@ import csv
 import json
 import sys
 
-from .cli import add_config_arg, add_db_arg, audit_db, command, config_dir
-from .config import ConfigError
+from .cli import add_config_arg, add_db_arg, audit_db, command, load_engine
 from .db import open_database
-from .engine import Engine
 from .history import EXPORT_COLUMNS, Concern, ConcernRequired, events, open_history, record_review
 from .monitoring import Monitoring, Retention
 from .reports import REPORTS, period, render
-
-
-def _engine(args: argparse.Namespace) -> Engine:
-    try:
-        return Engine.load(config_dir(args))
-    except ConfigError as e:
-        raise SystemExit(f"schoolproxy: the configuration has problems (run 'schoolproxy check'):\n{e}")
 
 
 def _period_args(p: argparse.ArgumentParser) -> None:
@@ -38,7 +29,7 @@ def _setup_report(p: argparse.ArgumentParser) -> None:
 
 @command("report", "aggregate reports for the Senior Leadership Team", _setup_report)
 def cmd_report(args: argparse.Namespace) -> int:
-    engine = _engine(args)
+    engine = load_engine(args)
     t0, t1 = period(args.date_from, args.date_to, engine.config.zone)
     sys.stdout.write(render(REPORTS[args.kind](open_database(audit_db(args)), engine, t0, t1), args.format))
     return 0
@@ -69,7 +60,7 @@ def _print_events(rows: list[dict], fmt: str) -> None:
 
 @command("history", "one person's history, for a recorded concern only", _setup_history)
 def cmd_history(args: argparse.Namespace) -> int:
-    engine = _engine(args)
+    engine = load_engine(args)
     mon: Monitoring = engine.config.sections.get("monitoring") or Monitoring()
     t0, t1 = period(args.date_from, args.date_to, engine.config.zone) if (args.date_from or args.date_to) else (None, None)
     try:
@@ -109,7 +100,7 @@ def _setup_purge(p: argparse.ArgumentParser) -> None:
 def cmd_purge(args: argparse.Namespace) -> int:
     from .retention import purge
 
-    engine = _engine(args)
+    engine = load_engine(args)
     result = purge(open_database(audit_db(args)), engine.config.sections.get("retention") or Retention())
     print(f"purged: {result}")
     return 0

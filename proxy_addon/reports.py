@@ -54,15 +54,19 @@ def _between(t0: datetime, t1: datetime) -> Any:
     return and_(E.ts >= t0, E.ts < t1)
 
 
-def blocked(db: DBEngine, engine: Engine, t0: datetime, t1: datetime) -> Report:
+def _count_by_day(db: DBEngine, engine: Engine, key: Any, *where: Any) -> list[list[Any]]:
+    """[day, key, count] rows: counted by the hour in SQL, folded into school days here."""
     with db.connect() as c:
-        rows = c.execute(select(_hour(E.ts), E.category, func.count()).where(E.action == "block", _between(t0, t1))
-                         .group_by(_hour(E.ts), E.category)).all()
+        rows = c.execute(select(_hour(E.ts), key, func.count()).where(*where).group_by(_hour(E.ts), key)).all()
     days: dict[tuple[str, str], int] = defaultdict(int)
-    for hour, cat, n in rows:
-        days[(_local_day(hour, engine.config.zone), cat or "(none)")] += n
+    for hour, k, n in rows:
+        days[(_local_day(hour, engine.config.zone), k or "(none)")] += n
+    return [[d, k, n] for (d, k), n in sorted(days.items())]
+
+
+def blocked(db: DBEngine, engine: Engine, t0: datetime, t1: datetime) -> Report:
     return Report("Blocked attempts by category and day", ["day", "category", "attempts"],
-                  [[d, c, n] for (d, c), n in sorted(days.items())])
+                  _count_by_day(db, engine, E.category, E.action == "block", _between(t0, t1)))
 
 
 def top_blocked(db: DBEngine, engine: Engine, t0: datetime, t1: datetime, limit: int = 20) -> Report:
@@ -140,15 +144,8 @@ def grants(db: DBEngine, engine: Engine, t0: datetime, t1: datetime) -> Report:
 
 
 def self_reports(db: DBEngine, engine: Engine, t0: datetime, t1: datetime) -> Report:
-    with db.connect() as c:
-        rows = c.execute(select(_hour(E.ts), E.category, func.count()).where(E.action == "self_report",
-                                                                              _between(t0, t1))
-                         .group_by(_hour(E.ts), E.category)).all()
-    days: dict[tuple[str, str], int] = defaultdict(int)
-    for hour, cat, n in rows:
-        days[(_local_day(hour, engine.config.zone), cat or "(none)")] += n
     return Report("Self-reported accidental access", ["day", "category", "reports"],
-                  [[d, c, n] for (d, c), n in sorted(days.items())])
+                  _count_by_day(db, engine, E.category, E.action == "self_report", _between(t0, t1)))
 
 
 def searches(db: DBEngine, engine: Engine, t0: datetime, t1: datetime, limit: int = 50) -> Report:
@@ -172,16 +169,9 @@ def searches(db: DBEngine, engine: Engine, t0: datetime, t1: datetime, limit: in
 
 def circumvention(db: DBEngine, engine: Engine, t0: datetime, t1: datetime) -> Report:
     circ_cats = [c.id for c in engine.config.categories.values() if c.circumvention]
-    with db.connect() as c:
-        rows = c.execute(select(_hour(E.ts), E.rule, func.count())
-                         .where(E.action == "block", _between(t0, t1),
-                                or_(E.rule.like("circumvention:%"), E.category.in_(circ_cats)))
-                         .group_by(_hour(E.ts), E.rule)).all()
-    days: dict[tuple[str, str], int] = defaultdict(int)
-    for hour, rule, n in rows:
-        days[(_local_day(hour, engine.config.zone), rule)] += n
     return Report("Attempts to get round the filter", ["day", "kind", "attempts"],
-                  [[d, r, n] for (d, r), n in sorted(days.items())])
+                  _count_by_day(db, engine, E.rule, E.action == "block", _between(t0, t1),
+                                or_(E.rule.like("circumvention:%"), E.category.in_(circ_cats))))
 
 
 REPORTS: dict[str, Callable[[DBEngine, Engine, datetime, datetime], Report]] = {

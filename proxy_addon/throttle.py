@@ -192,13 +192,7 @@ def _parse(b: Any, value: Any, doc: YMap) -> None:
         r.keys(item, ("id", "users", "groups", "when", "content", "categories", "over_mb", "rate_mbps",
                       "burst_mb", "total_mbps"), ("id",), "a bandwidth limit")
         rid = b.claim_id(r.text(item, "id"), item, "bandwidth limit")
-        nums = {}
-        for key in ("over_mb", "rate_mbps", "burst_mb", "total_mbps"):
-            v = item.get(key, 0)
-            if isinstance(v, bool) or not isinstance(v, (int, float)) or v < 0:
-                r.problem(item, item.line_of(key), f"{key!r} must be a number of 0 or more")
-                v = 0
-            nums[key] = float(v)
+        nums = {key: r.number(item, key, 0.0) or 0.0 for key in ("over_mb", "rate_mbps", "burst_mb", "total_mbps")}
         cats = r.texts(item, "categories")
         for c, line in cats:
             b.pending_categories.append((c, item, line))

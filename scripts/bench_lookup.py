@@ -30,7 +30,6 @@ import os
 import random
 import resource
 import shutil
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -258,7 +257,6 @@ def main() -> None:
     print(f"set baseline:   p50 {percentile(stimes, 0.5) / 1000:.2f} us, p99 {percentile(stimes, 0.99) / 1000:.2f} us "
           f"(yes/no only, {shits / len(hosts):.0%} hit); build {set_build:.1f} s, +{set_mb:.0f} MB in this process")
     index.close()
-    del domains
     if not args.no_proxy:
         proxy_rss(config, urls[:5000])
 

@@ -70,6 +70,9 @@ def generate(db_url: str, staff: int, days: int, per_day: int, start: date, seed
                "out_of_hours": not engine.in_working_hours(who, at), **extra}
         writer.put(row)
         count += 1
+        if count % 20000 == 0:
+            while writer.pending > 100_000:  # keep memory bounded: let the writer catch up
+                time.sleep(0.05)
 
     for d in range(days):
         day = start + timedelta(days=d)

@@ -1,10 +1,11 @@
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import pytest
 
-from tests.support.origin import Origin, start_origin
+from tests.support.origin import start_origin
 from tests.support.proxy import Proxy, copy_config
 
 
@@ -44,3 +45,27 @@ def pg_url():
     name, url = create_database()
     yield url
     drop_database(name)
+
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
+        "--disable-component-update", "--disable-sync", "--disable-dev-shm-usage"]
+
+
+@pytest.fixture
+def browser_launcher():
+    playwright = pytest.importorskip("playwright.sync_api")
+    if not Path(CHROMIUM).exists():
+        pytest.fail("chromium is not installed (scripts/setup.sh test installs it)")
+    with playwright.sync_playwright() as p:
+        launched = []
+
+        def launch(proxy: str | None = None, user: str | None = None):
+            settings = {"server": proxy, "username": user or "", "password": "x"} if proxy else None
+            b = p.chromium.launch(executable_path=CHROMIUM, args=ARGS, proxy=settings)
+            launched.append(b)
+            return b
+
+        yield launch
+        for b in launched:
+            b.close()

@@ -8,7 +8,6 @@ Set SCHOOLPROXY_SCREENSHOTS=docs/screenshots to refresh the committed screenshot
 from __future__ import annotations
 
 import os
-import shutil
 import sqlite3
 import subprocess
 import sys
@@ -20,30 +19,6 @@ import pytest
 from tests.support.proxy import free_port
 
 pytestmark = pytest.mark.e2e
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
-        "--disable-component-update", "--disable-sync", "--disable-dev-shm-usage"]
-
-
-@pytest.fixture
-def browser_launcher():
-    playwright = pytest.importorskip("playwright.sync_api")
-    if not Path(CHROMIUM).exists():
-        pytest.fail("chromium is not installed (scripts/setup.sh test installs it)")
-    with playwright.sync_playwright() as p:
-        launched = []
-
-        def launch(proxy: str | None = None, user: str | None = None):
-            settings = {"server": proxy, "username": user or "", "password": "x"} if proxy else None
-            b = p.chromium.launch(executable_path=CHROMIUM, args=ARGS, proxy=settings)
-            launched.append(b)
-            return b
-
-        yield launch
-        for b in launched:
-            b.close()
-
-
 def wait_for(predicate, timeout=10.0, interval=0.2):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

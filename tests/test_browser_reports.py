@@ -13,7 +13,6 @@ from pathlib import Path
 import pytest
 
 from tests.support.proxy import free_port
-from tests.test_browser import browser_launcher  # noqa: F401  (the fixture)
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
 from gen_events import generate  # noqa: E402
@@ -22,7 +21,7 @@ pytestmark = pytest.mark.e2e
 EXE = str(Path(sys.executable).with_name("schoolproxy"))
 
 
-def test_dashboard_charts_and_history_with_a_concern(tmp_path, browser_launcher):  # noqa: F811
+def test_dashboard_charts_and_history_with_a_concern(tmp_path, browser_launcher):
     shots = Path(os.environ.get("SCHOOLPROXY_SCREENSHOTS") or tmp_path / "shots")
     shots.mkdir(parents=True, exist_ok=True)
     db = tmp_path / "audit.sqlite"

@@ -4,6 +4,7 @@ local origin servers on 127.0.0.1, and the audit rows it writes."""
 from __future__ import annotations
 
 import concurrent.futures
+import sys
 import socket
 import subprocess
 import time
@@ -262,3 +263,34 @@ def test_a_tunnel_to_an_allowed_host_with_the_sni_of_a_blocked_one_is_closed(con
             ("www.bet365.com", "gambling", "TLS", "sni-refused")]
     finally:
         tls_origin.close()
+
+
+def test_mitmdump_with_the_addon_file_works_as_mitmproxy_users_expect(config_dir, tmp_path, origin):
+    from tests.support.proxy import ROUTE_ADDON, REPO, free_port
+
+    port = free_port()
+    mitmdump = str(Path(sys.executable).with_name("mitmdump"))
+    proc = subprocess.Popen([mitmdump, "-q", "-s", str(REPO / "proxy_addon" / "addon.py"), "-s", str(ROUTE_ADDON),
+                             "--listen-host", "127.0.0.1", "--listen-port", str(port),
+                             "--set", f"schoolproxy_config={config_dir}",
+                             "--set", f"schoolproxy_audit_db=sqlite:///{tmp_path}/m.sqlite",
+                             "--set", f"confdir={tmp_path}/conf", "--set", f"route_local=allowed.test={origin.port}"],
+                            cwd=tmp_path)
+    try:
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+                break
+            except OSError:
+                time.sleep(0.1)
+        url = f"http://127.0.0.1:{port}"
+        assert curl(url, "http://www.bet365.com/").stdout.endswith("\n403")
+        assert curl(url, "http://allowed.test/").stdout.endswith("\n200")
+    finally:
+        proc.terminate()
+        proc.wait(20)
+    import sqlite3
+    con = sqlite3.connect(tmp_path / "m.sqlite")
+    assert [r[0] for r in con.execute("SELECT action FROM access_events ORDER BY id")] == ["block", "allow"]
+    con.close()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import sqlite3
 import subprocess
 import sys
@@ -17,7 +16,7 @@ from proxy_addon.auditchain import verify
 from proxy_addon.db import open_database
 from proxy_addon.engine import Engine
 from proxy_addon.history import Concern, ConcernRequired, open_history, reviews_of
-from proxy_addon.models import AccessEvent, AccessReview, AuditAnchor
+from proxy_addon.models import AccessEvent, AuditAnchor
 from proxy_addon.monitoring import Retention
 from proxy_addon.reports import REPORTS, out_of_hours, period, render, searches
 from proxy_addon.retention import purge
