@@ -164,8 +164,12 @@ class ContentControls:
         assert resp is not None
         ctype = resp.headers.get("content-type", "")
         disposition = resp.headers.get("content-disposition", "")
-        name = filename_of(disposition, st.target.path)
         kind = classify(ctype, st.target.path)
+        if kind is None and not disposition and ctype.startswith(RENDERED) and not st.target.path.endswith(
+                (".torrent", ".exe", ".msi")):
+            return False  # the common case: a page, a script, an image, shown not saved
+        st.content_kind = "media" if kind is not None and not kind.is_index else None
+        name = filename_of(disposition, st.target.path)
         rules = self.downloads
         if kind is not None and not kind.is_index and is_attachment(disposition) and rules.media_files:
             self._replace(flow, st, self._decision(
@@ -180,6 +184,7 @@ class ContentControls:
             return await self._start_media(flow, st, kind)
         if not self._download_candidate(ctype, disposition):
             return False
+        st.content_kind = "download"
         verdict = self._software_verdict(st, b"", name, ctype)
         if verdict is not None:
             self._replace(flow, st, verdict)
@@ -191,9 +196,6 @@ class ContentControls:
         resp.stream = self.download_sniffer(flow, st)
         st.counted = True
         return True
-
-    def is_download(self, ctype: str, disposition: str) -> bool:
-        return self._download_candidate(ctype, disposition)
 
     @staticmethod
     def _download_candidate(ctype: str, disposition: str) -> bool:

@@ -96,6 +96,7 @@ class FlowState:
     sniff: bool = False
     bytes_in: int = 0
     pace: Pace | None = None
+    content_kind: str | None = None  # "media" | "download" | None, as the content controls saw it
 
 
 def fail_closed(hook: F) -> F:
@@ -633,15 +634,8 @@ class SchoolFilter:
         writer = self._writers.get(flow.client_conn.id)
         if not rules or not rules.limits or writer is None or st.audit_action:
             return
-        headers = flow.response.headers
-        length = headers.get("content-length", "")
-        if st.media is not None and not st.media.is_index:
-            kind = "media"
-        elif self.content.is_download(headers.get("content-type", ""), headers.get("content-disposition", "")):
-            kind = "download"
-        else:
-            kind = None
-        rule = choose(rules, self.engine, st.who, st.started, st.decision.categories, kind,
+        length = flow.response.headers.get("content-length", "")
+        rule = choose(rules, self.engine, st.who, st.started, st.decision.categories, st.content_kind,
                       int(length) if length.isdigit() else None)
         if rule is None:
             return

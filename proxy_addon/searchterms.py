@@ -20,10 +20,13 @@ _ENGINES = (
 )
 
 
+_HINTS = ("google", "bing", "duckduckgo", "yahoo", "youtube", "ecosia")
+
+
 def extract(host: str, path: str, query: str) -> str | None:
     """``"engine: terms"`` for a search request, else None."""
-    if not query:
-        return None
+    if not query or not any(h in host for h in _HINTS):
+        return None  # the common case, decided without parsing
     for name, host_ok, paths, param in _ENGINES:
         if host_ok(host) and (path in paths or path.startswith(paths)):
             values = parse_qs(query).get(param)
