@@ -98,8 +98,8 @@ def out_of_hours(db: DBEngine, engine: Engine, t0: datetime, t1: datetime) -> Re
     mon: Monitoring = engine.config.sections.get("monitoring") or Monitoring()
     minute = func.substr(cast(E.ts, String), 1, 16)
     with db.connect() as c:
-        rows = c.execute(select(E.user, minute).where(E.out_of_hours.is_(True), _between(t0, t1),
-                                                      E.action != "self_report").group_by(E.user, minute)).all()
+        rows = c.execute(select(E.user, minute).where(E.out_of_hours == True, _between(t0, t1))  # noqa: E712
+                         .group_by(E.user, minute)).all()
         grants = c.execute(select(Grant.subject_kind, Grant.subject, Grant.starts_at, Grant.ends_at)
                            .where(Grant.target_kind == "out-of-hours", Grant.revoked_at.is_(None),
                                   Grant.starts_at < t1, Grant.ends_at > t0)).all()

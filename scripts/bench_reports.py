@@ -43,6 +43,13 @@ def main() -> None:
     con = sqlite3.connect(path)
     n = con.execute("SELECT count(*) FROM access_events").fetchone()[0]
     con.close()
+    if n < args.events * 0.98:  # an older, smaller run: top it up to the size asked for, same month
+        t = time.perf_counter()
+        more = generate(url, staff=200, days=30, per_day=1, start=date(2026, 10, 1), seed=8, total=args.events - n)
+        print(f"added {more['events']:,} events in {time.perf_counter() - t:.0f} s")
+        con = sqlite3.connect(path)
+        n = con.execute("SELECT count(*) FROM access_events").fetchone()[0]
+        con.close()
     print(f"{n:,} events, {path.stat().st_size / 1e9:.2f} GB")
     engine = Engine.load()
     db = open_database(url)

@@ -52,7 +52,8 @@ def generate(db_url: str, staff: int, days: int, per_day: int, start: date, seed
     seeded: list[list] = []
     ooh_light = users[10:40]
     if total:
-        per_day = max(1, total // (staff * max(1, days)))
+        workdays = sum(1 for d in range(days) if (start + timedelta(days=d)).weekday() < 5)
+        per_day = max(1, total // (staff * max(1, workdays)))
     count = 0
     t_start = time.perf_counter()
 
