@@ -35,12 +35,18 @@ class UTCDateTime(TypeDecorator[datetime]):
         return None if value is None else value.replace(tzinfo=timezone.utc)
 
 
+BLOCKS, MEDIA, SEARCHES, OUT_OF_HOURS = ("action = 'block'", "media_seconds IS NOT NULL",
+                                        "search_terms IS NOT NULL", "out_of_hours = true")
 REPORT_INDEXES = (
-    ("ix_access_events_blocks", ("ts", "category", "host", "rule"), "action = 'block'"),
-    ("ix_access_events_media", ("ts", "media_seconds", "bytes_out"), "media_seconds IS NOT NULL"),
-    ("ix_access_events_search", ("ts", "search_terms"), "search_terms IS NOT NULL"),
-    ("ix_access_events_ooh", ("ts", "user"), "out_of_hours = true"),
+    # (name, columns, partial WHERE): every column a report reads is in its index.
+    ("ix_access_events_blocks2", ("ts", "category", "host", "rule", "action"), BLOCKS),
+    ("ix_access_events_media2", ("ts", "media_seconds", "bytes_out"), MEDIA),
+    ("ix_access_events_search2", ("ts", "search_terms"), SEARCHES),
+    ("ix_access_events_ooh2", ("ts", "user", "out_of_hours"), OUT_OF_HOURS),
 )
+"""The reports' queries use these WHERE texts verbatim (``reports.where``):
+SQLite uses a partial index only when the query repeats its condition with
+literal values, not bound parameters."""
 
 
 class Base(DeclarativeBase):

@@ -24,10 +24,10 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import Engine as DBEngine
-from sqlalchemy import String, and_, cast, func, or_, select
+from sqlalchemy import String, and_, cast, func, or_, select, text
 
 from .engine import Engine
-from .models import AccessEvent, Grant
+from .models import BLOCKS, MEDIA, OUT_OF_HOURS, SEARCHES, AccessEvent, Grant
 
 E = AccessEvent
 
@@ -50,6 +50,11 @@ def _local_day(hour_text: str, zone: ZoneInfo) -> str:
     return t.astimezone(zone).strftime("%Y-%m-%d")
 
 
+def where(condition: str) -> Any:
+    """A report index's condition, verbatim (see ``models.REPORT_INDEXES``)."""
+    return text(f"access_events.{condition}")
+
+
 def _between(t0: datetime, t1: datetime) -> Any:
     return and_(E.ts >= t0, E.ts < t1)
 
@@ -66,12 +71,12 @@ def _count_by_day(db: DBEngine, engine: Engine, key: Any, *where: Any) -> list[l
 
 def blocked(db: DBEngine, engine: Engine, t0: datetime, t1: datetime) -> Report:
     return Report("Blocked attempts by category and day", ["day", "category", "attempts"],
-                  _count_by_day(db, engine, E.category, E.action == "block", _between(t0, t1)))
+                  _count_by_day(db, engine, E.category, where(BLOCKS), _between(t0, t1)))
 
 
 def top_blocked(db: DBEngine, engine: Engine, t0: datetime, t1: datetime, limit: int = 20) -> Report:
     with db.connect() as c:
-        rows = c.execute(select(E.host, E.category, func.count().label("n")).where(E.action == "block", _between(t0, t1))
+        rows = c.execute(select(E.host, E.category, func.count().label("n")).where(where(BLOCKS), _between(t0, t1))
                          .group_by(E.host, E.category).order_by(func.count().desc()).limit(limit)).all()
     return Report("Most-blocked sites", ["site", "category", "attempts"], [[h, c or "(none)", n] for h, c, n in rows])
 
@@ -79,7 +84,7 @@ def top_blocked(db: DBEngine, engine: Engine, t0: datetime, t1: datetime, limit:
 def streaming(db: DBEngine, engine: Engine, t0: datetime, t1: datetime) -> Report:
     with db.connect() as c:
         rows = c.execute(select(_hour(E.ts), func.sum(E.media_seconds), func.sum(E.bytes_out), func.count())
-                         .where(E.media_seconds.is_not(None), _between(t0, t1)).group_by(_hour(E.ts))).all()
+                         .where(where(MEDIA), _between(t0, t1)).group_by(_hour(E.ts))).all()
     days: dict[str, list[float]] = defaultdict(lambda: [0.0, 0.0, 0])
     for hour, secs, nbytes, n in rows:
         d = days[_local_day(hour, engine.config.zone)]
@@ -98,7 +103,7 @@ def out_of_hours(db: DBEngine, engine: Engine, t0: datetime, t1: datetime) -> Re
     mon: Monitoring = engine.config.sections.get("monitoring") or Monitoring()
     minute = func.substr(cast(E.ts, String), 1, 16)
     with db.connect() as c:
-        rows = c.execute(select(E.user, minute).where(E.out_of_hours == True, _between(t0, t1))  # noqa: E712
+        rows = c.execute(select(E.user, minute).where(where(OUT_OF_HOURS), _between(t0, t1))
                          .group_by(E.user, minute)).all()
         grants = c.execute(select(Grant.subject_kind, Grant.subject, Grant.starts_at, Grant.ends_at)
                            .where(Grant.target_kind == "out-of-hours", Grant.revoked_at.is_(None),
@@ -154,7 +159,7 @@ def searches(db: DBEngine, engine: Engine, t0: datetime, t1: datetime, limit: in
 
     mon: Monitoring = engine.config.sections.get("monitoring") or Monitoring()
     with db.connect() as c:
-        rows = c.execute(select(E.search_terms, func.count()).where(E.search_terms.is_not(None), _between(t0, t1))
+        rows = c.execute(select(E.search_terms, func.count()).where(where(SEARCHES), _between(t0, t1))
                          .group_by(E.search_terms).order_by(func.count().desc())).all()
     flagged_counts: dict[str, int] = defaultdict(int)
     for terms, n in rows:
@@ -170,7 +175,7 @@ def searches(db: DBEngine, engine: Engine, t0: datetime, t1: datetime, limit: in
 def circumvention(db: DBEngine, engine: Engine, t0: datetime, t1: datetime) -> Report:
     circ_cats = [c.id for c in engine.config.categories.values() if c.circumvention]
     return Report("Attempts to get round the filter", ["day", "kind", "attempts"],
-                  _count_by_day(db, engine, E.rule, E.action == "block", _between(t0, t1),
+                  _count_by_day(db, engine, E.rule, where(BLOCKS), _between(t0, t1),
                                 or_(E.rule.like("circumvention:%"), E.category.in_(circ_cats))))
 
 
