@@ -53,6 +53,17 @@ def migrate(engine: Engine) -> None:
             conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _MIGRATION_LOCK})
         cfg.attributes["connection"] = conn
         command.upgrade(cfg, "head")
+    refresh_statistics(engine)
+
+
+def refresh_statistics(engine: Engine) -> None:
+    """Keep SQLite's planner statistics fresh (cheaply: a sampled ANALYZE, only
+    where they are stale) so it picks the reports' partial indexes.  PostgreSQL's
+    autovacuum does this itself."""
+    if engine.dialect.name == "sqlite":
+        with engine.begin() as conn:
+            conn.exec_driver_sql("PRAGMA analysis_limit=1000")
+            conn.exec_driver_sql("PRAGMA optimize")
 
 
 def open_database(url: str) -> Engine:

@@ -35,14 +35,16 @@ class UTCDateTime(TypeDecorator[datetime]):
         return None if value is None else value.replace(tzinfo=timezone.utc)
 
 
-BLOCKS, MEDIA, SEARCHES, OUT_OF_HOURS = ("action = 'block'", "media_seconds IS NOT NULL",
-                                        "search_terms IS NOT NULL", "out_of_hours = true")
+BLOCKS, MEDIA, SEARCHES, OUT_OF_HOURS, SELF_REPORTS = (
+    "action = 'block'", "media_seconds IS NOT NULL", "search_terms IS NOT NULL", "out_of_hours = true",
+    "action = 'self_report'")
 REPORT_INDEXES = (
     # (name, columns, partial WHERE): every column a report reads is in its index.
     ("ix_access_events_blocks2", ("ts", "category", "host", "rule", "action"), BLOCKS),
     ("ix_access_events_media2", ("ts", "media_seconds", "bytes_out"), MEDIA),
     ("ix_access_events_search2", ("ts", "search_terms"), SEARCHES),
     ("ix_access_events_ooh2", ("ts", "user", "out_of_hours"), OUT_OF_HOURS),
+    ("ix_access_events_self_reports", ("ts", "category", "action"), SELF_REPORTS),
 )
 """The reports' queries use these WHERE texts verbatim (``reports.where``):
 SQLite uses a partial index only when the query repeats its condition with
@@ -102,7 +104,6 @@ class AccessEvent(Base):
         # index, never the table (ten million events; see reports.py).
         *(Index(name, *cols, sqlite_where=text(where), postgresql_where=text(where)) for name, cols, where in REPORT_INDEXES),
         Index("ix_access_events_user_ts", "user", "ts"),
-        Index("ix_access_events_action_ts", "action", "ts"),
         Index("ix_access_events_category_ts", "category", "ts"),
     )
 

@@ -27,7 +27,7 @@ from sqlalchemy import Engine as DBEngine
 from sqlalchemy import String, and_, cast, func, or_, select, text
 
 from .engine import Engine
-from .models import BLOCKS, MEDIA, OUT_OF_HOURS, SEARCHES, AccessEvent, Grant
+from .models import BLOCKS, MEDIA, OUT_OF_HOURS, SEARCHES, SELF_REPORTS, AccessEvent, Grant
 
 E = AccessEvent
 
@@ -150,7 +150,7 @@ def grants(db: DBEngine, engine: Engine, t0: datetime, t1: datetime) -> Report:
 
 def self_reports(db: DBEngine, engine: Engine, t0: datetime, t1: datetime) -> Report:
     return Report("Self-reported accidental access", ["day", "category", "reports"],
-                  _count_by_day(db, engine, E.category, E.action == "self_report", _between(t0, t1)))
+                  _count_by_day(db, engine, E.category, where(SELF_REPORTS), _between(t0, t1)))
 
 
 def searches(db: DBEngine, engine: Engine, t0: datetime, t1: datetime, limit: int = 50) -> Report:

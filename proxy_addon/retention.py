@@ -17,6 +17,7 @@ from sqlalchemy import Engine as DBEngine
 from sqlalchemy import delete, func, select, text, update
 
 from .auditchain import PURGED
+from .db import refresh_statistics
 from .models import AccessEvent, AccessReview, AdminAction, AuditAnchor, ExceptionRequest, Grant
 from .monitoring import Retention
 
@@ -54,6 +55,7 @@ def purge(db: DBEngine, retention: Retention, now: datetime | None = None) -> Pu
                                 ("admin_actions", AdminAction, AdminAction.ts),
                                 ("exception_requests", ExceptionRequest, ExceptionRequest.created_at)):
             result.counts[key] = c.execute(delete(model).where(col < before[key])).rowcount
+    refresh_statistics(db)
     return result
 
 

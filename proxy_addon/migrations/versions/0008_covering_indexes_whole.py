@@ -7,12 +7,17 @@ Revises: 0007
 import sqlalchemy as sa
 from alembic import op
 
-from proxy_addon.models import REPORT_INDEXES
 
 revision = "0008"
 down_revision = "0007"
 branch_labels = None
 depends_on = None
+REPORT_INDEXES = (  # as they were at this revision (migrations never read the live models' lists)
+    ("ix_access_events_blocks2", ("ts", "category", "host", "rule", "action"), "action = 'block'"),
+    ("ix_access_events_media2", ("ts", "media_seconds", "bytes_out"), "media_seconds IS NOT NULL"),
+    ("ix_access_events_search2", ("ts", "search_terms"), "search_terms IS NOT NULL"),
+    ("ix_access_events_ooh2", ("ts", "user", "out_of_hours"), "out_of_hours = true"),
+)
 OLD = ("ix_access_events_blocks", "ix_access_events_media", "ix_access_events_search", "ix_access_events_ooh")
 
 
