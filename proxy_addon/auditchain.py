@@ -18,7 +18,6 @@ resumes.
 from __future__ import annotations
 
 import hashlib
-import json
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -34,22 +33,34 @@ HASHED = tuple(c.name for c in AccessEvent.__table__.columns
 PURGED = "purged"
 
 
-def _canonical(value: Any) -> Any:
+def _canonical(value: Any) -> str:
+    """One value as text, the same whether it comes from the writer or is read
+    back from either database; length-prefixed by ``digest`` so fields cannot
+    run into each other."""
+    if value is None:
+        return "-"
+    if isinstance(value, str):
+        return "s" + value
+    if isinstance(value, bool):
+        return "i" + str(int(value))
+    if isinstance(value, int):
+        return "i" + str(value)
+    if isinstance(value, float):
+        return "i" + str(int(value)) if value.is_integer() else "f" + repr(value)
     if isinstance(value, datetime):
         if value.tzinfo is not None:
             value = value.astimezone(timezone.utc).replace(tzinfo=None)
-        return value.strftime("%Y-%m-%d %H:%M:%S.%f")
-    if isinstance(value, bool):
-        return int(value)
-    if isinstance(value, float) and value.is_integer():
-        return int(value)
-    return value
+        return "t" + value.strftime("%Y-%m-%d %H:%M:%S.%f")
+    return "s" + str(value)
 
 
 def digest(prev: str, row: dict[str, Any], chain: str, seq: int) -> str:
-    body = json.dumps([chain, seq, *(_canonical(row.get(c)) for c in HASHED)], separators=(",", ":"),
-                      ensure_ascii=False, default=str)
-    return hashlib.sha256(prev.encode() + body.encode()).hexdigest()
+    """sha256 of the previous hash and the row (on the writer thread: kept cheap)."""
+    parts = [prev, chain, str(seq)]
+    for c in HASHED:
+        v = _canonical(row.get(c))
+        parts.append(f"{len(v)}:{v}")
+    return hashlib.sha256("|".join(parts).encode()).hexdigest()
 
 
 @dataclass

@@ -158,6 +158,19 @@ class ContentControls:
 
     # -- responses ---------------------------------------------------------------------
 
+    def needs_judging(self, flow: http.HTTPFlow, st: FlowState) -> bool:
+        """False for the common case (a page, script or image, shown not saved),
+        decided from the headers alone."""
+        resp = flow.response
+        assert resp is not None
+        headers = resp.headers
+        if "content-disposition" in headers:
+            return True
+        path = st.target.path
+        ctype = headers.get("content-type", "")
+        return (classify(ctype, path) is not None or not ctype.startswith(RENDERED)
+                or path.endswith((".torrent", ".exe", ".msi")))
+
     async def on_responseheaders(self, flow: http.HTTPFlow, st: FlowState) -> bool:
         """Response-time controls; True if the stream is handled here."""
         resp = flow.response
@@ -165,9 +178,6 @@ class ContentControls:
         ctype = resp.headers.get("content-type", "")
         disposition = resp.headers.get("content-disposition", "")
         kind = classify(ctype, st.target.path)
-        if kind is None and not disposition and ctype.startswith(RENDERED) and not st.target.path.endswith(
-                (".torrent", ".exe", ".msi")):
-            return False  # the common case: a page, a script, an image, shown not saved
         st.content_kind = "media" if kind is not None and not kind.is_index else None
         name = filename_of(disposition, st.target.path)
         rules = self.downloads

@@ -106,6 +106,7 @@ class Engine:
         # Likewise a decision that consulted no clock and no path depends only
         # on the host and the person (groups follow from the user name).
         self._decisions: dict[tuple[str, str], Decision] = {}
+        self._ooh: dict[tuple[str, int], bool] = {}
         self.circumvention: CircumventionRules = config.sections.get("circumvention") or CircumventionRules()
         self.safe_search: SafeSearchRules = config.sections.get("safe_search") or SafeSearchRules()
         action = config.settings.default_action
@@ -207,6 +208,17 @@ class Engine:
         if at.tzinfo is None:
             at = at.replace(tzinfo=timezone.utc)
         return at.astimezone(self._zone)
+
+    def out_of_hours(self, who: Identity, at: datetime) -> bool:
+        """Outside the person's working hours at this instant (memoised by the minute:
+        the audit log asks for every request)."""
+        key = (who.user, int(at.timestamp()) // 60)
+        hit = self._ooh.get(key)
+        if hit is None:
+            if len(self._ooh) > 100_000:
+                self._ooh.clear()
+            hit = self._ooh[key] = not self.in_working_hours(who, self.local_time(at))
+        return hit
 
     def in_working_hours(self, who: Identity, local: datetime) -> bool:
         """Inside the person's working hours; with none configured, always."""

@@ -415,21 +415,26 @@ class SchoolFilter:
             "X-Schoolproxy-Category": d.category or "",
         })
 
-    async def request(self, flow: http.HTTPFlow) -> None:
+    def request(self, flow: http.HTTPFlow) -> Any:
+        """Synchronous, except for block-page feedback, which needs the database:
+        mitmproxy awaits what a hook returns, so only those flows pay for a coroutine."""
         st: FlowState | None = flow.metadata.get(KEY)
         if st is None:
-            return
-        if not st.feedback:
-            if not st.answered and flow.response is None:
-                try:
-                    self.content.on_request(flow, st)
-                except Exception:
-                    log.exception("schoolproxy: upload check failed; the upload was stopped")
-                    self._record_error(flow, "internal error in the upload check")
-                    flow.response = self.block_response(st)
-                if flow.response is not None:
-                    st.answered = True
-            return
+            return None
+        if st.feedback:
+            return self._answer_feedback(flow, st)
+        if not st.answered and flow.response is None:
+            try:
+                self.content.on_request(flow, st)
+            except Exception:
+                log.exception("schoolproxy: upload check failed; the upload was stopped")
+                self._record_error(flow, "internal error in the upload check")
+                flow.response = self.block_response(st)
+            if flow.response is not None:
+                st.answered = True
+        return None
+
+    async def _answer_feedback(self, flow: http.HTTPFlow, st: FlowState) -> None:
         try:
             status, page = await self._feedback(flow, st)
         except Exception:
@@ -477,10 +482,27 @@ class SchoolFilter:
             return d.reason.removeprefix("circumvention: ").split("; ")[0]
         return "" if d.title else d.reason.split(" (")[0]
 
-    async def responseheaders(self, flow: http.HTTPFlow) -> None:
+    def responseheaders(self, flow: http.HTTPFlow) -> Any:
+        """Synchronous for ordinary responses; a coroutine (awaited by mitmproxy)
+        for the ones the content checks must judge."""
         st: FlowState | None = flow.metadata.get(KEY)
         if st is None or st.answered or flow.response is None:
+            return None
+        if self.content.needs_judging(flow, st):
+            return self._judge_response(flow, st)
+        self._start_pace(flow, st)
+        self._stream_if_large(flow, st)
+        return None
+
+    def _stream_if_large(self, flow: http.HTTPFlow, st: FlowState) -> None:
+        assert flow.response is not None
+        length = flow.response.headers.get("content-length", "")
+        if not flow.response.stream and length.isdigit() and int(length) <= BUFFERED_BODY_LIMIT:
             return
+        if not st.counted:
+            _count_stream(flow.response, st)
+
+    async def _judge_response(self, flow: http.HTTPFlow, st: FlowState) -> None:
         try:
             handled = await self.content.on_responseheaders(flow, st)
             self._start_pace(flow, st)
@@ -492,10 +514,7 @@ class SchoolFilter:
             flow.response = http.Response.make(503, b"The school's web filter had an internal error.",
                                                {"Content-Type": "text/plain", "Connection": "close"})
             return
-        length = flow.response.headers.get("content-length", "")
-        if not flow.response.stream and length.isdigit() and int(length) <= BUFFERED_BODY_LIMIT:
-            return
-        _count_stream(flow.response, st)
+        self._stream_if_large(flow, st)
 
     def response(self, flow: http.HTTPFlow) -> None:
         st: FlowState | None = flow.metadata.get(KEY)
@@ -622,26 +641,31 @@ class SchoolFilter:
         self._emit(st, None)
         flow.kill()
 
-    def client_connected(self, client: connection.Client) -> None:
-        writer = connections.wrap_client_writer(client, PacedWriter)
-        if writer is not None:
-            self._writers[client.id] = writer
-
     def _start_pace(self, flow: http.HTTPFlow, st: FlowState) -> None:
         """Hold this response to its bandwidth rule, if one applies."""
         assert self.engine is not None and flow.response is not None
         rules: BandwidthRules | None = self.engine.config.sections.get("bandwidth")
-        writer = self._writers.get(flow.client_conn.id)
-        if not rules or not rules.limits or writer is None or st.audit_action:
+        if not rules or not rules.limits or st.audit_action:
             return
         length = flow.response.headers.get("content-length", "")
         rule = choose(rules, self.engine, st.who, st.started, st.decision.categories, st.content_kind,
                       int(length) if length.isdigit() else None)
         if rule is None:
             return
-        st.pace = writer.pace = self.throttler.pace(rule, st.who.user)
-        if st.pace is None:
+        pace = self.throttler.pace(rule, st.who.user)
+        if pace is None:
             return
+        # The client's writer is wrapped the first time one of its transfers is
+        # paced (and stays wrapped for that connection): unpaced connections
+        # pay nothing.
+        client = flow.client_conn
+        writer = self._writers.get(client.id)
+        if writer is None:
+            writer = connections.wrap_client_writer(client, PacedWriter)
+            if writer is None:
+                return
+            self._writers[client.id] = writer
+        st.pace = writer.pace = pace
         # A paced body must stream: one mitmproxy held whole would reach the
         # client's socket buffers at once, and only the next read would wait.
         resp = flow.response
@@ -697,7 +721,6 @@ class SchoolFilter:
         monitoring: Monitoring | None = self.engine.config.sections.get("monitoring")
         if monitoring is not None:
             self._alerts(st, d, action, search, monitoring)
-        local = self.engine.local_time(st.started)
         pace = st.pace
         if pace is not None:
             rate = pace.rule.rate_bps or pace.rule.total_bps
@@ -732,7 +755,7 @@ class SchoolFilter:
             "throttle_bps": int((pace.rule.rate_bps or pace.rule.total_bps) * 8) if pace is not None else None,
             "throttled_ms": int(pace.waited * 1000) if pace is not None else None,
             "search_terms": search,
-            "out_of_hours": not self.engine.in_working_hours(st.who, local),
+            "out_of_hours": self.engine.out_of_hours(st.who, st.started),
         })
 
     def _alerts(self, st: FlowState, d: Decision, action: str, search: str | None, monitoring: Monitoring) -> None:
