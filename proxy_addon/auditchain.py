@@ -23,9 +23,9 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
 
-from sqlalchemy import Connection, select
+from sqlalchemy import Boolean, Connection, Float, select
 
-from .models import AccessEvent, AuditAnchor
+from .models import AccessEvent, AuditAnchor, UTCDateTime
 
 GENESIS = "0" * 64
 HASHED = tuple(c.name for c in AccessEvent.__table__.columns
@@ -33,34 +33,37 @@ HASHED = tuple(c.name for c in AccessEvent.__table__.columns
 PURGED = "purged"
 
 
-def _canonical(value: Any) -> str:
-    """One value as text, the same whether it comes from the writer or is read
-    back from either database; length-prefixed by ``digest`` so fields cannot
-    run into each other."""
-    if value is None:
-        return "-"
-    if isinstance(value, str):
-        return "s" + value
-    if isinstance(value, bool):
-        return "i" + str(int(value))
-    if isinstance(value, int):
-        return "i" + str(value)
-    if isinstance(value, float):
-        return "i" + str(int(value)) if value.is_integer() else "f" + repr(value)
+def _ts(value: Any) -> Any:
     if isinstance(value, datetime):
         if value.tzinfo is not None:
             value = value.astimezone(timezone.utc).replace(tzinfo=None)
-        return "t" + value.strftime("%Y-%m-%d %H:%M:%S.%f")
-    return "s" + str(value)
+        return value.isoformat(sep=" ", timespec="microseconds")
+    return value
+
+
+def _bool(value: Any) -> Any:
+    return None if value is None else int(value)
+
+
+def _float(value: Any) -> Any:
+    return int(value) if isinstance(value, float) and value.is_integer() else value
+
+
+# Columns whose Python value differs by where it comes from (the writer or
+# either database) get a canonical form; the rest are str, int or None, whose
+# repr is already canonical and unambiguous.
+_CANON = [(i, _ts if isinstance(col.type, UTCDateTime) else _bool if isinstance(col.type, Boolean) else _float)
+          for i, col in enumerate(AccessEvent.__table__.c[c] for c in HASHED)
+          if isinstance(col.type, (UTCDateTime, Boolean, Float))]
 
 
 def digest(prev: str, row: dict[str, Any], chain: str, seq: int) -> str:
-    """sha256 of the previous hash and the row (on the writer thread: kept cheap)."""
-    parts = [prev, chain, str(seq)]
-    for c in HASHED:
-        v = _canonical(row.get(c))
-        parts.append(f"{len(v)}:{v}")
-    return hashlib.sha256("|".join(parts).encode()).hexdigest()
+    """sha256 of the previous hash and the row (computed on the writer thread
+    for every event, so kept to one repr of a tuple)."""
+    values = [row.get(c) for c in HASHED]
+    for i, canon in _CANON:
+        values[i] = canon(values[i])
+    return hashlib.sha256(f"{prev}{(chain, seq, *values)!r}".encode()).hexdigest()
 
 
 @dataclass

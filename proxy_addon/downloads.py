@@ -101,6 +101,8 @@ def is_torrent(head: bytes, name: str, content_type: str) -> bool:
 
 def is_tracker_request(path: str, query: str) -> bool:
     """A BitTorrent tracker announce or scrape (``/announce?info_hash=…``)."""
+    if "announce" not in path and "scrape" not in path:
+        return False
     last = path.rsplit("/", 1)[-1].lower()
     if not (last.startswith("announce") or last.startswith("scrape")):
         return False

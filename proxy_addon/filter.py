@@ -66,7 +66,7 @@ streamed through a counting callback so memory stays flat."""
 F = TypeVar("F", bound=Callable[..., Any])
 
 
-@dataclass
+@dataclass(slots=True)
 class FlowState:
     """What we decided about one request, carried from hook to hook."""
 
@@ -375,8 +375,8 @@ class SchoolFilter:
         self._track(flow.id, st)
         flow.metadata[KEY] = st
         headers = req.headers
-        if st.decision.action != "block" and doh_content(self.engine.circumvention, headers.get("content-type", ""),
-                                                         headers.get("accept", "")):
+        if st.decision.action != "block" and (req.method == "POST" or "dns=" in target.query) and doh_content(
+                self.engine.circumvention, headers.get("content-type", ""), headers.get("accept", "")):
             st.decision = circumvention_decision("doh", "a DNS-over-HTTPS message (application/dns-message) "
                                                         "resolves names round the school's DNS")
         if st.decision.action != "block" and self.content.on_requestheaders(flow, st):
@@ -645,7 +645,7 @@ class SchoolFilter:
         """Hold this response to its bandwidth rule, if one applies."""
         assert self.engine is not None and flow.response is not None
         rules: BandwidthRules | None = self.engine.config.sections.get("bandwidth")
-        if not rules or not rules.limits or st.audit_action:
+        if not rules or st.audit_action or not rules.may_apply(st.content_kind):
             return
         length = flow.response.headers.get("content-length", "")
         rule = choose(rules, self.engine, st.who, st.started, st.decision.categories, st.content_kind,

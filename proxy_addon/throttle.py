@@ -84,6 +84,11 @@ class BandwidthRule:
 class BandwidthRules:
     limits: tuple[BandwidthRule, ...] = ()
 
+    def may_apply(self, content: str | None) -> bool:
+        """Whether any rule could hold this kind of content (ordinary pages
+        skip the rules entirely unless some rule is for any content)."""
+        return any(r.content == "any" or r.content == content for r in self.limits)
+
 
 class TokenBucket:
     """Bytes a second with a burst; ``take`` returns how long to wait."""
