@@ -97,6 +97,7 @@ class FlowState:
     bytes_in: int = 0
     pace: Pace | None = None
     content_kind: str | None = None  # "media" | "download" | None, as the content controls saw it
+    resp_headers: tuple[str, str, str] | None = None  # content type, disposition, length
 
 
 def fail_closed(hook: F) -> F:
@@ -219,7 +220,8 @@ class SchoolFilter:
             self.alerter.deliver(monitoring, self.alerter.take(), self.engine.config.zone)
 
     def now(self) -> datetime:
-        return datetime.now(timezone.utc) + timedelta(seconds=self._clock_offset)
+        now = datetime.now(timezone.utc)
+        return now + timedelta(seconds=self._clock_offset) if self._clock_offset else now
 
     def _read_clock_offset(self) -> float:
         path = ctx.options.schoolproxy_clock_offset_file
@@ -287,7 +289,9 @@ class SchoolFilter:
     def _identity(self, flow: http.HTTPFlow | None, client: connection.Client) -> Identity:
         assert self.engine is not None
         auth = flow.metadata.get("proxyauth") if flow is not None else None
-        if auth is None:
+        if auth is None and (flow is None or flow.request.method == "CONNECT" or flow.request.scheme == "https"):
+            # Inside a tunnel the user was authenticated on its CONNECT (plain HTTP
+            # requests carry their own credentials, already in the metadata).
             pa = ctx.master.addons.get("proxyauth")
             got = pa.authenticated.get(client) if pa is not None else None
             auth = got if got else None
@@ -318,7 +322,8 @@ class SchoolFilter:
                     decision = replace(other, rule="circumvention:fronting",
                                        reason=f"circumvention: domain fronting: the request names {names}; "
                                               f"{host} is blocked: {other.reason}")
-        decision = apply_grants(self.engine.config, decision, target, who, now, self.grants)
+        if decision.action == "block" and self.grants:
+            decision = apply_grants(self.engine.config, decision, target, who, now, self.grants)
         return FlowState(target, who, decision, now, tls=tls_mode, method=flow.request.method)
 
     @staticmethod
@@ -423,7 +428,7 @@ class SchoolFilter:
             return None
         if st.feedback:
             return self._answer_feedback(flow, st)
-        if not st.answered and flow.response is None:
+        if not st.answered and flow.response is None and flow.request.method in ("POST", "PUT", "PATCH"):
             try:
                 self.content.on_request(flow, st)
             except Exception:
@@ -496,7 +501,7 @@ class SchoolFilter:
 
     def _stream_if_large(self, flow: http.HTTPFlow, st: FlowState) -> None:
         assert flow.response is not None
-        length = flow.response.headers.get("content-length", "")
+        length = st.resp_headers[2] if st.resp_headers else flow.response.headers.get("content-length", "")
         if not flow.response.stream and length.isdigit() and int(length) <= BUFFERED_BODY_LIMIT:
             return
         if not st.counted:
@@ -647,7 +652,7 @@ class SchoolFilter:
         rules: BandwidthRules | None = self.engine.config.sections.get("bandwidth")
         if not rules or st.audit_action or not rules.may_apply(st.content_kind):
             return
-        length = flow.response.headers.get("content-length", "")
+        length = st.resp_headers[2] if st.resp_headers else flow.response.headers.get("content-length", "")
         rule = choose(rules, self.engine, st.who, st.started, st.decision.categories, st.content_kind,
                       int(length) if length.isdigit() else None)
         if rule is None:
