@@ -23,9 +23,9 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
 
-from sqlalchemy import Boolean, Connection, Float, select
+from sqlalchemy import Boolean, Connection, Float, insert, select, update
 
-from .models import AccessEvent, AuditAnchor, UTCDateTime
+from .models import AccessEvent, AuditAnchor, AuditChainHead, UTCDateTime
 
 GENESIS = "0" * 64
 HASHED = tuple(c.name for c in AccessEvent.__table__.columns
@@ -75,13 +75,10 @@ class Chain:
     last: str = GENESIS
 
     def load(self, conn: Connection) -> Chain:
-        row = conn.execute(select(AccessEvent.chain_seq, AccessEvent.chain_hash)
-                           .where(AccessEvent.chain == self.name)
-                           .order_by(AccessEvent.chain_seq.desc()).limit(1)).first()
+        row = conn.execute(select(AuditChainHead.seq, AuditChainHead.hash)
+                           .where(AuditChainHead.chain == self.name)).first()
         if row is None:
-            anchor = conn.execute(select(AuditAnchor.seq, AuditAnchor.hash)
-                                  .where(AuditAnchor.chain == self.name)).first()
-            row = anchor
+            row = conn.execute(select(AuditAnchor.seq, AuditAnchor.hash).where(AuditAnchor.chain == self.name)).first()
         if row is not None:
             self.seq, self.last = int(row[0]), row[1]
         return self
@@ -93,6 +90,20 @@ class Chain:
             self.seq += 1
             row["chain"], row["chain_seq"] = self.name, self.seq
             row["chain_hash"] = self.last = digest(self.last, row, self.name, self.seq)
+
+    def save(self, conn: Connection, rows: list[dict[str, Any]]) -> None:
+        """Record the chain's head after inserting ``rows`` (same transaction)."""
+        mine = [r for r in rows if r.get("chain") == self.name]
+        if not mine:
+            return
+        top = max(mine, key=lambda r: r["chain_seq"])
+        if top["chain_seq"] > self.seq:  # rows stamped by an earlier run (a spool replayed)
+            self.seq, self.last = top["chain_seq"], top["chain_hash"]
+        done = conn.execute(update(AuditChainHead).where(AuditChainHead.chain == self.name,
+                                                         AuditChainHead.seq < top["chain_seq"])
+                            .values(seq=top["chain_seq"], hash=top["chain_hash"])).rowcount
+        if not done and conn.execute(select(AuditChainHead.seq).where(AuditChainHead.chain == self.name)).first() is None:
+            conn.execute(insert(AuditChainHead).values(chain=self.name, seq=top["chain_seq"], hash=top["chain_hash"]))
 
 
 @dataclass(frozen=True)
@@ -108,36 +119,39 @@ class Finding:
 
 
 def verify(conn: Connection, batch: int = 50_000) -> tuple[int, list[Finding]]:
-    """Check every chain; the first problem in each chain is reported."""
-    anchors = {a.chain: (a.seq, a.hash) for a in conn.execute(select(AuditAnchor))}
-    chains = [c for (c,) in conn.execute(select(AccessEvent.chain).where(AccessEvent.chain.is_not(None))
-                                         .distinct())]
+    """Check every chain in one pass in insertion order (a chain's rows are
+    inserted in its order); the first problem in each chain is reported, and a
+    chain that ends before its recorded head lost its last rows."""
+    state = {a.chain: (a.seq, a.hash) for a in conn.execute(select(AuditAnchor))}
+    broken: set[str] = set()
     cols = [AccessEvent.__table__.c[c] for c in ("id", "chain", "chain_seq", "chain_hash", *HASHED)]
-    checked = 0
+    checked, last_id = 0, 0
     findings: list[Finding] = []
-    for chain in sorted(chains):
-        seq, prev = anchors.get(chain, (0, GENESIS))
-        last_seq = seq
-        done = False
-        while not done:
-            rows = conn.execute(select(*cols).where(AccessEvent.chain == chain, AccessEvent.chain_seq > last_seq)
-                                .order_by(AccessEvent.chain_seq).limit(batch)).mappings().all()
-            if not rows:
-                break
-            for r in rows:
-                checked += 1
-                if r["chain_seq"] != seq + 1:
-                    findings.append(Finding(chain, r["id"], r["chain_seq"],
-                                            f"rows {seq + 1} to {r['chain_seq'] - 1} of the chain are missing "
-                                            "(removed)"))
-                    done = True
-                    break
-                if r["action"] != PURGED:
-                    expected = digest(prev, dict(r), chain, r["chain_seq"])
-                    if expected != r["chain_hash"]:
-                        findings.append(Finding(chain, r["id"], r["chain_seq"], "the row was altered"))
-                        done = True
-                        break
-                seq, prev = r["chain_seq"], r["chain_hash"]
-            last_seq = seq
+    while True:
+        rows = conn.execute(select(*cols).where(AccessEvent.id > last_id, AccessEvent.chain.is_not(None))
+                            .order_by(AccessEvent.id).limit(batch)).mappings().all()
+        if not rows:
+            break
+        last_id = rows[-1]["id"]
+        for r in rows:
+            chain = r["chain"]
+            if chain in broken:
+                continue
+            checked += 1
+            seq, prev = state.get(chain, (0, GENESIS))
+            if r["chain_seq"] != seq + 1:
+                findings.append(Finding(chain, r["id"], r["chain_seq"],
+                                        f"rows {seq + 1} to {r['chain_seq'] - 1} of the chain are missing (removed)"))
+                broken.add(chain)
+                continue
+            if r["action"] != PURGED and digest(prev, dict(r), chain, r["chain_seq"]) != r["chain_hash"]:
+                findings.append(Finding(chain, r["id"], r["chain_seq"], "the row was altered"))
+                broken.add(chain)
+                continue
+            state[chain] = (r["chain_seq"], r["chain_hash"])
+    for head in conn.execute(select(AuditChainHead)):
+        seq, prev = state.get(head.chain, (0, GENESIS))
+        if head.chain not in broken and (seq < head.seq or (seq == head.seq and prev != head.hash)):
+            findings.append(Finding(head.chain, None, seq + 1,
+                                    f"rows {seq + 1} to {head.seq} at the end of the chain are missing (removed)"))
     return checked, findings

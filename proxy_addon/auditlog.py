@@ -177,6 +177,8 @@ class AuditWriter:
                         cursor.execute(self._statement(len(chunk)), self._flat(chunk))
                 finally:
                     cursor.close()
+                if self._chain is not None:
+                    self._chain.save(conn, rows)
         except Exception as e:  # any driver error: keep the rows, say why once per failure
             self.failures += 1
             first_line = str(getattr(e, "orig", e)).splitlines()[0] if str(e) else ""

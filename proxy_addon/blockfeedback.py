@@ -122,8 +122,10 @@ def self_report(db: DBEngine, event: BlockEvent, client_ip: str, instance: str, 
             "category": event.category, "action": "self_report", "rule": "self_report", "clause": "6.3.1",
             "reason": "reported by the user as reached by accident", "related_uid": event.uid,
             "instance": instance, "event_uid": new_event_uid()}
-        Chain(f"{instance}/feedback"[:80]).load(s.connection()).stamp([row])
+        chain = Chain(f"{instance}/feedback"[:80]).load(s.connection())
+        chain.stamp([row])
         s.execute(insert(AccessEvent), [row])
+        chain.save(s.connection(), [row])
 
 
 def request_exception(db: DBEngine, event: BlockEvent, reason: str, client_ip: str,

@@ -45,7 +45,7 @@ def test_events_from_many_threads_are_all_written(tmp_path):
 
 def test_a_failing_database_loses_nothing_and_the_spool_is_replayed(tmp_path):
     broken = create_engine("sqlite://")  # no schema: every insert fails
-    writer = AuditWriter(broken, tmp_path / "spool")
+    writer = AuditWriter(broken, tmp_path / "spool", chain="proxy1")
     writer.start()
     for i in range(250):
         writer.put(event(i))
@@ -56,12 +56,15 @@ def test_a_failing_database_loses_nothing_and_the_spool_is_replayed(tmp_path):
     assert len(lines) == 250 and json.loads(lines[0])["url"] == "http://example.org/0"
 
     db = open_database(f"sqlite:///{tmp_path}/good.sqlite")
-    again = AuditWriter(db, tmp_path / "spool")
+    again = AuditWriter(db, tmp_path / "spool", chain="proxy1")
     again.start()
     again.put(event(999))
     again.close()
     assert count(db) == 251
     assert not list((tmp_path / "spool").glob("audit-spool-*"))
+    from proxy_addon.auditchain import verify
+    with db.connect() as c:
+        assert verify(c) == (251, []), "the replayed rows and the new ones form one intact chain"
     with db.connect() as c:
         first = c.execute(select(AccessEvent).order_by(AccessEvent.id).limit(1)).one()
     assert first.url == "http://example.org/0" and first.ts == datetime(2026, 11, 25, 12, 0, 0, tzinfo=timezone.utc)

@@ -104,6 +104,14 @@ def test_editing_one_row_makes_audit_verify_name_it(tmp_path):
     con.close()
     gone = subprocess.run([EXE, "audit", "verify", "--audit-db", url], capture_output=True, text=True)
     assert gone.returncode == 1 and "missing (removed)" in gone.stdout
+    fresh = f"sqlite:///{tmp_path}/b.sqlite"
+    generate(fresh, staff=3, days=2, per_day=10, start=date(2026, 10, 5))
+    con = sqlite3.connect(tmp_path / "b.sqlite")
+    con.execute("DELETE FROM access_events WHERE id > (SELECT max(id) - 3 FROM access_events)")
+    con.commit()
+    con.close()
+    truncated = subprocess.run([EXE, "audit", "verify", "--audit-db", fresh], capture_output=True, text=True)
+    assert truncated.returncode == 1 and "at the end of the chain are missing" in truncated.stdout
 
 
 def test_purge_removes_exactly_the_expired_rows_and_the_chain_still_verifies(tmp_path):
