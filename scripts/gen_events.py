@@ -102,7 +102,7 @@ def generate(db_url: str, staff: int, days: int, per_day: int, start: date, seed
                 for k in range(rng.randint(1, 10)):
                     emit(user, datetime(day.year, day.month, day.day, 20, k, 5), rng.choice(ALLOWED))
         if workday and d % 3 == 0:  # seeded cases: long evening sessions
-            for user in seeded_users[: 1 + d % len(seeded_users)]:
+            for user in seeded_users[: 1 + d % max(1, len(seeded_users))]:
                 minutes = 45 + (d % 4) * 10
                 for k in range(minutes):
                     local = datetime(day.year, day.month, day.day, 19, 0) + timedelta(minutes=k)
