@@ -60,7 +60,7 @@ _CANON = [(i, _ts if isinstance(col.type, UTCDateTime) else _bool if isinstance(
 def digest(prev: str, row: dict[str, Any], chain: str, seq: int) -> str:
     """sha256 of the previous hash and the row (computed on the writer thread
     for every event, so kept to one repr of a tuple)."""
-    values = [row.get(c) for c in HASHED]
+    values = list(map(row.get, HASHED))
     for i, canon in _CANON:
         values[i] = canon(values[i])
     return hashlib.sha256(f"{prev}{(chain, seq, *values)!r}".encode()).hexdigest()

@@ -117,3 +117,20 @@ def test_the_migrations_build_exactly_the_models(backend, tmp_path, request):
     with db.connect() as conn:
         diff = compare_metadata(MigrationContext.configure(conn), Base.metadata)
     assert diff == []
+
+
+def test_a_backlog_is_written_without_waiting_for_the_batch_interval(tmp_path):
+    """Under heavy load a full batch goes out at once; only a part-batch waits."""
+    import time
+
+    db = open_database(f"sqlite:///{tmp_path}/a.sqlite")
+    writer = AuditWriter(db, tmp_path, batch_size=100, interval=30)
+    for i in range(350):
+        writer.put(event(i))
+    writer.start()
+    deadline = time.monotonic() + 10
+    while count(db) < 300 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert count(db) >= 300  # three full batches, long before the 30 s interval
+    writer.close()
+    assert count(db) == 350
