@@ -8,7 +8,7 @@ import getpass
 import sys
 from datetime import datetime, timezone
 
-from .cli import add_config_arg, add_db_arg, audit_db, command, config_dir, load_engine, parse_at
+from .cli import add_config_arg, add_db_arg, audit_db, command, command_group, config_dir, load_engine, parse_at
 from .db import open_database
 from .grants import TARGET_KINDS, GrantError
 from .grantstore import create_grant, list_grants, revoke_grant
@@ -46,9 +46,7 @@ def _setup_grant(p: argparse.ArgumentParser) -> None:
     rv.set_defaults(func=cmd_grant_revoke)
 
 
-@command("grant", "add, list and revoke filter-bypass exceptions", _setup_grant)
-def cmd_grant(args: argparse.Namespace) -> int:  # pragma: no cover - sub-commands set func
-    return 2
+command_group("grant", "add, list and revoke filter-bypass exceptions", _setup_grant)
 
 
 def cmd_grant_add(args: argparse.Namespace) -> int:

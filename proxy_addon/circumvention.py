@@ -74,10 +74,9 @@ def doh_content(rules: CircumventionRules, content_type: str, accept: str) -> bo
 
 def _parse(b: Any, value: Any, doc: YMap) -> None:
     r = b.r
-    m = r.mapping(value, doc, doc.line_of("circumvention"), "'circumvention'")
+    m = r.section(value, doc, "circumvention", ("connect_ports", "bare_ip", "doh", "non_tls_tunnels"))
     if m is None:
         return
-    r.keys(m, ("connect_ports", "bare_ip", "doh", "non_tls_tunnels"), (), "'circumvention'")
     ports = set()
     for text, line in r.texts(m, "connect_ports"):
         if not text.isdigit() or not 0 < int(text) < 65536:

@@ -34,6 +34,17 @@ def command(name: str, help_text: str, setup: Callable[[argparse.ArgumentParser]
     return register
 
 
+def command_group(name: str, help_text: str, setup: Callable[[argparse.ArgumentParser], None]) -> None:
+    """Register a command made of sub-commands (``lists import``, ``grant add``):
+    ``setup`` adds them with a required sub-parser, and each sets its own
+    ``func``, so the group itself never runs."""
+
+    def unreachable(args: argparse.Namespace) -> int:  # pragma: no cover - argparse requires a sub-command
+        return 2
+
+    _COMMANDS[name] = (setup, unreachable, help_text)
+
+
 def add_config_arg(p: argparse.ArgumentParser) -> None:
     p.add_argument("--config", type=Path, default=None, metavar="DIR",
                    help="configuration directory (default: $SCHOOLPROXY_CONFIG or the bundled one)")

@@ -207,6 +207,14 @@ class _Reader:
         self.problem(parent, line, f"{what} must be a mapping")
         return None
 
+    def section(self, value: Any, doc: YMap, name: str, allowed: Iterable[str]) -> YMap | None:
+        """A top-level section of a rules file (``bandwidth:``, ``grants:``...):
+        a mapping with only the keys its feature knows, or None after saying why."""
+        m = self.mapping(value, doc, doc.line_of(name), f"'{name}'")
+        if m is not None:
+            self.keys(m, allowed, (), f"'{name}'")
+        return m
+
     def keys(self, m: YMap, allowed: Iterable[str], required: Iterable[str] = (), what: str = "") -> None:
         allowed_set = set(allowed)
         for key in m:

@@ -78,10 +78,9 @@ def _block_flag(r: Any, m: YMap, key: str) -> bool:
 
 def _parse_streaming(b: Any, value: Any, doc: YMap) -> None:
     r = b.r
-    m = r.mapping(value, doc, doc.line_of("streaming"), "'streaming'")
+    m = r.section(value, doc, "streaming", ("assumed_kbps", "limits"))
     if m is None:
         return
-    r.keys(m, ("assumed_kbps", "limits"), (), "'streaming'")
     video, audio = 1500.0, 128.0
     if "assumed_kbps" in m:
         k = r.mapping(m["assumed_kbps"], m, m.line_of("assumed_kbps"), "'assumed_kbps'")
@@ -105,10 +104,9 @@ def _parse_streaming(b: Any, value: Any, doc: YMap) -> None:
 
 def _parse_downloads(b: Any, value: Any, doc: YMap) -> None:
     r = b.r
-    m = r.mapping(value, doc, doc.line_of("downloads"), "'downloads'")
+    m = r.section(value, doc, "downloads", ("media_files", "software", "software_groups", "torrents", "sniff_buffer_mb"))
     if m is None:
         return
-    r.keys(m, ("media_files", "software", "software_groups", "torrents", "sniff_buffer_mb"), (), "'downloads'")
     groups = frozenset(v for v, _ in r.texts(m, "software_groups"))
     b.pending_audiences.append((Audience(groups=groups), m))
     buf = r.number(m, "sniff_buffer_mb")
@@ -119,10 +117,9 @@ def _parse_downloads(b: Any, value: Any, doc: YMap) -> None:
 
 def _parse_uploads(b: Any, value: Any, doc: YMap) -> None:
     r = b.r
-    m = r.mapping(value, doc, doc.line_of("uploads"), "'uploads'")
+    m = r.section(value, doc, "uploads", ("scan_limit_mb", "block_personal_data_to"))
     if m is None:
         return
-    r.keys(m, ("scan_limit_mb", "block_personal_data_to"), (), "'uploads'")
     limit = r.number(m, "scan_limit_mb")
     cats = r.texts(m, "block_personal_data_to")
     for c, line in cats:

@@ -571,21 +571,11 @@ class SchoolFilter:
         if req.port not in rules.connect_ports and st.decision.action != "block":
             st.decision = circumvention_decision(
                 "connect-port", f"a tunnel (CONNECT) to port {req.port}; only {sorted(rules.connect_ports)} are allowed")
-            st.tls = "refused"
-            flow.response = http.Response.make(
-                403, f"Blocked by the school's Internet policy: tunnels to port {req.port} are not allowed "
-                     f"(policy {st.decision.clause})\n".encode(),
-                {"Content-Type": "text/plain; charset=utf-8", "Proxy-Connection": "close"})
-            self._emit(st, flow, status=403)
+            self._refuse_tunnel(flow, st, f"tunnels to port {req.port} are not allowed (policy {st.decision.clause})")
             return
         passthrough = mode == "hostname" or not st.decision.decrypt
         if st.decision.action == "block" and passthrough:
-            st.tls = "refused"
-            flow.response = http.Response.make(
-                403, f"Blocked by the school's Internet policy: {st.decision.title or 'blocked site'}"
-                     f" (policy {st.decision.clause or '6.3.1'})\n".encode(),
-                {"Content-Type": "text/plain; charset=utf-8", "Proxy-Connection": "close"})
-            self._emit(st, flow, status=403)
+            self._refuse_tunnel(flow, st, f"{st.decision.title or 'blocked site'} (policy {st.decision.clause or '6.3.1'})")
             return
         front = tunnel_front(self.engine.safe_search, target.host, st.who.groups)
         if front is not None and st.decision.action != "block":
@@ -596,6 +586,15 @@ class SchoolFilter:
             self._tunnels[flow.client_conn.id] = st
             self._track("tunnel:" + flow.client_conn.id, st)
         # intercept mode: the decrypted requests are judged and logged one by one
+
+    def _refuse_tunnel(self, flow: http.HTTPFlow, st: FlowState, why: str) -> None:
+        """A CONNECT we will not open: a plain-text 403 (a browser shows its own
+        error page for a refused tunnel, so nothing richer would be seen)."""
+        st.tls = "refused"
+        flow.response = http.Response.make(
+            403, f"Blocked by the school's Internet policy: {why}\n".encode(),
+            {"Content-Type": "text/plain; charset=utf-8", "Proxy-Connection": "close"})
+        self._emit(st, flow, status=403)
 
     def tls_clienthello(self, data: tls.ClientHelloData) -> None:
         if self.engine is None:

@@ -175,10 +175,9 @@ def grant_window(rules: GrantRules, now: datetime, starts_at: datetime | None,
 
 def _parse(b: Any, value: Any, doc: YMap) -> None:
     r = b.r
-    m = r.mapping(value, doc, doc.line_of("grants"), "'grants'")
+    m = r.section(value, doc, "grants", ("default_hours", "max_days"))
     if m is None:
         return
-    r.keys(m, ("default_hours", "max_days"), (), "'grants'")
     vals = {key: v for key in ("default_hours", "max_days") if (v := r.number(m, key, positive=True)) is not None}
     rules = GrantRules(**vals)
     if rules.default > rules.maximum:

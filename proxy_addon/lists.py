@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .cli import add_config_arg, command, load_engine
+from .cli import add_config_arg, command_group, load_engine
 from .config import Config, ConfigError, YMap
 from .listindex import ListFile, ListIndex, StagedEntry, build_index
 from .listsources import (FORMATS, ListSource, SourceError, SourceReport, stage_source, staged_entries,
@@ -184,9 +184,7 @@ def _setup_lists(p: argparse.ArgumentParser) -> None:
     st.set_defaults(func=cmd_stats)
 
 
-@command("lists", "import, update and describe the category lists", _setup_lists)
-def cmd_lists(args: argparse.Namespace) -> int:  # pragma: no cover - sub-commands set func
-    return 2
+command_group("lists", "import, update and describe the category lists", _setup_lists)
 
 
 def cmd_import(args: argparse.Namespace) -> int:

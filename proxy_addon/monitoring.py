@@ -65,11 +65,10 @@ class Retention:
 
 def _parse_monitoring(b: Any, value: Any, doc: YMap) -> None:
     r = b.r
-    m = r.mapping(value, doc, doc.line_of("monitoring"), "'monitoring'")
+    m = r.section(value, doc, "monitoring", ("history_roles", "out_of_hours_threshold_minutes", "alert_categories",
+                                             "safeguarding_terms", "safeguarding_terms_file", "alerts"))
     if m is None:
         return
-    r.keys(m, ("history_roles", "out_of_hours_threshold_minutes", "alert_categories", "safeguarding_terms",
-               "safeguarding_terms_file", "alerts"), (), "'monitoring'")
     roles = frozenset(v for v, _ in r.texts(m, "history_roles")) if "history_roles" in m else DEFAULT_HISTORY_ROLES
     for role, line in r.texts(m, "history_roles"):
         if role not in ("technician", "headteacher", "slt", "dsl"):
@@ -115,10 +114,9 @@ def _parse_monitoring(b: Any, value: Any, doc: YMap) -> None:
 
 def _parse_retention(b: Any, value: Any, doc: YMap) -> None:
     r = b.r
-    m = r.mapping(value, doc, doc.line_of("retention"), "'retention'")
+    m = r.section(value, doc, "retention", tuple(DEFAULT_RETENTION))
     if m is None:
         return
-    r.keys(m, tuple(DEFAULT_RETENTION), (), "'retention'")
     days = dict(DEFAULT_RETENTION)
     for key in m:
         v = r.number(m, key, positive=True)

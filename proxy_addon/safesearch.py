@@ -103,10 +103,9 @@ def tunnel_front(rules: SafeSearchRules, host: str, groups: frozenset[str]) -> s
 
 def _parse(b: Any, value: Any, doc: YMap) -> None:
     r = b.r
-    m = r.mapping(value, doc, doc.line_of("safe_search"), "'safe_search'")
+    m = r.section(value, doc, "safe_search", ("engines", "youtube", "youtube_groups"))
     if m is None:
         return
-    r.keys(m, ("engines", "youtube", "youtube_groups"), (), "'safe_search'")
     engines = [v for v, _ in r.texts(m, "engines")] if "engines" in m else list(ENGINES)
     for name, line in r.texts(m, "engines"):
         if name not in ENGINES:

@@ -188,10 +188,9 @@ def choose(rules: BandwidthRules, engine: Any, who: Any, at: Any, categories: tu
 
 def _parse(b: Any, value: Any, doc: YMap) -> None:
     r = b.r
-    m = r.mapping(value, doc, doc.line_of("bandwidth"), "'bandwidth'")
+    m = r.section(value, doc, "bandwidth", ("limits",))
     if m is None:
         return
-    r.keys(m, ("limits",), (), "'bandwidth'")
     rules = []
     for item in r.items(m.get("limits"), m, "limits"):
         r.keys(item, ("id", "users", "groups", "when", "content", "categories", "over_mb", "rate_mbps",

@@ -150,16 +150,11 @@ def create_app(db: DBEngine, config_root: Path, secret: bytes, session_hours: fl
                 abort(404)
             user, host, reason = req.user, req.host, req.reason
         note = request.form.get("note", "").strip()
-        try:
-            hours = float(request.form.get("hours", "1"))
-            g_ = create_grant(db, engine(), subject_kind="user", subject=user, target_kind="host", target=host,
-                              reason=f"request {rid}: {reason}" + (f" (note: {note})" if note else ""),
-                              granted_by=g.user.username, ip=ip(), hours=hours, request_id=rid)
-        except (GrantError, ValueError, ConfigError) as e:
-            flash(f"Not granted: {e}", "error")
-            return redirect(url_for("requests"))
-        flash(f"Granted: {user} may use {host} until {g_.ends_at:%d %b %Y %H:%M} UTC (grant {g_.id}).", "ok")
-        return redirect(url_for("requests"))
+        return grant_from_form(
+            "requests", "1", lambda g_: f"Granted: {user} may use {host} until {g_.ends_at:%d %b %Y %H:%M} UTC "
+                                        f"(grant {g_.id}).",
+            subject_kind="user", subject=user, target_kind="host", target=host,
+            reason=f"request {rid}: {reason}" + (f" (note: {note})" if note else ""), request_id=rid)
 
     @app.post("/requests/<int:rid>/decline")
     @roles("headteacher")
@@ -188,16 +183,22 @@ def create_app(db: DBEngine, config_root: Path, secret: bytes, session_hours: fl
     @roles("headteacher")
     def grant_new() -> Any:
         f = request.form
+        return grant_from_form(
+            "grants", "24", lambda g_: f"Grant {g_.id} made, until {g_.ends_at:%d %b %Y %H:%M} UTC.",
+            subject_kind=f.get("subject_kind", ""), subject=f.get("subject") or None,
+            target_kind=f.get("target_kind", ""), target=f.get("target", ""), reason=f.get("reason", ""))
+
+    def grant_from_form(back: str, default_hours: str, done: Callable[[Any], str], **what: Any) -> Any:
+        """Both ways of granting (answering a request, the grants form) refuse
+        the same way: the reason on the page, nothing granted."""
         try:
-            g_ = create_grant(db, engine(), subject_kind=f.get("subject_kind", ""), subject=f.get("subject") or None,
-                              target_kind=f.get("target_kind", ""), target=f.get("target", ""),
-                              reason=f.get("reason", ""), granted_by=g.user.username, ip=ip(),
-                              hours=float(f.get("hours", "24")))
-        except (GrantError, ValueError) as e:
+            g_ = create_grant(db, engine(), granted_by=g.user.username, ip=ip(),
+                              hours=float(request.form.get("hours", default_hours)), **what)
+        except (GrantError, ValueError, ConfigError) as e:
             flash(f"Not granted: {e}", "error")
-            return redirect(url_for("grants"))
-        flash(f"Grant {g_.id} made, until {g_.ends_at:%d %b %Y %H:%M} UTC.", "ok")
-        return redirect(url_for("grants"))
+        else:
+            flash(done(g_), "ok")
+        return redirect(url_for(back))
 
     @app.post("/grants/<int:gid>/revoke")
     @roles("headteacher")
