@@ -108,11 +108,7 @@ def _setup_run(p: argparse.ArgumentParser) -> None:
 
 @command("run", "run the filtering proxy (mitmproxy in regular mode with the school's addon)", _setup_run)
 def cmd_run(args: argparse.Namespace) -> int:
-    from mitmproxy.tools.main import mitmdump
-
-    addon = Path(__file__).with_name("addon.py")
-    argv = ["-s", str(addon),
-            "--listen-host", args.listen_host, "--listen-port", str(args.listen_port),
+    argv = ["--listen-host", args.listen_host, "--listen-port", str(args.listen_port),
             "--set", f"schoolproxy_config={config_dir(args).resolve()}",
             "--set", f"schoolproxy_audit_db={audit_db(args)}"]
     if args.proxyauth:
@@ -138,7 +134,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     import logging
 
     logging.getLogger("mitmproxy.proxy").setLevel(logging.WARNING)
-    mitmdump(argv + extra)
+    from .master import run_mitmdump
+
+    run_mitmdump(argv + extra)
     return 0
 
 
