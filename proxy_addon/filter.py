@@ -337,7 +337,7 @@ class SchoolFilter:
         req = flow.request
         host, port = req.host, req.port
         target = make_target(req.scheme, host, port, req.path)
-        header = req.host_header  # Host, or :authority in HTTP/2
+        header = _host_header(req)
         sni = flow.client_conn.sni
         if (not header or header == host or header == f"{host}:{port}") and not sni:
             return target, ()  # the common case: one name
@@ -774,6 +774,19 @@ class SchoolFilter:
         if search and monitoring.safeguarding_terms:
             for term in flagged(search, monitoring.safeguarding_terms):
                 self.alerter.note(Alert(st.started, st.who.user, st.who.client_ip, "search", None, None, term))
+
+
+def _host_header(req: http.Request) -> str | None:
+    """Host, or :authority in HTTP/2 and 3.  For HTTP/1 one pass over the raw
+    fields, read for every request: 0.3 us where mitmproxy's case-insensitive
+    ``headers.get`` takes 1.6 us and allocates enough to bring the next
+    garbage collection nearer."""
+    if req.is_http2 or req.is_http3:
+        return req.host_header
+    for name, value in req.data.headers.fields:
+        if len(name) == 4 and name.lower() == b"host":
+            return value.decode("utf-8", "surrogateescape")
+    return None
 
 
 def _count_stream(resp: http.Response, st: FlowState) -> None:
