@@ -19,6 +19,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from mitmproxy import options
+from mitmproxy.addons.script import ScriptLoader
 from mitmproxy.tools import cmdline, dump
 from mitmproxy.tools.main import run
 
@@ -32,7 +33,7 @@ class SchoolMaster(dump.DumpMaster):
         self.addons.add(school)
         chain = self.addons.chain
         chain.remove(school)
-        loader = next((i for i, a in enumerate(chain) if type(a).__name__ == "ScriptLoader"), len(chain))
+        loader = next((i for i, a in enumerate(chain) if isinstance(a, ScriptLoader)), len(chain))
         chain.insert(loader, school)
 
 
