@@ -7,6 +7,7 @@ run:
 
 test:
 	scripts/setup.sh test
+	.venv/bin/lint-imports
 	.venv/bin/python -m pytest $(PYTEST_ARGS)
 
 bench:

@@ -95,7 +95,7 @@ def import_all(config: Path, work: Path, total: int) -> dict[str, float]:
     for args in imports:
         e, p = timed([SCHOOLPROXY, "lists", "import", *args, "--config", str(config)])
         wall, peak = wall + e, max(peak, p)
-    from proxy_addon.listindex import ListIndex
+    from proxy_addon.classify.listindex import ListIndex
 
     real = ListIndex.open_current(config / "index")
     assert real is not None
@@ -167,14 +167,14 @@ def main() -> None:
         print(f"importing real lists + synthetic filler up to {args.entries:,} entries into {config / 'index'} ...")
         imp = import_all(config, work, args.entries)
 
-    from proxy_addon.listindex import ListIndex
-    from proxy_addon.normalize import normalize_url
+    from proxy_addon.classify.listindex import ListIndex
+    from proxy_addon.urls.normalize import normalize_url
 
     index_path = config / "index" / "current"
     size_mb = sum(p.stat().st_size for p in index_path.resolve().iterdir()) / 1e6
     t_open = float(subprocess.run(
         [sys.executable, "-c", "import time,sys; sys.path.insert(0, %r); t=time.perf_counter();"
-         "from proxy_addon.listindex import ListIndex; i=ListIndex(__import__('pathlib').Path(%r)); "
+         "from proxy_addon.classify.listindex import ListIndex; i=ListIndex(__import__('pathlib').Path(%r)); "
          "print(time.perf_counter()-t)" % (str(REPO), str(index_path.resolve()))],
         capture_output=True, text=True, check=True).stdout)
     index = ListIndex.open_current(config / "index")
@@ -205,7 +205,7 @@ def main() -> None:
     p50, p99 = percentile(times, 0.5) / 1000, percentile(times, 0.99) / 1000
 
     # baseline: a plain set of every domain entry, walked over the host's parents
-    from proxy_addon.listsources import staged_entries, staged_sources
+    from proxy_addon.lists.sources import staged_entries, staged_sources
 
     in_index = {f.name for f in index.files}
     rss0 = rss_mb(os.getpid())

@@ -31,8 +31,8 @@ from benchlib import count_rows, cpu_seconds, run_load, start_bare, start_origin
 
 def url_mix(n: int, blocked_share: float, config: Path | None = None) -> list[str]:
     """Real popular host names (those the rules allow) plus a share of prohibited ones."""
-    from proxy_addon.engine import Engine
-    from proxy_addon.normalize import normalize_url
+    from proxy_addon.classify.engine import Engine
+    from proxy_addon.urls.normalize import normalize_url
 
     engine = Engine.load(config)
     who = engine.identify("127.0.0.1")

@@ -24,9 +24,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from gen_events import generate  # noqa: E402
 
-from proxy_addon.db import open_database  # noqa: E402
-from proxy_addon.engine import Engine  # noqa: E402
-from proxy_addon.reports import REPORTS, period  # noqa: E402
+from proxy_addon.audit.db import open_database  # noqa: E402
+from proxy_addon.classify.engine import Engine  # noqa: E402
+from proxy_addon.monitor.reports import REPORTS, period  # noqa: E402
 
 
 def main() -> None:

@@ -5,9 +5,9 @@ from datetime import datetime, timezone
 import pytest
 from sqlalchemy import create_engine, func, select
 
-from proxy_addon.auditlog import AuditWriter
-from proxy_addon.db import open_database
-from proxy_addon.models import AccessEvent
+from proxy_addon.audit.writer import AuditWriter
+from proxy_addon.audit.db import open_database
+from proxy_addon.audit.models import AccessEvent
 
 
 def event(i: int, **kw) -> dict:
@@ -62,7 +62,7 @@ def test_a_failing_database_loses_nothing_and_the_spool_is_replayed(tmp_path):
     again.close()
     assert count(db) == 251
     assert not list((tmp_path / "spool").glob("audit-spool-*"))
-    from proxy_addon.auditchain import verify
+    from proxy_addon.audit.chain import verify
     with db.connect() as c:
         assert verify(c) == (251, []), "the replayed rows and the new ones form one intact chain"
     with db.connect() as c:
@@ -110,7 +110,7 @@ def test_the_migrations_build_exactly_the_models(backend, tmp_path, request):
     from alembic.autogenerate import compare_metadata
     from alembic.migration import MigrationContext
 
-    from proxy_addon.models import Base
+    from proxy_addon.audit.models import Base
 
     url = f"sqlite:///{tmp_path}/m.sqlite" if backend == "sqlite" else request.getfixturevalue("pg_url")
     db = open_database(url)

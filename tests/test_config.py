@@ -4,8 +4,8 @@ from pathlib import Path
 
 import pytest
 
-from proxy_addon.config import check_config, load_config
-from proxy_addon.yamlsource import ConfigError
+from proxy_addon.policy.loader import check_config, load_config
+from proxy_addon.policy.yamlsource import ConfigError
 from tests.support.configs import write_config
 
 REPO = Path(__file__).resolve().parents[1]

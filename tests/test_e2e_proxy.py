@@ -270,7 +270,7 @@ def test_mitmdump_with_the_addon_file_works_as_mitmproxy_users_expect(config_dir
 
     port = free_port()
     mitmdump = str(Path(sys.executable).with_name("mitmdump"))
-    proc = subprocess.Popen([mitmdump, "-q", "-s", str(REPO / "proxy_addon" / "addon.py"), "-s", str(ROUTE_ADDON),
+    proc = subprocess.Popen([mitmdump, "-q", "-s", str(REPO / "proxy_addon" / "proxy" / "addon.py"), "-s", str(ROUTE_ADDON),
                              "--listen-host", "127.0.0.1", "--listen-port", str(port),
                              "--set", f"schoolproxy_config={config_dir}",
                              "--set", f"schoolproxy_audit_db=sqlite:///{tmp_path}/m.sqlite",

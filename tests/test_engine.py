@@ -2,9 +2,9 @@ from datetime import datetime, timezone
 
 import pytest
 
-from proxy_addon.engine import Engine
-from proxy_addon.identity import identify
-from proxy_addon.normalize import normalize_url
+from proxy_addon.classify.engine import Engine
+from proxy_addon.classify.identity import identify
+from proxy_addon.urls.normalize import normalize_url
 from tests.support.configs import write_config
 
 WEDNESDAY_NOON = datetime(2026, 11, 25, 12, 0, tzinfo=timezone.utc)

@@ -4,7 +4,7 @@ import re
 import pytest
 from hypothesis import given, strategies as st
 
-from proxy_addon.normalize import (
+from proxy_addon.urls.normalize import (
     InvalidHost, InvalidURL, normalize_host, normalize_path, normalize_url, parse_ipv4, reversed_labels,
 )
 

@@ -1,2 +1,3 @@
-"""The admin web app: the Headteacher's exceptions, the technician's checks,
-the Senior Leadership Team's view of self-reports."""
+"""The admin web app (Flask): grants, requests, reports, rule checks, a
+person's history.  May import: ``monitor``, ``grants``, ``lists`` and
+everything below them; never ``proxy``."""

@@ -21,12 +21,12 @@ from sqlalchemy import Engine as DBEngine
 from sqlalchemy import select
 from sqlalchemy.orm import Session, aliased
 
-from ..adminlog import record_action
-from ..config import ConfigError
-from ..engine import Engine
-from ..grants import SUBJECT_KINDS, TARGET_KINDS, GrantError
-from ..grantstore import create_grant, list_grants, revoke_grant
-from ..models import AccessEvent, AdminAction, ExceptionRequest
+from ..audit.adminlog import record_action
+from ..policy.yamlsource import ConfigError
+from ..classify.engine import Engine
+from ..grants.rules import SUBJECT_KINDS, TARGET_KINDS, GrantError
+from ..grants.store import create_grant, list_grants, revoke_grant
+from ..audit.models import AccessEvent, AdminAction, ExceptionRequest
 from .auth import authenticate, get_user
 
 SESSION_HOURS = 8
@@ -228,8 +228,8 @@ def create_app(db: DBEngine, config_root: Path, secret: bytes, session_hours: fl
     @app.get("/technician")
     @roles("technician", "headteacher")
     def technician() -> Any:
-        from ..config import check_config
-        from ..listindex import ListIndex
+        from ..policy.loader import check_config
+        from ..classify.listindex import ListIndex
 
         problems = check_config(config_root)
         stats = None
@@ -252,8 +252,8 @@ def create_app(db: DBEngine, config_root: Path, secret: bytes, session_hours: fl
     @app.get("/dashboard")
     @roles("slt", "headteacher", "dsl")
     def dashboard() -> Any:
-        from ..reports import blocked, grants as grants_report, out_of_hours, period, self_reports as sr_report
-        from ..reports import streaming, top_blocked
+        from ..monitor.reports import blocked, grants as grants_report, out_of_hours, period, self_reports as sr_report
+        from ..monitor.reports import streaming, top_blocked
         from .charts import bars, hbars
 
         eng = engine()
@@ -289,7 +289,7 @@ def create_app(db: DBEngine, config_root: Path, secret: bytes, session_hours: fl
                                total_blocked=int(sum(per_day.values())))
 
     def _history_roles() -> frozenset[str]:
-        from ..monitoring import Monitoring
+        from ..policy.monitoring import Monitoring
 
         mon: Monitoring = engine().config.sections.get("monitoring") or Monitoring()
         return mon.history_roles
@@ -302,8 +302,8 @@ def create_app(db: DBEngine, config_root: Path, secret: bytes, session_hours: fl
     @app.post("/history")
     @roles("headteacher", "dsl", "slt", "technician")
     def history_view() -> Any:
-        from ..history import Concern, ConcernRequired, open_history
-        from ..reports import period
+        from ..monitor.history import Concern, ConcernRequired, open_history
+        from ..monitor.reports import period
 
         f = request.form
         subject = f.get("subject", "").strip()
@@ -322,7 +322,7 @@ def create_app(db: DBEngine, config_root: Path, secret: bytes, session_hours: fl
             import csv
             import io
 
-            from ..history import EXPORT_COLUMNS
+            from ..monitor.history import EXPORT_COLUMNS
 
             buf = io.StringIO()
             w = csv.writer(buf)

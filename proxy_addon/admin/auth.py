@@ -18,8 +18,8 @@ from sqlalchemy import Engine as DBEngine
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from ..adminlog import record_action
-from ..models import AdminUser
+from ..audit.adminlog import record_action
+from ..audit.models import AdminUser
 
 ROLES = ("technician", "headteacher", "slt", "dsl")  # dsl: the designated safeguarding lead
 _hasher = PasswordHasher()

@@ -1,0 +1,36 @@
+"""The checks behind the ``circumvention`` rules (see ``policy.circumvention``):
+DNS over HTTPS by path and content type, and browsing by bare IP address.
+Pure; the engine and the proxy share them."""
+
+from __future__ import annotations
+
+import ipaddress
+
+from ..policy.circumvention import CLAUSE, DOH_PATHS, DOH_TYPES, POLICY_TEXT, CircumventionRules
+from .decision import Decision
+
+
+def bare_ip_refused(rules: CircumventionRules, host: str) -> bool:
+    if rules.bare_ip == "allow":
+        return False
+    try:
+        ip = ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return rules.bare_ip == "block" or ip.is_global
+
+
+def doh_path(rules: CircumventionRules, path: str) -> bool:
+    return rules.doh and path in DOH_PATHS
+
+
+def doh_content(rules: CircumventionRules, content_type: str, accept: str) -> bool:
+    if not rules.doh:
+        return False
+    return any(t in content_type.lower() or t in accept.lower() for t in DOH_TYPES)
+
+
+def circumvention_decision(kind: str, why: str, categories: tuple[str, ...] = ()) -> Decision:
+    """A block for an attempt to get round the filter (see ``circumvention``)."""
+    return Decision("block", None, categories, f"circumvention:{kind}", CLAUSE, None, None,
+                    f"circumvention: {why}", True, POLICY_TEXT, "Getting round the school's filter")

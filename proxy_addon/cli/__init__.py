@@ -1,0 +1,2 @@
+"""The ``schoolproxy`` command (``main``), one module per command group.
+May import everything."""

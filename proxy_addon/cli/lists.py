@@ -1,0 +1,164 @@
+"""``schoolproxy lists …``: import, update, rebuild and describe the list index
+(the work itself is in ``lists``)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Any
+
+from ..classify.listindex import ListIndex
+from ..lists.build import BuildResult, Mapping, mapping_from_config, mapping_from_file, rebuild
+from ..lists.sources import SourceError, SourceReport, stage_source, staged_sources
+from ..lists.update import update_sources
+from ..policy.listsources import FORMATS
+from ..policy.model import Config
+from .base import add_config_arg, command_group, load_engine
+
+
+def _progress(total: int, desc: str) -> Any:
+    from tqdm import tqdm
+
+    return tqdm(total=total, desc=desc, unit="B" if desc.startswith("reading") else " entries",
+                unit_scale=True, file=sys.stderr, disable=None, leave=False)
+
+
+def _print_report(rep: SourceReport) -> None:
+    print(f"{rep.name} ({rep.format}, from {rep.origin}): {rep.entries} entries in {len(rep.files)} files, "
+          f"{rep.invalid} lines that are neither a domain nor a URL")
+    for f in rep.files:
+        if f.invalid:
+            print(f"  {f.name}: {f.invalid} invalid lines, e.g.")
+            for line, text, why in f.examples[:3]:
+                print(f"    line {line}: {text!r}: {why}")
+
+
+def _stage(path: Path, idx: Path, name: str | None, fmt: str | None) -> SourceReport:
+    size = sum(p.stat().st_size for p in path.rglob("*") if p.is_file()) if path.is_dir() else path.stat().st_size
+    bar = _progress(size, f"reading {path.name}")
+    try:
+        return stage_source(path, idx, name, fmt, progress=bar.update)
+    finally:
+        bar.close()
+
+
+def _build(config: Config, mapping: Mapping) -> BuildResult:
+    total = sum(f.entries for s in staged_sources(config.index_path) for f in s.files)
+    bar = _progress(total, "compiling index")
+    try:
+        result = rebuild(config, mapping, progress=bar.update)
+    finally:
+        bar.close()
+    print(f"index built: {result.entries} entries from {len(result.files)} list files -> {result.build}")
+    if result.skipped:
+        shown = ", ".join(result.skipped[:8]) + (f" and {len(result.skipped) - 8} more" if len(result.skipped) > 8 else "")
+        print(f"not in the index (mapped to no category in categories.yaml): {shown}")
+    return result
+
+
+def _load(args: argparse.Namespace) -> Config:
+    return load_engine(args).config
+
+
+def _mapping(args: argparse.Namespace, config: Config) -> Mapping:
+    return mapping_from_file(args.map, config) if getattr(args, "map", None) else mapping_from_config(config)
+
+
+# -- commands ------------------------------------------------------------------------
+
+
+def _setup_lists(p: argparse.ArgumentParser) -> None:
+    sub = p.add_subparsers(dest="lists_command", metavar="ACTION", required=True)
+    imp = sub.add_parser("import", help="import a category list (UT1 tree or .tar.gz, hosts file, plain list)")
+    add_config_arg(imp)
+    imp.add_argument("source", type=Path, help="a folder, a .tar.gz, or a list file")
+    imp.add_argument("--format", choices=FORMATS, default=None, help="default: detected")
+    imp.add_argument("--name", default=None, help="source name used in categories.yaml 'sources:' (default: from the path)")
+    imp.add_argument("--map", type=Path, default=None, metavar="MAPPING",
+                     help="YAML {category: {source: [source categories]}} to use instead of categories.yaml's")
+    imp.set_defaults(func=cmd_import)
+    upd = sub.add_parser("update", help="re-fetch the sources in the rules' list_sources and swap the index in")
+    add_config_arg(upd)
+    upd.add_argument("--min-ratio", type=float, default=0.5,
+                     help="refuse a source that shrank below this share of its previous size (default 0.5)")
+    upd.set_defaults(func=cmd_update)
+    bld = sub.add_parser("build", help="rebuild the index from what was imported (after a mapping change)")
+    add_config_arg(bld)
+    bld.add_argument("--map", type=Path, default=None, metavar="MAPPING")
+    bld.set_defaults(func=cmd_build)
+    st = sub.add_parser("stats", help="entries per category and per source; index size and build date")
+    add_config_arg(st)
+    st.set_defaults(func=cmd_stats)
+
+
+command_group("lists", "import, update and describe the category lists", _setup_lists)
+
+
+def cmd_import(args: argparse.Namespace) -> int:
+    config = _load(args)
+    mapping = _mapping(args, config)
+    try:
+        report = _stage(args.source, config.index_path, args.name, args.format)
+    except SourceError as e:
+        print(f"schoolproxy: {e}; the index in force is unchanged", file=sys.stderr)
+        return 1
+    _print_report(report)
+    _build(config, mapping)
+    return 0
+
+
+def cmd_build(args: argparse.Namespace) -> int:
+    config = _load(args)
+    if not staged_sources(config.index_path):
+        print("schoolproxy: nothing imported yet (schoolproxy lists import SOURCE)", file=sys.stderr)
+        return 1
+    _build(config, _mapping(args, config))
+    return 0
+
+
+def cmd_update(args: argparse.Namespace) -> int:
+    config = _load(args)
+    if not config.sections.get("list_sources"):
+        print("schoolproxy: no list_sources in the rules; nothing to update", file=sys.stderr)
+        return 1
+    try:
+        reports = update_sources(config, args.min_ratio)
+    except SourceError as e:
+        print(f"schoolproxy: {e}", file=sys.stderr)
+        return 1
+    for rep in reports:
+        _print_report(rep)
+    _build(config, mapping_from_config(config))
+    return 0
+
+
+def cmd_stats(args: argparse.Namespace) -> int:
+    config = _load(args)
+    idx = config.index_path
+    index = ListIndex.open_current(idx)
+    if index is None:
+        print(f"no index in {idx} (schoolproxy lists import SOURCE)")
+        return 1
+    try:
+        size = sum(p.stat().st_size for p in index.directory.iterdir())
+        print(f"index {index.directory} built {index.meta['built']}: {index.entries} entries, "
+              f"{size / 1e6:.1f} MB on disk, {index.meta['buckets']} buckets")
+        per_cat: dict[str, int] = {}
+        per_src: dict[str, int] = {}
+        for f in index.meta["files"]:
+            for c in f["categories"]:
+                per_cat[c] = per_cat.get(c, 0) + f["entries"]
+            key = f"{f['source']}/{f['source_category']}"
+            per_src[key] = per_src.get(key, 0) + f["entries"]
+        print("entries per category:")
+        for c, n in sorted(per_cat.items(), key=lambda kv: -kv[1]):
+            print(f"  {c:<24} {n:>10}")
+        print("entries per source:")
+        for s, n in sorted(per_src.items(), key=lambda kv: -kv[1]):
+            cats = ", ".join(sorted({c for f in index.meta["files"] if f"{f['source']}/{f['source_category']}" == s
+                                     for c in f["categories"]}))
+            print(f"  {s:<36} {n:>10}  -> {cats}")
+    finally:
+        index.close()
+    return 0

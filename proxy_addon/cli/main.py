@@ -1,0 +1,36 @@
+"""``schoolproxy``: the command line for the IT technician (and for scripts).
+
+Every command takes ``--config DIR`` (default ``$SCHOOLPROXY_CONFIG`` or the
+configuration bundled with the product); every command that touches the
+audit database takes ``--audit-db URL`` (default ``$SCHOOLPROXY_AUDIT_DB`` or
+``sqlite:///logs/audit.sqlite``).  Each command group is one module of this
+package, listed here.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from . import admin, grants, lists, reports, rules, run  # noqa: F401  (each registers its commands)
+from .base import COMMANDS
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="schoolproxy", description="School web filtering proxy")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for name, (setup, fn, help_text) in COMMANDS.items():
+        p = sub.add_parser(name, help=help_text, description=help_text)
+        setup(p)
+        p.set_defaults(func=fn)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return int(args.func(args) or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,129 @@
+"""``schoolproxy report``, ``history``, ``export-subject``, ``purge`` and ``audit verify``."""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import sys
+
+from .base import add_config_arg, add_db_arg, audit_db, command, command_group, load_engine
+from ..audit.db import open_database
+from ..monitor.history import EXPORT_COLUMNS, Concern, ConcernRequired, events, open_history, record_review
+from ..policy.monitoring import Monitoring, Retention
+from ..monitor.reports import REPORTS, period, render
+
+
+def _period_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--from", dest="date_from", default=None, metavar="DATE", help="school-local date or time")
+    p.add_argument("--to", dest="date_to", default=None, metavar="DATE", help="school-local date (included) or time")
+
+
+def _setup_report(p: argparse.ArgumentParser) -> None:
+    add_config_arg(p)
+    add_db_arg(p)
+    p.add_argument("kind", choices=sorted(REPORTS))
+    _period_args(p)
+    p.add_argument("--format", choices=("table", "csv", "html"), default="table")
+
+
+@command("report", "aggregate reports for the Senior Leadership Team", _setup_report)
+def cmd_report(args: argparse.Namespace) -> int:
+    engine = load_engine(args)
+    t0, t1 = period(args.date_from, args.date_to, engine.config.zone)
+    sys.stdout.write(render(REPORTS[args.kind](open_database(audit_db(args)), engine, t0, t1), args.format))
+    return 0
+
+
+def _setup_history(p: argparse.ArgumentParser) -> None:
+    add_config_arg(p)
+    add_db_arg(p)
+    p.add_argument("user", help="whose history")
+    p.add_argument("--reason", default="", help="the concern that justifies opening it (required)")
+    p.add_argument("--reference", default="", help="the concern's reference, e.g. a safeguarding log number (required)")
+    p.add_argument("--by", required=True, help="who is looking")
+    p.add_argument("--role", required=True, help="their role (the rules' monitoring.history_roles must name it)")
+    _period_args(p)
+    p.add_argument("--format", choices=("table", "csv", "json"), default="table")
+
+
+def _print_events(rows: list[dict], fmt: str) -> None:
+    cols = [*EXPORT_COLUMNS, "self_reported"]
+    if fmt == "json":
+        print(json.dumps(rows, default=str, indent=1))
+        return
+    w = csv.writer(sys.stdout, delimiter="," if fmt == "csv" else "\t")
+    w.writerow(cols)
+    for r in rows:
+        w.writerow([r[c] if r[c] is not None else "" for c in cols])
+
+
+@command("history", "one person's history, for a recorded concern only", _setup_history)
+def cmd_history(args: argparse.Namespace) -> int:
+    engine = load_engine(args)
+    mon: Monitoring = engine.config.sections.get("monitoring") or Monitoring()
+    t0, t1 = period(args.date_from, args.date_to, engine.config.zone) if (args.date_from or args.date_to) else (None, None)
+    try:
+        rows = open_history(open_database(audit_db(args)), Concern(args.by, args.role, args.reason, args.reference,
+                                                                   "cli"), args.user, mon.history_roles, t0, t1,
+                            kind="view" if args.format == "table" else "export")
+    except ConcernRequired as e:
+        print(f"schoolproxy: refused: {e}", file=sys.stderr)
+        return 1
+    _print_events(rows, args.format)
+    return 0
+
+
+def _setup_export(p: argparse.ArgumentParser) -> None:
+    add_db_arg(p)
+    p.add_argument("user")
+    p.add_argument("--reference", required=True, help="the subject access request's reference")
+    p.add_argument("--by", required=True, help="who is producing the export")
+    p.add_argument("--format", choices=("csv", "json"), default="csv")
+
+
+@command("export-subject", "a person's own events, for a subject access request (recorded)", _setup_export)
+def cmd_export_subject(args: argparse.Namespace) -> int:
+    db = open_database(audit_db(args))
+    record_review(db, Concern(args.by, "data-protection", "subject access request", args.reference, "cli"),
+                  args.user, "subject_access", None, None, None)
+    _print_events(events(db, args.user, None, None, limit=10_000_000), args.format)
+    return 0
+
+
+def _setup_purge(p: argparse.ArgumentParser) -> None:
+    add_config_arg(p)
+    add_db_arg(p)
+
+
+@command("purge", "delete what is past its retention period (the proxy also does this daily)", _setup_purge)
+def cmd_purge(args: argparse.Namespace) -> int:
+    from ..audit.retention import purge
+
+    engine = load_engine(args)
+    result = purge(open_database(audit_db(args)), engine.config.sections.get("retention") or Retention())
+    print(f"purged: {result}")
+    return 0
+
+
+def _setup_audit(p: argparse.ArgumentParser) -> None:
+    sub = p.add_subparsers(dest="audit_command", metavar="ACTION", required=True)
+    v = sub.add_parser("verify", help="check the audit log's hash chains; name the first altered or removed row")
+    add_db_arg(v)
+    v.set_defaults(func=cmd_audit_verify)
+
+
+command_group("audit", "checks on the audit log itself", _setup_audit)
+
+
+def cmd_audit_verify(args: argparse.Namespace) -> int:
+    from ..audit.chain import verify
+
+    db = open_database(audit_db(args))
+    with db.connect() as c:
+        checked, findings = verify(c)
+    for f in findings:
+        print(f)
+    print(f"{checked} rows checked: {'intact' if not findings else f'{len(findings)} problem(s)'}")
+    return 1 if findings else 0
+

@@ -1,0 +1,111 @@
+"""``schoolproxy check`` and ``schoolproxy explain``: is the configuration
+valid, and what would the proxy decide for a URL, and why."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from datetime import datetime, timezone
+from typing import Any
+
+from ..policy.yamlsource import ConfigError
+from .base import add_config_arg, command, config_dir, load_engine, parse_at
+
+
+@command("check", "validate categories.yaml and rules/ (exit 1 and FILE:LINE: message per problem)", add_config_arg)
+def cmd_check(args: argparse.Namespace) -> int:
+    from ..classify.engine import Engine
+
+    root = config_dir(args)
+    try:
+        engine = Engine.load(root)
+    except ConfigError as e:
+        for problem in e.problems:
+            print(problem)
+        return 1
+    cfg = engine.config
+    print(f"OK: {len(cfg.categories)} categories, {len(cfg.matcher)} entries, "
+          f"{len(cfg.overrides)} overrides, {len(cfg.category_rules)} category rules "
+          f"(digest {cfg.digest})")
+    return 0
+
+
+def _setup_explain(p: argparse.ArgumentParser) -> None:
+    add_config_arg(p)
+    p.add_argument("url", help="the URL (or host) to explain")
+    p.add_argument("--user", default=None, help="as this user (proxy-auth name)")
+    p.add_argument("--ip", default="127.0.0.1", help="from this client address (for the devices table)")
+    p.add_argument("--at", default=None, metavar="ISO-TIME",
+                   help="at this time (ISO 8601; without a zone: the school's local time)")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+
+
+@command("explain", "show the decision the proxy would take for a URL, and why", _setup_explain)
+def cmd_explain(args: argparse.Namespace) -> int:
+    from ..classify.identity import identify
+    from ..urls.normalize import InvalidURL, normalize_url
+
+    engine = load_engine(args)
+    try:
+        target = normalize_url(args.url)
+    except InvalidURL as e:
+        print(f"schoolproxy: not a URL a browser could open: {e}", file=sys.stderr)
+        return 2
+    at = parse_at(args.at)
+    if at.tzinfo is None:
+        at = at.replace(tzinfo=engine.config.zone)
+    who = identify(engine.config, args.ip, args.user)
+    matches = engine.matches(target)
+    decision = engine.decide_from(matches, target, who, at)
+    local = engine.local_time(at)
+    in_hours = engine.in_working_hours(who, local)
+    bandwidth = _bandwidth(engine, who, at, decision.categories)
+    if args.json:
+        out = decision.as_dict()
+        out.update({
+            "url": target.url, "user": who.user, "groups": sorted(who.groups),
+            "at": at.astimezone(timezone.utc).isoformat(), "working_hours": in_hours,
+            "matched": decision.matched, "matched_in": decision.origin, "bandwidth": bandwidth,
+            "matches": [{"via": m.via, "category": m.category, "ref": m.ref, "entry": m.entry,
+                         "origin": m.origin, "specificity": list(m.specificity), "action": m.action}
+                        for m in matches],
+        })
+        print(json.dumps(out, indent=2))
+        return 0
+    cat = engine.config.categories.get(decision.category) if decision.category else None
+    rows = [
+        ("URL", target.url),
+        ("User", f"{who.user} (groups: {', '.join(sorted(who.groups)) or 'none'})"),
+        ("Time", f"{local:%Y-%m-%d %H:%M %Z} ({'within' if in_hours else 'outside'} working hours)"),
+        ("Action", decision.action),
+        ("Category", f"{cat.id}: {cat.title}" if cat else "(none)"),
+        ("Rule", decision.rule),
+        ("Clause", f"{decision.clause}: \"{decision.policy_text}\"" if decision.clause and decision.policy_text
+         else (decision.clause or "(none)")),
+        ("Matched", f"{decision.matched} at {decision.origin}" if decision.matched else "(nothing)"),
+        ("Why", decision.reason),
+        ("Bandwidth", "; ".join(f"{k}: {v or 'no limit'}" for k, v in bandwidth.items())),
+    ]
+    for k, v in rows:
+        print(f"{k:<9} {v}")
+    if len(matches) > 1 or (matches and not decision.matched):
+        print("All matching entries:")
+        for m in sorted(matches, key=lambda m: m.specificity, reverse=True):
+            label = f"override {m.ref} ({m.action})" if m.via == "override" else f"category {m.category}"
+            print(f"  {m.entry:<40} {label:<36} {m.origin}")
+    return 0
+
+
+def _bandwidth(engine: Any, who: Any, at: datetime, categories: tuple[str, ...]) -> dict[str, str | None]:
+    """Which bandwidth rule would hold media, a large download, or anything
+    else from this site for this person at this time."""
+    from ..content.pacing import BandwidthRules, choose
+
+    rules: BandwidthRules | None = engine.config.sections.get("bandwidth")
+    out: dict[str, str | None] = {}
+    for label, kind, length in (("media", "media", None), ("large download", "download", 1 << 40),
+                                ("other", None, None)):
+        rule = choose(rules, engine, who, at, categories, kind, length) if rules else None
+        out[label] = rule.describe() if rule else None
+    return out

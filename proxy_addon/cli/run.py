@@ -1,0 +1,82 @@
+"""``schoolproxy run``: the filtering proxy (mitmproxy in regular mode with the
+school's addon), optionally with the admin app in the same process."""
+
+from __future__ import annotations
+
+import argparse
+
+from .base import add_config_arg, add_db_arg, audit_db, command, config_dir
+
+
+def _setup_run(p: argparse.ArgumentParser) -> None:
+    add_config_arg(p)
+    add_db_arg(p)
+    p.add_argument("--listen-host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    p.add_argument("--listen-port", type=int, default=8080, help="port to listen on (default 8080)")
+    p.add_argument("--proxyauth", default=None, metavar="SPEC",
+                   help="proxy authentication, as mitmproxy's proxyauth: '@/path/htpasswd', "
+                        "'ldap[s]:server:port:bind_dn:password:subtree', 'user:pass' or 'any'")
+    p.add_argument("--confdir", default=None, metavar="DIR",
+                   help="where mitmproxy keeps its CA (default ~/.mitmproxy)")
+    p.add_argument("--admin-port", type=int, default=None, metavar="P",
+                   help="also serve the admin web app on this port (on --listen-host)")
+    p.add_argument("mitmdump_args", nargs=argparse.REMAINDER,
+                   help="further mitmdump arguments after '--', e.g. -- --set stream_large_bodies=1m")
+
+
+@command("run", "run the filtering proxy (mitmproxy in regular mode with the school's addon)", _setup_run)
+def cmd_run(args: argparse.Namespace) -> int:
+    argv = ["--listen-host", args.listen_host, "--listen-port", str(args.listen_port),
+            "--set", f"schoolproxy_config={config_dir(args).resolve()}",
+            "--set", f"schoolproxy_audit_db={audit_db(args)}"]
+    if args.proxyauth:
+        argv += ["--set", f"proxyauth={args.proxyauth}"]
+    if args.confdir:
+        argv += ["--set", f"confdir={args.confdir}"]
+    extra = list(args.mitmdump_args)
+    if extra and extra[0] == "--":
+        extra = extra[1:]
+    if not any(a.startswith("flow_detail=") for a in extra):
+        argv += ["--set", "flow_detail=0"]  # the audit log replaces per-flow console lines
+    if not any(a.startswith("connection_strategy=") for a in extra):
+        # mitmproxy's default (eager) connects upstream while answering CONNECT,
+        # before the decrypted request has been judged: a blocked site would be
+        # contacted.  Lazy connects only for requests that are let through.
+        argv += ["--set", "connection_strategy=lazy"]
+    print(f"schoolproxy: listening on {args.listen_host}:{args.listen_port}, "
+          f"rules from {config_dir(args)}, audit log in {_safe_url(audit_db(args))}", flush=True)
+    if args.admin_port:
+        _start_admin_thread(args)
+    # The audit log records every request; mitmproxy's per-connection lines
+    # ("client connect", "server disconnect") would only drown real warnings.
+    import logging
+
+    logging.getLogger("mitmproxy.proxy").setLevel(logging.WARNING)
+    from ..proxy.master import run_mitmdump
+
+    run_mitmdump(argv + extra)
+    return 0
+
+
+def _start_admin_thread(args: argparse.Namespace) -> None:
+    """The admin app inside the proxy process, on its own port and threads."""
+    import threading
+
+    from ..admin.app import create_app, serve
+    from ..audit.db import open_database
+    from ..audit.secret import load_secret
+
+    app = create_app(open_database(audit_db(args)), config_dir(args), load_secret())
+    threading.Thread(target=serve, args=(app, args.listen_host, args.admin_port), daemon=True,
+                     name="schoolproxy-admin").start()
+    print(f"schoolproxy: admin app on http://{args.listen_host}:{args.admin_port}/", flush=True)
+
+
+def _safe_url(url: str) -> str:
+    """A database URL fit to print: never show its password."""
+    from sqlalchemy.engine import make_url
+
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:
+        return "<unparsable URL>"

@@ -1,0 +1,116 @@
+"""Safeguarding alerts: attempts in categories marked ``alert: true`` (and the
+rules' ``alert_categories``) and searches for safeguarding terms notify the
+designated people by email and/or a webhook.
+
+Batched: the first alert opens a window of ``batch_seconds``; everything in
+it goes out as one message, so a burst of attempts is one email, not fifty.
+The message names the person, the time, the category and the safeguarding
+term, and never the address: an email must not carry a link to illegal
+content (the admin app, with its access controls, has the detail).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import smtplib
+import time
+import urllib.request
+from dataclasses import asdict, dataclass
+from datetime import datetime
+from email.message import EmailMessage
+
+from ..policy.monitoring import EmailSettings, Monitoring
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class Alert:
+    ts: datetime
+    user: str
+    client_ip: str
+    kind: str  # "category" | "search"
+    category: str | None
+    title: str | None
+    term: str | None = None
+
+
+def compose(alerts: list[Alert], school_time: object) -> tuple[str, str]:
+    people = sorted({a.user for a in alerts})
+    subject = f"Safeguarding alert: {len(alerts)} event(s) for {', '.join(people[:5])}" + (
+        " and others" if len(people) > 5 else "")
+    lines = ["The school's web filter recorded the following. Details are in the admin app.", ""]
+    for a in alerts:
+        when = a.ts.astimezone(school_time).strftime("%d %b %Y %H:%M:%S")  # type: ignore[arg-type]
+        what = (f"attempt to reach a site in '{a.title or a.category}'" if a.kind == "category"
+                else f"search including the safeguarding term '{a.term}'")
+        lines.append(f"- {when}: {a.user} ({a.client_ip}): {what}")
+    lines += ["", "This message deliberately contains no web addresses."]
+    return subject, "\n".join(lines)
+
+
+def send_email(settings: EmailSettings, subject: str, body: str) -> None:
+    msg = EmailMessage()
+    msg["From"], msg["To"], msg["Subject"] = settings.sender, ", ".join(settings.to), subject
+    msg.set_content(body)
+    with smtplib.SMTP(settings.host, settings.port, timeout=30) as smtp:
+        if settings.starttls:
+            smtp.starttls()
+        user = os.environ.get(settings.username_env or "") if settings.username_env else None
+        password = os.environ.get(settings.password_env or "") if settings.password_env else None
+        if user and password:
+            smtp.login(user, password)
+        smtp.send_message(msg)
+
+
+def send_webhook(url: str, subject: str, alerts: list[Alert]) -> None:
+    payload = {"subject": subject, "alerts": [{**asdict(a), "ts": a.ts.isoformat()} for a in alerts]}
+    req = urllib.request.Request(url, data=json.dumps(payload).encode(), method="POST",
+                                 headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(req, timeout=30):
+        pass
+
+
+class Alerter:
+    def __init__(self) -> None:
+        self.pending: list[Alert] = []
+        self._opened = 0.0
+        self.sent = 0
+
+    def note(self, alert: Alert) -> None:
+        if not self.pending:
+            self._opened = time.monotonic()
+        self.pending.append(alert)
+
+    def due(self, batch_seconds: float) -> bool:
+        return bool(self.pending) and time.monotonic() - self._opened >= batch_seconds
+
+    def take(self) -> list[Alert]:
+        batch, self.pending = self.pending, []
+        return batch
+
+    def deliver(self, settings: Monitoring, batch: list[Alert], school_time: object) -> None:
+        """Send one message for the batch (email and/or webhook); failures are logged, never raised."""
+        subject, body = compose(batch, school_time)
+        if settings.email is not None:
+            try:
+                send_email(settings.email, subject, body)
+                self.sent += 1
+            except (OSError, smtplib.SMTPException) as e:
+                log.error("schoolproxy: could not send the safeguarding email (%s: %s)", type(e).__name__, e)
+        if settings.webhook:
+            try:
+                send_webhook(settings.webhook, subject, batch)
+            except (OSError, ValueError) as e:
+                log.error("schoolproxy: could not call the alert webhook (%s)", type(e).__name__)
+
+    async def run(self, settings_of: object, school_time_of: object) -> None:
+        while True:
+            await asyncio.sleep(0.5)
+            settings: Monitoring | None = settings_of()  # type: ignore[operator]
+            if settings is None or not self.due(settings.batch_seconds):
+                continue
+            await asyncio.to_thread(self.deliver, settings, self.take(), school_time_of())  # type: ignore[operator]

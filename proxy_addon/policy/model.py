@@ -1,0 +1,164 @@
+"""The school's configuration as values: categories, audiences, schedules,
+rules and overrides, gathered into one immutable `Config`.
+
+Nothing here reads files; `loader` builds a `Config` and the rest of the
+product only reads it.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from ..urls.matching import SuffixMatcher
+from .schedule import TimeWindow
+
+ACTIONS = ("allow", "limit", "block")
+"""Ordered from least to most restrictive; when categories disagree the most
+restrictive wins.  ``limit`` means allowed, subject to the streaming and
+download limits of the rules."""
+TLS_MODES = ("hostname", "intercept")
+
+
+@dataclass(frozen=True, slots=True)
+class Category:
+    id: str
+    title: str
+    clause: str
+    policy_text: str
+    action: str
+    bypassable: bool = True
+    decrypt: bool = True
+    alert: bool = False
+    circumvention: bool = False  # visiting it is an attempt to get round the filter
+    description: str = ""
+    sources: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    origin: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Audience:
+    """Who a rule applies to; empty means everyone."""
+
+    users: frozenset[str] = frozenset()
+    groups: frozenset[str] = frozenset()
+
+    @property
+    def everyone(self) -> bool:
+        return not self.users and not self.groups
+
+    def includes(self, user: str, groups: frozenset[str]) -> bool:
+        return self.everyone or user in self.users or not self.groups.isdisjoint(groups)
+
+
+@dataclass(frozen=True, slots=True)
+class When:
+    """When a rule applies: any of its windows, and/or in or out of working hours."""
+
+    windows: tuple[TimeWindow, ...] = ()
+    hours: str | None = None  # "working" | "outside" | None
+
+    @property
+    def always(self) -> bool:
+        return not self.windows and self.hours is None
+
+    def applies(self, local: Any, in_working_hours: bool) -> bool:
+        if self.hours == "working" and not in_working_hours:
+            return False
+        if self.hours == "outside" and in_working_hours:
+            return False
+        return not self.windows or any(w.contains(local) for w in self.windows)
+
+
+@dataclass(frozen=True, slots=True)
+class CategoryRule:
+    """Changes a category's action for some people and/or times."""
+
+    id: str
+    categories: frozenset[str]
+    action: str
+    audience: Audience
+    when: When
+    origin: str
+
+
+@dataclass(frozen=True, slots=True)
+class Override:
+    """An explicit allow or block of named sites, beating category lists."""
+
+    id: str
+    action: str
+    category: str | None
+    essential: bool
+    audience: Audience
+    when: When
+    reason: str
+    origin: str
+
+
+@dataclass(frozen=True, slots=True)
+class WorkingHours:
+    audience: Audience
+    window: TimeWindow
+    origin: str
+
+
+@dataclass(frozen=True, slots=True)
+class Device:
+    network: ipaddress.IPv4Network | ipaddress.IPv6Network
+    user: str
+    origin: str
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    tls: str = "hostname"
+    timezone: str = "Europe/London"
+    default_action: str = "allow"
+    contact: str = "the school office"
+    index_dir: str = "index"
+
+
+@dataclass(frozen=True, slots=True)
+class EntryRef:
+    """Where an in-memory entry came from and what it belongs to."""
+
+    kind: str  # "category" | "override"
+    ref: str  # category id or override id
+    origin: str  # FILE:LINE
+
+
+@dataclass(frozen=True)
+class Config:
+    root: Path
+    categories: dict[str, Category]
+    settings: Settings
+    groups: dict[str, frozenset[str]]
+    devices: tuple[Device, ...]
+    working_hours: tuple[WorkingHours, ...]
+    category_rules: tuple[CategoryRule, ...]
+    overrides: dict[str, Override]
+    matcher: SuffixMatcher[EntryRef]
+    regexes: tuple[tuple[re.Pattern[str], EntryRef], ...]
+    digest: str
+    files: tuple[Path, ...]
+    list_files: tuple[Path, ...] = ()
+    sections: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def zone(self) -> ZoneInfo:
+        return ZoneInfo(self.settings.timezone)
+
+    @property
+    def index_path(self) -> Path:
+        """Where the compiled list index lives (``settings.index_dir``)."""
+        d = Path(self.settings.index_dir)
+        return d if d.is_absolute() else self.root / d
+
+    def groups_of(self, user: str) -> frozenset[str]:
+        return frozenset(g for g, members in self.groups.items() if user in members)
+

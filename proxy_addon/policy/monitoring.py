@@ -1,0 +1,125 @@
+"""What the school monitors and how long it keeps it: the rules sections
+``monitoring`` (reports, safeguarding alerts, access to one person's history)
+and ``retention``.
+
+    monitoring:
+      history_roles: [headteacher, dsl]   # who may open one person's history, with a concern
+      out_of_hours_threshold_minutes: 30  # a day's use outside working hours above this is reported
+      alert_categories: []                # besides categories marked alert: true
+      safeguarding_terms: [suicide, self harm, ...]
+      safeguarding_terms_file: lists/safeguarding-terms.txt
+      alerts:
+        batch_seconds: 60
+        email: {host: 127.0.0.1, port: 25, from: filter@school.example, to: [dsl@school.example],
+                starttls: false, username_env: SMTP_USER, password_env: SMTP_PASSWORD}
+        webhook: https://alerts.example/hook
+    retention:                             # days
+      allowed_events: 90
+      blocked_events: 365
+      other_events: 365                    # limits, cuts, self-reports
+      exception_requests: 365
+      grants: 2190
+      access_reviews: 2190
+      admin_actions: 2190
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .yamlsource import YMap
+
+DEFAULT_HISTORY_ROLES = frozenset({"headteacher", "dsl"})
+DEFAULT_RETENTION = {"allowed_events": 90, "blocked_events": 365, "other_events": 365, "exception_requests": 365,
+                     "grants": 2190, "access_reviews": 2190, "admin_actions": 2190}
+
+
+@dataclass(frozen=True, slots=True)
+class EmailSettings:
+    host: str
+    port: int
+    sender: str
+    to: tuple[str, ...]
+    starttls: bool = False
+    username_env: str | None = None
+    password_env: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Monitoring:
+    history_roles: frozenset[str] = DEFAULT_HISTORY_ROLES
+    out_of_hours_threshold: float = 30 * 60
+    alert_categories: frozenset[str] = frozenset()
+    safeguarding_terms: frozenset[str] = frozenset()
+    batch_seconds: float = 60
+    email: EmailSettings | None = None
+    webhook: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Retention:
+    days: dict[str, float] = field(default_factory=lambda: dict(DEFAULT_RETENTION))
+
+
+def parse_monitoring(b: Any, value: Any, doc: YMap) -> None:
+    r = b.r
+    m = r.section(value, doc, "monitoring", ("history_roles", "out_of_hours_threshold_minutes", "alert_categories",
+                                             "safeguarding_terms", "safeguarding_terms_file", "alerts"))
+    if m is None:
+        return
+    roles = frozenset(v for v, _ in r.texts(m, "history_roles")) if "history_roles" in m else DEFAULT_HISTORY_ROLES
+    for role, line in r.texts(m, "history_roles"):
+        if role not in ("technician", "headteacher", "slt", "dsl"):
+            r.problem(m, line, f"unknown role {role!r} (technician, headteacher, slt, dsl)")
+    threshold = r.number(m, "out_of_hours_threshold_minutes", 30.0)
+    cats = r.texts(m, "alert_categories")
+    for c, line in cats:
+        b.pending_categories.append((c, m, line))
+    terms = {t.lower().strip() for t, _ in r.texts(m, "safeguarding_terms") if t.strip()}
+    if "safeguarding_terms_file" in m:
+        rel = r.text(m, "safeguarding_terms_file") or ""
+        path = Path(rel) if Path(rel).is_absolute() else b.root / rel
+        try:
+            for line in path.read_text(encoding="utf-8").splitlines():
+                t = line.split("#", 1)[0].strip().lower()
+                if t:
+                    terms.add(" ".join(t.split()))
+            b.list_files.append(path)
+        except OSError as e:
+            r.problem(m, m.line_of("safeguarding_terms_file"), f"cannot read {rel!r}: {e}")
+    batch, email, webhook = 60.0, None, None
+    if "alerts" in m:
+        a = r.mapping(m["alerts"], m, m.line_of("alerts"), "'alerts'")
+        if a is not None:
+            r.keys(a, ("batch_seconds", "email", "webhook"), (), "'alerts'")
+            batch = r.number(a, "batch_seconds", 60.0, positive=True) or 60.0
+            webhook = r.text(a, "webhook")
+            if "email" in a:
+                e = r.mapping(a["email"], a, a.line_of("email"), "'email'")
+                if e is not None:
+                    r.keys(e, ("host", "port", "from", "to", "starttls", "username_env", "password_env"),
+                           ("host", "from", "to"), "'email'")
+                    port = e.get("port", 25)
+                    if not isinstance(port, int) or isinstance(port, bool):
+                        r.problem(e, e.line_of("port"), "'port' must be a number")
+                        port = 25
+                    email = EmailSettings(r.text(e, "host") or "", port, r.text(e, "from") or "",
+                                          tuple(v for v, _ in r.texts(e, "to")), r.flag(e, "starttls", False),
+                                          r.text(e, "username_env"), r.text(e, "password_env"))
+    b.sections["monitoring"] = Monitoring(roles, float(threshold) * 60, frozenset(c for c, _ in cats),
+                                          frozenset(terms), batch, email, webhook)
+
+
+def parse_retention(b: Any, value: Any, doc: YMap) -> None:
+    r = b.r
+    m = r.section(value, doc, "retention", tuple(DEFAULT_RETENTION))
+    if m is None:
+        return
+    days = dict(DEFAULT_RETENTION)
+    for key in m:
+        v = r.number(m, key, positive=True)
+        if v is not None and key in days:
+            days[key] = v
+    b.sections["retention"] = Retention(days)

@@ -1,0 +1,38 @@
+"""Every rules section, in one explicit table: its name, the module that
+reads it, and whether several files may each give it.
+
+Adding a section means adding a module to ``policy/`` and a line here;
+nothing registers itself as a side effect of being imported.
+"""
+
+from __future__ import annotations
+
+from . import bandwidth, circumvention, content, grants, listsources, monitoring, overrides, people, safesearch
+from .builder import SectionParser
+
+PARSERS: dict[str, SectionParser] = {
+    "settings": people.parse_settings,
+    "groups": people.parse_groups,
+    "devices": people.parse_devices,
+    "working_hours": people.parse_working_hours,
+    "category_rules": overrides.parse_category_rules,
+    "overrides": overrides.parse_overrides,
+    "circumvention": circumvention.parse,
+    "safe_search": safesearch.parse,
+    "streaming": content.parse_streaming,
+    "downloads": content.parse_downloads,
+    "uploads": content.parse_uploads,
+    "bandwidth": bandwidth.parse,
+    "grants": grants.parse,
+    "monitoring": monitoring.parse_monitoring,
+    "retention": monitoring.parse_retention,
+    "list_sources": listsources.parse,
+}
+"""In the order they are read within a file (a later section may refer to what
+an earlier one defined only through the checks in ``Builder.finish``)."""
+
+REPEATABLE = frozenset({"settings", "groups", "devices", "working_hours", "category_rules", "overrides",
+                        "list_sources"})
+"""Sections several files may each give: mappings merged key by key (a key set
+twice is a problem) or lists concatenated in file order.  Any other section
+given in two files is a problem."""

@@ -1,0 +1,111 @@
+"""The addon's background tasks: noticing configuration changes (the rules in
+force stay in force if the new ones are broken), keeping the active grants
+fresh, the daily retention purge, and sending safeguarding alerts."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from mitmproxy import ctx
+
+from ..audit.retention import purge
+from ..classify.engine import Engine
+from ..grants.store import load_active
+from ..monitor.alerts import Alerter
+from ..policy.monitoring import Retention
+from ..policy.yamlsource import ConfigError
+from .flowstate import Runtime
+from .reloader import Signature, signature
+
+log = logging.getLogger(__name__)
+
+
+class Background:
+    def __init__(self, rt: Runtime, alerter: Alerter) -> None:
+        self.rt = rt
+        self.alerter = alerter
+        self.signature: Signature | None = None
+        self._tasks: list[asyncio.Task[None]] = []
+
+    def start(self) -> None:
+        if self._tasks:
+            return
+        loop = asyncio.get_running_loop()
+        jobs: list[Callable[[], Any]] = [self._poll_grants, self._daily_purge, self._alerts]
+        if ctx.options.schoolproxy_reload_ms > 0:
+            jobs.insert(0, self._watch_config)
+        self._tasks = [loop.create_task(job()) for job in jobs]
+
+    def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        self._tasks = []
+
+    def _alerts(self) -> Any:
+        rt = self.rt
+        return self.alerter.run(lambda: rt.engine.config.sections.get("monitoring") if rt.engine else None,
+                                lambda: rt.engine.config.zone if rt.engine else None)
+
+    def _read_clock_offset(self) -> float:
+        path = ctx.options.schoolproxy_clock_offset_file
+        if not path:
+            return 0.0
+        try:
+            return float(Path(path).read_text().strip() or 0)
+        except (OSError, ValueError):
+            return 0.0
+
+    async def _poll_grants(self) -> None:
+        """Keep the active grants fresh: a new grant applies within a poll, a
+        revoked one stops within a poll, an expired one at once (each request
+        checks the grant's window against its own time)."""
+        rt = self.rt
+        while True:
+            try:
+                rt.clock_offset = await asyncio.to_thread(self._read_clock_offset)
+                if rt.db is not None:
+                    rt.grants = await asyncio.to_thread(load_active, rt.db, rt.now())
+            except Exception as e:  # the database may be briefly unreachable; keep the last snapshot
+                log.warning("schoolproxy: could not reload grants (%s); keeping the last %d",
+                            type(e).__name__, len(rt.grants))
+            await asyncio.sleep(ctx.options.schoolproxy_grants_poll_ms / 1000)
+
+    async def _daily_purge(self) -> None:
+        """Retention: once a day (first ten minutes after start), on a thread."""
+        await asyncio.sleep(600)
+        while True:
+            rt = self.rt
+            if rt.db is not None and rt.engine is not None:
+                try:
+                    result = await asyncio.to_thread(purge, rt.db,
+                                                     rt.engine.config.sections.get("retention") or Retention())
+                    log.info("schoolproxy: daily purge: %s", result)
+                except Exception as e:
+                    log.error("schoolproxy: daily purge failed (%s: %s)", type(e).__name__, e)
+            await asyncio.sleep(24 * 3600)
+
+    async def _watch_config(self) -> None:
+        """Reload when the files change; keep the rules in force if the new ones are broken."""
+        while True:
+            await asyncio.sleep(ctx.options.schoolproxy_reload_ms / 1000)
+            assert self.rt.engine is not None
+            root = Path(ctx.options.schoolproxy_config)
+            sig = await asyncio.to_thread(signature, root, self.rt.engine.watched_files)
+            if sig == self.signature:
+                continue
+            self.signature = sig
+            try:
+                engine = await asyncio.to_thread(Engine.load, root)
+            except ConfigError as e:
+                log.warning("schoolproxy: configuration changed but has problems; the rules in force stay in force:\n%s", e)
+                continue
+            except Exception:
+                log.exception("schoolproxy: reload failed; the rules in force stay in force")
+                continue
+            self.rt.engine = engine
+            self.signature = await asyncio.to_thread(signature, root, engine.watched_files)
+            log.info("schoolproxy: rules reloaded (digest %s)", engine.config.digest)

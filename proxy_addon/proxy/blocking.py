@@ -1,0 +1,96 @@
+"""Answering a blocked request: the block page (category, clause, the
+policy's words, and the signed buttons), and replacing a response whose
+headers were read but whose content a control refused."""
+
+from __future__ import annotations
+
+from html import escape
+
+from mitmproxy import http
+
+from ..classify.decision import Decision
+from ..grants import feedback
+from .blockpage import BlockNotice, render_block_page
+from .flowstate import FlowState, Runtime
+
+
+class Pages:
+    def __init__(self, rt: Runtime) -> None:
+        self.rt = rt
+
+    def block_response(self, st: FlowState) -> http.Response:
+        engine = self.rt.engine
+        assert engine is not None
+        cfg = engine.config
+        d = st.decision
+        st.uid = feedback.new_event_uid()
+        token = feedback.sign_event(self.rt.secret, feedback.BlockEvent(
+            st.uid, st.who.user, st.target.url, st.target.host, d.category))
+        notice = BlockNotice(
+            heading=f"This site is blocked: {d.title}" if d.title else "This site is blocked",
+            category_title=d.title, clause=d.clause, policy_text=d.policy_text,
+            url=st.target.url, user=st.who.user, at=engine.local_time(st.started),
+            contact=cfg.settings.contact, reason=page_reason(d),
+            actions_html=feedback.forms_html(token),
+        )
+        return http.Response.make(403, render_block_page(notice).encode(), {
+            "Content-Type": "text/html; charset=utf-8",
+            "Cache-Control": "no-store",
+            "X-Content-Type-Options": "nosniff",
+            "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'",
+            "X-Schoolproxy-Category": d.category or "",
+        })
+
+    def content_decision(self, st: FlowState, rule: str, reason: str, category: str | None, title: str) -> Decision:
+        """A block by a content control (a download, an upload, a stream),
+        naming the category whose words the page quotes."""
+        cat = self.rt.engine.config.categories.get(category) if category else None  # type: ignore[union-attr]
+        return Decision("block", category, st.decision.categories, rule, "6.3.1", st.decision.matched,
+                        st.decision.origin, reason, st.decision.decrypt,
+                        cat.policy_text if cat else st.decision.policy_text, title)
+
+    def replace(self, flow: http.HTTPFlow, st: FlowState, decision: Decision, audit_action: str = "block",
+                status: int = 403) -> None:
+        """Answer with the block page instead of the upstream response, whose
+        headers have been read but whose body has not: the body is dropped and
+        the client is told to close, which stops the transfer."""
+        stop(st, audit_action, decision)
+        page = self.block_response(st)
+        page.status_code = status
+        page.headers["Connection"] = "close"
+        content = page.raw_content or b""
+        flow.response = page
+        sent = [False]
+
+        def once(chunk: bytes) -> bytes:
+            if sent[0]:
+                return b""
+            sent[0] = True
+            return content
+
+        page.stream = once
+        st.counted = True
+        st.bytes_out = len(content)
+
+
+def stop(st: FlowState, audit_action: str, decision: Decision) -> None:
+    """A content control refused this flow: record why, and how."""
+    st.decision = decision
+    st.audit_action = audit_action
+
+
+def page_reason(d: Decision) -> str:
+    """What the block page says besides the category: nothing for a plain
+    category block (the title and clause say it); the human part of the
+    reason for attempts to get round the filter and for anything else."""
+    if d.rule.startswith("circumvention:"):
+        return d.reason.removeprefix("circumvention: ").split("; ")[0]
+    return "" if d.title else d.reason.split(" (")[0]
+
+
+def message_page(text: str) -> str:
+    return (f'<!doctype html><html lang="en"><head><meta charset="utf-8">'
+            f'<meta name="viewport" content="width=device-width, initial-scale=1"><title>School web filter</title>'
+            f'<style>body{{font-family:system-ui,sans-serif;max-width:40rem;margin:2rem auto;padding:0 1rem;'
+            f'line-height:1.5}}</style></head><body><main><h1>School web filter</h1>'
+            f'<p id="message">{escape(text)}</p></main></body></html>')

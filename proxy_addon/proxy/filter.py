@@ -1,0 +1,237 @@
+"""The mitmproxy addon: mitmproxy's hooks, handed to one object per concern.
+
+* `Judge` (``judge``): who is asking and what the policy says, for plain
+  HTTP and decrypted HTTPS; `Tunnels` (``tunnels``): CONNECT and TLS;
+* `Pages` (``blocking``): the block page; `Buttons` (``buttons``): its
+  self-report and exception-request forms;
+* `ContentControls` (``content``, ``streaming``): downloads, uploads, media;
+* `Pacer` (``pacing``): bandwidth rules;
+* `Recorder` (``recorder``): one audit row per decision, and alerts;
+* `Background` (``background``): reloads, grants, purge, alert delivery.
+
+Why one addon class dispatching to them rather than one addon each, as
+mitmproxy's own addons are written: mitmproxy calls every hook of every
+addon in its chain for every event, about a dozen events a request, and the
+concerns share one per-flow state and must run in a fixed order (judge,
+then content, then pace, then record).  One dispatcher keeps that order
+explicit in one place and costs one lookup per event instead of six.
+
+Every hook that decides is fail-closed: a bug answers 503 and is recorded,
+never lets the request through unfiltered.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import socket
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, Optional, TypeVar
+
+from mitmproxy import connection, ctx, exceptions, http, tcp, tls
+
+from ..audit.db import default_audit_db, open_database
+from ..audit.secret import DEFAULT_SECRET_FILE, load_secret
+from ..classify.engine import Engine
+from ..policy.files import default_config_dir
+from ..policy.yamlsource import ConfigError
+from .background import Background
+from .blocking import Pages
+from .buttons import Buttons
+from .content import ContentControls
+from .flowstate import KEY, FlowState, Runtime, stream_if_large
+from .judge import Judge
+from .pacing import Pacer
+from .recorder import Recorder
+from .reloader import signature
+from .tunnels import Tunnels
+
+log = logging.getLogger(__name__)
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def fail_closed(hook: F) -> F:
+    """A bug in a hook must not let a request through unfiltered: answer 503
+    and record it, instead of mitmproxy's default of logging and carrying on."""
+
+    @functools.wraps(hook)
+    def wrapper(self: SchoolFilter, flow: http.HTTPFlow) -> None:
+        try:
+            hook(self, flow)
+        except Exception as e:  # noqa: BLE001 - deliberately broad: fail closed
+            log.exception("schoolproxy: internal error in %s", hook.__name__)
+            if flow.response is None and flow.live:
+                flow.response = http.Response.make(
+                    503, b"The school's web filter had an internal error; the request was not sent.",
+                    {"Content-Type": "text/plain; charset=utf-8", "Cache-Control": "no-store"})
+            self.recorder.record_error(flow, f"internal error: {type(e).__name__}")
+
+    return wrapper  # type: ignore[return-value]
+
+
+class SchoolFilter:
+    def __init__(self) -> None:
+        self.rt = rt = Runtime()
+        self.recorder = Recorder(rt)
+        self.pages = Pages(rt)
+        self.buttons = Buttons(rt)
+        self.content = ContentControls(rt, self.pages)
+        self.judge = Judge(rt, self.recorder, self.pages, self.content)
+        self.tunnels = Tunnels(rt, self.judge, self.recorder)
+        self.pacer = Pacer(rt, self.content.download_sniffer)
+        self.background = Background(rt, self.recorder.alerter)
+
+    @property
+    def engine(self) -> Engine | None:
+        return self.rt.engine
+
+    # -- options and lifecycle -------------------------------------------------
+
+    def load(self, loader: Any) -> None:
+        loader.add_option("schoolproxy_config", str, str(default_config_dir()),
+                          "Configuration directory (categories.yaml and rules/).")
+        loader.add_option("schoolproxy_audit_db", str, default_audit_db(),
+                          "SQLAlchemy URL of the audit database.")
+        loader.add_option("schoolproxy_spool_dir", str, "logs",
+                          "Where audit events are saved if the database is unreachable at shutdown.")
+        loader.add_option("schoolproxy_audit_batch_ms", int, 1000,
+                          "How long the audit writer gathers events into one transaction (milliseconds). Longer "
+                          "costs the proxy less CPU; a normal stop writes everything, a crash can lose this much.")
+        loader.add_option("schoolproxy_instance", str, socket.gethostname(),
+                          "Name of this proxy instance, recorded with every event.")
+        loader.add_option("schoolproxy_reload_ms", int, 1000,
+                          "How often to check the configuration for changes (milliseconds; 0: never).")
+        loader.add_option("schoolproxy_grants_poll_ms", int, 1000,
+                          "How often to reload the active grants from the database (milliseconds).")
+        loader.add_option("schoolproxy_secret_file", str, DEFAULT_SECRET_FILE,
+                          "File holding the secret that signs block pages ($SCHOOLPROXY_SECRET overrides).")
+        loader.add_option("schoolproxy_clock_offset_file", Optional[str], None,
+                          "Testing aid: a file holding seconds to add to the clock (re-read with the grants).")
+
+    def configure(self, updated: set[str]) -> None:
+        rt = self.rt
+        if "schoolproxy_config" in updated:
+            root = Path(ctx.options.schoolproxy_config)
+            try:
+                rt.engine = engine = Engine.load(root)
+            except ConfigError as e:
+                raise exceptions.OptionsError(f"schoolproxy: configuration has problems:\n{e}") from e
+            self.background.signature = signature(root, engine.watched_files)
+            log.info("schoolproxy: rules loaded from %s (%d categories, digest %s)",
+                     root, len(engine.config.categories), engine.config.digest)
+        if "schoolproxy_secret_file" in updated:
+            rt.secret = load_secret(ctx.options.schoolproxy_secret_file)
+        if "schoolproxy_instance" in updated:
+            rt.instance = ctx.options.schoolproxy_instance[:64]
+        if updated & {"schoolproxy_audit_db", "schoolproxy_spool_dir", "schoolproxy_audit_batch_ms"}:
+            try:
+                db = open_database(ctx.options.schoolproxy_audit_db)
+            except Exception as e:
+                raise exceptions.OptionsError(f"schoolproxy: cannot open the audit database: {type(e).__name__}: {e}") from e
+            rt.db = db
+            self.recorder.use_writer(db, ctx.options.schoolproxy_spool_dir, ctx.options.schoolproxy_instance[:64],
+                                     max(0, ctx.options.schoolproxy_audit_batch_ms) / 1000)
+
+    def running(self) -> None:
+        engine = self.rt.engine
+        if ctx.options.connection_strategy != "lazy" and engine is not None \
+                and engine.config.settings.tls == "intercept":
+            log.warning("schoolproxy: connection_strategy is %r: in intercept mode mitmproxy will contact blocked "
+                        "sites before their requests are judged; use --set connection_strategy=lazy "
+                        "(schoolproxy run does)", ctx.options.connection_strategy)
+        self.background.start()
+
+    def done(self) -> None:
+        self.background.stop()
+        self.tunnels.clear()
+        self.recorder.close()
+
+    # -- plain HTTP and decrypted HTTPS ----------------------------------------
+
+    @fail_closed
+    def requestheaders(self, flow: http.HTTPFlow) -> None:
+        self.judge.requestheaders(flow)
+
+    def request(self, flow: http.HTTPFlow) -> Any:
+        """Synchronous, except for block-page feedback, which needs the database:
+        mitmproxy awaits what a hook returns, so only those flows pay for a coroutine."""
+        st: FlowState | None = flow.metadata.get(KEY)
+        if st is None:
+            return None
+        if st.feedback:
+            return self.buttons.answer(flow, st)
+        if not st.answered and flow.response is None and flow.request.method in ("POST", "PUT", "PATCH"):
+            try:
+                self.content.on_request(flow, st)
+            except Exception:
+                log.exception("schoolproxy: upload check failed; the upload was stopped")
+                self.recorder.record_error(flow, "internal error in the upload check")
+                flow.response = self.pages.block_response(st)
+            if flow.response is not None:
+                st.answered = True
+        return None
+
+    def responseheaders(self, flow: http.HTTPFlow) -> Any:
+        """Synchronous for ordinary responses; a coroutine (awaited by mitmproxy)
+        for the ones the content checks must judge."""
+        st: FlowState | None = flow.metadata.get(KEY)
+        if st is None or st.answered or flow.response is None:
+            return None
+        if self.content.needs_judging(flow, st):
+            return self._judge_response(flow, st)
+        self.pacer.start(flow, st)
+        stream_if_large(flow, st)
+        return None
+
+    async def _judge_response(self, flow: http.HTTPFlow, st: FlowState) -> None:
+        try:
+            handled = await self.content.on_responseheaders(flow, st)
+            self.pacer.start(flow, st)
+            if handled:
+                return
+        except Exception:  # fail closed: never pass content we failed to judge
+            log.exception("schoolproxy: internal error in the content checks")
+            self.recorder.record_error(flow, "internal error in the content checks")
+            flow.response = http.Response.make(503, b"The school's web filter had an internal error.",
+                                               {"Content-Type": "text/plain", "Connection": "close"})
+            return
+        stream_if_large(flow, st)
+
+    def response(self, flow: http.HTTPFlow) -> None:
+        st: FlowState | None = flow.metadata.get(KEY)
+        if st is None:
+            return
+        self.pacer.end(flow, st)
+        if not st.answered or st.audit_action:
+            try:
+                self.content.on_response(flow, st)
+            except Exception:
+                log.exception("schoolproxy: internal error in the content checks")
+        resp = flow.response
+        if not st.counted and resp is not None:
+            st.bytes_out = len(resp.raw_content or b"")
+        self.recorder.emit(st, flow)
+
+    def error(self, flow: http.HTTPFlow) -> None:
+        st: FlowState | None = flow.metadata.get(KEY)
+        if st is not None:
+            self.pacer.end(flow, st)
+            self.content.finish(st)
+            self.recorder.emit(st, flow, error=flow.error.msg if flow.error else "error")
+
+    # -- tunnels (CONNECT) and connections ---------------------------------------
+
+    @fail_closed
+    def http_connect(self, flow: http.HTTPFlow) -> None:
+        self.tunnels.http_connect(flow)
+
+    def tls_clienthello(self, data: tls.ClientHelloData) -> None:
+        self.tunnels.tls_clienthello(data)
+
+    def tcp_start(self, flow: tcp.TCPFlow) -> None:
+        self.tunnels.tcp_start(flow)
+
+    def client_disconnected(self, client: connection.Client) -> None:
+        self.pacer.client_disconnected(client)
+        self.tunnels.client_disconnected(client)

@@ -1,0 +1,104 @@
+"""What the addon carries from hook to hook for one request (`FlowState`),
+and what every part of the addon reads (`Runtime`): the engine in force, the
+audit database, the active grants, the signing secret and the clock.
+
+The engine and the grants are swapped by single assignments, so a reload
+never leaves a request half under old rules.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+from mitmproxy import http
+
+from ..classify.decision import Decision
+from ..classify.engine import Engine
+from ..classify.identity import Identity
+from ..content.media import MediaKind
+from ..content.pacing import Pace
+from ..grants.rules import ActiveGrant
+from ..policy.content import StreamLimit
+from ..urls.normalize import Target
+
+KEY = "schoolproxy"
+"""Where a flow's state lives in ``flow.metadata``."""
+BUFFERED_BODY_LIMIT = 1 << 20
+"""Bodies of known length up to this size are left to mitmproxy to buffer
+(and counted once in ``response``); anything longer, or of unknown length, is
+streamed through a counting callback so memory stays flat."""
+
+
+@dataclass(slots=True)
+class FlowState:
+    """What we decided about one request, carried from hook to hook."""
+
+    target: Target
+    who: Identity
+    decision: Decision
+    started: datetime
+    t0: float = field(default_factory=time.monotonic)
+    bytes_out: int = 0
+    counted: bool = False
+    answered: bool = False
+    tls: str | None = None
+    method: str = "GET"
+    key: str = ""  # where this state is registered among the open decisions
+    logged: bool = False
+    uid: str | None = None  # names a block event on its page and in the audit log
+    feedback: bool = False  # a post from a block page's buttons
+    audit_action: str | None = None  # set by content controls: "limit", "cut", "block"
+    media: MediaKind | None = None
+    media_t0: float = 0.0
+    media_seconds: float | None = None
+    declared: float | None = None
+    limit: StreamLimit | None = None
+    usage_before: tuple[float, int] = (0.0, 0)
+    streak_before: float = 0.0
+    usage_recorded: bool = False
+    sniff: bool = False
+    bytes_in: int = 0
+    pace: Pace | None = None
+    content_kind: str | None = None  # "media" | "download" | None, as the content controls saw it
+    resp_headers: tuple[str, str, str] | None = None  # content type, disposition, length
+
+
+class Runtime:
+    """What is in force now, shared by every part of the addon."""
+
+    def __init__(self) -> None:
+        self.engine: Engine | None = None
+        self.db: Any = None
+        self.grants: tuple[ActiveGrant, ...] = ()
+        self.secret = b""
+        self.instance = ""
+        self.clock_offset = 0.0
+
+    def now(self) -> datetime:
+        now = datetime.now(timezone.utc)
+        return now + timedelta(seconds=self.clock_offset) if self.clock_offset else now
+
+
+def count_stream(resp: http.Response, st: FlowState) -> None:
+    """Stream the body through, counting what reaches the client."""
+    st.counted = True
+
+    def count(chunk: bytes) -> bytes:
+        st.bytes_out += len(chunk)
+        return chunk
+
+    resp.stream = count
+
+
+def stream_if_large(flow: http.HTTPFlow, st: FlowState) -> None:
+    """Let a large body (or one of unknown length) stream, counted, instead of
+    being held whole by mitmproxy."""
+    assert flow.response is not None
+    length = st.resp_headers[2] if st.resp_headers else flow.response.headers.get("content-length", "")
+    if not flow.response.stream and length.isdigit() and int(length) <= BUFFERED_BODY_LIMIT:
+        return
+    if not st.counted:
+        count_stream(flow.response, st)

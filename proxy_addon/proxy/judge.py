@@ -1,0 +1,155 @@
+"""Judging a request: who is asking, every name the request goes by, the
+engine's decision on each, the Headteacher's grants, DNS over HTTPS by
+content, and safe search rewritten into what is let through.  Plain HTTP
+and decrypted HTTPS come through `requestheaders`; tunnels use `identity`
+and `state` from ``tunnels``."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import datetime, timezone
+
+from mitmproxy import connection, ctx, http
+
+from ..classify.circumvention import circumvention_decision, doh_content
+from ..classify.decision import Decision
+from ..classify.identity import Identity
+from ..classify.safesearch import request_plan
+from ..grants import feedback
+from ..grants.rules import apply_grants
+from ..urls.normalize import InvalidHost, InvalidURL, Target, make_target, normalize_host, split_authority
+from .blocking import Pages
+from .content import ContentControls
+from .flowstate import KEY, FlowState, Runtime
+from .recorder import Recorder
+
+
+class Judge:
+    def __init__(self, rt: Runtime, recorder: Recorder, pages: Pages, content: ContentControls) -> None:
+        self.rt = rt
+        self.recorder = recorder
+        self.pages = pages
+        self.content = content
+
+    def identity(self, flow: http.HTTPFlow | None, client: connection.Client) -> Identity:
+        assert self.rt.engine is not None
+        auth = flow.metadata.get("proxyauth") if flow is not None else None
+        if auth is None and (flow is None or flow.request.method == "CONNECT" or flow.request.scheme == "https"):
+            # Inside a tunnel the user was authenticated on its CONNECT (plain HTTP
+            # requests carry their own credentials, already in the metadata).
+            pa = ctx.master.addons.get("proxyauth")
+            got = pa.authenticated.get(client) if pa is not None else None
+            auth = got if got else None
+        user = auth[0] if auth else None  # auth[1] is the password: never stored or logged
+        return self.rt.engine.identify(client.peername[0] if client.peername else "", user)
+
+    def state(self, flow: http.HTTPFlow, target: Target, tls_mode: str | None = None,
+              also: tuple[str, ...] = ()) -> FlowState:
+        """Decide on the target, and on every other name the request goes by
+        (the connection's host, the Host header, the TLS SNI): if any of them
+        is blocked the request is, so a permitted name cannot front for a
+        blocked one."""
+        engine = self.rt.engine
+        assert engine is not None
+        who = self.identity(flow, flow.client_conn)
+        now = self.rt.now()
+        decision = engine.decide(target, who, now)
+        if also:
+            names = ", ".join((target.host, *also))
+            if decision.action == "block":
+                decision = replace(decision, rule="circumvention:fronting",
+                                   reason=f"circumvention: domain fronting: the request names {names}; "
+                                          f"{target.host} is blocked: {decision.reason}")
+            for host in also:
+                if decision.action == "block":
+                    break
+                other = engine.decide(replace(target, host=host, port=None), who, now)
+                if other.action == "block":
+                    decision = replace(other, rule="circumvention:fronting",
+                                       reason=f"circumvention: domain fronting: the request names {names}; "
+                                              f"{host} is blocked: {other.reason}")
+        if decision.action == "block" and self.rt.grants:
+            decision = apply_grants(engine.config, decision, target, who, now, self.rt.grants)
+        return FlowState(target, who, decision, now, tls=tls_mode, method=flow.request.method)
+
+    def requestheaders(self, flow: http.HTTPFlow) -> None:
+        engine = self.rt.engine
+        if flow.response is not None or engine is None:
+            return  # proxyauth (407) or another addon has answered already
+        req = flow.request
+        try:
+            target, also = names(flow)
+        except (InvalidURL, InvalidHost) as e:
+            now = datetime.now(timezone.utc)
+            who = self.identity(flow, flow.client_conn)
+            fallback = Target(req.scheme or "http", req.host[:255], req.port, "/")
+            st = FlowState(fallback, who, malformed(req.host, str(e)), now, answered=True, method=req.method)
+            self.recorder.track(flow.id, st)
+            flow.metadata[KEY] = st
+            flow.response = http.Response.make(400, b"Malformed request.", {"Content-Type": "text/plain"})
+            return
+        tls_mode = "intercept" if req.scheme == "https" else None
+        if target.path.startswith(feedback.PREFIX):
+            who = self.identity(flow, flow.client_conn)
+            flow.metadata[KEY] = FlowState(target, who, engine._default, self.rt.now(), feedback=True,
+                                           answered=True, method=req.method)
+            return  # answered in request(), once the form has been read
+        st = self.state(flow, target, tls_mode, also)
+        self.recorder.track(flow.id, st)
+        flow.metadata[KEY] = st
+        headers = req.headers
+        if st.decision.action != "block" and (req.method == "POST" or "dns=" in target.query) and doh_content(
+                engine.circumvention, headers.get("content-type", ""), headers.get("accept", "")):
+            st.decision = circumvention_decision("doh", "a DNS-over-HTTPS message (application/dns-message) "
+                                                        "resolves names round the school's DNS")
+        if st.decision.action != "block" and self.content.on_requestheaders(flow, st):
+            pass  # a content control stopped it; st.decision says why
+        if st.decision.action == "block":
+            st.answered = True
+            flow.response = self.pages.block_response(st)
+            return
+        plan = request_plan(engine.safe_search, target.host, target.path, st.who.groups)
+        if plan is not None:
+            for k, v in plan.query.items():
+                req.query[k] = v
+            for k, v in plan.headers.items():
+                headers[k] = v
+            st.decision = replace(st.decision, reason=f"{st.decision.reason}; safe search enforced ({plan.engine})")
+
+
+def names(flow: http.HTTPFlow) -> tuple[Target, tuple[str, ...]]:
+    """The request's target (by its Host header when it has one: that is the
+    site the server will serve) and the other host names it carries."""
+    req = flow.request
+    host, port = req.host, req.port
+    target = make_target(req.scheme, host, port, req.path)
+    header = host_header(req)
+    sni = flow.client_conn.sni
+    if (not header or header == host or header == f"{host}:{port}") and not sni:
+        return target, ()  # the common case: one name
+    found = [target.host]
+    if header and header != host and header != f"{host}:{port}":
+        h, p = split_authority(header)
+        target = make_target(req.scheme, h, port if p is None else p, req.path)
+        found.append(target.host)
+    if sni:
+        found.append(normalize_host(sni))
+    return target, tuple(n for n in dict.fromkeys(found) if n != target.host)
+
+
+def malformed(target_text: str, why: str) -> Decision:
+    return Decision("block", None, (), "malformed", None, None, None,
+                    f"malformed request ({why}): {target_text[:200]}")
+
+
+def host_header(req: http.Request) -> str | None:
+    """Host, or :authority in HTTP/2 and 3.  For HTTP/1 one pass over the raw
+    fields, read for every request: 0.3 us where mitmproxy's case-insensitive
+    ``headers.get`` takes 1.6 us and allocates enough to bring the next
+    garbage collection nearer."""
+    if req.is_http2 or req.is_http3:
+        return req.host_header
+    for name, value in req.data.headers.fields:
+        if len(name) == 4 and name.lower() == b"host":
+            return value.decode("utf-8", "surrogateescape")
+    return None

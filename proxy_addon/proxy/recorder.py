@@ -1,0 +1,136 @@
+"""Audit emission: one row per decision, handed to the batched audit writer,
+and the safeguarding alerts a decision raises.
+
+Every decision not yet written is kept among the open ones, so that a stop
+in the middle of a flow still records it (`close` writes what is left).
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from mitmproxy import http
+
+from ..audit.writer import AuditWriter
+from ..classify.decision import Decision
+from ..monitor.alerts import Alert, Alerter
+from ..monitor.searchterms import extract as extract_search, flagged
+from ..policy.monitoring import Monitoring
+from .flowstate import KEY, FlowState, Runtime
+
+AUDIT_ACTION = {"allow": "allow", "limit": "allow", "block": "block"}
+URL_LIMIT = 4096
+
+
+class Recorder:
+    def __init__(self, rt: Runtime) -> None:
+        self.rt = rt
+        self.writer: AuditWriter | None = None
+        self.open: dict[str, FlowState] = {}
+        self.alerter = Alerter()
+
+    def use_writer(self, db: Any, spool_dir: str, chain: str, interval: float) -> None:
+        """Start a writer for this database; the previous one writes what it
+        holds and stops."""
+        old, self.writer = self.writer, AuditWriter(db, spool_dir, chain=chain, interval=interval)
+        self.writer.start()
+        if old is not None:
+            old.close()
+
+    def track(self, key: str, st: FlowState) -> None:
+        st.key = key
+        self.open[key] = st
+
+    def forget(self, st: FlowState) -> None:
+        """A tracked decision that another will record instead."""
+        self.open.pop(st.key, None)
+
+    def record_error(self, flow: http.HTTPFlow, why: str) -> None:
+        """Turn this flow's decision into a block for an internal error."""
+        st: FlowState | None = flow.metadata.get(KEY)
+        if st is None:
+            return
+        st.decision = Decision("block", st.decision.category, st.decision.categories, "error",
+                               st.decision.clause, st.decision.matched, st.decision.origin, why)
+        st.answered = True
+
+    def close(self) -> None:
+        """The proxy stops: record every open decision, flush the writer, send
+        the alerts still gathering."""
+        for st in list(self.open.values()):
+            self.emit(st, None, error="the proxy stopped before this request finished")
+        if self.writer is not None:
+            self.writer.close()
+        engine = self.rt.engine
+        monitoring = engine.config.sections.get("monitoring") if engine else None
+        if self.alerter.pending and monitoring is not None:
+            assert engine is not None
+            self.alerter.deliver(monitoring, self.alerter.take(), engine.config.zone)
+
+    def emit(self, st: FlowState, flow: http.HTTPFlow | None, error: str | None = None,
+             status: int | None = None) -> None:
+        engine = self.rt.engine
+        if self.writer is None or engine is None or st.logged or st.feedback:
+            return
+        st.logged = True
+        self.open.pop(st.key, None)
+        d = st.decision
+        if flow is not None:
+            resp = flow.response
+            status = status if status is not None else (resp.status_code if resp is not None else None)
+            raw = flow.request.raw_content
+            bytes_in = len(raw) if raw is not None else (st.bytes_in or None)
+        else:
+            bytes_in = None
+        reason = d.reason if error is None else f"{d.reason}; {error}"
+        search = extract_search(st.target.host, st.target.path, st.target.query) if flow is not None else None
+        action = st.audit_action or AUDIT_ACTION.get(d.action, d.action)
+        monitoring: Monitoring | None = engine.config.sections.get("monitoring")
+        if monitoring is not None:
+            self._alerts(st, d, action, search, monitoring)
+        pace = st.pace
+        if pace is not None:
+            rate = pace.rule.rate_bps or pace.rule.total_bps
+            reason = (f"{reason}; throttled ({pace.rule.describe()}) at {rate * 8 / 1e6:g} Mbit/s, "
+                      f"held back {pace.waited:.1f} s")
+        self.writer.put({
+            "ts": st.started,
+            "user": st.who.user[:255],
+            "client_ip": st.who.client_ip[:64],
+            "method": st.method[:16],
+            "scheme": st.target.scheme[:16],
+            "host": st.target.host[:255],
+            "url": st.target.url[:URL_LIMIT],
+            "category": d.category,
+            "categories": ",".join(d.categories) or None,
+            "action": action,
+            "rule": d.rule[:160] if d.rule else None,
+            "clause": d.clause,
+            "matched": f"{d.matched} ({d.origin})" if d.matched else None,
+            "reason": reason,
+            "status_code": status,
+            "bytes_out": st.bytes_out if flow is not None else None,
+            "bytes_in": bytes_in,
+            "duration_ms": int((time.monotonic() - st.t0) * 1000),
+            "tls": st.tls,
+            "instance": self.rt.instance,
+            "config_digest": engine.config.digest,
+            "event_uid": st.uid,
+            "related_uid": None,
+            "grant_id": d.grant_id,
+            "media_seconds": round(st.media_seconds, 3) if st.media_seconds is not None else None,
+            "throttle_bps": int((pace.rule.rate_bps or pace.rule.total_bps) * 8) if pace is not None else None,
+            "throttled_ms": int(pace.waited * 1000) if pace is not None else None,
+            "search_terms": search,
+            "out_of_hours": engine.out_of_hours(st.who, st.started),
+        })
+
+    def _alerts(self, st: FlowState, d: Decision, action: str, search: str | None, monitoring: Monitoring) -> None:
+        cats = self.rt.engine.config.categories  # type: ignore[union-attr]
+        cat = cats.get(d.category) if d.category else None
+        if action == "block" and cat is not None and (cat.alert or cat.id in monitoring.alert_categories):
+            self.alerter.note(Alert(st.started, st.who.user, st.who.client_ip, "category", cat.id, cat.title))
+        if search and monitoring.safeguarding_terms:
+            for term in flagged(search, monitoring.safeguarding_terms):
+                self.alerter.note(Alert(st.started, st.who.user, st.who.client_ip, "search", None, None, term))

@@ -1,0 +1,152 @@
+"""Streaming limits (policy 6.3.1: streaming is limited to short clips):
+daily budgets per person, shared through the database so several proxies
+enforce one budget, and a cap on one continuous stream.
+
+Responses are metered while they flow through mitmproxy's streaming callback,
+never buffered; a stream past its limit is cut by closing the upstream
+connection (``flow.kill()`` does nothing once a body streams, mitmproxy
+issue #4711), which the client sees as a truncated body.  An HLS segment
+counts what its playlist declares; segments less than a minute apart make
+one continuous stream.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import replace
+from typing import Any
+
+from mitmproxy import http
+
+from ..audit.usage import add_usage, get_usage
+from ..content.media import MediaKind, SegmentDurations, media_seconds
+from ..policy.content import StreamingRules, StreamLimit
+from . import connections
+from .blocking import Pages, stop
+from .flowstate import FlowState, Runtime
+
+STREAK_GAP = 60.0  # seconds between segments that still make one continuous stream
+
+
+class Streaming:
+    def __init__(self, rt: Runtime, pages: Pages) -> None:
+        self.rt = rt
+        self.pages = pages
+        self.segments = SegmentDurations()
+        self._streaks: dict[str, tuple[float, float]] = {}  # user -> (last seen, seconds) of segmented streams
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    @property
+    def rules(self) -> StreamingRules:
+        return self.rt.engine.config.sections.get("streaming") or StreamingRules()  # type: ignore[union-attr]
+
+    def limit_for(self, st: FlowState) -> StreamLimit | None:
+        engine = self.rt.engine
+        assert engine is not None
+        for lim in self.rules.limits:
+            if engine.applies(lim.audience, lim.when, st.who, st.started):
+                return lim
+        return None
+
+    def _day(self, st: FlowState) -> str:
+        return self.rt.engine.local_time(st.started).strftime("%Y-%m-%d")  # type: ignore[union-attr]
+
+    def _background(self, fn: Any, *args: Any) -> None:
+        task = asyncio.get_running_loop().create_task(asyncio.to_thread(fn, *args))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def start(self, flow: http.HTTPFlow, st: FlowState, kind: MediaKind) -> bool:
+        """A media response begins: refuse it if a budget is used up, else
+        meter it.  True if the stream is handled here."""
+        st.media = kind
+        st.media_t0 = time.monotonic()
+        limit = self.limit_for(st)
+        st.limit = limit
+        rules = self.rules
+        declared = self.segments.get(st.target.url) if kind.kind == "segment" else None
+        st.declared = declared
+        if limit is not None and (limit.daily_seconds is not None or limit.daily_bytes is not None):
+            db = self.rt.db
+            st.usage_before = await asyncio.to_thread(get_usage, db, st.who.user, self._day(st)) if db else (0.0, 0)
+            used_s, used_b = st.usage_before
+            if limit.daily_seconds is not None and used_s >= limit.daily_seconds:
+                return self._refuse(flow, st, f"the daily streaming budget of {limit.daily_seconds / 60:g} minutes "
+                                              f"({limit.id}) is used up: {used_s / 60:.1f} minutes today")
+            if limit.daily_bytes is not None and used_b >= limit.daily_bytes:
+                return self._refuse(flow, st, f"the daily streaming budget of {limit.daily_bytes / 1e6:g} MB "
+                                              f"({limit.id}) is used up")
+        if limit is not None and limit.max_stream_seconds is not None and kind.kind == "segment":
+            last, seconds = self._streaks.get(st.who.user, (0.0, 0.0))
+            if time.monotonic() - last > STREAK_GAP:
+                seconds = 0.0
+            if seconds >= limit.max_stream_seconds:
+                return self._refuse(flow, st, f"one continuous stream may last at most "
+                                              f"{limit.max_stream_seconds / 60:g} minutes ({limit.id})")
+            st.streak_before = seconds
+        if kind.is_index:
+            return False  # small, counted as nothing; learned from in on_response
+        resp = flow.response
+        assert resp is not None
+
+        def meter(chunk: bytes) -> bytes:
+            if st.audit_action:
+                return b""
+            st.bytes_out += len(chunk)
+            secs = media_seconds(kind, time.monotonic() - st.media_t0, st.bytes_out, rules.video_kbps,
+                                 rules.audio_kbps, declared)
+            st.media_seconds = secs
+            why = self._over_limit(st, secs)
+            if why is not None:
+                stop(st, "cut", replace(self.pages.content_decision(st, "streaming:cut", why, "streaming",
+                                                                    "Streaming limit reached"), action="cut"))
+                connections.close(flow.client_conn, flow.server_conn)
+                return b""
+            return chunk
+
+        resp.stream = meter
+        st.counted = True
+        return True
+
+    def _over_limit(self, st: FlowState, secs: float) -> str | None:
+        lim = st.limit
+        if lim is None:
+            return None
+        if lim.max_stream_seconds is not None and st.streak_before + secs > lim.max_stream_seconds:
+            return (f"the stream was cut at the {lim.max_stream_seconds / 60:g}-minute limit for one continuous "
+                    f"stream ({lim.id}): TV, films and continual broadcasts are not allowed")
+        used_s, used_b = st.usage_before
+        if lim.daily_seconds is not None and used_s + secs > lim.daily_seconds:
+            return f"the stream was cut when the daily budget of {lim.daily_seconds / 60:g} minutes ran out ({lim.id})"
+        if lim.daily_bytes is not None and used_b + st.bytes_out > lim.daily_bytes:
+            return f"the stream was cut when the daily budget of {lim.daily_bytes / 1e6:g} MB ran out ({lim.id})"
+        return None
+
+    def _refuse(self, flow: http.HTTPFlow, st: FlowState, why: str) -> bool:
+        decision = self.pages.content_decision(st, f"streaming:{st.limit.id if st.limit else 'limit'}", why,
+                                               "streaming", "Streaming limit reached")
+        self.pages.replace(flow, st, decision, audit_action="limit", status=429)
+        return True
+
+    def learn(self, flow: http.HTTPFlow, st: FlowState) -> None:
+        """A playlist arrived: remember what its segments declare."""
+        resp = flow.response
+        if resp is not None and st.media is not None and st.media.kind == "playlist" and resp.raw_content is not None:
+            self.segments.learn(st.target.url, resp.get_content(strict=False) or b"")
+
+    def finish(self, st: FlowState) -> None:
+        """A media transfer ended (completely or cut): add it to the day's usage."""
+        if st.media is None or st.media.is_index or st.usage_recorded or st.audit_action in ("limit", "block"):
+            return
+        st.usage_recorded = True
+        rules = self.rules
+        secs = st.media_seconds or media_seconds(st.media, time.monotonic() - st.media_t0, st.bytes_out,
+                                                 rules.video_kbps, rules.audio_kbps, st.declared)
+        st.media_seconds = secs
+        if st.media.kind == "segment":
+            last, seconds = self._streaks.get(st.who.user, (0.0, 0.0))
+            now = time.monotonic()
+            self._streaks[st.who.user] = (now, (seconds if now - last <= STREAK_GAP else 0.0) + secs)
+        if self.rt.db is not None and (secs or st.bytes_out):
+            self._background(add_usage, self.rt.db, st.who.user, self._day(st), secs, st.bytes_out)
