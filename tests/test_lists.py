@@ -98,7 +98,8 @@ def test_a_mapping_file_replaces_the_categories_yaml_mapping(config_dir: Path, u
     engine = Engine.load(config_dir)
     job = first_lines(UT1 / "jobsearch" / "domains", 5)[1]
     assert decide(engine, f"http://{job}/").category == "weapons"
-    assert decide(engine, f"http://{first_lines(UT1 / 'gambling' / 'domains', 3)[2]}/").category is None
+    unmapped = decide(engine, f"http://{first_lines(UT1 / 'gambling' / 'domains', 3)[2]}/")
+    assert unmapped.matched is None and not unmapped.rule.startswith("category")  # not in the index
 
 
 def test_a_missing_or_corrupt_source_changes_nothing(config_dir: Path, ut1_tree: Path, tmp_path: Path):
@@ -232,10 +233,10 @@ def test_a_running_proxy_swaps_in_a_new_index_without_failing_requests(config_di
     origin.routes["/slow"] = slow
     tree = tmp_path / "ut1"
     (tree / "gambling").mkdir(parents=True)
-    (tree / "gambling" / "domains").write_text("listed-casino.example\n")
-    proxy = make_proxy(config_dir, routes={"allowed.test": origin.port, "listed-casino.example": origin.port})
+    (tree / "gambling" / "domains").write_text("newly-listed.example\n")
+    proxy = make_proxy(config_dir, routes={"allowed.test": origin.port, "newly-listed.example": origin.port})
     with httpx.Client(proxy=proxy.url, timeout=30) as c:
-        assert c.get("http://listed-casino.example/").status_code == 200
+        assert c.get("http://newly-listed.example/").status_code == 200
     results: list[int] = []
     slow_result: list[int] = []
 
@@ -259,9 +260,9 @@ def test_a_running_proxy_swaps_in_a_new_index_without_failing_requests(config_di
     run("lists", "import", str(tree), "--config", str(config_dir))
     deadline = time.monotonic() + 10
     with httpx.Client(proxy=proxy.url, timeout=30) as c:
-        while time.monotonic() < deadline and c.get("http://listed-casino.example/").status_code != 403:
+        while time.monotonic() < deadline and c.get("http://newly-listed.example/").status_code != 403:
             time.sleep(0.1)
-        blocked = c.get("http://listed-casino.example/")
+        blocked = c.get("http://newly-listed.example/")
     stop.set()
     for w in workers:
         w.join()
@@ -269,5 +270,5 @@ def test_a_running_proxy_swaps_in_a_new_index_without_failing_requests(config_di
     assert slow_result == [30 * 1000], "the request in flight during the swap completed"
     assert results and set(results) == {200}, [r for r in results if r != 200]
     assert "rules reloaded" in proxy.output()
-    row = proxy.rows("host = 'listed-casino.example' AND action = 'block'")[0]
-    assert row["matched"] == "listed-casino.example (ut1/gambling/domains:1)"
+    row = proxy.rows("host = 'newly-listed.example' AND action = 'block'")[0]
+    assert row["matched"] == "newly-listed.example (ut1/gambling/domains:1)"

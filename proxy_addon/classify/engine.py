@@ -40,10 +40,12 @@ from ..policy.circumvention import CircumventionRules
 from ..policy.loader import load_config
 from ..policy.model import ACTIONS, Category, Config
 from ..policy.safesearch import SafeSearchRules
+from ..policy.scoring import ScoringRules
 from .circumvention import bare_ip_refused, circumvention_decision, doh_path
 from .decision import Decision, Match
 from .identity import Identity, identify
 from .listindex import CURRENT, ListIndex
+from .scoring import Score, Scorer
 from ..urls.normalize import Target
 
 _RANK = {a: i for i, a in enumerate(ACTIONS)}
@@ -72,6 +74,8 @@ class Engine:
         self._ooh: dict[tuple[str, int], bool] = {}
         self.circumvention: CircumventionRules = config.sections.get("circumvention") or CircumventionRules()
         self.safe_search: SafeSearchRules = config.sections.get("safe_search") or SafeSearchRules()
+        scoring: ScoringRules = config.sections.get("scoring") or ScoringRules()
+        self.scorer = Scorer(scoring) if scoring.enabled else None
         action = config.settings.default_action
         self._default = Decision(action, None, (), "default", None, None, None,
                                  f"in no category; the default action is {action}")
@@ -241,7 +245,7 @@ class Engine:
     def _decide_matches(self, matches: Sequence[Match], target: Target, who: Identity, clock: _Clock) -> Decision:
         cfg = self.config
         if not matches:
-            return self._default
+            return self._unlisted(target, who, clock)
         live: list[Match] = []
         for m in matches:
             if m.via == "override":
@@ -253,16 +257,20 @@ class Engine:
             live.append(m)
         all_categories = tuple(dict.fromkeys(m.category for m in live if m.category))
         if not live:
-            return self._default
+            return self._unlisted(target, who, clock)
 
         essential = [m for m in live if m.essential and m.action == "allow"]
         if essential:
             best = max(essential, key=lambda m: m.specificity)
             beating = [m for m in live if m.via == "override" and m.action == "block"
                        and m.specificity > best.specificity]
-            if not beating:
+            if beating:
+                return self._override(max(beating, key=lambda m: m.specificity), all_categories)
+            # A URL-level entry (a phishing page on docs.google.com) is more
+            # specific than the host-level allow of an essential service, and
+            # is decided by the usual most-specific-wins below.
+            if not any(m.specificity[1] and m.specificity > best.specificity for m in live if m.via != "override"):
                 return self._override(best, all_categories)
-            return self._override(max(beating, key=lambda m: m.specificity), all_categories)
 
         top_spec = max(m.specificity for m in live)
         top = [m for m in live if m.specificity == top_spec]
@@ -289,6 +297,29 @@ class Engine:
             reason = f"circumvention: {reason}"
         return Decision(best_action, cat.id, all_categories, best_rule, cat.clause, best_match.entry,
                         best_match.origin, reason, self._decrypt(all_categories), cat.policy_text, cat.title)
+
+    def score(self, target: Target) -> Score | None:
+        """The name score of a host (None: scoring is off, or no term occurs)."""
+        if self.scorer is None or target.is_ip:
+            return None
+        return self.scorer.score(target.host)
+
+    def _unlisted(self, target: Target, who: Identity, clock: _Clock) -> Decision:
+        """A host no entry covers: the default, unless its name scores for a
+        category (block above the block threshold; allowed but recorded as
+        suspected between the review and block thresholds)."""
+        s = self.score(target)
+        if s is None or s.verdict == "none" or s.category not in self.config.categories:
+            return self._default
+        cat = self.config.categories[s.category]
+        why = f"{target.host} is in no list; its {s.describe()}"
+        if s.verdict == "suspect":
+            d = self._default
+            return Decision(d.action, None, (), f"suspect:{cat.id}", None, None, None,
+                            f"{d.reason}; suspected {cat.id}: {why}")
+        action, rule = self.category_action(cat.id, who, clock)
+        return Decision(action, cat.id, (cat.id,), f"score:{cat.id}", cat.clause, None, None,
+                        f"{why}; action {action} ({rule})", cat.decrypt, cat.policy_text, cat.title)
 
     def _decrypt(self, categories: Sequence[str]) -> bool:
         cats = self.config.categories

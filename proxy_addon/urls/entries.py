@@ -48,6 +48,16 @@ def multi_label_suffixes() -> frozenset[str]:
     return frozenset(s for s in _suffix_extractor().tlds if "." in s and s[0] not in "*!")
 
 
+def split_registrable(host: str) -> tuple[str, list[str]]:
+    """A host's registered name without its public suffix, and the labels in
+    front of it: ``shop.best-casino.co.uk`` -> (``best-casino``, [``shop``])."""
+    ext = _suffix_extractor()(host)
+    subs = ext.subdomain.split(".") if ext.subdomain else []
+    if not ext.suffix and subs:  # a top-level label no list knows (.example, .internal): it acts as the suffix
+        return subs[-1], subs[:-1]
+    return ext.domain, subs
+
+
 def is_public_suffix(host: str) -> bool:
     """``co.uk``, ``com``: an entry on one would block every site under it."""
     if is_ip_literal(host):

@@ -1,0 +1,197 @@
+"""Recognising a prohibited site no list has seen, from its name alone.
+
+A host in no list is scored for each category with weighted terms, as
+e2guardian weights phrases: the terms found in its registered name count in
+full, those in the labels in front of it (``proxy.`` in
+``proxy.example.com``) count at ``subdomain_weight``, because infrastructure
+names its hosts by function (``download.``, ``tracker.``, ``proxy.``) far more
+often than prohibited sites do.  Above a category's ``block`` threshold the
+request is blocked (rule ``score:<category>``); between ``review`` and
+``block`` it is allowed and recorded as suspected for the technician.
+
+Names are read the way people write them to dodge filters:
+
+* run-together words are segmented (``freecasinobonus`` -> free casino
+  bonus) by the most probable split under word frequencies (English from
+  wordninja's Wikipedia unigram list, plus every category term, so
+  ``apuestasdeportivas`` splits into Spanish);
+* digits and symbols standing for letters are read both ways (``c4sino``,
+  ``p0rn``, ``s3x``), and runs of x (``xxx``) are one term;
+* hyphens, dots and digits separate words.
+
+Pure and deterministic: the weights are configuration (``lists/terms/``),
+every score lists the terms that made it, and a host's result is memoised
+(a school's traffic is mostly a few thousand hosts).
+"""
+
+from __future__ import annotations
+
+import gzip
+import importlib.util
+import math
+import re
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+
+from ..policy.scoring import ScoringRules
+from ..urls.entries import split_registrable
+
+LEET = str.maketrans("013457$@8", "oieastsab")
+_CHUNK = re.compile(r"[a-z]+")
+_XRUN = re.compile(r"x{3,}")
+NOISE_LABELS = frozenset({"www", "www1", "www2", "ww", "m", "mobile", "cdn", "static", "img", "api"})
+MEMO = 100_000
+
+
+@dataclass(frozen=True, slots=True)
+class TermHit:
+    term: str
+    weight: float  # as applied (subdomain terms already scaled)
+    where: str  # "name" | "subdomain"
+
+
+@dataclass(frozen=True, slots=True)
+class Score:
+    """The best-scoring category for a host, and why."""
+
+    category: str
+    score: float
+    verdict: str  # "block" | "suspect" | "none"
+    block_at: float
+    review_at: float
+    terms: tuple[TermHit, ...]
+
+    def describe(self) -> str:
+        terms = ", ".join(f"{h.term} {h.weight:+.1f}" + (" (subdomain)" if h.where == "subdomain" else "")
+                          for h in self.terms)
+        return (f"name scored {self.score:.1f} for {self.category} (block at {self.block_at:g}, "
+                f"review at {self.review_at:g}): {terms}")
+
+
+@lru_cache(maxsize=1)
+def _english_costs() -> tuple[dict[str, float], int]:
+    """Zipf costs of English words by frequency rank (wordninja's list, most
+    frequent first): cost(word) = log(rank * log(N))."""
+    spec = importlib.util.find_spec("wordninja")  # a module with its data folder beside it
+    if spec is None or spec.origin is None:
+        raise RuntimeError("wordninja is not installed (pip install wordninja)")
+    data = (Path(spec.origin).parent / "wordninja" / "wordninja_words.txt.gz").read_bytes()
+    words = gzip.decompress(data).decode().split()
+    n = len(words)
+    log_n = math.log(n)
+    costs = {w: math.log((i + 1) * log_n) for i, w in enumerate(words)}
+    return costs, max(len(w) for w in words)
+
+
+class Segmenter:
+    """Most probable split of a run of letters into words."""
+
+    def __init__(self, extra: frozenset[str] = frozenset()) -> None:
+        base, longest = _english_costs()
+        # Category terms are as likely as common words: a name made of them
+        # splits along them (``apuestasdeportivas``, ``sexcams``).
+        common = math.log(1000 * math.log(len(base)))
+        self._extra = {w: min(base.get(w, common), common) for w in extra}
+        self._base = base
+        self._longest = max(longest, max((len(w) for w in extra), default=0))
+        self._memo: dict[str, tuple[str, ...]] = {}
+
+    def _cost(self, word: str) -> float:
+        c = self._extra.get(word)
+        if c is not None:
+            return c
+        c = self._base.get(word)
+        if c is not None:
+            return c
+        return 1e9 if len(word) > 1 else 30.0
+
+    def split(self, text: str) -> tuple[str, ...]:
+        hit = self._memo.get(text)
+        if hit is not None:
+            return hit
+        n = len(text)
+        cost = [0.0] + [math.inf] * n
+        back = [0] * (n + 1)
+        longest = self._longest
+        for i in range(1, n + 1):
+            best, arg = math.inf, i - 1
+            for k in range(max(0, i - longest), i):
+                c = cost[k] + self._cost(text[k:i])
+                if c < best:
+                    best, arg = c, k
+            cost[i], back[i] = best, arg
+        out = []
+        i = n
+        while i > 0:
+            out.append(text[back[i]:i])
+            i = back[i]
+        words = tuple(reversed(out))
+        if len(self._memo) >= MEMO:
+            self._memo.clear()
+        self._memo[text] = words
+        return words
+
+
+class Scorer:
+    """Scores hosts for every category with terms (see the module docstring)."""
+
+    def __init__(self, rules: ScoringRules) -> None:
+        self.rules = rules
+        vocabulary = frozenset(t for terms in rules.terms.values() for t in terms)
+        self.segmenter = Segmenter(vocabulary)
+        self._memo: dict[str, Score | None] = {}
+
+    def words(self, label: str) -> set[str]:
+        """The words of one label, read as written and with digits as letters."""
+        out: set[str] = set()
+        for variant in {label, label.translate(LEET)}:
+            for chunk in _CHUNK.findall(variant):
+                if _XRUN.search(chunk):
+                    out.add("xxx")
+                    chunk = _XRUN.sub(" ", chunk)
+                for part in chunk.split():
+                    if len(part) >= 3:
+                        out.update(w for w in self.segmenter.split(part) if len(w) >= 3)
+        return out
+
+    def score(self, host: str) -> Score | None:
+        """The highest-scoring category, or None when no term of any category
+        occurs in the name."""
+        if host in self._memo:
+            return self._memo[host]
+        result = self._score(host)
+        if len(self._memo) >= MEMO:
+            self._memo.clear()
+        self._memo[host] = result
+        return result
+
+    def _score(self, host: str) -> Score | None:
+        rules = self.rules
+        name, subs = split_registrable(host)
+        if not name:
+            return None
+        named = self.words(name)
+        sub_words = set()
+        for label in subs:
+            if label not in NOISE_LABELS:
+                sub_words |= self.words(label)
+        sub_words -= named
+        best: Score | None = None
+        for category, terms in rules.terms.items():
+            hits = [TermHit(t, terms[t], "name") for t in named if t in terms]
+            hits += [TermHit(t, terms[t] * rules.subdomain_weight, "subdomain") for t in sub_words if t in terms]
+            if not hits:
+                continue
+            total = sum(h.weight for h in hits)
+            block_at, review_at = rules.thresholds[category]
+            verdict = "block" if total >= block_at else "suspect" if total >= review_at else "none"
+            hits.sort(key=lambda h: -h.weight)
+            candidate = Score(category, total, verdict, block_at, review_at, tuple(hits))
+            if best is None or _rank(candidate) > _rank(best):
+                best = candidate
+        return best
+
+
+def _rank(s: Score) -> tuple[int, float]:
+    return ({"block": 2, "suspect": 1}.get(s.verdict, 0), s.score - s.block_at)

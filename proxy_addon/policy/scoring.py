@@ -1,0 +1,100 @@
+"""The ``scoring`` rules section: recognising prohibited sites no list has
+seen from their names (the scorer itself is ``classify.scoring``).
+
+    scoring:
+      enabled: true
+      terms_dir: lists/terms          # <category>.txt: "term weight" a line, '#' comments
+      subdomain_weight: 0.5           # terms in front of the registered name count this much
+      thresholds:                     # per category; categories without a terms file are not scored
+        adult: {block: 5, review: 3.5}
+        gambling: {block: 5, review: 3.5}
+
+A term file's lines are ``term weight``: lower-case letters (any script),
+weight a number (negative weights lower a score: ``essex -3`` keeps the
+county out of ``adult``).  A school extends a category by adding lines.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .files import display_path
+from .yamlsource import Problem, YMap
+
+DEFAULT_THRESHOLDS = (6.0, 4.0)
+
+
+@dataclass(frozen=True, slots=True)
+class ScoringRules:
+    enabled: bool = False
+    subdomain_weight: float = 0.5
+    terms: dict[str, dict[str, float]] = field(default_factory=dict)  # category -> term -> weight
+    thresholds: dict[str, tuple[float, float]] = field(default_factory=dict)  # category -> (block, review)
+
+
+def read_terms(path: Path, problems: list[Problem]) -> dict[str, float]:
+    """One category's terms; a bad line is a problem at its line."""
+    shown = display_path(path)
+    out: dict[str, float] = {}
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as e:
+        problems.append(Problem(shown, 1, f"not UTF-8 text: {e}"))
+        return out
+    for n, raw in enumerate(text.splitlines(), 1):
+        line = raw.split("#", 1)[0].strip()
+        if not line:
+            continue
+        parts = line.split()
+        try:
+            weight = float(parts[1]) if len(parts) == 2 else None
+        except ValueError:
+            weight = None
+        if weight is None or not parts[0].isalpha() or parts[0] != parts[0].lower():
+            problems.append(Problem(shown, n, f"expected 'term weight' (a lower-case word and a number), not {line!r}"))
+            continue
+        out[parts[0]] = weight
+    return out
+
+
+def parse(b: Any, value: Any, doc: YMap) -> None:
+    r = b.r
+    m = r.section(value, doc, "scoring", ("enabled", "terms_dir", "subdomain_weight", "thresholds"))
+    if m is None:
+        return
+    enabled = r.flag(m, "enabled", True)
+    sub = r.number(m, "subdomain_weight", 0.5)
+    rel = r.text(m, "terms_dir", "lists/terms") or "lists/terms"
+    terms_dir = Path(rel) if Path(rel).is_absolute() else b.root / rel
+    thresholds: dict[str, tuple[float, float]] = {}
+    if "thresholds" in m:
+        tm = r.mapping(m["thresholds"], m, m.line_of("thresholds"), "'thresholds'")
+        for cat in tm or {}:
+            assert tm is not None
+            b.pending_categories.append((str(cat), tm, tm.line_of(cat)))
+            cm = r.mapping(tm[cat], tm, tm.line_of(cat), f"thresholds of {cat!r}")
+            if cm is None:
+                continue
+            r.keys(cm, ("block", "review"), ("block",), f"thresholds of {cat!r}")
+            block = r.number(cm, "block", DEFAULT_THRESHOLDS[0], positive=True) or DEFAULT_THRESHOLDS[0]
+            review = r.number(cm, "review", block, positive=True) or block
+            if review > block:
+                r.problem(cm, cm.line_of("review"), "'review' must not be above 'block'")
+            thresholds[str(cat)] = (block, review)
+    terms: dict[str, dict[str, float]] = {}
+    if enabled:
+        if not terms_dir.is_dir():
+            r.problem(m, m.line_of("terms_dir") if "terms_dir" in m else m.line, f"no terms folder {rel!r}")
+        else:
+            for path in sorted(terms_dir.glob("*.txt")):
+                cat = path.stem
+                if cat not in b.categories and b.categories_loaded:
+                    b.problems.append(Problem(display_path(path), 1, f"unknown category {cat!r} (file name)"))
+                    continue
+                terms[cat] = read_terms(path, b.problems)
+                b.list_files.append(path)
+                thresholds.setdefault(cat, DEFAULT_THRESHOLDS)
+    b.sections["scoring"] = ScoringRules(enabled and bool(terms), sub if sub is not None else 0.5, terms,
+                                         thresholds)

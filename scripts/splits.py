@@ -1,0 +1,49 @@
+"""Which shared lists are learned from or imported, and which are held out.
+
+One definition shared by ``learn_terms.py`` (learns term weights only from
+the import side) and ``bench_accuracy.py`` (imports the import side and
+measures recall on the held-out side, which neither step has seen).  Paths
+are under ``../shared/data``; ``(path, "host")`` marks a hosts file, whose
+lines name one host each.
+"""
+
+from __future__ import annotations
+
+IMPORTED: dict[str, list[tuple[str, str]]] = {
+    "adult": [("hagezi/nsfw-onlydomains.txt", "domain"), ("sinfonietta/pornography-hosts", "host"),
+              ("ut1/mixed_adult/domains", "domain")],
+    "gambling": [("ut1/gambling/domains", "domain"), ("ut1/arjel/domains", "domain"),
+                 ("hagezi/gambling.medium-onlydomains.txt", "domain")],
+    "anonymizers": [("ut1/vpn/domains", "domain"), ("ut1/residential-proxies/domains", "domain"),
+                    ("ut1/redirector/domains", "domain")],
+    "illegal_filesharing": [("ut1/warez/domains", "domain"), ("blocklistproject/piracy.txt", "host"),
+                            ("blocklistproject/torrent.txt", "host")],
+    "drugs": [("ut1/drogue/domains", "domain"), ("blocklistproject/drugs.txt", "host")],
+}
+"""Per policy category: the lists imported (and learned from)."""
+
+HELD_OUT: dict[str, list[tuple[str, str]]] = {
+    "adult": [("chadmayfield/pi_blocklist_porn_top1m.list", "domain")],
+    "gambling": [("sinfonietta/gambling-hosts", "host")],
+    "anonymizers": [("hagezi/doh-vpn-proxy-bypass-onlydomains.txt", "domain")],
+    "illegal_filesharing": [("hagezi/anti.piracy-onlydomains.txt", "domain")],
+    "violence_hate": [("ut1/agressif/domains", "domain")],
+    "alcohol_tobacco": [("blocklistproject/vaping.txt", "host")],
+    "weapons": [("ut1/dangerous_material/domains", "domain")],
+}
+"""Per policy category: lists never imported nor learned from.  For
+violence_hate, alcohol_tobacco and weapons no other open list exists, so
+their recall comes from the starter lists and curated terms alone."""
+
+RIGHT = {"anonymizers": ("anonymizers", "dns_over_https")}
+"""Categories that count as right for a held-out list (hagezi's bypass list
+holds DNS-over-HTTPS resolvers as well as VPNs and proxies)."""
+
+BENIGN_UT1 = ["shopping", "jobsearch", "press", "bank", "sports", "blog", "cooking", "financial", "radio",
+              "celebrity", "manga", "forums", "webmail", "audio-video", "social_networks", "translation",
+              "liste_bu", "cleaning", "child", "update", "mobile-phone", "educational_games"]
+"""UT1 categories of ordinary sites: the negatives the weights are learned against."""
+
+TOP_TRAIN_FROM = 50_000
+"""Popular hosts from this rank on are negatives too; the first 50,000 stay
+unseen, for measuring false blocks."""
