@@ -35,6 +35,12 @@ HELD_OUT: dict[str, list[tuple[str, str]]] = {
 violence_hate, alcohol_tobacco and weapons no other open list exists, so
 their recall comes from the starter lists and curated terms alone."""
 
+LEARNED = ("adult", "gambling", "anonymizers", "illegal_filesharing")
+"""Categories whose terms are learned.  Not drugs: its open lists are mostly
+pharmacy spam, and a learned ``pharmacy`` or ``medicines`` would block NHS
+and medicines references in a category nobody may grant; its terms are
+curated only."""
+
 RIGHT = {"anonymizers": ("anonymizers", "dns_over_https")}
 """Categories that count as right for a held-out list (hagezi's bypass list
 holds DNS-over-HTTPS resolvers as well as VPNs and proxies)."""

@@ -212,7 +212,7 @@ def test_a_broken_rules_file_is_reported_and_the_running_rules_stay(config_dir, 
     assert check.returncode == 1
     assert check.stdout.strip().splitlines() == [f"{bad}:6: unknown key 'colour' in an override "
                                                  "(expected one of: action, category, domains, essential, groups, "
-                                                 "id, reason, regex, urls, users, when)"]
+                                                 "id, lists, reason, regex, urls, users, when)"]
     time.sleep(1.0)  # several reload polls
     assert curl(proxy.url, "http://allowed.test/").stdout.endswith("\n200"), "broken rules must not apply"
     assert curl(proxy.url, "http://bet365.com/").stdout.endswith("\n403"), "rules in force must stay"

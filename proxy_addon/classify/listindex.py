@@ -99,6 +99,7 @@ class ListFile:
     source: str  # "ut1"
     source_category: str  # "gambling"
     categories: tuple[str, ...]  # ("gambling",)
+    match: str = "domain"  # "domain": the entry and its subdomains; "host": that host only (hosts files)
     ref: str = field(init=False)  # "ut1/gambling", what a Match names
 
     def __post_init__(self) -> None:
@@ -146,8 +147,8 @@ class ListIndex:
         self.meta: dict[str, Any] = json.loads((directory / "meta.json").read_text())
         if self.meta.get("format") != FORMAT:
             raise ValueError(f"{directory}: index format {self.meta.get('format')} is not {FORMAT}; rebuild it")
-        self.files = [ListFile(f["name"], f["source"], f["source_category"], tuple(f["categories"]))
-                      for f in self.meta["files"]]
+        self.files = [ListFile(f["name"], f["source"], f["source_category"], tuple(f["categories"]),
+                               f.get("match", "domain")) for f in self.meta["files"]]
         self.mask = self.meta["buckets"] - 1
         self.buckets = [_Bucket(directory, n) for n in range(self.meta["buckets"])]
         self.suffixes = frozenset((directory / "suffixes.txt").read_text().split())
@@ -173,9 +174,12 @@ class ListIndex:
     def entries(self) -> int:
         return int(self.meta["entries"])
 
-    def _postings(self, b: _Bucket, kid: int, entry: str, spec: tuple[int, int], out: list[Match]) -> bool:
+    def _postings(self, b: _Bucket, kid: int, entry: str, spec: tuple[int, int], out: list[Match],
+                  exact: bool = True) -> bool:
         """Append a Match per posting (and policy category) of key ``kid``;
-        True if the key carries the has-URL-entries marker."""
+        True if the key carries the has-URL-entries marker.  ``exact``: the
+        key is the host itself, not a parent (entries of hosts files name one
+        host and cover no subdomain)."""
         has_urls = False
         for p in b.postings(kid):
             fid = p >> LINE_BITS
@@ -183,6 +187,8 @@ class ListIndex:
                 has_urls = True
                 continue
             f = self.files[fid]
+            if not exact and f.match == "host":
+                continue
             origin = f"{f.name}:{p & LINE_MASK}"
             for cat in f.categories:
                 out.append(Match("list", cat, f.ref, entry, origin, spec))
@@ -212,7 +218,7 @@ class ListIndex:
         for k, kid in found:
             labels = 1 if ip else k.count(".")
             base = host if ip else unreverse(k)
-            if self._postings(b, kid, base, (labels, 0), out) and b.urls is not None:
+            if self._postings(b, kid, base, (labels, 0), out, len(k) == len(key)) and b.urls is not None:
                 path_dependent = True
                 path = target.path.lower()
                 for uk, uid in b.urls.iter_prefixes_with_ids(k + path):
@@ -347,7 +353,8 @@ def build_index(index_dir: Path, files: list[ListFile], entries: Iterable[tuple[
         "buckets": buckets,
         "entries": total,
         "files": [{"name": f.name, "source": f.source, "source_category": f.source_category,
-                   "categories": list(f.categories), "entries": counts.get(f.name, 0)} for f in files],
+                   "categories": list(f.categories), "match": f.match, "entries": counts.get(f.name, 0)}
+                  for f in files],
     }
     (tmp / "bloom.bin").write_bytes(bloom)
     (tmp / "suffixes.txt").write_text("\n".join(sorted(suffixes)) + "\n")

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from ..classify.listindex import ListIndex
-from ..lists.build import BuildResult, Mapping, mapping_from_config, mapping_from_file, rebuild
+from ..lists.build import DROPPED, PROTECTED_REPORT, BuildResult, Mapping, mapping_from_config, mapping_from_file, rebuild
 from ..lists.sources import SourceError, SourceReport, stage_source, staged_sources
 from ..lists.update import update_sources
 from ..policy.listsources import FORMATS
@@ -51,6 +51,13 @@ def _build(config: Config, mapping: Mapping) -> BuildResult:
     finally:
         bar.close()
     print(f"index built: {result.entries} entries from {len(result.files)} list files -> {result.build}")
+    if result.protected:
+        print(f"left out, as they would block an essential service: {len(result.protected)} entries "
+              f"(all in {result.build / PROTECTED_REPORT}), e.g.")
+        for p in result.protected[:8]:
+            print(f"  {p.origin}: {p.entry} would block {p.service} (override {p.override})")
+    if result.dropped:
+        print(f"left out, as dropped in review ({DROPPED}): {result.dropped} entries")
     if result.skipped:
         shown = ", ".join(result.skipped[:8]) + (f" and {len(result.skipped) - 8} more" if len(result.skipped) > 8 else "")
         print(f"not in the index (mapped to no category in categories.yaml): {shown}")
@@ -82,6 +89,8 @@ def _setup_lists(p: argparse.ArgumentParser) -> None:
     add_config_arg(upd)
     upd.add_argument("--min-ratio", type=float, default=0.5,
                      help="refuse a source that shrank below this share of its previous size (default 0.5)")
+    upd.add_argument("--mirror", type=Path, default=None, metavar="DIR",
+                     help="read each source from DIR/<source>/ (a local copy) instead of its URL")
     upd.set_defaults(func=cmd_update)
     bld = sub.add_parser("build", help="rebuild the index from what was imported (after a mapping change)")
     add_config_arg(bld)
@@ -120,17 +129,21 @@ def cmd_build(args: argparse.Namespace) -> int:
 def cmd_update(args: argparse.Namespace) -> int:
     config = _load(args)
     if not config.sections.get("list_sources"):
-        print("schoolproxy: no list_sources in the rules; nothing to update", file=sys.stderr)
+        print("schoolproxy: no list sources configured (lists/sources.yaml or list_sources); nothing to update",
+              file=sys.stderr)
         return 1
-    try:
-        reports = update_sources(config, args.min_ratio)
-    except SourceError as e:
-        print(f"schoolproxy: {e}", file=sys.stderr)
-        return 1
-    for rep in reports:
+    result = update_sources(config, args.min_ratio, args.mirror)
+    for why in result.failed:
+        print(f"schoolproxy: {why}", file=sys.stderr)
+    for rep in result.updated:
         _print_report(rep)
-    _build(config, mapping_from_config(config))
-    return 0
+    if result.unchanged:
+        print(f"unchanged: {', '.join(result.unchanged)}")
+    if result.changed:
+        _build(config, mapping_from_config(config))
+    else:
+        print("nothing changed; the index in force stays")
+    return 1 if result.failed else 0
 
 
 def cmd_stats(args: argparse.Namespace) -> int:

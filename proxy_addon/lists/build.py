@@ -1,24 +1,35 @@
 """Building the list index from what was imported: which source categories
-feed which policy categories (``categories.yaml``'s ``sources:``, or a
-mapping file of the same shape), and the compiled index built from the
-staged sources.  A source category that feeds no policy category is left out
-of the index and reported."""
+feed which policy categories (``categories.yaml``'s ``sources:``, each
+source's ``map:`` in ``lists/sources.yaml``, or a mapping file of the same
+shape as ``categories.yaml``'s), and the compiled index built from the
+staged sources.
+
+Two kinds of imported entry are left out, and reported:
+
+* a host-level entry that would block an essential service (an ``essential``
+  allow override, e.g. ``lists/essential.txt``): the entry names the service,
+  a parent of it (``google.com`` for ``docs.google.com``) or a host under it.
+  URL-level entries under a service stay: a phishing page on
+  ``docs.google.com`` is more specific than the allow, and blocked;
+* an entry the technician dropped in review (``lists/school/dropped.txt``),
+  remembered across updates.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..classify.listindex import ListFile, StagedEntry, build_index
 from ..policy.model import Config
 from ..policy.yamlsource import ConfigError, YMap, load_yaml
+from ..urls.matching import host_suffixes
 from .sources import staged_entries, staged_sources
 
 Mapping = dict[tuple[str, str], tuple[str, ...]]
-
-
-# -- mapping -----------------------------------------------------------------------
+DROPPED = "lists/school/dropped.txt"
+PROTECTED_REPORT = "protected.tsv"
 
 
 def mapping_from_config(config: Config) -> Mapping:
@@ -27,6 +38,10 @@ def mapping_from_config(config: Config) -> Mapping:
         for source, names in cat.sources.items():
             for n in names:
                 out.setdefault((source, n), []).append(cat.id)
+    for src in config.sections.get("list_sources", []):
+        for src_cat, cats in src.map.items():
+            lst = out.setdefault((src.name, src_cat), [])
+            lst.extend(c for c in cats if c not in lst)
     return {k: tuple(v) for k, v in out.items()}
 
 
@@ -54,7 +69,34 @@ def mapping_from_file(path: Path, config: Config) -> Mapping:
     return {k: tuple(v) for k, v in out.items()}
 
 
-# -- building ------------------------------------------------------------------------
+def essential_hosts(config: Config) -> dict[str, str]:
+    """Host-level entries of essential allow overrides: host -> override id."""
+    out: dict[str, str] = {}
+    for hit in config.matcher.hits():
+        ref = hit.payload
+        if ref.kind == "override" and hit.entry.path is None:
+            ov = config.overrides.get(ref.ref)
+            if ov is not None and ov.essential and ov.action == "allow" and ov.audience.everyone:
+                out.setdefault(hit.entry.host, ov.id)
+    return out
+
+
+def dropped_entries(config: Config) -> set[str]:
+    """Entries the technician dropped in review (``lists/school/dropped.txt``)."""
+    path = config.root / DROPPED
+    if not path.exists():
+        return set()
+    return {t for line in path.read_text(encoding="utf-8").splitlines() if (t := line.split("#", 1)[0].strip())}
+
+
+@dataclass(frozen=True, slots=True)
+class Protected:
+    """An imported entry left out because it would block an essential service."""
+
+    origin: str  # "ut1/download/domains:812"
+    entry: str
+    service: str
+    override: str
 
 
 @dataclass
@@ -63,6 +105,33 @@ class BuildResult:
     files: list[ListFile]
     skipped: list[str]
     entries: int
+    protected: list[Protected] = field(default_factory=list)
+    dropped: int = 0
+
+
+class _Guard:
+    """Decides which staged entries may go into the index."""
+
+    def __init__(self, config: Config) -> None:
+        self.essential = essential_hosts(config)
+        self.parents = {p: h for h in self.essential for p in host_suffixes(h)}  # parents of a service, itself included
+        self.dropped = dropped_entries(config)
+        self.protected: list[Protected] = []
+        self.n_dropped = 0
+
+    def admit(self, name: str, line: int, host: str, path: str | None) -> bool:
+        if self.dropped and (host + (path or "")) in self.dropped:
+            self.n_dropped += 1
+            return False
+        if path is not None:
+            return True
+        service = self.parents.get(host)
+        if service is None:
+            service = next((s for s in host_suffixes(host) if s in self.essential), None)
+        if service is None:
+            return True
+        self.protected.append(Protected(f"{name}:{line}", host, service, self.essential[service]))
+        return False
 
 
 def rebuild(config: Config, mapping: Mapping, progress: Callable[[int], None] | None = None) -> BuildResult:
@@ -80,15 +149,18 @@ def rebuild(config: Config, mapping: Mapping, progress: Callable[[int], None] | 
                     skipped.append(f"{f.name} ({f.entries} entries)")
                 continue
             ids[f.name] = len(files)
-            files.append(ListFile(f.name, src.name, f.source_category, cats))
+            files.append(ListFile(f.name, src.name, f.source_category, cats, src.match))
             n_entries += f.entries
+    guard = _Guard(config)
 
     def entries() -> Iterator[tuple[int, StagedEntry]]:
         for src in sources:
             for name, line, host, path in staged_entries(idx, src.name):
                 fid = ids.get(name)
-                if fid is not None:
+                if fid is not None and guard.admit(name, line, host, path):
                     yield fid, StagedEntry(host, path, name, line)
 
     build = build_index(idx, files, entries(), n_entries, progress)
-    return BuildResult(build, files, skipped, n_entries)
+    (build / PROTECTED_REPORT).write_text("".join(f"{p.origin}\t{p.entry}\t{p.service}\t{p.override}\n"
+                                                  for p in guard.protected), encoding="utf-8")
+    return BuildResult(build, files, skipped, n_entries, guard.protected, guard.n_dropped)

@@ -20,6 +20,7 @@ with examples; they never stop an import.
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 import shutil
@@ -60,6 +61,8 @@ class SourceReport:
     origin: str
     imported: str = ""
     files: list[FileReport] = field(default_factory=list)
+    match: str = "domain"  # what an entry covers: "domain" (and subdomains) or "host" (that host only)
+    digest: str = ""  # of the staged entries: an update that changes nothing rebuilds nothing
 
     @property
     def entries(self) -> int:
@@ -140,16 +143,20 @@ def list_files(path: Path, fmt: str, source: str) -> Iterator[ListFileSpec]:
 
 
 def stage_source(path: Path, index_dir: Path, name: str | None = None, fmt: str | None = None,
-                 progress: Callable[[int], None] | None = None) -> SourceReport:
+                 progress: Callable[[int], None] | None = None, match: str | None = None) -> SourceReport:
     """Read a source and stage its entries; replaces an earlier staging of the
-    same name only once the whole source has been read."""
+    same name only once the whole source has been read.  ``match``: what an
+    entry covers; by default a hosts file's lines name one host each, and
+    other formats' entries cover their subdomains."""
     fmt = fmt or detect_format(path)
     if fmt not in FORMATS:
         raise SourceError(f"unknown format {fmt!r} (expected one of {', '.join(FORMATS)})")
     name = name or (path.name if path.is_dir() else path.parent.name)
     if fmt == "ut1" and not path.is_dir():
         name = name if name != path.parent.name else path.name.split(".")[0]
-    report = SourceReport(name, fmt, str(path), datetime.now(timezone.utc).isoformat(timespec="seconds"))
+    report = SourceReport(name, fmt, str(path), datetime.now(timezone.utc).isoformat(timespec="seconds"),
+                          match=match or ("host" if fmt == "hosts" else "domain"))
+    digest = hashlib.sha256()
     staged = index_dir / STAGED
     staged.mkdir(parents=True, exist_ok=True)
     tmp = staged / f".{name}.tmp"
@@ -172,13 +179,16 @@ def stage_source(path: Path, index_dir: Path, name: str | None = None, fmt: str 
                     if entry is None:
                         continue
                     rep.entries += 1
-                    out.write(f"{file_name}\t{n}\t{entry.host}\t{entry.path or ''}\n")
+                    row = f"{file_name}\t{n}\t{entry.host}\t{entry.path or ''}\n"
+                    digest.update(row.encode())
+                    out.write(row)
             if progress is not None:
                 progress(size)
             report.files.append(rep)
     if not report.files:
         shutil.rmtree(tmp)
         raise SourceError(f"{path}: no list files found for format {fmt!r}")
+    report.digest = digest.hexdigest()
     (tmp / "report.json").write_text(json.dumps(asdict(report), indent=1))
     final = staged / name
     old = staged / f".{name}.old"
@@ -201,7 +211,8 @@ def staged_sources(index_dir: Path) -> list[SourceReport]:
         data = json.loads((d / "report.json").read_text())
         files = [FileReport(f["name"], f["source_category"], f["entries"], f["invalid"],
                             [tuple(x) for x in f["examples"]]) for f in data["files"]]
-        out.append(SourceReport(data["name"], data["format"], data["origin"], data["imported"], files))
+        out.append(SourceReport(data["name"], data["format"], data["origin"], data["imported"], files,
+                                data.get("match", "domain"), data.get("digest", "")))
     return out
 
 

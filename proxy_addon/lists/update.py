@@ -1,7 +1,14 @@
-"""``lists update``: fetch every source in the rules' ``list_sources`` and
-stage them together, or change nothing.  A download that fails, is not a
-readable list, or shrank below ``min_ratio`` of its previous size leaves the
-staged sources (and so the index in force) as they were."""
+"""``lists update``: fetch every configured source (``lists/sources.yaml`` and
+the rules' ``list_sources``) from its URL, or from a local mirror laid out as
+``DIR/<source>/...`` (``DIR/ut1/<category>/domains``, ``DIR/hagezi/<file>``),
+and stage it.
+
+A source that fails (unreachable, not a readable list, or shrunk below
+``min_ratio`` of its previous size, i.e. probably truncated) keeps its
+previous entries and is reported; the others are updated.  A source whose
+entries did not change is left as it was, and when nothing changed no new
+index is built.
+"""
 
 from __future__ import annotations
 
@@ -9,7 +16,9 @@ import shutil
 import tempfile
 import urllib.error
 import urllib.request
+from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import urlparse
 
 from ..policy.listsources import ListSource
 from ..policy.model import Config
@@ -26,40 +35,80 @@ def fetch(url: str, dest: Path) -> None:
         raise SourceError(f"download of {url} failed: {type(e).__name__}: {e}") from e
 
 
-def update_sources(config: Config, min_ratio: float) -> list[SourceReport]:
-    """Fetch and stage every configured source; raises SourceError (saying
-    that nothing changed) if any one fails."""
+@dataclass
+class UpdateResult:
+    updated: list[SourceReport] = field(default_factory=list)
+    unchanged: list[str] = field(default_factory=list)
+    failed: list[str] = field(default_factory=list)  # "name: why"
+
+    @property
+    def changed(self) -> bool:
+        return bool(self.updated)
+
+
+def _get(src: ListSource, tmp: Path, mirror: Path | None) -> Path:
+    """The source's files in a folder (or archive) that ``stage_source`` reads."""
+    if mirror is not None:
+        base = mirror / (src.mirror or src.name)
+        if src.url:
+            if src.format == "ut1" and base.is_dir():
+                return base
+            candidate = base if base.is_file() else base / Path(urlparse(src.url).path).name
+            if not candidate.exists():
+                raise SourceError(f"not in the mirror: {candidate}")
+            return candidate
+        path = tmp / src.name
+        path.mkdir()
+        for cat, url in src.files:
+            f = base / Path(urlparse(url).path).name
+            if not f.is_file():
+                raise SourceError(f"not in the mirror: {f}")
+            shutil.copyfile(f, path / f"{cat}.txt")
+        return path
+    if src.url:
+        path = tmp / f"{src.name}{'.tar.gz' if src.format == 'ut1' else '.txt'}"
+        fetch(src.url, path)
+        return path
+    path = tmp / src.name
+    path.mkdir()
+    for cat, url in src.files:
+        fetch(url, path / f"{cat}.txt")
+    return path
+
+
+def update_sources(config: Config, min_ratio: float, mirror: Path | None = None) -> UpdateResult:
+    """Fetch and stage every configured source; see the module docstring."""
     sources: list[ListSource] = config.sections.get("list_sources", [])
     idx = config.index_path
-    previous = {s.name: s.entries for s in staged_sources(idx)}
+    before = {s.name: s for s in staged_sources(idx)}
+    result = UpdateResult()
     with tempfile.TemporaryDirectory(dir=idx if idx.exists() else None) as tmp_text:
         tmp = Path(tmp_text)
         candidate = tmp / "candidate"
-        reports = []
         for src in sources:
             try:
-                if src.url:
-                    suffix = ".tar.gz" if src.format == "ut1" else ".txt"
-                    path = tmp / f"{src.name}{suffix}"
-                    fetch(src.url, path)
-                else:
-                    path = tmp / src.name
-                    path.mkdir()
-                    for cat, url in src.files:
-                        fetch(url, path / f"{cat}.txt")
-                rep = stage_source(path, candidate, src.name, src.format)
+                (tmp / "get").mkdir(exist_ok=True)
+                got = _get(src, tmp / "get", mirror)
+                rep = stage_source(got, candidate, src.name, src.format, match=src.match)
             except SourceError as e:
-                raise SourceError(f"{src.name}: {e}; nothing was changed, the index in force stays") from e
-            before = previous.get(src.name)
-            if before and rep.entries < min_ratio * before:
-                raise SourceError(f"{src.name}: only {rep.entries} entries against {before} before; "
-                                  "the download looks truncated, nothing was changed")
-            reports.append(rep)
+                result.failed.append(f"{src.name}: {e}; for this source the index in force stays as it was")
+                continue
+            finally:
+                shutil.rmtree(tmp / "get", ignore_errors=True)
+            old = before.get(src.name)
+            if old is not None and old.entries and rep.entries < min_ratio * old.entries:
+                result.failed.append(f"{src.name}: only {rep.entries} entries against {old.entries} before; the "
+                                     "download looks truncated, and for this source the index in force stays")
+                continue
+            if old is not None and old.digest and old.digest == rep.digest and old.match == rep.match:
+                result.unchanged.append(src.name)
+                continue
+            result.updated.append(rep)
         staged = idx / "staged"
         staged.mkdir(parents=True, exist_ok=True)
-        for rep in reports:
+        for rep in result.updated:
             target = staged / rep.name
             if target.exists():
                 shutil.rmtree(target)
             (candidate / "staged" / rep.name).rename(target)
-    return reports
+    return result

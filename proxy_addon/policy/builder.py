@@ -93,24 +93,29 @@ class Builder:
             count += 1
         return count
 
-    def add_list_file(self, m: YMap, rel: str, line: int, ref: str) -> None:
+    def add_list_file(self, m: YMap, rel: str, line: int, ref: str, kind: str = "category") -> int:
+        """The entries of a list file, for a category or (``kind="override"``,
+        public suffixes allowed: ``gov.uk`` on purpose) an override."""
         path = (self.root / rel).resolve()
         shown = display_path(self.root / rel)
         self.list_files.append(path)
+        count = 0
         try:
             with open(path, encoding="utf-8") as fh:
                 for n, raw in enumerate(fh, 1):
                     try:
-                        entry = entry_from_list_line(raw)
+                        entry = entry_from_list_line(raw, allow_public_suffix=kind == "override")
                     except InvalidEntry as e:
                         self.problems.append(Problem(shown, n, f"bad entry: {e}"))
                         continue
                     if entry is not None:
-                        self.matcher.add(entry, EntryRef("category", ref, f"{shown}:{n}"))
+                        self.matcher.add(entry, EntryRef(kind, ref, f"{shown}:{n}"))
+                        count += 1
         except FileNotFoundError:
             self.r.problem(m, line, f"missing list file {rel!r}")
         except (OSError, UnicodeDecodeError) as e:
             self.r.problem(m, line, f"cannot read list file {rel!r}: {e}")
+        return count
 
     # -- categories.yaml ---------------------------------------------------
 

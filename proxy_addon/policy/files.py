@@ -8,6 +8,7 @@ from pathlib import Path
 
 CATEGORIES_FILE = "categories.yaml"
 RULES_DIR = "rules"
+SOURCES_FILE = "lists/sources.yaml"
 _REPO_ROOT = Path(__file__).resolve().parent.parent.parent
 
 
@@ -34,5 +35,6 @@ def rule_files(root: Path) -> list[Path]:
 
 def config_files(root: Path) -> list[Path]:
     """Every file whose change should trigger a reload (list files included)."""
-    return [root / CATEGORIES_FILE, *rule_files(root)]
+    sources = root / SOURCES_FILE
+    return [root / CATEGORIES_FILE, *rule_files(root), *([sources] if sources.exists() else [])]
 

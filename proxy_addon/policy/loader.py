@@ -17,7 +17,8 @@ import hashlib
 from pathlib import Path
 
 from .builder import Builder
-from .files import CATEGORIES_FILE, config_files, default_config_dir, display_path
+from . import listsources
+from .files import CATEGORIES_FILE, SOURCES_FILE, config_files, default_config_dir, display_path
 from .model import Config, Settings
 from .sections import PARSERS, REPEATABLE
 from .yamlsource import ConfigError, Problem, load_yaml
@@ -40,6 +41,8 @@ def load_config(root: Path | str | None = None) -> Config:
         if path.name == CATEGORIES_FILE and path.parent == root:
             b.load_categories(doc, shown)
             b.categories_loaded = True
+        elif path == root / SOURCES_FILE:
+            b.load_rules(doc, shown, {"list_sources": listsources.parse}, REPEATABLE)
         else:
             b.load_rules(doc, shown, PARSERS, REPEATABLE)
     b.finish()

@@ -33,7 +33,7 @@ def parse_category_rules(b: Builder, value: Any, doc: YMap) -> None:
 def parse_overrides(b: Builder, value: Any, doc: YMap) -> None:
     r = b.r
     for item in r.items(value, doc, "overrides"):
-        r.keys(item, ("id", "action", "category", "essential", "domains", "urls", "regex",
+        r.keys(item, ("id", "action", "category", "essential", "domains", "urls", "regex", "lists",
                       "users", "groups", "when", "reason"), ("id", "action", "reason"), "an override")
         oid = b.claim_id(r.text(item, "id"), item, "override")
         action = r.choice(item, "action", ("allow", "block"))
@@ -46,7 +46,8 @@ def parse_overrides(b: Builder, value: Any, doc: YMap) -> None:
         # Validate everything even when the id or action is bad: a config
         # with any problem is never used, so partial entries are harmless.
         ref = oid or f"invalid-{item.line}"
-        if b.add_entries(item, "override", ref) == 0:
+        listed = sum(b.add_list_file(item, rel, line, ref, "override") for rel, line in r.texts(item, "lists"))
+        if b.add_entries(item, "override", ref) + listed == 0:
             r.problem(item, item.line, f"override {ref!r} lists no domains, urls or regex")
         override = Override(ref, action or "block", category, essential, b.audience(item),
                             b.when(item), r.text(item, "reason", "") or "", b.origin(item, item.line))

@@ -114,7 +114,7 @@ def parse_entry(text: str, allow_public_suffix: bool = False) -> Entry:
     return Entry(host)
 
 
-def entry_from_list_line(line: str) -> Entry | None:
+def entry_from_list_line(line: str, allow_public_suffix: bool = False) -> Entry | None:
     """One line of a list file (plain, hosts-file or URL format); None for
     blank lines and comments, InvalidEntry for anything else unusable."""
     text = line.split("#", 1)[0].strip()
@@ -130,4 +130,4 @@ def entry_from_list_line(line: str) -> Entry | None:
             return None
     elif len(parts) > 1:
         raise InvalidEntry(f"more than one word: {text!r}")
-    return parse_entry(text)
+    return parse_entry(text, allow_public_suffix)

@@ -73,6 +73,11 @@ class SuffixMatcher(Generic[T]):
         what matches depends on the path and not on the host alone."""
         return bool(self._hosts_with_paths) and any(s in self._hosts_with_paths for s in host_suffixes(host))
 
+    def hits(self) -> Iterator[Hit[T]]:
+        """Every entry, in no particular order."""
+        for hits in self._by_host.values():
+            yield from hits
+
     def __len__(self) -> int:
         return sum(len(v) for v in self._by_host.values())
 
