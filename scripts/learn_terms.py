@@ -102,12 +102,12 @@ def main() -> None:
         x = dv.fit_transform(rows)
         model = LogisticRegression(C=0.3, max_iter=400, class_weight="balanced")
         model.fit(x, y)
-        curated = rules.terms.get(cat, {})
+        path = args.config / "lists" / "terms" / f"{cat}.txt"
+        head = path.read_text(encoding="utf-8").split(MARK)[0]
+        curated = {line.split()[0] for line in head.splitlines() if line.split("#", 1)[0].strip()}
         learned = sorted(((t, w) for t, w in zip(dv.get_feature_names_out(), model.coef_[0])
                           if w > 1.0 and t not in curated), key=lambda tw: -tw[1])[: args.max_terms]
-        path = args.config / "lists" / "terms" / f"{cat}.txt"
-        text = path.read_text(encoding="utf-8")
-        head = text.split(MARK)[0].rstrip() + "\n\n"
+        head = head.rstrip() + "\n\n"
         sources = ", ".join(p for p, _ in IMPORTED[cat])
         body = "".join(f"{t} {w:.1f}\n" for t, w in learned)
         path.write_text(f"{head}{MARK} on {date.today()} from {sources}\n"

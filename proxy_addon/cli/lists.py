@@ -14,7 +14,7 @@ from ..lists.sources import SourceError, SourceReport, stage_source, staged_sour
 from ..lists.update import update_sources
 from ..policy.listsources import FORMATS
 from ..policy.model import Config
-from .base import add_config_arg, command_group, load_engine
+from .base import add_config_arg, add_db_arg, audit_db, command_group, load_engine
 
 
 def _progress(total: int, desc: str) -> Any:
@@ -96,6 +96,22 @@ def _setup_lists(p: argparse.ArgumentParser) -> None:
     add_config_arg(bld)
     bld.add_argument("--map", type=Path, default=None, metavar="MAPPING")
     bld.set_defaults(func=cmd_build)
+    rv = sub.add_parser("review", help="imported entries that block popular sites, and suspected names; answer them")
+    add_config_arg(rv)
+    add_db_arg(rv)
+    rv.add_argument("--popular", type=Path, default=None, metavar="FILE",
+                    help="popular hosts, one a line, most popular first (e.g. top-sites.txt or the school's own)")
+    rv.add_argument("--top", type=int, default=10000, help="how many popular hosts to check (default 10000)")
+    rv.add_argument("--days", type=float, default=30, help="suspected names seen in this many days (default 30)")
+    act = rv.add_mutually_exclusive_group()
+    act.add_argument("--drop", metavar="ENTRY", help="never import this entry again")
+    act.add_argument("--keep", metavar="ENTRY", help="keep this entry; stop showing it")
+    act.add_argument("--allow", metavar="HOST", help="allow this host (a suspected name or a misfiled site)")
+    act.add_argument("--block", metavar="HOST", help="block this host in --category (a school entry)")
+    rv.add_argument("--category", default=None)
+    rv.add_argument("--reason", default="reviewed")
+    rv.add_argument("--by", default="technician")
+    rv.set_defaults(func=cmd_review)
     st = sub.add_parser("stats", help="entries per category and per source; index size and build date")
     add_config_arg(st)
     st.set_defaults(func=cmd_stats)
@@ -144,6 +160,43 @@ def cmd_update(args: argparse.Namespace) -> int:
     else:
         print("nothing changed; the index in force stays")
     return 1 if result.failed else 0
+
+
+def cmd_review(args: argparse.Namespace) -> int:
+    from datetime import datetime, timedelta, timezone
+
+    from ..audit.db import open_database
+    from ..lists.review import answer, overreach, suspects
+
+    engine = load_engine(args)
+    config = engine.config
+    for kind in ("drop", "keep", "allow", "block"):
+        subject = getattr(args, kind)
+        if subject is None:
+            continue
+        if kind == "block" and (args.category not in config.categories):
+            print(f"schoolproxy: --block needs --category, one of: {', '.join(sorted(config.categories))}",
+                  file=sys.stderr)
+            return 2
+        path = answer(config.root, kind, subject.strip().lower(), args.reason, args.by, args.category)
+        print(f"{kind} {subject}: recorded in {path}")
+        if kind == "drop":
+            _build(_load(args), mapping_from_config(config))
+        return 0
+    if args.popular is not None:
+        items = overreach(engine, args.popular.read_text(encoding="utf-8").split(), args.top)
+        print(f"Imported entries that block popular sites (first {args.top:,} of {args.popular}): {len(items)}")
+        for o in items:
+            shown = ", ".join(f"#{r} {h}" for r, h in o.hosts[:3]) + (f" and {len(o.hosts) - 3} more" if len(o.hosts) > 3 else "")
+            print(f"  {o.entry:<40} {','.join(o.categories):<22} {o.origin:<44} blocks {shown}")
+    db = open_database(audit_db(args))
+    since = datetime.now(timezone.utc) - timedelta(days=args.days)
+    found = suspects(db, since, engine)
+    print(f"Suspected names (allowed, scored between review and block) in the last {args.days:g} days: {len(found)}")
+    for s in found:
+        print(f"  {s.host:<44} {s.category:<20} seen {s.times} times, last {s.last:%Y-%m-%d %H:%M}")
+    print("Answer with --drop ENTRY, --keep ENTRY, --allow HOST or --block HOST --category C (and --reason, --by).")
+    return 0
 
 
 def cmd_stats(args: argparse.Namespace) -> int:

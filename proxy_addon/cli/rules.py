@@ -33,7 +33,9 @@ def cmd_check(args: argparse.Namespace) -> int:
 
 def _setup_explain(p: argparse.ArgumentParser) -> None:
     add_config_arg(p)
-    p.add_argument("url", help="the URL (or host) to explain")
+    p.add_argument("url", nargs="?", help="the URL (or host) to explain")
+    p.add_argument("--urls", default=None, metavar="FILE",
+                   help="explain every URL in FILE ('-': standard input), one line (or JSON object) each, in order")
     p.add_argument("--user", default=None, help="as this user (proxy-auth name)")
     p.add_argument("--ip", default="127.0.0.1", help="from this client address (for the devices table)")
     p.add_argument("--at", default=None, metavar="ISO-TIME",
@@ -46,7 +48,12 @@ def cmd_explain(args: argparse.Namespace) -> int:
     from ..classify.identity import identify
     from ..urls.normalize import InvalidURL, normalize_url
 
+    if (args.url is None) == (args.urls is None):
+        print("schoolproxy: give one URL or --urls FILE", file=sys.stderr)
+        return 2
     engine = load_engine(args)
+    if args.urls is not None:
+        return _explain_many(engine, args)
     try:
         target = normalize_url(args.url)
     except InvalidURL as e:
@@ -85,6 +92,7 @@ def cmd_explain(args: argparse.Namespace) -> int:
          else (decision.clause or "(none)")),
         ("Matched", f"{decision.matched} at {decision.origin}" if decision.matched else "(nothing)"),
         ("Why", decision.reason),
+        ("Score", _score_line(engine, target)),
         ("Bandwidth", "; ".join(f"{k}: {v or 'no limit'}" for k, v in bandwidth.items())),
     ]
     for k, v in rows:
@@ -109,3 +117,43 @@ def _bandwidth(engine: Any, who: Any, at: datetime, categories: tuple[str, ...])
         rule = choose(rules, engine, who, at, categories, kind, length) if rules else None
         out[label] = rule.describe() if rule else None
     return out
+
+
+def _score_line(engine: Any, target: Any) -> str:
+    s = engine.score(target)
+    if s is None:
+        return "no term of any category in the name" if engine.scorer else "off"
+    return f"{s.describe()}; {s.verdict if s.verdict != 'none' else 'below the review threshold'}"
+
+
+def _explain_many(engine: Any, args: argparse.Namespace) -> int:
+    """One decision per input line, in order, as fast as the engine decides."""
+    from ..classify.identity import identify
+    from ..urls.normalize import InvalidHost, InvalidURL, normalize_url
+
+    at = parse_at(args.at)
+    if at.tzinfo is None:
+        at = at.replace(tzinfo=engine.config.zone)
+    who = identify(engine.config, args.ip, args.user)
+    source = sys.stdin if args.urls == "-" else open(args.urls, encoding="utf-8", errors="replace")
+    out = sys.stdout
+    bad = 0
+    with source:
+        for raw in source:
+            text = raw.strip()
+            if not text or text.startswith("#"):
+                continue
+            try:
+                target = normalize_url(text if "://" in text else f"http://{text}")
+            except (InvalidURL, InvalidHost) as e:
+                bad += 1
+                out.write(json.dumps({"url": text, "error": str(e)}) + "\n" if args.json
+                          else f"{text}\tinvalid\t-\t-\t{e}\n")
+                continue
+            d = engine.decide(target, who, at)
+            if args.json:
+                out.write(json.dumps({"url": text, "action": d.action, "category": d.category, "rule": d.rule,
+                                      "matched": d.matched, "matched_in": d.origin, "reason": d.reason}) + "\n")
+            else:
+                out.write(f"{text}\t{d.action}\t{d.category or '-'}\t{d.rule}\t{d.matched or '-'}\n")
+    return 1 if bad else 0

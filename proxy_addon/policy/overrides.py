@@ -47,7 +47,7 @@ def parse_overrides(b: Builder, value: Any, doc: YMap) -> None:
         # with any problem is never used, so partial entries are harmless.
         ref = oid or f"invalid-{item.line}"
         listed = sum(b.add_list_file(item, rel, line, ref, "override") for rel, line in r.texts(item, "lists"))
-        if b.add_entries(item, "override", ref) + listed == 0:
+        if b.add_entries(item, "override", ref) + listed == 0 and "lists" not in item:
             r.problem(item, item.line, f"override {ref!r} lists no domains, urls or regex")
         override = Override(ref, action or "block", category, essential, b.audience(item),
                             b.when(item), r.text(item, "reason", "") or "", b.origin(item, item.line))
