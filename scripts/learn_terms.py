@@ -31,6 +31,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from splits import BENIGN_UT1, IMPORTED, LEARNED, TOP_TRAIN_FROM  # noqa: E402
 
 MARK = "# -- learned by scripts/learn_terms.py"
+COMMON = 10_000  # the most frequent English words: learned weights halved
 STOP = frozenset("""essex sussex middlesex wessex mil gaya lots lot gel iso ioa iea iet iei myspace luka edward nokia
 war ttt bbb raja mgm abets clawed for the and com net org www online site web free best top new world info blog
 news live app apps home page club zone shop store pro plus media digital tech group global city""".split())
@@ -67,6 +68,10 @@ def main() -> None:
     from tests.support.lists import shared_data_dir
 
     data = args.data or shared_data_dir()
+    from proxy_addon.classify.scoring import _english_costs
+
+    ranked = sorted(_english_costs()[0].items(), key=lambda kv: kv[1])
+    common = {w for w, _ in ranked[:COMMON]}
     config = load_config(args.config)
     rules = config.sections["scoring"]
     scorer = Scorer(rules)
@@ -105,8 +110,11 @@ def main() -> None:
         path = args.config / "lists" / "terms" / f"{cat}.txt"
         head = path.read_text(encoding="utf-8").split(MARK)[0]
         curated = {line.split()[0] for line in head.splitlines() if line.split("#", 1)[0].strip()}
-        learned = sorted(((t, w) for t, w in zip(dv.get_feature_names_out(), model.coef_[0])
-                          if w > 1.0 and t not in curated), key=lambda tw: -tw[1])[: args.max_terms]
+        # A common English word (experts, exchange) says little about a site
+        # on its own even when a list correlates with it: half weight.
+        weights = ((t, w * (0.5 if t in common else 1.0)) for t, w in zip(dv.get_feature_names_out(), model.coef_[0]))
+        learned = sorted(((t, w) for t, w in weights if w > 1.0 and t not in curated),
+                         key=lambda tw: -tw[1])[: args.max_terms]
         head = head.rstrip() + "\n\n"
         sources = ", ".join(p for p, _ in IMPORTED[cat])
         body = "".join(f"{t} {w:.1f}\n" for t, w in learned)

@@ -263,7 +263,7 @@ class Engine:
         if essential:
             best = max(essential, key=lambda m: m.specificity)
             beating = [m for m in live if m.via == "override" and m.action == "block"
-                       and m.specificity > best.specificity]
+                       and m.specificity >= best.specificity]  # the school blocks one on purpose
             if beating:
                 return self._override(max(beating, key=lambda m: m.specificity), all_categories)
             # A URL-level entry (a phishing page on docs.google.com) is more

@@ -125,7 +125,7 @@ class _Guard:
             return False
         if path is not None:
             return True
-        service = self.parents.get(host)
+        service = host if host in self.essential else self.parents.get(host)
         if service is None:
             service = next((s for s in host_suffixes(host) if s in self.essential), None)
         if service is None:
