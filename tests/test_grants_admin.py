@@ -248,3 +248,20 @@ def test_grant_command_line(tmp_path, config_dir):
     db = open_database(f"sqlite:///{tmp_path}/cli.sqlite")
     assert [(a.action, a.outcome, a.actor) for a in actions(db, "grant.create") + actions(db, "grant.revoke")] == [
         ("grant.create", "ok", "Mrs Smith"), ("grant.create", "refused", "Mrs Smith"), ("grant.revoke", "ok", "Mrs Smith")]
+
+
+def test_the_dashboard_and_the_grants_report_work_once_a_grant_exists(app, db, config_dir: Path):
+    from proxy_addon.monitor.reports import grants as grants_report
+
+    engine = Engine.load(config_dir)
+    now = datetime.now(timezone.utc)
+    create_grant(db, engine, subject_kind="user", subject="alice", target_kind="host", target="bet365.com",
+                 reason="Y6 probability lesson", granted_by="head", now=now, hours=2)
+    report = grants_report(db, engine, now - timedelta(days=1), now + timedelta(days=1))
+    assert [row[1:5] for row in report.rows] == [["user alice", "host bet365.com",
+                                                   (now + timedelta(hours=2)).strftime("%Y-%m-%d %H:%M"), "active"]]
+    c = app.test_client()
+    login(c, "lead")
+    page = c.get(f"/dashboard?from={now:%Y-%m-%d}&to={now:%Y-%m-%d}")
+    assert page.status_code == 200, page.get_data(as_text=True)[:500]
+    assert re.search(r'<div class="stat">1</div>active grants', page.get_data(as_text=True))

@@ -23,6 +23,7 @@ from html import escape
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from sqlalchemy.orm import Session
 from sqlalchemy import Engine as DBEngine
 from sqlalchemy import String, and_, cast, func, or_, select, text
 
@@ -137,9 +138,10 @@ def grants(db: DBEngine, engine: Engine, t0: datetime, t1: datetime) -> Report:
     with db.connect() as c:
         uses = dict(c.execute(select(E.grant_id, func.count()).where(E.grant_id.is_not(None), _between(t0, t1))
                               .group_by(E.grant_id)).all())
-        rows = c.execute(select(Grant).where(Grant.starts_at < t1, Grant.ends_at > t0).order_by(Grant.id)).all()
+    with Session(db) as s:  # whole Grant objects need a Session; a Core connection returns their columns
+        rows = s.scalars(select(Grant).where(Grant.starts_at < t1, Grant.ends_at > t0).order_by(Grant.id)).all()
     out = []
-    for (g,) in rows:
+    for g in rows:
         who = g.subject_kind + (f" {g.subject}" if g.subject else "")
         state = "revoked" if g.revoked_at else ("active" if g.ends_at > datetime.now(timezone.utc) else "ended")
         out.append([g.id, who, f"{g.target_kind} {g.target}", g.ends_at.strftime("%Y-%m-%d %H:%M"), state,
