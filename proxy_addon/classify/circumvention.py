@@ -21,7 +21,13 @@ def bare_ip_refused(rules: CircumventionRules, host: str) -> bool:
 
 
 def doh_path(rules: CircumventionRules, path: str) -> bool:
-    return rules.doh and path in DOH_PATHS
+    """``/dns-query`` and ``/resolve`` as resolvers accept them: in any case,
+    and with anything after a ``/`` or ``;`` (``/DNS-QUERY``, ``/dns-query/``,
+    ``/dns-query;x``, ``/Resolve``)."""
+    if not rules.doh or len(path) < 8:
+        return False
+    p = path.lower()
+    return any(p == d or p.startswith((d + "/", d + ";")) for d in DOH_PATHS)
 
 
 def doh_content(rules: CircumventionRules, content_type: str, accept: str) -> bool:

@@ -227,7 +227,11 @@ class SchoolFilter:
         self.tunnels.http_connect(flow)
 
     def tls_clienthello(self, data: tls.ClientHelloData) -> None:
-        self.tunnels.tls_clienthello(data)
+        try:
+            self.tunnels.tls_clienthello(data)
+        except Exception as e:  # noqa: BLE001 - fail closed: a handshake we cannot judge is refused
+            log.exception("schoolproxy: internal error judging a TLS handshake; the connection is refused")
+            self.tunnels.refuse_handshake(data, f"internal error: {type(e).__name__}")
 
     def tcp_start(self, flow: tcp.TCPFlow) -> None:
         self.tunnels.tcp_start(flow)

@@ -149,7 +149,10 @@ def host_header(req: http.Request) -> str | None:
     garbage collection nearer."""
     if req.is_http2 or req.is_http3:
         return req.host_header
+    found = None
     for name, value in req.data.headers.fields:
         if len(name) == 4 and name.lower() == b"host":
-            return value.decode("utf-8", "surrogateescape")
-    return None
+            if found is not None:  # an upstream that reads the last one would serve another site
+                raise InvalidURL("two Host headers")
+            found = value.decode("utf-8", "surrogateescape")
+    return found

@@ -14,9 +14,11 @@ from mitmproxy import http
 
 from ..audit.writer import AuditWriter
 from ..classify.decision import Decision
+from ..classify.identity import Identity
 from ..monitor.alerts import Alert, Alerter
 from ..monitor.searchterms import extract as extract_search, flagged
 from ..policy.monitoring import Monitoring
+from ..urls.normalize import Target
 from .flowstate import KEY, FlowState, Runtime
 
 AUDIT_ACTION = {"allow": "allow", "limit": "allow", "block": "block"}
@@ -47,10 +49,18 @@ class Recorder:
         self.open.pop(st.key, None)
 
     def record_error(self, flow: http.HTTPFlow, why: str) -> None:
-        """Turn this flow's decision into a block for an internal error."""
+        """Turn this flow's decision into a block for an internal error; a flow
+        that failed before it had a decision gets one, so it is recorded too."""
         st: FlowState | None = flow.metadata.get(KEY)
         if st is None:
-            return
+            req = flow.request
+            ip = flow.client_conn.peername[0] if flow.client_conn.peername else ""
+            who = self.rt.engine.identify(ip) if self.rt.engine else Identity(ip, frozenset(), ip, "ip")
+            st = FlowState(Target(req.scheme or "http", req.host[:255], req.port, "/"), who,
+                           Decision("block", None, (), "error", None, None, None, why), self.rt.now(),
+                           method=req.method[:16])
+            self.track(flow.id, st)
+            flow.metadata[KEY] = st
         st.decision = Decision("block", st.decision.category, st.decision.categories, "error",
                                st.decision.clause, st.decision.matched, st.decision.origin, why)
         st.answered = True

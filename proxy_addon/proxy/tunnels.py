@@ -20,6 +20,8 @@ from datetime import datetime, timezone
 from mitmproxy import connection, http, tcp, tls
 
 from ..classify.circumvention import circumvention_decision
+from ..classify.decision import Decision
+from ..classify.identity import Identity
 from ..classify.safesearch import tunnel_front
 from ..urls.normalize import InvalidHost, InvalidURL, Target, make_target, normalize_host
 from . import connections
@@ -95,7 +97,8 @@ class Tunnels:
             try:
                 sni_host = normalize_host(sni)
             except InvalidHost:
-                sni_host = None
+                self.refuse_handshake(data, "an SNI that is not a host name a browser would send")
+                return
             if sni_host and (tunnel is None or sni_host != tunnel.target.host):
                 who = self.judge.identity(None, client)
                 now = datetime.now(timezone.utc)
@@ -114,6 +117,23 @@ class Tunnels:
                     return
         if passthrough:
             data.ignore_connection = True
+
+    def refuse_handshake(self, data: tls.ClientHelloData, why: str) -> None:
+        """Close a connection whose handshake could not be judged, and record it."""
+        client = data.context.client
+        sni = (data.client_hello.sni or "unknown")[:255]
+        tunnel = self.open.pop(client.id, None)
+        if tunnel is not None:
+            self.recorder.forget(tunnel)
+        ip = client.peername[0] if client.peername else ""
+        who = tunnel.who if tunnel is not None else (
+            self.rt.engine.identify(ip) if self.rt.engine else Identity(ip, frozenset(), ip, "ip"))
+        st = FlowState(Target("https", sni, None, "/"), who,
+                       Decision("block", None, (), "error", None, None, None, f"{why} (TLS SNI {sni!r})"),
+                       datetime.now(timezone.utc), tls="refused", method="TLS")
+        self.recorder.emit(st, None)
+        data.ignore_connection = True
+        connections.close(client)
 
     def tcp_start(self, flow: tcp.TCPFlow) -> None:
         """A tunnel that carries neither TLS nor HTTP (SSH, a VPN, ...)."""

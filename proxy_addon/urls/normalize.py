@@ -27,7 +27,9 @@ from urllib.parse import quote, unquote_to_bytes
 import idna
 
 DEFAULT_PORTS = {"http": 80, "https": 443, "ws": 80, "wss": 443, "ftp": 21}
-_FORBIDDEN_HOST_CHARS = frozenset(" \t\r\n#/:<>?@[\\]^|%\"'`{}")
+_FORBIDDEN_HOST_CHARS = frozenset(" \t\r\n#/:<>?@[\\]^|%\"'`{}" + "".join(map(chr, range(32))) + "\x7f")
+"""Never in a host a browser sends: a NUL or other control character in a Host
+header (``bet365.com\\x00.x``) must not be judged as the name before it."""
 _UNRESERVED = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~")
 _PCT = re.compile(r"%([0-9A-Fa-f]{2})")
 _HEXLABEL = re.compile(r"0[xX][0-9A-Fa-f]*\Z")
@@ -165,7 +167,10 @@ def normalize_host(raw: str) -> str:
         raise InvalidHost(f"forbidden character in host: {raw!r}")
     if ".." in host:
         raise InvalidHost(f"empty label in host: {raw!r}")
-    ip = parse_ipv4(host)
+    try:
+        ip = parse_ipv4(host)
+    except ValueError as e:  # AddressValueError from ipaddress for e.g. "-9.1"
+        raise InvalidHost(f"not a valid IPv4 address: {raw!r} ({e})") from e
     if ip is not None:
         return str(ip)
     return host

@@ -1,0 +1,95 @@
+"""Requests crafted to slip past the filter, through a real proxy with raw
+sockets (ordinary clients will not send them): each is refused and recorded,
+never allowed under another name."""
+
+from __future__ import annotations
+
+import socket
+import ssl
+import time
+
+import pytest
+
+pytestmark = pytest.mark.e2e
+
+
+def raw(proxy_port: int, data: bytes, timeout: float = 5) -> bytes:
+    with socket.create_connection(("127.0.0.1", proxy_port), timeout=timeout) as s:
+        s.sendall(data)
+        out = b""
+        try:
+            while chunk := s.recv(65536):
+                out += chunk
+                if b"\r\n\r\n" in out and (b"Content-Length: 0" in out or out.count(b"\r\n\r\n") and len(out) > 40):
+                    break
+        except (socket.timeout, ConnectionResetError):
+            pass
+        return out
+
+
+def status(response: bytes) -> int:
+    return int(response.split(b" ", 2)[1]) if response.startswith(b"HTTP/") else 0
+
+
+def test_two_host_headers_are_refused_and_recorded(config_dir, make_proxy, origin):
+    proxy = make_proxy(config_dir, routes={"allowed.test": origin.port, "www.bet365.com": origin.port})
+    r = raw(proxy.port, b"GET http://allowed.test/ HTTP/1.1\r\nHost: allowed.test\r\nHost: www.bet365.com\r\n"
+                        b"Connection: close\r\n\r\n")
+    assert status(r) == 400, r[:200]
+    rows = proxy.wait_rows(1)
+    assert [(x["action"], x["rule"]) for x in rows] == [("block", "malformed")]
+    assert "two Host headers" in rows[0]["reason"]
+    assert origin.seen == []  # nothing reached the origin
+
+
+@pytest.mark.parametrize("host", [b"www.bet365.com\x00.allowed.test", b"www.bet365.com%00", b"www.bet365.com%00.x"])
+def test_a_nul_in_the_host_is_refused_not_judged_as_the_name_before_it(config_dir, make_proxy, origin, host):
+    proxy = make_proxy(config_dir, routes={"allowed.test": origin.port, "www.bet365.com": origin.port})
+    r = raw(proxy.port, b"GET http://allowed.test/ HTTP/1.1\r\nHost: " + host + b"\r\nConnection: close\r\n\r\n")
+    assert status(r) in (400, 403), r[:200]
+    rows = proxy.wait_rows(1)
+    assert rows and all(x["action"] == "block" for x in rows), [dict(x) for x in rows]
+    assert origin.seen == []
+
+
+def test_a_host_the_ip_parser_rejects_is_refused_and_recorded(config_dir, make_proxy, origin):
+    proxy = make_proxy(config_dir, routes={"allowed.test": origin.port})
+    r = raw(proxy.port, b"GET http://allowed.test/ HTTP/1.1\r\nHost: -9.1\r\nConnection: close\r\n\r\n")
+    assert status(r) == 400, r[:200]
+    rows = proxy.wait_rows(1)
+    assert [(x["action"], x["rule"]) for x in rows] == [("block", "malformed")]
+
+
+@pytest.mark.parametrize("path", ["/DNS-QUERY?dns=AAAB", "/dns-query/?dns=AAAB", "/dns-query;x?dns=AAAB",
+                                  "/Resolve?name=example.com"])
+def test_doh_paths_in_any_case_and_with_a_suffix_are_blocked(config_dir, make_proxy, origin, path):
+    proxy = make_proxy(config_dir, routes={"allowed.test": origin.port})
+    r = raw(proxy.port, f"GET http://allowed.test{path} HTTP/1.1\r\nHost: allowed.test\r\nConnection: close\r\n\r\n"
+            .encode())
+    assert status(r) == 403, r[:200]
+    rows = proxy.wait_rows(1)
+    assert rows[0]["rule"] == "circumvention:doh"
+
+
+def test_an_sni_that_is_not_a_host_name_is_refused_not_passed_through(config_dir, make_proxy, origin):
+    proxy = make_proxy(config_dir, routes={"allowed.test": origin.port})
+    with socket.create_connection(("127.0.0.1", proxy.port), timeout=5) as s:
+        s.sendall(b"CONNECT allowed.test:443 HTTP/1.1\r\nHost: allowed.test:443\r\n\r\n")
+        head = s.recv(4096)
+        assert status(head) == 200, head
+        ctx = ssl.create_default_context()
+        ctx.check_hostname = False
+        ctx.verify_mode = ssl.CERT_NONE
+        with pytest.raises((ssl.SSLError, ConnectionError, OSError)):
+            with ctx.wrap_socket(s, server_hostname="-9.1") as tls:
+                tls.sendall(b"GET / HTTP/1.1\r\nHost: allowed.test\r\n\r\n")
+                assert tls.recv(100) == b""  # a closed connection counts as refused too
+                raise ConnectionError("closed")
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        rows = [x for x in proxy.rows() if x["method"] == "TLS"]
+        if rows:
+            break
+        time.sleep(0.1)
+    assert [(x["action"], x["tls"], x["rule"]) for x in rows] == [("block", "refused", "error")]
+    assert "-9.1" in rows[0]["reason"]
