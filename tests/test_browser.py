@@ -101,6 +101,10 @@ def test_exception_requested_granted_expired_and_self_report(config_dir, make_pr
             (grant_id,)]
         reports = con.execute("SELECT user, related_uid FROM access_events WHERE action = 'self_report'").fetchall()
         assert len(reports) == 1 and reports[0][0] == "bob"
+        # The self-report is written at once; the block event it names comes with
+        # the audit writer's next batch (up to a second later): wait for it.
+        assert wait_for(lambda: con.execute("SELECT count(*) FROM access_events WHERE event_uid = ?",
+                                            (reports[0][1],)).fetchone()[0] == 1)
         blocked = con.execute("SELECT action, category FROM access_events WHERE event_uid = ?",
                               (reports[0][1],)).fetchall()
         assert blocked == [("block", "gambling")]
