@@ -180,7 +180,7 @@ def start_school(origin_port: int, config: Path | None = None, extra: list[str] 
     if config is not None:
         cmd += ["--config", str(config)]
     cmd += ["--", *COMMON, "-s", str(ROUTE_ALL), "--set", f"route_all_port={origin_port}",
-            "--set", f"schoolproxy_spool_dir={work}", *(extra or [])]
+            "--set", f"schoolproxy_data_dir={work}", *(extra or [])]
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=work,
                             env={**os.environ})
     pin(proc.pid, PROXY_CPUS)

@@ -43,25 +43,29 @@ def test_events_from_many_threads_are_all_written(tmp_path):
     assert mode == "wal" and ts.tzinfo is not None
 
 
-def test_a_failing_database_loses_nothing_and_the_spool_is_replayed(tmp_path):
+def test_a_failing_database_loses_nothing_and_the_journal_is_replayed_once(tmp_path):
     broken = create_engine("sqlite://")  # no schema: every insert fails
-    writer = AuditWriter(broken, tmp_path / "spool", chain="proxy1")
+    writer = AuditWriter(broken, tmp_path / "journal", chain="proxy1")
     writer.start()
     for i in range(250):
         writer.put(event(i))
     writer.close()
-    spooled = list((tmp_path / "spool").glob("audit-spool-*.jsonl"))
-    assert len(spooled) == 1 and writer.failures >= 1
-    lines = spooled[0].read_text().splitlines()
-    assert len(lines) == 250 and json.loads(lines[0])["url"] == "http://example.org/0"
+    segments = sorted((tmp_path / "journal").glob("seg-*.jrnl"))
+    assert len(segments) == 1 and writer.failures >= 1
+    lines = segments[0].read_text().splitlines()
+    assert len(lines) == 250 and lines[0].startswith("1\t") and json.loads(lines[0].split("\t", 1)[1])["url"] == \
+        "http://example.org/0"
 
     db = open_database(f"sqlite:///{tmp_path}/good.sqlite")
-    again = AuditWriter(db, tmp_path / "spool", chain="proxy1")
+    again = AuditWriter(db, tmp_path / "journal", chain="proxy1")
     again.start()
     again.put(event(999))
     again.close()
     assert count(db) == 251
-    assert not list((tmp_path / "spool").glob("audit-spool-*"))
+    third = AuditWriter(db, tmp_path / "journal", chain="proxy1")  # replay is idempotent
+    third.start()
+    third.close()
+    assert count(db) == 251
     from proxy_addon.audit.chain import verify
     with db.connect() as c:
         assert verify(c) == (251, []), "the replayed rows and the new ones form one intact chain"
@@ -134,3 +138,17 @@ def test_a_backlog_is_written_without_waiting_for_the_batch_interval(tmp_path):
     assert count(db) >= 300  # three full batches, long before the 30 s interval
     writer.close()
     assert count(db) == 350
+
+
+def test_a_segment_that_is_only_a_crash_stub_does_not_swallow_the_next_event(tmp_path):
+    from proxy_addon.audit.journal import Journal
+
+    d = tmp_path / "journal"
+    d.mkdir()
+    (d / f"seg-{5:016d}.jrnl").write_bytes(b'5\t{"ts": "2026-11-2')  # the run died mid-line
+    j = Journal(d)
+    assert j.seq == 4 and j.damage.lines == 1
+    seq = j.append(event(7))
+    assert seq == 5
+    rows = j.read_after(0, 10)
+    assert [(r["_jseq"], r["url"]) for r in rows] == [(5, "http://example.org/7")]

@@ -73,14 +73,16 @@ class Chain:
     name: str
     seq: int = 0
     last: str = GENESIS
+    journaled: int = 0  # the last journal position whose event is in the database
 
     def load(self, conn: Connection) -> Chain:
-        row = conn.execute(select(AuditChainHead.seq, AuditChainHead.hash)
+        row = conn.execute(select(AuditChainHead.seq, AuditChainHead.hash, AuditChainHead.journaled)
                            .where(AuditChainHead.chain == self.name)).first()
         if row is None:
             row = conn.execute(select(AuditAnchor.seq, AuditAnchor.hash).where(AuditAnchor.chain == self.name)).first()
         if row is not None:
             self.seq, self.last = int(row[0]), row[1]
+            self.journaled = int(row[2] or 0) if len(row) > 2 else 0
         return self
 
     def stamp(self, rows: Iterable[dict[str, Any]]) -> None:
@@ -91,19 +93,22 @@ class Chain:
             row["chain"], row["chain_seq"] = self.name, self.seq
             row["chain_hash"] = self.last = digest(self.last, row, self.name, self.seq)
 
-    def save(self, conn: Connection, rows: list[dict[str, Any]]) -> None:
-        """Record the chain's head after inserting ``rows`` (same transaction)."""
+    def save(self, conn: Connection, rows: list[dict[str, Any]], journaled: int = 0) -> None:
+        """Record the chain's head after inserting ``rows``, and how far the
+        journal is in the database (same transaction)."""
         mine = [r for r in rows if r.get("chain") == self.name]
         if not mine:
             return
         top = max(mine, key=lambda r: r["chain_seq"])
-        if top["chain_seq"] > self.seq:  # rows stamped by an earlier run (a spool replayed)
+        if top["chain_seq"] > self.seq:  # rows stamped by an earlier run
             self.seq, self.last = top["chain_seq"], top["chain_hash"]
+        self.journaled = max(self.journaled, journaled)
+        values = {"seq": top["chain_seq"], "hash": top["chain_hash"], "journaled": self.journaled}
         done = conn.execute(update(AuditChainHead).where(AuditChainHead.chain == self.name,
                                                          AuditChainHead.seq < top["chain_seq"])
-                            .values(seq=top["chain_seq"], hash=top["chain_hash"])).rowcount
+                            .values(**values)).rowcount
         if not done and conn.execute(select(AuditChainHead.seq).where(AuditChainHead.chain == self.name)).first() is None:
-            conn.execute(insert(AuditChainHead).values(chain=self.name, seq=top["chain_seq"], hash=top["chain_hash"]))
+            conn.execute(insert(AuditChainHead).values(chain=self.name, **values))
 
 
 @dataclass(frozen=True)

@@ -155,6 +155,7 @@ class AuditChainHead(Base):
     chain: Mapped[str] = mapped_column(String(80), primary_key=True)
     seq: Mapped[int] = mapped_column(BigInteger)
     hash: Mapped[str] = mapped_column(String(64))
+    journaled: Mapped[int | None] = mapped_column(BigInteger)  # the writer's journal position, for replay
 
 
 class AuditAnchor(Base):

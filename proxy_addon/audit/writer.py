@@ -5,22 +5,26 @@ cap the whole proxy at a few hundred requests a second.  So `put` only appends
 to a queue (under a microsecond) and a dedicated thread (not the default
 executor, which mitmproxy also uses for DNS) writes batches.
 
-Never silently dropped: a batch that fails is kept and retried with back-off;
-if the proxy stops while the database is unreachable, what is left is written
-to a spool file (JSON lines) under the spool directory, and the next writer to
-start on that database replays it.  `close` is called from mitmproxy's
-``done`` hook, which runs on SIGINT and SIGTERM, and drains the queue first.
+Never lost: `put` first appends the event to the write-ahead journal (see
+``journal``), on the event loop, before the response it describes is sent;
+then it queues it for the database.  A batch that fails is kept and retried
+with back-off.  The queue is bounded (``buffer_bytes``): when it is full, or
+after a restart, the writer is *behind* and reads the events back from the
+journal instead, so a long outage costs disk, not memory.  With every batch
+the database records the last journal position it holds, so a restart
+replays exactly what it lacks.  If neither the journal (disk full, or past
+``buffer_bytes``) nor the queue can take an event, it is counted, and the
+count and time span of what was not recorded is itself recorded as soon as
+recording works again (an ``audit_gap`` row); ``can_record`` tells the proxy,
+whose ``on_audit_failure`` rule decides whether traffic flows meanwhile.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import queue
 import threading
-import time
-import uuid
-from collections.abc import Iterable
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -28,29 +32,38 @@ from typing import Any
 from sqlalchemy import Engine, Table
 
 from .chain import Chain
+from .journal import Journal
 from .models import AccessEvent, UTCDateTime
 
 log = logging.getLogger(__name__)
 Row = dict[str, Any]
 
 
-def _encode(row: Row) -> str:
-    return json.dumps({k: (v.isoformat() if isinstance(v, datetime) else v) for k, v in row.items()})
+ROW_BYTES = 1500  # what a queued event costs in memory, roughly (measured 1.4 KB)
 
 
-def _decode(line: str) -> Row:
-    row = json.loads(line)
-    if isinstance(row.get("ts"), str):
-        row["ts"] = datetime.fromisoformat(row["ts"])
-    return row
+@dataclass
+class Gap:
+    """Events nothing could keep: how many, and when."""
+
+    count: int = 0
+    first: datetime | None = None
+    last: datetime | None = None
+    why: str = ""
+
+    def note(self, ts: datetime, why: str) -> None:
+        self.count += 1
+        self.first = self.first or ts
+        self.last = ts
+        self.why = why
 
 
 class AuditWriter:
-    def __init__(self, engine: Engine, spool_dir: Path | str = "logs", table: Table | None = None,
-                 batch_size: int = 5000, interval: float = 1.0, chain: str | None = None):
+    def __init__(self, engine: Engine, journal_dir: Path | str | None = None, table: Table | None = None,
+                 batch_size: int = 5000, interval: float = 1.0, chain: str | None = None,
+                 buffer_bytes: int = 256 << 20):
         self.engine = engine
         self.table = table if table is not None else AccessEvent.__table__
-        self.spool_dir = Path(spool_dir)
         self.batch_size = batch_size
         self.interval = interval
         self._queue: queue.SimpleQueue[Row] = queue.SimpleQueue()
@@ -59,8 +72,19 @@ class AuditWriter:
         self._carry: list[Row] = []
         self.written = 0
         self.failures = 0
+        self.db_error: str | None = None  # why the last write failed, while it fails
         self._chain = Chain(chain) if chain and self.table is AccessEvent.__table__ else None
         self._chain_loaded = False
+        # The journal needs a chain: its head records how far the database got.
+        self.journal = (Journal(Path(journal_dir), buffer_bytes)
+                        if journal_dir is not None and self._chain is not None else None)
+        self.max_queue = max(100, buffer_bytes // ROW_BYTES)  # events held in memory: queued or in the batch
+        self.batch_size = min(batch_size, self.max_queue)
+        self._lock = threading.Lock()
+        self._behind = self.journal is not None  # first read back what earlier runs journaled
+        self._committed = 0  # the last journal position the database holds
+        self.lost = Gap()
+        self._gap_pending = False
         # The insert bypasses SQLAlchemy's per-row type processing and sends
         # many rows per statement.  Both matter because this thread shares the
         # GIL with the proxy's event loop: SQLite releases the GIL around every
@@ -84,17 +108,50 @@ class AuditWriter:
     # -- called from the event loop -------------------------------------------
 
     def put(self, row: Row) -> None:
-        self._queue.put(row)
+        journal = self.journal
+        if journal is not None:
+            with self._lock:
+                seq = journal.append(row)
+                if seq:
+                    if self._behind:
+                        return  # the writer reads it back from the journal
+                    if self._queue.qsize() + len(self._carry) < self.max_queue:
+                        row["_jseq"] = seq
+                        self._queue.put(row)
+                    else:
+                        self._behind = True
+                    return
+        if self._queue.qsize() + len(self._carry) < self.max_queue:
+            self._queue.put(row)
+            return
+        self.lost.note(row["ts"], journal.failing if journal is not None and journal.failing else
+                       self.db_error or "the audit buffer is full")
+        self._gap_pending = True
+
+    @property
+    def can_record(self) -> bool:
+        """False when an event now would be lost (journal and buffer both full)."""
+        journal = self.journal
+        return (journal is not None and not journal.failing) or self._queue.qsize() + len(self._carry) < self.max_queue
+
+    def status(self) -> dict[str, Any]:
+        j = self.journal
+        return {"written": self.written, "pending": self.pending, "database_error": self.db_error,
+                "journal_dir": str(j.directory) if j else None, "journal_bytes": j.size if j else None,
+                "journal_failing": j.failing if j else None, "journal_damaged_lines": j.damage.lines if j else 0,
+                "behind": self._behind, "lost": self.lost.count,
+                "lost_from": self.lost.first.isoformat() if self.lost.first else None,
+                "lost_to": self.lost.last.isoformat() if self.lost.last else None}
 
     # -- lifecycle --------------------------------------------------------------
 
     def start(self) -> None:
-        self.replay_spool()
         self._thread = threading.Thread(target=self._run, name="schoolproxy-audit", daemon=True)
         self._thread.start()
 
     def close(self, timeout: float = 30.0) -> None:
-        """Flush everything queued; spool whatever the database would not take."""
+        """Write everything queued.  What the database will not take stays in the
+        journal for the next start; an event that is in neither is reported."""
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout)
@@ -102,7 +159,14 @@ class AuditWriter:
         leftover = self._carry + self._drain(None)
         self._carry = []
         if leftover and not self._write(leftover):
-            self._spool(leftover)
+            unjournaled = [r for r in leftover if "_jseq" not in r]
+            if unjournaled and self.journal is not None:
+                unjournaled = [r for r in unjournaled if not self.journal.append(r)]
+            if unjournaled:
+                log.error("audit log: %d events could not be recorded anywhere (database: %s)",
+                          len(unjournaled), self.db_error)
+        if self.journal is not None:
+            self.journal.close()
 
     @property
     def pending(self) -> int:
@@ -124,28 +188,89 @@ class AuditWriter:
         batch: a transaction per event would cost far more than the insert,
         and a small batch still rewrites every index's last pages (measured:
         78 us a row in batches of 45, 44 us in batches of 450).  A backlog of
-        a full batch or more is written without waiting."""
+        a full batch or more is written without waiting.  While behind, read
+        the journal instead of the queue."""
         backoff = 0.0
         while True:
-            if not self._carry:
-                try:
-                    first = self._queue.get(timeout=0.1)
-                except queue.Empty:
-                    if self._stop.is_set():
-                        return
-                    continue
-                self._carry = [first]
-                if not self._stop.is_set() and self._queue.qsize() < self.batch_size:
-                    self._stop.wait(self.interval)
-            self._carry.extend(self._drain(self.batch_size - len(self._carry)))
-            if self._write(self._carry):
-                self._carry = []
+            if self._behind and not self._carry:
+                ok = self._catch_up()
+            else:
+                if not self._carry:
+                    try:
+                        first = self._queue.get(timeout=0.1)
+                    except queue.Empty:
+                        if self._stop.is_set():
+                            return
+                        if self._gap_pending:
+                            self._record_gap()
+                        continue
+                    self._carry = [first]
+                    if not self._stop.is_set() and self._queue.qsize() < self.batch_size:
+                        self._stop.wait(self.interval)
+                self._carry.extend(self._drain(self.batch_size - len(self._carry)))
+                ok = self._write(self._carry)
+                if ok:
+                    self._carry = []
+            if ok:
                 backoff = 0.0
+                if self._gap_pending:
+                    self._record_gap()
             else:
                 if self._stop.is_set():
-                    return  # close() spools what is left
+                    return  # close() says what is left
                 backoff = min(5.0, backoff * 2 or 0.1)
                 self._stop.wait(backoff)
+
+    def _catch_up(self) -> bool:
+        """Write the next batch of journaled events the database lacks; leave
+        the behind state once the database has everything journaled."""
+        journal = self.journal
+        assert journal is not None
+        if not self._chain_loaded and not self._load_head():
+            return False
+        rows = journal.read_after(self._committed, self.batch_size)
+        if rows:
+            return self._write(rows)
+        with self._lock:
+            if journal.seq <= self._committed:
+                self._behind = False
+        if self._behind and self._stop.is_set():
+            return False
+        return True
+
+    def _load_head(self) -> bool:
+        try:
+            with self.engine.begin() as conn:
+                self._load_chain(conn)
+        except Exception as e:
+            self._failed(e, 0)
+            return False
+        return True
+
+    def _load_chain(self, conn: Any) -> None:
+        assert self._chain is not None
+        self._chain.load(conn)
+        self._chain_loaded = True
+        self._committed = max(self._committed, self._chain.journaled)
+        if self.journal is not None:
+            with self._lock:
+                # a journal folder that was emptied must not reuse positions the database holds
+                self.journal.seq = max(self.journal.seq, self._committed)
+
+    def _record_gap(self) -> None:
+        gap, self.lost = self.lost, Gap()
+        self._gap_pending = False
+        if not gap.count:
+            return
+        assert gap.first is not None and gap.last is not None
+        log.error("audit log: %d events between %s and %s could not be recorded (%s)", gap.count,
+                  gap.first.isoformat(), gap.last.isoformat(), gap.why)
+        row = {"ts": gap.first, "user": "-", "client_ip": "-", "method": "-", "scheme": "-", "host": "-",
+               "url": "-", "action": "audit_gap", "rule": "audit:gap",
+               "reason": f"{gap.count} events between {gap.first.isoformat()} and {gap.last.isoformat()} "
+                         f"could not be recorded: {gap.why}",
+               "instance": self._chain.name if self._chain else None}
+        self.put(row)
 
     def _flat(self, rows: list[Row]) -> list[Any]:
         """The rows' values in column order, timestamps as naive UTC (text on
@@ -174,11 +299,13 @@ class AuditWriter:
     def _write(self, rows: list[Row]) -> bool:
         try:
             step = self._rows_per_statement
+            top = max((r.get("_jseq", 0) for r in rows), default=0)
             with self.engine.begin() as conn:
                 if self._chain is not None:
                     if not self._chain_loaded:
-                        self._chain.load(conn)
-                        self._chain_loaded = True
+                        self._load_chain(conn)
+                    if top and top <= self._committed:  # already in (a replay after a crash)
+                        rows = [r for r in rows if r.get("_jseq", self._committed + 1) > self._committed]
                     self._chain.stamp(rows)
                 cursor = conn.connection.cursor()
                 try:
@@ -188,43 +315,22 @@ class AuditWriter:
                 finally:
                     cursor.close()
                 if self._chain is not None:
-                    self._chain.save(conn, rows)
+                    self._chain.save(conn, rows, max(top, self._committed))
         except Exception as e:  # any driver error: keep the rows, say why once per failure
-            self.failures += 1
-            first_line = str(getattr(e, "orig", e)).splitlines()[0] if str(e) else ""
-            log.error("audit log: could not write %d events (%s: %s); keeping them and retrying",
-                      len(rows), type(e).__name__, first_line[:200])
+            self._failed(e, len(rows))
             return False
         self.written += len(rows)
+        self.db_error = None
+        if top > self._committed:
+            self._committed = top
+            if self.journal is not None:
+                self.journal.sync()
+                self.journal.committed(top)
         return True
 
-    # -- spool ------------------------------------------------------------------
-
-    def _spool(self, rows: Iterable[Row]) -> Path:
-        self.spool_dir.mkdir(parents=True, exist_ok=True)
-        path = self.spool_dir / f"audit-spool-{time.strftime('%Y%m%dT%H%M%S')}-{uuid.uuid4().hex[:8]}.jsonl"
-        tmp = path.with_suffix(".tmp")
-        with open(tmp, "w", encoding="utf-8") as fh:
-            n = 0
-            for row in rows:
-                fh.write(_encode(row) + "\n")
-                n += 1
-            fh.flush()
-        tmp.replace(path)
-        log.error("audit log: database unavailable at shutdown; %d events saved to %s", n, path)
-        return path
-
-    def replay_spool(self) -> int:
-        """Write events an earlier run had to spool; keep a file until it is in."""
-        if not self.spool_dir.is_dir():
-            return 0
-        total = 0
-        for path in sorted(self.spool_dir.glob("audit-spool-*.jsonl")):
-            with open(path, encoding="utf-8") as fh:
-                rows = [_decode(line) for line in fh if line.strip()]
-            if rows and not self._write(rows):
-                break
-            path.unlink()
-            total += len(rows)
-            log.info("audit log: replayed %d spooled events from %s", len(rows), path.name)
-        return total
+    def _failed(self, e: Exception, n: int) -> None:
+        self.failures += 1
+        first_line = str(getattr(e, "orig", e)).splitlines()[0] if str(e) else ""
+        self.db_error = f"{type(e).__name__}: {first_line[:200]}"
+        if self.failures == 1 or self.failures % 50 == 0:
+            log.error("audit log: could not write %d events (%s); keeping them and retrying", n, self.db_error)

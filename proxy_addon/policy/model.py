@@ -121,6 +121,7 @@ class Settings:
     default_action: str = "allow"
     contact: str = "the school office"
     index_dir: str = "index"
+    on_audit_failure: str = "serve"  # serve | block, when nothing can be recorded
 
 
 @dataclass(frozen=True, slots=True)

@@ -16,7 +16,8 @@ from .model import ACTIONS, TLS_MODES, Device, WorkingHours
 from .schedule import ScheduleError, TimeWindow, parse_days, parse_time
 from .yamlsource import YMap, YSeq
 
-SETTINGS = ("tls", "timezone", "default_action", "contact", "index_dir")
+SETTINGS = ("tls", "timezone", "default_action", "contact", "index_dir", "on_audit_failure")
+AUDIT_FAILURE = ("serve", "block")
 
 
 def parse_settings(b: Builder, value: Any, doc: YMap) -> None:
@@ -32,6 +33,7 @@ def parse_settings(b: Builder, value: Any, doc: YMap) -> None:
             b.settings[key] = (s[key], b.origin(s, s.line_of(key)))
     r.choice(s, "tls", TLS_MODES)
     r.choice(s, "default_action", ACTIONS)
+    r.choice(s, "on_audit_failure", AUDIT_FAILURE)
     if "timezone" in s:
         try:
             ZoneInfo(str(s["timezone"]))

@@ -5,7 +5,10 @@ fresh, the daily retention purge, and sending safeguarding alerts."""
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
+import os
+from datetime import datetime, timezone
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -15,19 +18,20 @@ from mitmproxy import ctx
 from ..audit.retention import purge
 from ..classify.engine import Engine
 from ..grants.store import load_active
-from ..monitor.alerts import Alerter
 from ..policy.monitoring import Retention
 from ..policy.yamlsource import ConfigError
 from .flowstate import Runtime
+from .recorder import Recorder
 from .reloader import Signature, signature
 
 log = logging.getLogger(__name__)
 
 
 class Background:
-    def __init__(self, rt: Runtime, alerter: Alerter) -> None:
+    def __init__(self, rt: Runtime, recorder: Recorder) -> None:
         self.rt = rt
-        self.alerter = alerter
+        self.recorder = recorder
+        self.alerter = recorder.alerter
         self.signature: Signature | None = None
         self._tasks: list[asyncio.Task[None]] = []
 
@@ -35,7 +39,7 @@ class Background:
         if self._tasks:
             return
         loop = asyncio.get_running_loop()
-        jobs: list[Callable[[], Any]] = [self._poll_grants, self._daily_purge, self._alerts]
+        jobs: list[Callable[[], Any]] = [self._poll_grants, self._daily_purge, self._alerts, self._status]
         if ctx.options.schoolproxy_reload_ms > 0:
             jobs.insert(0, self._watch_config)
         self._tasks = [loop.create_task(job()) for job in jobs]
@@ -49,6 +53,27 @@ class Background:
         rt = self.rt
         return self.alerter.run(lambda: rt.engine.config.sections.get("monitoring") if rt.engine else None,
                                 lambda: rt.engine.config.zone if rt.engine else None)
+
+    async def _status(self) -> None:
+        """``<data>/status-<instance>.json`` every two seconds, for ``schoolproxy
+        status``; a change in whether the audit log can record is logged."""
+        was_ok = True
+        while True:
+            writer, rt = self.recorder.writer, self.rt
+            if writer is not None and rt.data is not None:
+                state = {"instance": rt.instance, "pid": os.getpid(), "at": datetime.now(timezone.utc).isoformat(),
+                         "rules_digest": rt.engine.config.digest if rt.engine else None,
+                         "grants_active": len(rt.grants), "audit": writer.status()}
+                ok = writer.can_record and not state["audit"]["database_error"]
+                if ok != was_ok:
+                    (log.info if ok else log.error)("schoolproxy: audit log %s", "recording again" if ok else
+                                                    f"cannot record: {state['audit']}")
+                    was_ok = ok
+                try:
+                    await asyncio.to_thread(write_status, rt.data / f"status-{rt.instance}.json", state)
+                except OSError:
+                    pass  # a full disk: the log line above says what matters
+            await asyncio.sleep(2)
 
     def _read_clock_offset(self) -> float:
         path = ctx.options.schoolproxy_clock_offset_file
@@ -109,3 +134,19 @@ class Background:
             self.rt.engine = engine
             self.signature = await asyncio.to_thread(signature, root, engine.watched_files)
             log.info("schoolproxy: rules reloaded (digest %s)", engine.config.digest)
+
+
+STATUS_BYTES = 8192
+
+
+def write_status(path: Path, state: dict[str, Any]) -> None:
+    """Rewrite the status file in place, at a fixed size: it takes no new disk
+    space, so it still tells the truth when the disk is full."""
+    data = json.dumps(state, indent=1).encode()[: STATUS_BYTES - 1]
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        if os.fstat(fd).st_size != STATUS_BYTES:
+            os.ftruncate(fd, STATUS_BYTES)
+        os.pwrite(fd, data + b" " * (STATUS_BYTES - len(data)), 0)
+    finally:
+        os.close(fd)

@@ -37,10 +37,10 @@ from ..classify.engine import Engine
 from ..policy.files import default_config_dir
 from ..policy.yamlsource import ConfigError
 from .background import Background
-from .blocking import Pages
+from .blocking import Pages, message_page
 from .buttons import Buttons
 from .content import ContentControls
-from .flowstate import KEY, FlowState, Runtime, stream_if_large
+from .flowstate import KEY, FlowState, Runtime, data_dir, stream_if_large
 from .judge import Judge
 from .pacing import Pacer
 from .recorder import Recorder
@@ -80,7 +80,7 @@ class SchoolFilter:
         self.judge = Judge(rt, self.recorder, self.pages, self.content)
         self.tunnels = Tunnels(rt, self.judge, self.recorder)
         self.pacer = Pacer(rt, self.content.download_sniffer)
-        self.background = Background(rt, self.recorder.alerter)
+        self.background = Background(rt, self.recorder)
 
     @property
     def engine(self) -> Engine | None:
@@ -93,8 +93,12 @@ class SchoolFilter:
                           "Configuration directory (categories.yaml and rules/).")
         loader.add_option("schoolproxy_audit_db", str, default_audit_db(),
                           "SQLAlchemy URL of the audit database.")
-        loader.add_option("schoolproxy_spool_dir", str, "logs",
-                          "Where audit events are saved if the database is unreachable at shutdown.")
+        loader.add_option("schoolproxy_data_dir", str, "",
+                          "The proxy's own data (audit journal, status), as an absolute path; default "
+                          "$SCHOOLPROXY_DATA, else logs/ beside the configuration.")
+        loader.add_option("schoolproxy_audit_buffer_mb", int, 256,
+                          "How much the audit journal (on disk) and its memory buffer may hold while the "
+                          "database cannot take events; past that, settings.on_audit_failure applies.")
         loader.add_option("schoolproxy_audit_batch_ms", int, 1000,
                           "How long the audit writer gathers events into one transaction (milliseconds). Longer "
                           "costs the proxy less CPU; a normal stop writes everything, a crash can lose this much.")
@@ -111,6 +115,9 @@ class SchoolFilter:
 
     def configure(self, updated: set[str]) -> None:
         rt = self.rt
+        # Always set: mitmproxy does not list an option left at its default among
+        # the updated ones at start, and every row and chain needs an instance.
+        rt.instance = (ctx.options.schoolproxy_instance or socket.gethostname() or "proxy")[:64]
         if "schoolproxy_config" in updated:
             root = Path(ctx.options.schoolproxy_config)
             try:
@@ -122,16 +129,17 @@ class SchoolFilter:
                      root, len(engine.config.categories), engine.config.digest)
         if "schoolproxy_secret_file" in updated:
             rt.secret = load_secret(ctx.options.schoolproxy_secret_file)
-        if "schoolproxy_instance" in updated:
-            rt.instance = ctx.options.schoolproxy_instance[:64]
-        if updated & {"schoolproxy_audit_db", "schoolproxy_spool_dir", "schoolproxy_audit_batch_ms"}:
+        if updated & {"schoolproxy_audit_db", "schoolproxy_data_dir", "schoolproxy_audit_batch_ms",
+                      "schoolproxy_audit_buffer_mb", "schoolproxy_instance"}:
             try:
                 db = open_database(ctx.options.schoolproxy_audit_db)
             except Exception as e:
                 raise exceptions.OptionsError(f"schoolproxy: cannot open the audit database: {type(e).__name__}: {e}") from e
             rt.db = db
-            self.recorder.use_writer(db, ctx.options.schoolproxy_spool_dir, ctx.options.schoolproxy_instance[:64],
-                                     max(0, ctx.options.schoolproxy_audit_batch_ms) / 1000)
+            rt.data = data_dir(ctx.options.schoolproxy_data_dir)
+            self.recorder.use_writer(db, rt.data, rt.instance,
+                                     max(0, ctx.options.schoolproxy_audit_batch_ms) / 1000,
+                                     max(1, ctx.options.schoolproxy_audit_buffer_mb) << 20)
 
     def running(self) -> None:
         engine = self.rt.engine
@@ -151,7 +159,24 @@ class SchoolFilter:
 
     @fail_closed
     def requestheaders(self, flow: http.HTTPFlow) -> None:
+        if self._refused_unrecorded(flow):
+            return
         self.judge.requestheaders(flow)
+
+    def _refused_unrecorded(self, flow: http.HTTPFlow) -> bool:
+        """``on_audit_failure: block``: while nothing can be recorded, nothing
+        is let through (the refusal itself is counted in the gap)."""
+        writer, engine = self.recorder.writer, self.rt.engine
+        if writer is None or engine is None or writer.can_record or engine.config.settings.on_audit_failure != "block":
+            return False
+        flow.response = http.Response.make(503, message_page(
+            "The school's web filter cannot record this request just now, so it cannot let it through "
+            "(the rules say so). The IT technician has been told.").encode(),
+            {"Content-Type": "text/html; charset=utf-8", "Cache-Control": "no-store"})
+        writer.put({"ts": self.rt.now(), "user": "-", "client_ip": "-", "method": flow.request.method[:16],
+                    "scheme": flow.request.scheme[:16], "host": flow.request.host[:255], "url": "-",
+                    "action": "block", "rule": "audit:cannot-record"})
+        return True
 
     def request(self, flow: http.HTTPFlow) -> Any:
         """Synchronous, except for block-page feedback, which needs the database:
@@ -224,6 +249,8 @@ class SchoolFilter:
 
     @fail_closed
     def http_connect(self, flow: http.HTTPFlow) -> None:
+        if self._refused_unrecorded(flow):
+            return
         self.tunnels.http_connect(flow)
 
     def tls_clienthello(self, data: tls.ClientHelloData) -> None:

@@ -8,9 +8,11 @@ never leaves a request half under old rules.
 
 from __future__ import annotations
 
+import os
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
+from pathlib import Path
 from typing import Any
 
 from mitmproxy import http
@@ -22,6 +24,7 @@ from ..content.media import MediaKind
 from ..content.pacing import Pace
 from ..grants.rules import ActiveGrant
 from ..policy.content import StreamLimit
+from ..policy.files import default_config_dir
 from ..urls.normalize import Target
 
 KEY = "schoolproxy"
@@ -76,10 +79,21 @@ class Runtime:
         self.secret = b""
         self.instance = ""
         self.clock_offset = 0.0
+        self.data: Path | None = None  # the proxy's own data folder (journal, status)
 
     def now(self) -> datetime:
         now = datetime.now(timezone.utc)
         return now + timedelta(seconds=self.clock_offset) if self.clock_offset else now
+
+
+def data_dir(option: str) -> Path:
+    """The proxy's own data folder, always absolute (a relative one would move
+    with the working directory, and a restart from elsewhere would never
+    replay the audit journal)."""
+    chosen = option or os.environ.get("SCHOOLPROXY_DATA") or str(default_config_dir() / "logs")
+    path = Path(chosen).expanduser().resolve()
+    path.mkdir(parents=True, exist_ok=True)
+    return path
 
 
 def count_stream(resp: http.Response, st: FlowState) -> None:

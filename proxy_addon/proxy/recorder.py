@@ -8,6 +8,7 @@ in the middle of a flow still records it (`close` writes what is left).
 from __future__ import annotations
 
 import time
+from pathlib import Path
 from typing import Any
 
 from mitmproxy import http
@@ -32,10 +33,11 @@ class Recorder:
         self.open: dict[str, FlowState] = {}
         self.alerter = Alerter()
 
-    def use_writer(self, db: Any, spool_dir: str, chain: str, interval: float) -> None:
-        """Start a writer for this database; the previous one writes what it
-        holds and stops."""
-        old, self.writer = self.writer, AuditWriter(db, spool_dir, chain=chain, interval=interval)
+    def use_writer(self, db: Any, data: Path, chain: str, interval: float, buffer_bytes: int) -> None:
+        """Start a writer for this database, journaling under ``data`` (one
+        journal per instance); the previous one writes what it holds and stops."""
+        old, self.writer = self.writer, AuditWriter(db, data / "journal" / chain, chain=chain, interval=interval,
+                                                    buffer_bytes=buffer_bytes)
         self.writer.start()
         if old is not None:
             old.close()

@@ -46,12 +46,14 @@ class Proxy:
     proxyauth: str | None = None
     extra: list[str] = field(default_factory=list)
     admin_port: int | None = None
+    db_file: Path | None = None  # the SQLite audit database (default: in workdir)
+    data_dir: Path | None = None  # the proxy's data folder: journal, status (default: workdir/data)
     port: int = 0
     proc: subprocess.Popen | None = None
 
     @property
     def db_path(self) -> Path:
-        return self.workdir / "audit.sqlite"
+        return self.db_file or self.workdir / "audit.sqlite"
 
     @property
     def url(self) -> str:
@@ -71,7 +73,7 @@ class Proxy:
         if self.admin_port:
             cmd += ["--admin-port", str(self.admin_port)]
         cmd += ["--", "-s", str(ROUTE_ADDON), "--set", "ssl_insecure=true",
-                "--set", "schoolproxy_spool_dir=" + str(self.workdir / "spool"),
+                "--set", "schoolproxy_data_dir=" + str(self.data_dir or self.workdir / "data"),
                 "--set", "schoolproxy_reload_ms=200"]
         for host, port in self.routes.items():
             cmd += ["--set", f"route_local={host}={port}"]

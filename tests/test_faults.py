@@ -1,0 +1,266 @@
+"""Faults, injected for real: the proxy killed with SIGKILL under load and
+during a database outage, a full disk, a journal cut off by a crash.  The
+audit log must never silently lose an event of an answered request."""
+
+from __future__ import annotations
+
+import json
+import signal
+import sqlite3
+import subprocess
+import threading
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.support.proxy import Proxy
+
+pytestmark = pytest.mark.e2e
+
+
+def load(proxy_url: str, stop: threading.Event, answered: set[int], counter: list[int], prefix: str,
+         conns: int = 4) -> list[threading.Thread]:
+    """Clients sending uniquely numbered requests; ``answered`` gets the
+    numbers of the requests that got their response."""
+    lock = threading.Lock()
+
+    def client() -> None:
+        with httpx.Client(proxy=proxy_url, timeout=5) as c:
+            while not stop.is_set():
+                with lock:
+                    n = counter[0]
+                    counter[0] += 1
+                try:
+                    r = c.get(f"http://allowed.test/{prefix}?n={n}")
+                except httpx.HTTPError:
+                    continue
+                if r.status_code == 200:
+                    with lock:
+                        answered.add(n)
+
+    threads = [threading.Thread(target=client, daemon=True) for _ in range(conns)]
+    for t in threads:
+        t.start()
+    return threads
+
+
+def send_parallel(proxy_url: str, prefix: str, total: int, conns: int = 8) -> dict[int, int]:
+    """``total`` numbered requests over ``conns`` clients; the status each got."""
+    codes: dict[int, int] = {}
+
+    def client(start: int) -> None:
+        with httpx.Client(proxy=proxy_url, timeout=10) as c:
+            for n in range(start, total, conns):
+                codes[n] = c.get(f"http://allowed.test/{prefix}?n={n}").status_code
+
+    threads = [threading.Thread(target=client, args=(i,)) for i in range(conns)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return codes
+
+
+def recorded(db: Path, prefix: str) -> set[int]:
+    con = sqlite3.connect(db)
+    try:
+        urls = [u for (u,) in con.execute("SELECT url FROM access_events WHERE url LIKE ?", (f"%/{prefix}?n=%",))]
+    finally:
+        con.close()
+    return {int(u.rsplit("n=", 1)[1]) for u in urls}
+
+
+def wait_recorded(db: Path, prefix: str, want: set[int], timeout: float = 20) -> set[int]:
+    deadline = time.monotonic() + timeout
+    while True:
+        got = recorded(db, prefix)
+        if want <= got or time.monotonic() > deadline:
+            return got
+        time.sleep(0.2)
+
+
+def start(workdir: Path, config: Path, origin_port: int, **kw) -> Proxy:
+    workdir.mkdir(parents=True, exist_ok=True)
+    return Proxy(workdir, config, routes={"allowed.test": origin_port}, **kw).start()
+
+
+def test_sigkill_under_load_loses_no_answered_event(config_dir, origin, tmp_path):
+    work = tmp_path / "proxy"
+    proxy = start(work, config_dir, origin.port)
+    stop, answered, counter = threading.Event(), set(), [0]
+    threads = load(proxy.url, stop, answered, counter, "kill")
+    time.sleep(2.5)  # the last second's events are still gathering for their batch
+    proxy.proc.send_signal(signal.SIGKILL)
+    proxy.proc.wait()
+    stop.set()
+    for t in threads:
+        t.join()
+    assert len(answered) > 100
+    before = recorded(proxy.db_path, "kill")
+    restarted = start(work, config_dir, origin.port)
+    try:
+        got = wait_recorded(restarted.db_path, "kill", answered)
+        assert answered - got == set(), f"{len(answered - got)} answered requests have no audit row"
+        assert len(before) < len(answered), "the kill came before the batch was written (else this proves little)"
+        con = sqlite3.connect(restarted.db_path)
+        dupes = con.execute("SELECT url, count(*) FROM access_events GROUP BY url HAVING count(*) > 1").fetchall()
+        con.close()
+        assert dupes == []
+        verify = subprocess.run([str(Path(proxy.proc.args[0])), "audit", "verify", "--audit-db",
+                                 f"sqlite:///{restarted.db_path}"], capture_output=True, text=True)
+        assert verify.returncode == 0, verify.stdout + verify.stderr
+    finally:
+        restarted.stop()
+
+
+def test_sigkill_during_a_database_outage_loses_no_answered_event(config_dir, origin, tmp_path):
+    work = tmp_path / "proxy"
+    proxy = start(work, config_dir, origin.port)
+    with httpx.Client(proxy=proxy.url, timeout=5) as c:
+        assert c.get("http://allowed.test/warmup").status_code == 200
+    proxy.wait_rows(1)
+    # The outage: another process holds the database's write lock.
+    holder = sqlite3.connect(proxy.db_path, timeout=1, isolation_level=None)
+    holder.execute("BEGIN EXCLUSIVE")
+    try:
+        stop, answered, counter = threading.Event(), set(), [0]
+        threads = load(proxy.url, stop, answered, counter, "outage")
+        time.sleep(3)
+        stop.set()
+        for t in threads:
+            t.join()
+        assert len(answered) > 100, "traffic must flow during the outage (on_audit_failure: serve)"
+        status = json.loads((work / "data" / f"status-{proxy_instance(proxy)}.json").read_text())
+        assert status["audit"]["pending"] > 0  # waiting on the lock, or failing: either way held, not lost
+        proxy.proc.send_signal(signal.SIGKILL)
+        proxy.proc.wait()
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+    restarted = start(work, config_dir, origin.port)
+    try:
+        got = wait_recorded(restarted.db_path, "outage", answered)
+        assert answered - got == set(), f"{len(answered - got)} answered requests have no audit row"
+    finally:
+        restarted.stop()
+
+
+def proxy_instance(proxy: Proxy) -> str:
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        found = list((proxy.data_dir or proxy.workdir / "data").glob("status-*.json"))
+        if found:
+            return found[0].stem.removeprefix("status-")
+        time.sleep(0.2)
+    raise AssertionError("the proxy wrote no status")
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    """A real, tiny filesystem (tmpfs, 3 MB) for the audit database and journal."""
+    mnt = tmp_path / "disk"
+    mnt.mkdir()
+    r = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=3m", "tmpfs", str(mnt)], capture_output=True, text=True)
+    assert r.returncode == 0, f"cannot mount a tmpfs for the full-disk test: {r.stderr}"
+    yield mnt
+    subprocess.run(["umount", "-l", str(mnt)], check=False)
+
+
+def fill(mnt: Path) -> Path:
+    filler = mnt / "filler"
+    with open(filler, "wb") as fh:
+        try:
+            while True:
+                fh.write(b"\0" * 65536)
+                fh.flush()
+        except OSError:
+            pass
+    return filler
+
+
+@pytest.mark.parametrize("policy", ["serve", "block"])
+def test_a_full_disk_follows_on_audit_failure_and_nothing_recorded_is_lost(config_dir, origin, tmp_path,
+                                                                         small_disk, policy):
+    settings = config_dir / "rules" / "00-settings.yaml"
+    settings.write_text(settings.read_text().replace("settings:\n", f"settings:\n  on_audit_failure: {policy}\n", 1))
+    work = tmp_path / "proxy"
+    proxy = start(work, config_dir, origin.port, db_file=small_disk / "audit.sqlite", data_dir=small_disk / "data",
+                  extra=["--set", "schoolproxy_audit_buffer_mb=1"])
+    try:
+        with httpx.Client(proxy=proxy.url, timeout=5) as c:
+            for i in range(20):
+                assert c.get(f"http://allowed.test/before?n={i}").status_code == 200
+        proxy.wait_rows(20)
+        filler = fill(small_disk)
+        codes = send_parallel(proxy.url, "full", 1200)  # more than the memory buffer (about 700 events at 1 MB)
+        if policy == "serve":
+            assert set(codes.values()) == {200}, "traffic flows while nothing can be recorded"
+        else:
+            refused = sum(1 for c in codes.values() if c == 503)
+            assert refused > 200 and set(codes.values()) == {200, 503}, "once nothing can be recorded, nothing passes"
+        instance = proxy_instance(proxy)
+        time.sleep(2.5)
+        status = json.loads((small_disk / "data" / f"status-{instance}.json").read_text()) \
+            if (small_disk / "data" / f"status-{instance}.json").exists() else None
+        out = subprocess.run([str(Path(proxy.proc.args[0])), "status", "--data-dir", str(small_disk / "data")],
+                             capture_output=True, text=True)
+        assert "PROBLEM" in out.stdout or status is None  # the status file itself may not fit on a full disk
+        filler.unlink()  # space returns; the writer notices within its back-off (at most 5 s)
+        deadline = time.monotonic() + 15
+        polls_refused = 0
+        with httpx.Client(proxy=proxy.url, timeout=5) as c:
+            while c.get("http://allowed.test/after?n=1").status_code != 200:
+                polls_refused += 1
+                assert time.monotonic() < deadline, "recording did not resume"
+                time.sleep(0.5)
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            gaps = proxy.rows("action = 'audit_gap'")
+            if gaps and proxy.rows("url LIKE '%/after?n=1'"):
+                break
+            time.sleep(0.2)
+        assert gaps, "the count and time span of what was not recorded is recorded"
+        assert "could not be recorded" in gaps[0]["reason"]
+        lost = sum(int(g["reason"].split()[0]) for g in gaps)
+        full = proxy.rows("url LIKE '%/full?n=%'")
+        refused_rows = proxy.rows("rule = 'audit:cannot-record'")
+        refused = sum(1 for c in codes.values() if c == 503)
+        # every event of the period is recorded or counted in a gap, exactly once
+        assert len(full) + len(refused_rows) + lost == 1200 + polls_refused, (len(full), len(refused_rows), lost)
+        assert {int(r["url"].rsplit("n=", 1)[1]) for r in full} <= {n for n, c in codes.items() if c == 200}
+        if policy == "serve":
+            assert refused == polls_refused == 0
+        assert len(proxy.rows("url LIKE '%/before?n=%'")) == 20
+        assert "could not be recorded" in gaps[0]["reason"]
+    finally:
+        proxy.stop()
+
+
+def test_a_journal_cut_off_by_a_crash_is_tolerated_and_reported(config_dir, origin, tmp_path):
+    work = tmp_path / "proxy"
+    proxy = start(work, config_dir, origin.port)
+    with httpx.Client(proxy=proxy.url, timeout=5) as c:
+        assert c.get("http://allowed.test/warmup").status_code == 200
+    instance = proxy_instance(proxy)
+    proxy.stop()
+    journal = work / "data" / "journal" / instance
+    seg = sorted(journal.glob("seg-*.jrnl"))[-1]
+    last = int(seg.read_text().splitlines()[-1].split("\t")[0])
+    row = {"ts": "2026-11-27T10:00:00+00:00", "user": "bob", "client_ip": "10.0.0.9", "method": "GET",
+           "scheme": "http", "host": "allowed.test", "url": "http://allowed.test/replayed", "action": "allow",
+           "instance": instance}
+    with open(seg, "a") as fh:
+        fh.write(f"{last + 1}\t{json.dumps(row)}\n")  # a whole event, never written to the database
+        fh.write(f"{last + 2}\t{{\"ts\": \"2026-11-27T10:0")  # cut off by the crash
+    restarted = start(work, config_dir, origin.port)
+    try:
+        rows = restarted.wait_rows(1, "url = 'http://allowed.test/replayed'")
+        assert len(rows) == 1
+        with httpx.Client(proxy=restarted.url, timeout=5) as c:
+            assert c.get("http://allowed.test/after-crash").status_code == 200
+        assert restarted.wait_rows(1, "url = 'http://allowed.test/after-crash'")
+        assert "cut off or garbled" in restarted.output()
+    finally:
+        restarted.stop()
