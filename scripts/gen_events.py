@@ -45,7 +45,7 @@ def generate(db_url: str, staff: int, days: int, per_day: int, start: date, seed
     engine = Engine.load(config)
     zone = engine.config.zone
     db = open_database(db_url)
-    writer = AuditWriter(db, Path("/tmp"), chain="generator", batch_size=5000)
+    writer = AuditWriter(db, None, chain="generator", batch_size=5000)  # no journal: it can regenerate
     writer.start()
     users = [f"staff{i:03d}" for i in range(staff)]
     seeded_users = users[3:8]
