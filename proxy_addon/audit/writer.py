@@ -222,20 +222,31 @@ class AuditWriter:
                 self._stop.wait(backoff)
 
     def _catch_up(self) -> bool:
-        """Write the next batch of journaled events the database lacks; leave
-        the behind state once the database has everything journaled."""
+        """Write the journaled events the database lacks, a batch at a time;
+        then hand over to the queue.  The hand-over is exact: under the lock,
+        note how far the journal is and send new events to the queue again;
+        the events up to that point are read back once more and become the
+        next batch, written (and retried) before anything queued after it."""
         journal = self.journal
         assert journal is not None
         if not self._chain_loaded and not self._load_head():
             return False
         rows = journal.read_after(self._committed, self.batch_size)
-        if rows:
-            return self._write(rows)
-        with self._lock:
-            if journal.seq <= self._committed:
-                self._behind = False
-        if self._behind and self._stop.is_set():
+        if len(rows) >= self.batch_size:
+            return self._write(rows)  # a backlog: keep reading back
+        if rows and not self._write(rows):
             return False
+        with self._lock:
+            boundary = journal.seq
+            self._behind = False
+        rest: list[Row] = []
+        while True:
+            more = [r for r in journal.read_after(rest[-1]["_jseq"] if rest else self._committed, self.batch_size)
+                    if r["_jseq"] <= boundary]
+            if not more:
+                break
+            rest.extend(more)
+        self._carry = rest
         return True
 
     def _load_head(self) -> bool:
