@@ -265,3 +265,50 @@ def test_the_dashboard_and_the_grants_report_work_once_a_grant_exists(app, db, c
     page = c.get(f"/dashboard?from={now:%Y-%m-%d}&to={now:%Y-%m-%d}")
     assert page.status_code == 200, page.get_data(as_text=True)[:500]
     assert re.search(r'<div class="stat">1</div>active grants', page.get_data(as_text=True))
+
+
+@pytest.mark.parametrize("target", ["/\t/evil.example", "//evil.example", "/\\evil.example",
+                                    "https://evil.example/", "/\n/evil.example", " /grants"])
+def test_sign_in_never_redirects_off_the_site(app, target):
+    from urllib.parse import quote
+
+    c = app.test_client()
+    token = csrf(c)
+    r = c.post(f"/login?next={quote(target, safe='/:')}", data={"csrf_token": token, "username": "head",
+                                                               "password": "head-password-123"})
+    assert r.status_code == 302
+    location = r.headers["Location"]
+    assert location in ("/", "http://localhost/"), location
+
+
+def test_sign_in_still_goes_back_to_a_page_of_the_site(app):
+    c = app.test_client()
+    r = c.post("/login?next=/grants", data={"csrf_token": csrf(c), "username": "head",
+                                            "password": "head-password-123"})
+    assert r.headers["Location"].endswith("/grants")
+
+
+def test_a_session_cookie_no_longer_works_after_sign_out(app):
+    c = app.test_client()
+    login(c, "head")
+    assert c.get("/grants").status_code == 200
+    stolen = c.get_cookie("schoolproxy_admin").value
+    c.post("/logout", data={"csrf_token": csrf(c, "/grants")})
+    other = app.test_client()
+    other.set_cookie("schoolproxy_admin", stolen)
+    r = other.get("/grants")
+    assert r.status_code == 302 and "/login" in r.headers["Location"]
+
+
+def test_bad_parameters_get_a_400_page_not_a_500(app):
+    c = app.test_client()
+    login(c, "lead")
+    for query in ("from=yesterday", "from=2026-13-45", "to=2026-11-01&from=2026-11-30"):
+        r = c.get(f"/dashboard?{query}")
+        assert r.status_code == 400 and "That did not work" in r.get_data(as_text=True), query
+    c = app.test_client()
+    login(c, "head")
+    for hours in ("inf", "nan", "-1", "soon"):
+        r = c.post("/grants", data={"csrf_token": csrf(c, "/grants"), "subject_kind": "user", "subject": "alice",
+                                    "target_kind": "host", "target": "ebay.com", "reason": "x", "hours": hours})
+        assert r.status_code == 400, hours

@@ -10,6 +10,8 @@ with the actor and address.
 from __future__ import annotations
 
 import functools
+import math
+from urllib.parse import urlsplit
 from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -26,7 +28,7 @@ from ..policy.yamlsource import ConfigError
 from ..classify.engine import Engine
 from ..grants.rules import SUBJECT_KINDS, TARGET_KINDS, GrantError
 from ..grants.store import create_grant, list_grants, revoke_grant
-from ..audit.models import AccessEvent, AdminAction, ExceptionRequest
+from ..audit.models import AccessEvent, AdminAction, AdminUser, ExceptionRequest
 from .auth import authenticate, get_user
 
 SESSION_HOURS = 8
@@ -74,6 +76,11 @@ def create_app(db: DBEngine, config_root: Path, secret: bytes, session_hours: fl
         resp.headers["Cache-Control"] = "no-store"
         return resp
 
+    @app.errorhandler(400)
+    def bad_request(e: Any) -> Any:
+        return render_template("message.html", title="That did not work",
+                               message=getattr(e, "description", None) or "A value in the request is not valid."), 400
+
     @app.errorhandler(CSRFError)
     def csrf_refused(e: CSRFError) -> Any:
         with Session(db) as s, s.begin():
@@ -110,13 +117,17 @@ def create_app(db: DBEngine, config_root: Path, secret: bytes, session_hours: fl
         session.clear()
         session.permanent = True
         session.update(uid=user.id, ver=user.session_version)
-        nxt = request.args.get("next", "")
-        return redirect(nxt if nxt.startswith("/") and not nxt.startswith("//") else url_for("home"))
+        return redirect(safe_next(request.args.get("next", "")) or url_for("home"))
 
     @app.post("/logout")
     def logout() -> Any:
         if g.user is not None:
             with Session(db) as s, s.begin():
+                # A new session version ends this session everywhere: the old
+                # cookie (signed, so otherwise still valid) no longer signs in.
+                user = s.get(AdminUser, g.user.id)
+                if user is not None:
+                    user.session_version = (user.session_version or 1) + 1
                 record_action(s, g.user.username, "logout", None, None, ip())
         session.clear()
         return redirect(url_for("login"))
@@ -193,7 +204,7 @@ def create_app(db: DBEngine, config_root: Path, secret: bytes, session_hours: fl
         the same way: the reason on the page, nothing granted."""
         try:
             g_ = create_grant(db, engine(), granted_by=g.user.username, ip=ip(),
-                              hours=float(request.form.get("hours", default_hours)), **what)
+                              hours=finite_hours(request.form.get("hours", default_hours)), **what)
         except (GrantError, ValueError, ConfigError) as e:
             flash(f"Not granted: {e}", "error")
         else:
@@ -257,7 +268,7 @@ def create_app(db: DBEngine, config_root: Path, secret: bytes, session_hours: fl
         from .charts import bars, hbars
 
         eng = engine()
-        t0, t1 = period(request.args.get("from"), request.args.get("to"), eng.config.zone)
+        t0, t1 = checked_period(period, request.args.get("from"), request.args.get("to"), eng.config.zone)
         per_day: dict[str, float] = {}
         per_cat: dict[str, float] = {}
         for day, cat, n in blocked(db, eng, t0, t1).rows:
@@ -308,7 +319,7 @@ def create_app(db: DBEngine, config_root: Path, secret: bytes, session_hours: fl
         f = request.form
         subject = f.get("subject", "").strip()
         eng = engine()
-        t0, t1 = period(f.get("from") or None, f.get("to") or None, eng.config.zone)
+        t0, t1 = checked_period(period, f.get("from") or None, f.get("to") or None, eng.config.zone)
         export = f.get("export") == "csv"
         concern = Concern(g.user.username, g.user.role, f.get("reason", ""), f.get("reference", ""), ip())
         try:
@@ -330,7 +341,7 @@ def create_app(db: DBEngine, config_root: Path, secret: bytes, session_hours: fl
             for r in rows:
                 w.writerow([r[c] if r[c] is not None else "" for c in [*EXPORT_COLUMNS, "self_reported"]])
             return buf.getvalue(), 200, {"Content-Type": "text/csv; charset=utf-8",
-                                         "Content-Disposition": f'attachment; filename="history-{subject}.csv"'}
+                                         "Content-Disposition": f'attachment; filename="history-{file_part(subject)}.csv"'}
         return render_template("history.html", allowed=True, rows=rows, subject=subject, concern=concern)
 
     @app.get("/actions")
@@ -349,3 +360,42 @@ def serve(app: Flask, host: str, port: int) -> None:
     from waitress.server import create_server
 
     create_server(app, host=host, port=port, threads=8, ident="schoolproxy-admin").run()
+
+
+def safe_next(text: str) -> str | None:
+    """Where to go after signing in: a path on this site only.  Browsers drop
+    tabs and line breaks from URLs and read a backslash as a slash, so
+    ``/\t/evil.example`` would be ``//evil.example``: anything with those, a
+    scheme or a host is refused."""
+    if not text.startswith("/") or any(c.isspace() or ord(c) < 32 or c == "\\" for c in text):
+        return None
+    parts = urlsplit(text)
+    if parts.scheme or parts.netloc or text.startswith("//"):
+        return None
+    return text
+
+
+def checked_period(period: Callable[..., tuple[datetime, datetime]], *args: Any) -> tuple[datetime, datetime]:
+    """A report period, or a 400 page that says which value is wrong."""
+    try:
+        t0, t1 = period(*args)
+    except (ValueError, OverflowError):
+        abort(400, description="The dates must look like 2026-11-27 (or 2026-11-27T14:30).")
+    if t1 <= t0:
+        abort(400, description="The period must end after it starts.")
+    return t0, t1
+
+
+def finite_hours(text: str) -> float:
+    try:
+        hours = float(text)
+    except ValueError:
+        abort(400, description="Hours must be a number.")
+    if not math.isfinite(hours) or hours <= 0:
+        abort(400, description="Hours must be a number above 0.")
+    return hours
+
+
+def file_part(text: str) -> str:
+    """A name fit for a download's file name (no quotes, line breaks or slashes)."""
+    return "".join(c if c.isalnum() or c in "._-" else "_" for c in text)[:80] or "export"
