@@ -135,3 +135,23 @@ def test_a_feature_section_given_twice_is_a_problem(tmp_path):
                         **{"rules__more.yaml": "downloads:\n  software: allow\n"})
     assert problems(root) == [f"{root / 'rules' / 'rules.yaml'}:1: section 'downloads' already given at "
                               f"{root / 'rules' / 'more.yaml'}:1"]
+
+
+def test_a_bad_byte_in_a_list_file_skips_that_line_and_says_where(tmp_path):
+    import subprocess
+    import sys
+
+    from tests.support.proxy import copy_config
+
+    root = copy_config(tmp_path / "config")
+    path = root / "lists" / "school" / "gambling.txt"
+    path.write_bytes(path.read_bytes() + b"first-school-casino.example\ncaf\xe9-bet.example\nsecond-school-casino.example\n")
+    n = len(path.read_bytes().splitlines())
+    config = load_config(root)
+    assert len(config.warnings) == 1
+    assert str(config.warnings[0]).endswith(f"gambling.txt:{n - 1}: not UTF-8 (byte 4); line skipped")
+    hosts = {h.entry.host for h in config.matcher.hits()}
+    assert {"first-school-casino.example", "second-school-casino.example"} <= hosts
+    out = subprocess.run([str(Path(sys.executable).with_name("schoolproxy")), "check", "--config", str(root)],
+                         capture_output=True, text=True)
+    assert out.returncode == 0 and f":{n - 1}: not UTF-8" in out.stdout and "OK:" in out.stdout

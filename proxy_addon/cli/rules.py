@@ -25,6 +25,8 @@ def cmd_check(args: argparse.Namespace) -> int:
             print(problem)
         return 1
     cfg = engine.config
+    for w in cfg.warnings:
+        print(f"warning: {w}")
     print(f"OK: {len(cfg.categories)} categories, {len(cfg.matcher)} entries, "
           f"{len(cfg.overrides)} overrides, {len(cfg.category_rules)} category rules "
           f"(digest {cfg.digest})")

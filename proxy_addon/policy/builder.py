@@ -30,6 +30,7 @@ SectionParser = Callable[["Builder", Any, YMap], None]
 class Builder:
     root: Path
     problems: list[Problem] = field(default_factory=list)
+    warnings: list[Problem] = field(default_factory=list)  # said, but the configuration is used
     categories: dict[str, Category] = field(default_factory=dict)
     matcher: SuffixMatcher[EntryRef] = field(default_factory=SuffixMatcher)
     regexes: list[tuple[re.Pattern[str], EntryRef]] = field(default_factory=list)
@@ -101,8 +102,15 @@ class Builder:
         self.list_files.append(path)
         count = 0
         try:
-            with open(path, encoding="utf-8") as fh:
-                for n, raw in enumerate(fh, 1):
+            with open(path, "rb") as fh:
+                for n, raw_bytes in enumerate(fh, 1):
+                    try:
+                        raw = raw_bytes.decode("utf-8")
+                    except UnicodeDecodeError as e:
+                        # One bad byte (a file saved in another encoding) skips
+                        # that line, said at FILE:LINE; the rest of the list loads.
+                        self.warnings.append(Problem(shown, n, f"not UTF-8 (byte {e.start + 1}); line skipped"))
+                        continue
                     try:
                         entry = entry_from_list_line(raw, allow_public_suffix=kind == "override")
                     except InvalidEntry as e:
@@ -113,7 +121,7 @@ class Builder:
                         count += 1
         except FileNotFoundError:
             self.r.problem(m, line, f"missing list file {rel!r}")
-        except (OSError, UnicodeDecodeError) as e:
+        except OSError as e:
             self.r.problem(m, line, f"cannot read list file {rel!r}: {e}")
         return count
 

@@ -67,6 +67,7 @@ def load_config(root: Path | str | None = None) -> Config:
         files=tuple(files),
         list_files=tuple(b.list_files),
         sections=b.sections,
+        warnings=tuple(sorted(b.warnings, key=lambda p: (p.file, p.line))),
     )
 
 

@@ -149,6 +149,7 @@ class Config:
     files: tuple[Path, ...]
     list_files: tuple[Path, ...] = ()
     sections: dict[str, Any] = field(default_factory=dict)
+    warnings: tuple[Any, ...] = ()  # FILE:LINE problems that skip a line but do not stop the configuration
 
     @property
     def zone(self) -> ZoneInfo:

@@ -127,6 +127,8 @@ class SchoolFilter:
             self.background.signature = signature(root, engine.watched_files)
             log.info("schoolproxy: rules loaded from %s (%d categories, digest %s)",
                      root, len(engine.config.categories), engine.config.digest)
+            for w in engine.config.warnings:
+                log.warning("schoolproxy: %s", w)
         if "schoolproxy_secret_file" in updated:
             rt.secret = load_secret(ctx.options.schoolproxy_secret_file)
         if updated & {"schoolproxy_audit_db", "schoolproxy_data_dir", "schoolproxy_audit_batch_ms",
