@@ -245,7 +245,7 @@ def test_a_journal_cut_off_by_a_crash_is_tolerated_and_reported(config_dir, orig
         assert c.get("http://allowed.test/warmup").status_code == 200
     instance = proxy_instance(proxy)
     proxy.stop()
-    journal = work / "data" / "journal" / instance
+    journal, = (work / "data" / "journal").glob(f"{instance}-*")
     seg = sorted(journal.glob("seg-*.jrnl"))[-1]
     last = int(seg.read_text().splitlines()[-1].split("\t")[0])
     row = {"ts": "2026-11-27T10:00:00+00:00", "user": "bob", "client_ip": "10.0.0.9", "method": "GET",

@@ -7,6 +7,7 @@ in the middle of a flow still records it (`close` writes what is left).
 
 from __future__ import annotations
 
+import hashlib
 import time
 from pathlib import Path
 from typing import Any
@@ -36,8 +37,11 @@ class Recorder:
     def use_writer(self, db: Any, data: Path, chain: str, interval: float, buffer_bytes: int) -> None:
         """Start a writer for this database, journaling under ``data`` (one
         journal per instance); the previous one writes what it holds and stops."""
-        old, self.writer = self.writer, AuditWriter(db, data / "journal" / chain, chain=chain, interval=interval,
-                                                    buffer_bytes=buffer_bytes)
+        # One journal per instance and database: a journal replays into the
+        # database it was written for, never into another one.
+        where = hashlib.sha256(db.url.render_as_string(hide_password=True).encode()).hexdigest()[:12]
+        old, self.writer = self.writer, AuditWriter(db, data / "journal" / f"{chain}-{where}", chain=chain,
+                                                    interval=interval, buffer_bytes=buffer_bytes)
         self.writer.start()
         if old is not None:
             old.close()
