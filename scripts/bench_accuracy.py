@@ -30,25 +30,11 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from splits import HELD_OUT, IMPORTED, RIGHT  # noqa: E402
+from splits import HELD_OUT, IMPORTED, RIGHT, read_hosts  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 PROHIBITED = ("adult", "gambling", "alcohol_tobacco", "drugs", "auctions", "violence_hate", "weapons",
               "illegal_activity", "illegal_filesharing", "anonymizers", "dns_over_https", "malware")
-
-
-def load_hosts(path: Path) -> list[str]:
-    from proxy_addon.urls.entries import InvalidEntry, entry_from_list_line
-
-    out = []
-    for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
-        try:
-            e = entry_from_list_line(line)
-        except InvalidEntry:
-            continue
-        if e is not None and e.path is None:
-            out.append(e.host)
-    return sorted(set(out))
 
 
 def main() -> None:
@@ -101,7 +87,7 @@ def main() -> None:
         for cat, lists in HELD_OUT.items():
             right = RIGHT.get(cat, (cat,))
             for rel, _ in lists:
-                hosts = load_hosts(data / rel)
+                hosts = sorted(read_hosts(data / rel))
                 a = sum(decide(lists_only, h).category in right for h in hosts) / len(hosts)
                 b = sum(decide(with_scoring, h).category in right for h in hosts) / len(hosts)
                 print(f"{cat:<20} {rel:<46} {len(hosts):>7} {a:>7.3f} {b:>9.3f}")
@@ -110,7 +96,7 @@ def main() -> None:
         for cat in set(IMPORTED) | set(HELD_OUT):
             hosts: set[str] = set()
             for rel, _ in IMPORTED.get(cat, []) + HELD_OUT.get(cat, []):
-                hosts.update(load_hosts(data / rel))
+                hosts.update(read_hosts(data / rel))
             agree[cat] = hosts
         top = (data / "top-sites.txt").read_text().split()
         print("\nBlocks among popular hosts (top-sites.txt; ranks 1-50,000 never learned from)")
@@ -129,7 +115,7 @@ def main() -> None:
                   f"entries, {by.get('scoring', 0)} by name scoring)")
             if n == 10000:
                 listing = blocked
-        print(f"\nEvery block in the first 10,000 (rank, host, rule, category; 'agreed' = a shared list of that "
+        print("\nEvery block in the first 10,000 (rank, host, rule, category; 'agreed' = a shared list of that "
               "category covers it too):")
         for rank, h, d in listing[: args.show]:
             agreed = d.category in agree and any(s in agree[d.category] for s in host_suffixes(h))

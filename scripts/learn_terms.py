@@ -28,7 +28,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from splits import BENIGN_UT1, IMPORTED, LEARNED, TOP_TRAIN_FROM  # noqa: E402
+from splits import BENIGN_UT1, IMPORTED, LEARNED, TOP_TRAIN_FROM, read_hosts  # noqa: E402
 
 MARK = "# -- learned by scripts/learn_terms.py"
 COMMON = 10_000  # the most frequent English words: learned weights halved
@@ -36,21 +36,6 @@ STOP = frozenset("""essex sussex middlesex wessex mil gaya lots lot gel iso ioa 
 war ttt bbb raja mgm abets clawed for the and com net org www online site web free best top new world info blog
 news live app apps home page club zone shop store pro plus media digital tech group global city""".split())
 """Terms a list correlates with but a name does not mean: place names, fragments, generic words."""
-
-
-def read_hosts(path: Path) -> set[str]:
-    from proxy_addon.urls.entries import InvalidEntry, entry_from_list_line
-
-    out = set()
-    with open(path, encoding="utf-8", errors="replace") as fh:
-        for line in fh:
-            try:
-                e = entry_from_list_line(line)
-            except InvalidEntry:
-                continue
-            if e is not None and e.path is None:
-                out.add(e.host)
-    return out
 
 
 def main() -> None:

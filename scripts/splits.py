@@ -9,6 +9,8 @@ lines name one host each.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 IMPORTED: dict[str, list[tuple[str, str]]] = {
     "adult": [("hagezi/nsfw-onlydomains.txt", "domain"), ("sinfonietta/pornography-hosts", "host"),
               ("ut1/mixed_adult/domains", "domain")],
@@ -53,3 +55,19 @@ BENIGN_UT1 = ["shopping", "jobsearch", "press", "bank", "sports", "blog", "cooki
 TOP_TRAIN_FROM = 50_000
 """Popular hosts from this rank on are negatives too; the first 50,000 stay
 unseen, for measuring false blocks."""
+
+
+def read_hosts(path: Path) -> set[str]:
+    """The host-level entries of a list file, as the importer reads them."""
+    from proxy_addon.urls.entries import InvalidEntry, entry_from_list_line
+
+    out = set()
+    with open(path, encoding="utf-8", errors="replace") as fh:
+        for line in fh:
+            try:
+                e = entry_from_list_line(line)
+            except InvalidEntry:
+                continue
+            if e is not None and e.path is None:
+                out.add(e.host)
+    return out

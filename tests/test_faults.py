@@ -81,9 +81,26 @@ def wait_recorded(db: Path, prefix: str, want: set[int], timeout: float = 20) ->
         time.sleep(0.2)
 
 
+STARTED: list[Proxy] = []
+
+
+@pytest.fixture(autouse=True)
+def no_proxy_left_running():
+    """A test that fails between starting a proxy and stopping it must not
+    leave the proxy running."""
+    yield
+    while STARTED:
+        p = STARTED.pop()
+        if p.proc is not None and p.proc.poll() is None:
+            p.proc.kill()
+            p.proc.wait()
+
+
 def start(workdir: Path, config: Path, origin_port: int, **kw) -> Proxy:
     workdir.mkdir(parents=True, exist_ok=True)
-    return Proxy(workdir, config, routes={"allowed.test": origin_port}, **kw).start()
+    proxy = Proxy(workdir, config, routes={"allowed.test": origin_port}, **kw).start()
+    STARTED.append(proxy)
+    return proxy
 
 
 def test_sigkill_under_load_loses_no_answered_event(config_dir, origin, tmp_path):
@@ -117,9 +134,7 @@ def test_sigkill_under_load_loses_no_answered_event(config_dir, origin, tmp_path
 
 def test_sigkill_during_a_database_outage_loses_no_answered_event(config_dir, origin, tmp_path):
     work = tmp_path / "proxy"
-    proxy = start(work, config_dir, origin.port)
-    with httpx.Client(proxy=proxy.url, timeout=5) as c:
-        assert c.get("http://allowed.test/warmup").status_code == 200
+    proxy = warm_proxy(work, config_dir, origin.port)
     proxy.wait_rows(1)
     # The outage: another process holds the database's write lock.
     holder = sqlite3.connect(proxy.db_path, timeout=1, isolation_level=None)
@@ -145,6 +160,14 @@ def test_sigkill_during_a_database_outage_loses_no_answered_event(config_dir, or
         assert answered - got == set(), f"{len(answered - got)} answered requests have no audit row"
     finally:
         restarted.stop()
+
+
+def warm_proxy(work: Path, config: Path, origin_port: int) -> Proxy:
+    """A proxy that has answered (and journaled) one request."""
+    proxy = start(work, config, origin_port)
+    with httpx.Client(proxy=proxy.url, timeout=5) as c:
+        assert c.get("http://allowed.test/warmup").status_code == 200
+    return proxy
 
 
 def proxy_instance(proxy: Proxy) -> str:
@@ -240,9 +263,7 @@ def test_a_full_disk_follows_on_audit_failure_and_nothing_recorded_is_lost(confi
 
 def test_a_journal_cut_off_by_a_crash_is_tolerated_and_reported(config_dir, origin, tmp_path):
     work = tmp_path / "proxy"
-    proxy = start(work, config_dir, origin.port)
-    with httpx.Client(proxy=proxy.url, timeout=5) as c:
-        assert c.get("http://allowed.test/warmup").status_code == 200
+    proxy = warm_proxy(work, config_dir, origin.port)
     instance = proxy_instance(proxy)
     proxy.stop()
     journal, = (work / "data" / "journal").glob(f"{instance}-*")
