@@ -29,7 +29,7 @@ from ..classify.engine import Engine
 from ..grants.rules import SUBJECT_KINDS, TARGET_KINDS, GrantError
 from ..grants.store import create_grant, list_grants, revoke_grant
 from ..audit.models import AccessEvent, AdminAction, AdminUser, ExceptionRequest
-from .auth import authenticate, get_user
+from .auth import LoginThrottle, authenticate, get_user
 
 SESSION_HOURS = 8
 DURATIONS = [(1, "1 hour"), (4, "4 hours"), (24, "1 day"), (72, "3 days"), (168, "1 week")]
@@ -47,6 +47,8 @@ def create_app(db: DBEngine, config_root: Path, secret: bytes, session_hours: fl
         SESSION_COOKIE_NAME="schoolproxy_admin",
         WTF_CSRF_TIME_LIMIT=None,  # the token lives as long as the session
     )
+
+    throttle = LoginThrottle()
 
     def engine() -> Engine:
         return Engine.load(config_root)
@@ -111,9 +113,18 @@ def create_app(db: DBEngine, config_root: Path, secret: bytes, session_hours: fl
 
     @app.post("/login")
     def login_post() -> Any:
-        user = authenticate(db, request.form.get("username", "")[:255], request.form.get("password", ""), ip())
+        name = request.form.get("username", "")[:255]
+        wait = throttle.wait(name, ip())
+        if wait > 0:
+            with Session(db) as s, s.begin():
+                record_action(s, name, "login", None, f"refused: {wait:.1f} s to wait", ip(), "throttled")
+            return render_template("login.html", error=f"Too many attempts: try again in {math.ceil(wait)} s."), \
+                429, {"Retry-After": str(math.ceil(wait))}
+        user = authenticate(db, name, request.form.get("password", ""), ip())
         if user is None:
+            throttle.failed(name, ip())
             return render_template("login.html", error="Wrong user name or password."), 401
+        throttle.succeeded(name, ip())
         session.clear()
         session.permanent = True
         session.update(uid=user.id, ver=user.session_version)

@@ -1,7 +1,11 @@
-"""Admin accounts: argon2 password hashes, roles, slowed and recorded failures.
+"""Admin accounts: argon2 password hashes, roles, throttled and recorded failures.
 
-A wrong password costs the caller a delay that grows with the account's recent
-failures (up to a few seconds), and every attempt, good or bad, is an
+After a wrong password the same account from the same address, and the same
+address for any account, must wait a delay that grows with the failures (up
+to a few seconds); an attempt inside that window is refused at once, without
+checking the password and without holding a worker thread (`LoginThrottle`).
+Attempts from elsewhere are not affected, so nobody can lock a colleague out
+of their account.  Every attempt, good, bad or refused, is an
 ``admin_actions`` row with the address it came from.  Sessions are signed
 cookies that expire, and carry a version that changing the password bumps,
 so old sessions stop working.
@@ -9,6 +13,7 @@ so old sessions stop working.
 
 from __future__ import annotations
 
+import threading
 import time
 from datetime import datetime, timedelta, timezone
 
@@ -53,8 +58,41 @@ def failure_delay(failures: int) -> float:
     return min(FAIL_DELAY_MAX, FAIL_DELAY_BASE * (2 ** max(0, failures - 1)))
 
 
+class LoginThrottle:
+    """Per (account, address) and per address: how long until the next attempt
+    may be checked.  In memory, bounded, forgotten after 15 minutes."""
+
+    WINDOW = 15 * 60
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._keys: dict[tuple[str, str], tuple[int, float]] = {}  # key -> (failures, when allowed again)
+
+    def wait(self, username: str, ip: str) -> float:
+        now = time.monotonic()
+        with self._lock:
+            until = max((self._keys.get(k, (0, 0.0))[1] for k in (("acct", f"{username}\0{ip}"), ("ip", ip))),
+                        default=0.0)
+        return max(0.0, until - now)
+
+    def failed(self, username: str, ip: str) -> None:
+        now = time.monotonic()
+        with self._lock:
+            if len(self._keys) > 10_000:
+                self._keys = {k: v for k, v in self._keys.items() if v[1] > now - self.WINDOW}
+            for k in (("acct", f"{username}\0{ip}"), ("ip", ip)):
+                n, until = self._keys.get(k, (0, 0.0))
+                n = n + 1 if until > now - self.WINDOW else 1
+                self._keys[k] = (n, now + failure_delay(n))
+
+    def succeeded(self, username: str, ip: str) -> None:
+        with self._lock:
+            self._keys.pop(("acct", f"{username}\0{ip}"), None)
+
+
 def authenticate(db: DBEngine, username: str, password: str, ip: str | None) -> AdminUser | None:
-    """The user, or None after a delay; the attempt is recorded either way."""
+    """The user, or None; the attempt is recorded either way (callers throttle
+    with `LoginThrottle`: nothing here waits)."""
     now = datetime.now(timezone.utc)
     with Session(db) as s, s.begin():
         user = s.scalar(select(AdminUser).where(AdminUser.username == username))
@@ -79,7 +117,6 @@ def authenticate(db: DBEngine, username: str, password: str, ip: str | None) -> 
             user.last_failed_at = now
             failures = user.failed_logins
         record_action(s, username[:255], "login", None, f"failed attempt {failures}", ip, "failed")
-    time.sleep(failure_delay(failures))
     return None
 
 
