@@ -74,7 +74,9 @@ def create_app(db: DBEngine, config_root: Path, secret: bytes, session_hours: fl
         resp.headers["Content-Security-Policy"] = "default-src 'self'; style-src 'self' 'unsafe-inline'; form-action 'self'"
         resp.headers["X-Frame-Options"] = "DENY"
         resp.headers["X-Content-Type-Options"] = "nosniff"
-        resp.headers["Referrer-Policy"] = "no-referrer"
+        # same-origin, not no-referrer: over HTTPS Flask-WTF checks that a form
+        # came from this site by its Referer; other sites never see it.
+        resp.headers["Referrer-Policy"] = "same-origin"
         resp.headers["Cache-Control"] = "no-store"
         return resp
 
@@ -365,12 +367,21 @@ def create_app(db: DBEngine, config_root: Path, secret: bytes, session_hours: fl
     return app
 
 
-def serve(app: Flask, host: str, port: int) -> None:
-    """Serve with waitress (without ``waitress.serve``, which configures the
-    root logger: inside the proxy that would print every log line twice)."""
-    from waitress.server import create_server
+def serve(app: Flask, host: str, port: int, tls_cert: str | None = None, tls_key: str | None = None) -> None:
+    """Serve with cheroot (CherryPy's WSGI server: a thread pool, and TLS with
+    the school's certificate or the app's own; it leaves the root logger
+    alone, so inside the proxy log lines are not printed twice)."""
+    from cheroot import wsgi
 
-    create_server(app, host=host, port=port, threads=8, ident="schoolproxy-admin").run()
+    server = wsgi.Server((host, port), app, numthreads=8, server_name="schoolproxy-admin")
+    if tls_cert:
+        from cheroot.ssl.builtin import BuiltinSSLAdapter
+
+        server.ssl_adapter = BuiltinSSLAdapter(tls_cert, tls_key or tls_cert)
+    try:
+        server.start()
+    finally:
+        server.stop()
 
 
 def safe_next(text: str) -> str | None:

@@ -8,7 +8,7 @@ import sys
 
 from ..audit.db import open_database
 from ..audit.secret import DEFAULT_SECRET_FILE, load_secret
-from .base import add_config_arg, add_db_arg, audit_db, command, config_dir
+from .base import add_config_arg, add_db_arg, add_tls_args, audit_db, command, config_dir
 
 
 def _setup_admin(p: argparse.ArgumentParser) -> None:
@@ -18,6 +18,7 @@ def _setup_admin(p: argparse.ArgumentParser) -> None:
     p.add_argument("--listen-port", type=int, default=8081)
     p.add_argument("--secret-file", default=DEFAULT_SECRET_FILE,
                    help="the secret that signs sessions ($SCHOOLPROXY_SECRET overrides)")
+    add_tls_args(p)
     sub = p.add_subparsers(dest="admin_command", metavar="ACTION")
     cu = sub.add_parser("create-user", help="make an admin account (asks for the password)")
     add_db_arg(cu, nested=True)
@@ -35,9 +36,10 @@ def cmd_admin(args: argparse.Namespace) -> int:
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
     db = open_database(audit_db(args))
-    app = create_app(db, config_dir(args), load_secret(args.secret_file))
-    print(f"schoolproxy admin: http://{args.listen_host}:{args.listen_port}/", flush=True)
-    serve(app, args.listen_host, args.listen_port)
+    app = create_app(db, config_dir(args), load_secret(args.secret_file), secure_cookies=bool(args.tls_cert))
+    scheme = "https" if args.tls_cert else "http"
+    print(f"schoolproxy admin: {scheme}://{args.listen_host}:{args.listen_port}/", flush=True)
+    serve(app, args.listen_host, args.listen_port, args.tls_cert, args.tls_key)
     return 0
 
 

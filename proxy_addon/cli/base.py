@@ -50,6 +50,15 @@ def add_config_arg(p: argparse.ArgumentParser) -> None:
                    help="configuration directory (default: $SCHOOLPROXY_CONFIG or the bundled one)")
 
 
+def add_tls_args(p: argparse.ArgumentParser, prefix: str = "") -> None:
+    """The admin app's certificate: with it the app serves HTTPS only and its
+    cookies are Secure (sent over HTTPS only)."""
+    p.add_argument(f"--{prefix}tls-cert", dest="tls_cert", default=None, metavar="PEM",
+                   help="serve the admin app over HTTPS with this certificate (chain) file")
+    p.add_argument(f"--{prefix}tls-key", dest="tls_key", default=None, metavar="PEM",
+                   help="its private key (default: in the certificate file)")
+
+
 def add_db_arg(p: argparse.ArgumentParser, nested: bool = False) -> None:
     """``nested``: on a sub-command whose parent has the option too, so that
     leaving it out there does not erase a value given to the parent."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import argparse
 
-from .base import add_config_arg, add_db_arg, audit_db, command, config_dir
+from .base import add_config_arg, add_db_arg, add_tls_args, audit_db, command, config_dir
 
 
 def _setup_run(p: argparse.ArgumentParser) -> None:
@@ -20,6 +20,7 @@ def _setup_run(p: argparse.ArgumentParser) -> None:
                    help="where mitmproxy keeps its CA (default ~/.mitmproxy)")
     p.add_argument("--admin-port", type=int, default=None, metavar="P",
                    help="also serve the admin web app on this port (on --listen-host)")
+    add_tls_args(p, "admin-")
     p.add_argument("mitmdump_args", nargs=argparse.REMAINDER,
                    help="further mitmdump arguments after '--', e.g. -- --set stream_large_bodies=1m")
 
@@ -66,10 +67,11 @@ def _start_admin_thread(args: argparse.Namespace) -> None:
     from ..audit.db import open_database
     from ..audit.secret import load_secret
 
-    app = create_app(open_database(audit_db(args)), config_dir(args), load_secret())
-    threading.Thread(target=serve, args=(app, args.listen_host, args.admin_port), daemon=True,
-                     name="schoolproxy-admin").start()
-    print(f"schoolproxy: admin app on http://{args.listen_host}:{args.admin_port}/", flush=True)
+    app = create_app(open_database(audit_db(args)), config_dir(args), load_secret(), secure_cookies=bool(args.tls_cert))
+    threading.Thread(target=serve, args=(app, args.listen_host, args.admin_port, args.tls_cert, args.tls_key),
+                     daemon=True, name="schoolproxy-admin").start()
+    scheme = "https" if args.tls_cert else "http"
+    print(f"schoolproxy: admin app on {scheme}://{args.listen_host}:{args.admin_port}/", flush=True)
 
 
 def _safe_url(url: str) -> str:
