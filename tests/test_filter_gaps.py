@@ -93,3 +93,50 @@ def test_an_sni_that_is_not_a_host_name_is_refused_not_passed_through(config_dir
         time.sleep(0.1)
     assert [(x["action"], x["tls"], x["rule"]) for x in rows] == [("block", "refused", "error")]
     assert "-9.1" in rows[0]["reason"]
+
+
+def closed_within(s: socket.socket, seconds: float) -> bool:
+    """True if the peer closes the connection within ``seconds``."""
+    s.settimeout(seconds)
+    try:
+        while True:
+            if s.recv(4096) == b"":
+                return True
+    except (socket.timeout, TimeoutError):
+        return False
+    except (ConnectionResetError, BrokenPipeError):
+        return True
+
+
+def test_a_client_trickling_its_headers_is_closed(config_dir, make_proxy, origin):
+    proxy = make_proxy(config_dir, routes={"allowed.test": origin.port},
+                       extra=["--set", "schoolproxy_header_timeout_s=1"])
+    slow = socket.create_connection(("127.0.0.1", proxy.port), timeout=5)
+    slow.sendall(b"GET http://allowed.test/ HTTP/1.1\r\nHo")  # and nothing more
+    prompt = raw(proxy.port, b"GET http://allowed.test/ok HTTP/1.1\r\nHost: allowed.test\r\nConnection: close\r\n\r\n")
+    assert status(prompt) == 200
+    t = time.monotonic()
+    assert closed_within(slow, 6), "a client that never finishes its headers must not hold a connection"
+    assert time.monotonic() - t < 6
+    slow.close()
+
+
+def test_one_address_cannot_hold_more_than_its_share_of_connections(config_dir, make_proxy, origin):
+    proxy = make_proxy(config_dir, routes={"allowed.test": origin.port},
+                       extra=["--set", "schoolproxy_max_connections_per_client=5"])
+    time.sleep(1)  # the start-up probe's connection must have been let go first
+    held = [socket.create_connection(("127.0.0.1", proxy.port), timeout=5) for _ in range(8)]
+    try:
+        time.sleep(0.5)
+        refused = [s for s in held if closed_within(s, 0.5)]
+        assert len(refused) == 3, len(refused)
+        for s in held:
+            if s not in refused:
+                s.sendall(b"GET http://allowed.test/ HTTP/1.1\r\nHost: allowed.test\r\n\r\n")
+                assert status(s.recv(4096)) == 200
+    finally:
+        for s in held:
+            s.close()
+    time.sleep(0.5)  # the closed ones no longer count
+    assert status(raw(proxy.port, b"GET http://allowed.test/ HTTP/1.1\r\nHost: allowed.test\r\n"
+                                  b"Connection: close\r\n\r\n")) == 200

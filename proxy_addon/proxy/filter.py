@@ -40,6 +40,7 @@ from .background import Background
 from .blocking import Pages, message_page
 from .buttons import Buttons
 from .content import ContentControls
+from .guard import ConnectionGuard
 from .flowstate import KEY, FlowState, Runtime, data_dir, stream_if_large
 from .judge import Judge
 from .pacing import Pacer
@@ -81,6 +82,7 @@ class SchoolFilter:
         self.tunnels = Tunnels(rt, self.judge, self.recorder)
         self.pacer = Pacer(rt, self.content.download_sniffer)
         self.background = Background(rt, self.recorder)
+        self.guard = ConnectionGuard()
 
     @property
     def engine(self) -> Engine | None:
@@ -110,11 +112,19 @@ class SchoolFilter:
                           "How often to reload the active grants from the database (milliseconds).")
         loader.add_option("schoolproxy_secret_file", str, DEFAULT_SECRET_FILE,
                           "File holding the secret that signs block pages ($SCHOOLPROXY_SECRET overrides).")
+        loader.add_option("schoolproxy_max_connections_per_client", int, 256,
+                          "Connections one client address may hold open (0: no limit).")
+        loader.add_option("schoolproxy_header_timeout_s", int, 30,
+                          "Seconds a new connection has to send its first request headers.")
+        loader.add_option("schoolproxy_idle_timeout_s", int, 300,
+                          "Seconds a keep-alive connection may sit idle (0: no limit; tunnels are exempt).")
         loader.add_option("schoolproxy_clock_offset_file", Optional[str], None,
                           "Testing aid: a file holding seconds to add to the clock (re-read with the grants).")
 
     def configure(self, updated: set[str]) -> None:
         rt = self.rt
+        self.guard.configure(ctx.options.schoolproxy_max_connections_per_client,
+                             ctx.options.schoolproxy_header_timeout_s, ctx.options.schoolproxy_idle_timeout_s)
         # Always set: mitmproxy does not list an option left at its default among
         # the updated ones at start, and every row and chain needs an instance.
         rt.instance = (ctx.options.schoolproxy_instance or socket.gethostname() or "proxy")[:64]
@@ -151,16 +161,22 @@ class SchoolFilter:
                         "sites before their requests are judged; use --set connection_strategy=lazy "
                         "(schoolproxy run does)", ctx.options.connection_strategy)
         self.background.start()
+        self.guard.start()
 
     def done(self) -> None:
         self.background.stop()
+        self.guard.stop()
         self.tunnels.clear()
         self.recorder.close()
 
     # -- plain HTTP and decrypted HTTPS ----------------------------------------
 
+    def client_connected(self, client: connection.Client) -> None:
+        self.guard.client_connected(client)
+
     @fail_closed
     def requestheaders(self, flow: http.HTTPFlow) -> None:
+        self.guard.request_started(flow.client_conn)
         if self._refused_unrecorded(flow):
             return
         self.judge.requestheaders(flow)
@@ -226,6 +242,7 @@ class SchoolFilter:
         stream_if_large(flow, st)
 
     def response(self, flow: http.HTTPFlow) -> None:
+        self.guard.request_ended(flow.client_conn)
         st: FlowState | None = flow.metadata.get(KEY)
         if st is None:
             return
@@ -241,6 +258,7 @@ class SchoolFilter:
         self.recorder.emit(st, flow)
 
     def error(self, flow: http.HTTPFlow) -> None:
+        self.guard.request_ended(flow.client_conn)
         st: FlowState | None = flow.metadata.get(KEY)
         if st is not None:
             self.pacer.end(flow, st)
@@ -251,6 +269,7 @@ class SchoolFilter:
 
     @fail_closed
     def http_connect(self, flow: http.HTTPFlow) -> None:
+        self.guard.request_started(flow.client_conn, tunnel=True)
         if self._refused_unrecorded(flow):
             return
         self.tunnels.http_connect(flow)
@@ -266,5 +285,6 @@ class SchoolFilter:
         self.tunnels.tcp_start(flow)
 
     def client_disconnected(self, client: connection.Client) -> None:
+        self.guard.client_disconnected(client)
         self.pacer.client_disconnected(client)
         self.tunnels.client_disconnected(client)
