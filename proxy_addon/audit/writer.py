@@ -39,6 +39,12 @@ log = logging.getLogger(__name__)
 Row = dict[str, Any]
 
 
+def system_row(ts: datetime, action: str, rule: str, reason: str, **fields: Any) -> Row:
+    """An audit row the proxy writes about itself (no person, no site)."""
+    return {"ts": ts, "user": "-", "client_ip": "-", "method": "-", "scheme": "-", "host": "-", "url": "-",
+            "action": action, "rule": rule, "reason": reason, **fields}
+
+
 ROW_BYTES = 1500  # what a queued event costs in memory, roughly (measured 1.4 KB)
 
 
@@ -64,7 +70,6 @@ class AuditWriter:
                  buffer_bytes: int = 256 << 20):
         self.engine = engine
         self.table = table if table is not None else AccessEvent.__table__
-        self.batch_size = batch_size
         self.interval = interval
         self._queue: queue.SimpleQueue[Row] = queue.SimpleQueue()
         self._stop = threading.Event()
@@ -83,8 +88,7 @@ class AuditWriter:
         self._lock = threading.Lock()
         self._behind = self.journal is not None  # first read back what earlier runs journaled
         self._committed = 0  # the last journal position the database holds
-        self.lost = Gap()
-        self._gap_pending = False
+        self.lost = Gap()  # changed under the lock: noted by the event loop, taken by the writer
         # The insert bypasses SQLAlchemy's per-row type processing and sends
         # many rows per statement.  Both matter because this thread shares the
         # GIL with the proxy's event loop: SQLite releases the GIL around every
@@ -109,30 +113,33 @@ class AuditWriter:
 
     def put(self, row: Row) -> None:
         journal = self.journal
-        if journal is not None:
-            with self._lock:
-                seq = journal.append(row)
-                if seq:
-                    if self._behind:
-                        return  # the writer reads it back from the journal
-                    if self._queue.qsize() + len(self._carry) < self.max_queue:
-                        row["_jseq"] = seq
-                        self._queue.put(row)
-                    else:
-                        self._behind = True
-                    return
-        if self._queue.qsize() + len(self._carry) < self.max_queue:
-            self._queue.put(row)
-            return
-        self.lost.note(row["ts"], journal.failing if journal is not None and journal.failing else
-                       self.db_error or "the audit buffer is full")
-        self._gap_pending = True
+        with self._lock:
+            seq = journal.append(row) if journal is not None else 0
+            if seq:
+                if self._behind:
+                    return  # the writer reads it back from the journal
+                if self._has_room:
+                    row["_jseq"] = seq
+                    self._queue.put(row)
+                else:
+                    self._behind = True
+                return
+            if self._has_room:
+                self._queue.put(row)
+                return
+            self.lost.note(row["ts"], journal.failing if journal is not None and journal.failing else
+                           self.db_error or "the audit buffer is full")
+
+    @property
+    def _has_room(self) -> bool:
+        """Whether the memory buffer (queued events and the batch) can take one more."""
+        return self.pending < self.max_queue
 
     @property
     def can_record(self) -> bool:
         """False when an event now would be lost (journal and buffer both full)."""
         journal = self.journal
-        return (journal is not None and not journal.failing) or self._queue.qsize() + len(self._carry) < self.max_queue
+        return (journal is not None and not journal.failing) or self._has_room
 
     def status(self) -> dict[str, Any]:
         j = self.journal
@@ -201,8 +208,7 @@ class AuditWriter:
                     except queue.Empty:
                         if self._stop.is_set():
                             return
-                        if self._gap_pending:
-                            self._record_gap()
+                        self._record_gap()
                         continue
                     self._carry = [first]
                     if not self._stop.is_set() and self._queue.qsize() < self.batch_size:
@@ -213,8 +219,7 @@ class AuditWriter:
                     self._carry = []
             if ok:
                 backoff = 0.0
-                if self._gap_pending:
-                    self._record_gap()
+                self._record_gap()
             else:
                 if self._stop.is_set():
                     return  # close() says what is left
@@ -269,19 +274,17 @@ class AuditWriter:
                 self.journal.seq = max(self.journal.seq, self._committed)
 
     def _record_gap(self) -> None:
-        gap, self.lost = self.lost, Gap()
-        self._gap_pending = False
-        if not gap.count:
+        """Once recording works again, record what could not be recorded."""
+        if not self.lost.count:
             return
+        with self._lock:
+            gap, self.lost = self.lost, Gap()
         assert gap.first is not None and gap.last is not None
         log.error("audit log: %d events between %s and %s could not be recorded (%s)", gap.count,
                   gap.first.isoformat(), gap.last.isoformat(), gap.why)
-        row = {"ts": gap.first, "user": "-", "client_ip": "-", "method": "-", "scheme": "-", "host": "-",
-               "url": "-", "action": "audit_gap", "rule": "audit:gap",
-               "reason": f"{gap.count} events between {gap.first.isoformat()} and {gap.last.isoformat()} "
-                         f"could not be recorded: {gap.why}",
-               "instance": self._chain.name if self._chain else None}
-        self.put(row)
+        self.put(system_row(gap.first, "audit_gap", "audit:gap",
+                            f"{gap.count} events between {gap.first.isoformat()} and {gap.last.isoformat()} "
+                            f"could not be recorded: {gap.why}", instance=self._chain.name if self._chain else None))
 
     def _flat(self, rows: list[Row]) -> list[Any]:
         """The rows' values in column order, timestamps as naive UTC (text on

@@ -41,3 +41,9 @@ class Decision:
         d = asdict(self)
         d["categories"] = list(self.categories)
         return d
+
+
+def refusal(rule: str, reason: str) -> Decision:
+    """A block that no category or rule made: a malformed request, an internal
+    error, something that cannot be recorded."""
+    return Decision("block", None, (), rule, None, None, None, reason)

@@ -81,9 +81,8 @@ def essential_hosts(config: Config) -> dict[str, str]:
     return out
 
 
-def dropped_entries(config: Config) -> set[str]:
-    """Entries the technician dropped in review (``lists/school/dropped.txt``)."""
-    path = config.root / DROPPED
+def read_entries(path: Path) -> set[str]:
+    """The entries of a review file (one a line, ``#`` comments); none if it is missing."""
     if not path.exists():
         return set()
     return {t for line in path.read_text(encoding="utf-8").splitlines() if (t := line.split("#", 1)[0].strip())}
@@ -115,7 +114,7 @@ class _Guard:
     def __init__(self, config: Config) -> None:
         self.essential = essential_hosts(config)
         self.parents = {p: h for h in self.essential for p in host_suffixes(h)}  # parents of a service, itself included
-        self.dropped = dropped_entries(config)
+        self.dropped = read_entries(config.root / DROPPED)
         self.protected: list[Protected] = []
         self.n_dropped = 0
 

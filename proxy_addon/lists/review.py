@@ -26,7 +26,7 @@ from sqlalchemy import func, select
 from ..audit.models import AccessEvent
 from ..classify.engine import Engine
 from ..urls.normalize import InvalidHost, Target, normalize_host
-from .build import DROPPED
+from .build import DROPPED, read_entries
 
 KEPT = "lists/school/kept.txt"
 ALLOWED = "lists/school/allowed.txt"
@@ -50,17 +50,11 @@ class Suspect:
     last: datetime
 
 
-def _entries(path: Path) -> set[str]:
-    if not path.exists():
-        return set()
-    return {t for line in path.read_text(encoding="utf-8").splitlines() if (t := line.split("#", 1)[0].strip())}
-
-
 def overreach(engine: Engine, popular: Iterable[str], top: int) -> list[Overreach]:
     """Imported entries that would block one of the first ``top`` popular hosts
     (entries already dropped or kept are left out)."""
     root = engine.config.root
-    done = _entries(root / DROPPED) | _entries(root / KEPT)
+    done = read_entries(root / DROPPED) | read_entries(root / KEPT)
     found: dict[str, Overreach] = {}
     if engine.lists is None:
         return []
@@ -89,7 +83,7 @@ def overreach(engine: Engine, popular: Iterable[str], top: int) -> list[Overreac
 
 def suspects(db: Any, since: datetime, engine: Engine) -> list[Suspect]:
     """Hosts recorded as suspected since ``since`` that nobody has answered yet."""
-    done = _entries(engine.config.root / ALLOWED)
+    done = read_entries(engine.config.root / ALLOWED)
     stmt = (select(AccessEvent.host, AccessEvent.rule, func.count(), func.max(AccessEvent.ts))
             .where(AccessEvent.rule.like("suspect:%"), AccessEvent.ts >= since)
             .group_by(AccessEvent.host, AccessEvent.rule).order_by(func.count().desc()))

@@ -33,6 +33,7 @@ from mitmproxy import connection, ctx, exceptions, http, tcp, tls
 
 from ..audit.db import default_audit_db, open_database
 from ..audit.secret import DEFAULT_SECRET_FILE, load_secret
+from ..audit.writer import system_row
 from ..classify.engine import Engine
 from ..policy.files import default_config_dir
 from ..policy.yamlsource import ConfigError
@@ -191,9 +192,9 @@ class SchoolFilter:
             "The school's web filter cannot record this request just now, so it cannot let it through "
             "(the rules say so). The IT technician has been told.").encode(),
             {"Content-Type": "text/html; charset=utf-8", "Cache-Control": "no-store"})
-        writer.put({"ts": self.rt.now(), "user": "-", "client_ip": "-", "method": flow.request.method[:16],
-                    "scheme": flow.request.scheme[:16], "host": flow.request.host[:255], "url": "-",
-                    "action": "block", "rule": "audit:cannot-record"})
+        writer.put(system_row(self.rt.now(), "block", "audit:cannot-record", "nothing can be recorded now",
+                              method=flow.request.method[:16], scheme=flow.request.scheme[:16],
+                              host=flow.request.host[:255]))
         return True
 
     def request(self, flow: http.HTTPFlow) -> Any:

@@ -15,7 +15,7 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
-from mitmproxy import http
+from mitmproxy import connection, http
 
 from ..classify.decision import Decision
 from ..classify.engine import Engine
@@ -80,6 +80,11 @@ class Runtime:
         self.instance = ""
         self.clock_offset = 0.0
         self.data: Path | None = None  # the proxy's own data folder (journal, status)
+
+    def identify_address(self, client: connection.Client) -> Identity:
+        """Who a connection is, by its address alone (no credentials seen yet)."""
+        ip = client.peername[0] if client.peername else ""
+        return self.engine.identify(ip) if self.engine else Identity(ip, frozenset(), ip, "ip")
 
     def now(self) -> datetime:
         now = datetime.now(timezone.utc)

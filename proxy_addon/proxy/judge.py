@@ -12,7 +12,7 @@ from datetime import datetime, timezone
 from mitmproxy import connection, ctx, http
 
 from ..classify.circumvention import circumvention_decision, doh_content
-from ..classify.decision import Decision
+from ..classify.decision import Decision, refusal
 from ..classify.identity import Identity
 from ..classify.safesearch import request_plan
 from ..grants import feedback
@@ -138,8 +138,7 @@ def names(flow: http.HTTPFlow) -> tuple[Target, tuple[str, ...]]:
 
 
 def malformed(target_text: str, why: str) -> Decision:
-    return Decision("block", None, (), "malformed", None, None, None,
-                    f"malformed request ({why}): {target_text[:200]}")
+    return refusal("malformed", f"malformed request ({why}): {target_text[:200]}")
 
 
 def host_header(req: http.Request) -> str | None:

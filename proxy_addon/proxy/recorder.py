@@ -15,8 +15,7 @@ from typing import Any
 from mitmproxy import http
 
 from ..audit.writer import AuditWriter
-from ..classify.decision import Decision
-from ..classify.identity import Identity
+from ..classify.decision import Decision, refusal
 from ..monitor.alerts import Alert, Alerter
 from ..monitor.searchterms import extract as extract_search, flagged
 from ..policy.monitoring import Monitoring
@@ -60,10 +59,8 @@ class Recorder:
         st: FlowState | None = flow.metadata.get(KEY)
         if st is None:
             req = flow.request
-            ip = flow.client_conn.peername[0] if flow.client_conn.peername else ""
-            who = self.rt.engine.identify(ip) if self.rt.engine else Identity(ip, frozenset(), ip, "ip")
-            st = FlowState(Target(req.scheme or "http", req.host[:255], req.port, "/"), who,
-                           Decision("block", None, (), "error", None, None, None, why), self.rt.now(),
+            st = FlowState(Target(req.scheme or "http", req.host[:255], req.port, "/"),
+                           self.rt.identify_address(flow.client_conn), refusal("error", why), self.rt.now(),
                            method=req.method[:16])
             self.track(flow.id, st)
             flow.metadata[KEY] = st

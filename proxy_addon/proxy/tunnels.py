@@ -20,8 +20,7 @@ from datetime import datetime, timezone
 from mitmproxy import connection, http, tcp, tls
 
 from ..classify.circumvention import circumvention_decision
-from ..classify.decision import Decision
-from ..classify.identity import Identity
+from ..classify.decision import refusal
 from ..classify.safesearch import tunnel_front
 from ..urls.normalize import InvalidHost, InvalidURL, Target, make_target, normalize_host
 from . import connections
@@ -125,11 +124,8 @@ class Tunnels:
         tunnel = self.open.pop(client.id, None)
         if tunnel is not None:
             self.recorder.forget(tunnel)
-        ip = client.peername[0] if client.peername else ""
-        who = tunnel.who if tunnel is not None else (
-            self.rt.engine.identify(ip) if self.rt.engine else Identity(ip, frozenset(), ip, "ip"))
-        st = FlowState(Target("https", sni, None, "/"), who,
-                       Decision("block", None, (), "error", None, None, None, f"{why} (TLS SNI {sni!r})"),
+        who = tunnel.who if tunnel is not None else self.rt.identify_address(client)
+        st = FlowState(Target("https", sni, None, "/"), who, refusal("error", f"{why} (TLS SNI {sni!r})"),
                        datetime.now(timezone.utc), tls="refused", method="TLS")
         self.recorder.emit(st, None)
         data.ignore_connection = True
