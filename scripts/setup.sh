@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Sets up everything schoolproxy needs on a fresh Debian machine, idempotently.
 #   scripts/setup.sh run    -> the proxy's own Python environment (.venv)
-#   scripts/setup.sh test   -> that, plus what the test suite drives (curl, chromium)
+#   scripts/setup.sh test   -> that, plus what the test suite drives (curl, chromium, squid, squidguard, wrk)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 want=${1:-run}
@@ -10,6 +10,11 @@ need_debs=()
 if [ "$want" = test ]; then
   command -v curl >/dev/null || need_debs+=(curl)
   command -v chromium >/dev/null || need_debs+=(chromium)
+  # The Squid front end's tests and benchmark: Squid itself, squidGuard to
+  # compare against, wrk to load them.
+  [ -x /usr/sbin/squid ] || need_debs+=(squid)
+  command -v squidGuard >/dev/null || need_debs+=(squidguard)
+  command -v wrk >/dev/null || need_debs+=(wrk)
 fi
 if [ ${#need_debs[@]} -gt 0 ]; then
   echo "setup: installing Debian packages: ${need_debs[*]}"

@@ -3,12 +3,18 @@
 Any SQLAlchemy URL works.  SQLite gets WAL mode (readers never block the
 writer thread) and a busy timeout; its directory is created.  Migrations run
 through Alembic at start-up; on PostgreSQL they hold an advisory lock so that
-many proxy instances starting together migrate once.
+many proxy instances starting together migrate once; on SQLite a lock file
+beside the database does the same for the processes of one machine (the
+proxy, and the Squid front end's helper, log daemon and page server, which
+start together).
 """
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 from alembic import command
@@ -48,12 +54,26 @@ def migrate(engine: Engine) -> None:
     """Create or upgrade the schema to the newest revision."""
     cfg = AlembicConfig()
     cfg.set_main_option("script_location", str(MIGRATIONS))
-    with engine.begin() as conn:
+    with _sqlite_lock(engine), engine.begin() as conn:
         if conn.dialect.name == "postgresql":
             conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _MIGRATION_LOCK})
         cfg.attributes["connection"] = conn
         command.upgrade(cfg, "head")
     refresh_statistics(engine)
+
+
+@contextlib.contextmanager
+def _sqlite_lock(engine: Engine) -> Iterator[None]:
+    database = engine.url.database if engine.dialect.name == "sqlite" else None
+    if not database or database == ":memory:":
+        yield
+        return
+    with open(f"{database}.migrate-lock", "a") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
 
 
 def refresh_statistics(engine: Engine) -> None:

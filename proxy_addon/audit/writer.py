@@ -176,6 +176,12 @@ class AuditWriter:
             self.journal.close()
 
     @property
+    def settled(self) -> bool:
+        """Everything put so far is in the database (none queued, none left
+        in the journal from an earlier run)."""
+        return not self._behind and self.pending == 0
+
+    @property
     def pending(self) -> int:
         return self._queue.qsize() + len(self._carry)
 

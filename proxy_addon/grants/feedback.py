@@ -40,6 +40,11 @@ TOKEN_MAX_AGE = 2 * 3600
 RATE_WINDOW = timedelta(minutes=10)
 RATE_LIMIT = 5
 _CHAIN_LOCK = threading.Lock()
+THANKS_SELF_REPORT = ("Thank you. Your report that you reached this site by accident has been noted for the "
+                      "Senior Leadership Team. Genuine mistakes and accidents are not treated as a breach of the "
+                      "policy.")
+THANKS_REQUEST = ("Your request (number {id}) has been sent to the Headteacher. You will be able to use the site "
+                  "once it has been granted.")
 
 
 class Refused(Exception):
@@ -70,16 +75,23 @@ def sign_event(secret: bytes, event: BlockEvent) -> str:
     return _serializer(secret).dumps([event.uid, event.user, event.url, event.host, event.category])
 
 
-def verify_event(secret: bytes, token: str, user: str) -> BlockEvent:
+def read_event(secret: bytes, token: str) -> BlockEvent:
+    """The block event a token names, if we signed it and it is not too old."""
     try:
         uid, owner, url, host, category = _serializer(secret).loads(token, max_age=TOKEN_MAX_AGE)
     except SignatureExpired as e:
         raise Refused(403, "This block page is too old: reload the page and try again.") from e
     except (BadSignature, ValueError, TypeError) as e:
         raise Refused(403, "This form was not issued by the school's filter.") from e
-    if owner != user:
-        raise Refused(403, "This block page was shown to someone else.")
     return BlockEvent(uid, owner, url, host, category)
+
+
+def verify_event(secret: bytes, token: str, user: str) -> BlockEvent:
+    """As ``read_event``, and the token must have been issued to ``user``."""
+    event = read_event(secret, token)
+    if event.user != user:
+        raise Refused(403, "This block page was shown to someone else.")
+    return event
 
 
 def forms_html(token: str) -> str:

@@ -38,3 +38,12 @@ def config_files(root: Path) -> list[Path]:
     sources = root / SOURCES_FILE
     return [root / CATEGORIES_FILE, *rule_files(root), *([sources] if sources.exists() else [])]
 
+
+def data_dir(option: str | Path | None = None) -> Path:
+    """The proxy's own data folder, always absolute (a relative one would move
+    with the working directory, and a restart from elsewhere would never
+    replay the audit journal)."""
+    chosen = option or os.environ.get("SCHOOLPROXY_DATA") or str(default_config_dir() / "logs")
+    path = Path(chosen).expanduser().resolve()
+    path.mkdir(parents=True, exist_ok=True)
+    return path

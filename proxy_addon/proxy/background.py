@@ -5,7 +5,6 @@ fresh, the daily retention purge, and sending safeguarding alerts."""
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import os
 from datetime import datetime, timezone
@@ -16,13 +15,13 @@ from typing import Any
 from mitmproxy import ctx
 
 from ..audit.retention import purge
-from ..classify.engine import Engine
+from ..audit.status import write_status
+from ..classify.reload import reloaded
 from ..grants.store import load_active
 from ..policy.monitoring import Retention
-from ..policy.yamlsource import ConfigError
 from .flowstate import Runtime
 from .recorder import Recorder
-from .reloader import Signature, signature
+from ..policy.reloader import Signature
 
 log = logging.getLogger(__name__)
 
@@ -119,34 +118,6 @@ class Background:
             await asyncio.sleep(ctx.options.schoolproxy_reload_ms / 1000)
             assert self.rt.engine is not None
             root = Path(ctx.options.schoolproxy_config)
-            sig = await asyncio.to_thread(signature, root, self.rt.engine.watched_files)
-            if sig == self.signature:
-                continue
-            self.signature = sig
-            try:
-                engine = await asyncio.to_thread(Engine.load, root)
-            except ConfigError as e:
-                log.warning("schoolproxy: configuration changed but has problems; the rules in force stay in force:\n%s", e)
-                continue
-            except Exception:
-                log.exception("schoolproxy: reload failed; the rules in force stay in force")
-                continue
-            self.rt.engine = engine
-            self.signature = await asyncio.to_thread(signature, root, engine.watched_files)
-            log.info("schoolproxy: rules reloaded (digest %s)", engine.config.digest)
-
-
-STATUS_BYTES = 8192
-
-
-def write_status(path: Path, state: dict[str, Any]) -> None:
-    """Rewrite the status file in place, at a fixed size: it takes no new disk
-    space, so it still tells the truth when the disk is full."""
-    data = json.dumps(state, indent=1).encode()[: STATUS_BYTES - 1]
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
-    try:
-        if os.fstat(fd).st_size != STATUS_BYTES:
-            os.ftruncate(fd, STATUS_BYTES)
-        os.pwrite(fd, data + b" " * (STATUS_BYTES - len(data)), 0)
-    finally:
-        os.close(fd)
+            engine, self.signature = await asyncio.to_thread(reloaded, root, self.rt.engine, self.signature)
+            if engine is not None:
+                self.rt.engine = engine

@@ -4,13 +4,11 @@ headers were read but whose content a control refused."""
 
 from __future__ import annotations
 
-from html import escape
-
 from mitmproxy import http
 
 from ..classify.decision import Decision
 from ..grants import feedback
-from .blockpage import BlockNotice, render_block_page
+from ..grants.blockpage import BlockNotice, page_reason, render_block_page
 from .flowstate import FlowState, Runtime
 
 
@@ -77,20 +75,3 @@ def stop(st: FlowState, audit_action: str, decision: Decision) -> None:
     """A content control refused this flow: record why, and how."""
     st.decision = decision
     st.audit_action = audit_action
-
-
-def page_reason(d: Decision) -> str:
-    """What the block page says besides the category: nothing for a plain
-    category block (the title and clause say it); the human part of the
-    reason for attempts to get round the filter and for anything else."""
-    if d.rule.startswith("circumvention:"):
-        return d.reason.removeprefix("circumvention: ").split("; ")[0]
-    return "" if d.title else d.reason.split(" (")[0]
-
-
-def message_page(text: str) -> str:
-    return (f'<!doctype html><html lang="en"><head><meta charset="utf-8">'
-            f'<meta name="viewport" content="width=device-width, initial-scale=1"><title>School web filter</title>'
-            f'<style>body{{font-family:system-ui,sans-serif;max-width:40rem;margin:2rem auto;padding:0 1rem;'
-            f'line-height:1.5}}</style></head><body><main><h1>School web filter</h1>'
-            f'<p id="message">{escape(text)}</p></main></body></html>')

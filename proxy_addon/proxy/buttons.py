@@ -12,7 +12,7 @@ from mitmproxy import http
 
 from ..grants import feedback
 from ..urls.normalize import InvalidHost, InvalidURL, normalize_host, split_authority
-from .blocking import message_page
+from ..grants.blockpage import message_page
 from .flowstate import FlowState, Runtime
 
 log = logging.getLogger(__name__)
@@ -49,14 +49,11 @@ class Buttons:
             event = feedback.verify_event(rt.secret, form.get("token", ""), st.who.user)
             if st.target.path == feedback.SELF_REPORT:
                 await asyncio.to_thread(feedback.self_report, rt.db, event, st.who.client_ip, rt.instance, rt.now())
-                return 200, ("Thank you. Your report that you reached this site by accident has been noted "
-                             "for the Senior Leadership Team. Genuine mistakes and accidents are not treated as "
-                             "a breach of the policy.")
+                return 200, feedback.THANKS_SELF_REPORT
             if st.target.path == feedback.REQUEST:
                 rid = await asyncio.to_thread(feedback.request_exception, rt.db, event,
                                               form.get("reason", ""), st.who.client_ip, rt.now())
-                return 200, (f"Your request (number {rid}) has been sent to the Headteacher. You will be able "
-                             "to use the site once it has been granted.")
+                return 200, feedback.THANKS_REQUEST.format(id=rid)
         except feedback.Refused as e:
             return e.status, e.message
         return 404, "Unknown action."

@@ -35,18 +35,19 @@ from ..audit.db import default_audit_db, open_database
 from ..audit.secret import DEFAULT_SECRET_FILE, load_secret
 from ..audit.writer import system_row
 from ..classify.engine import Engine
-from ..policy.files import default_config_dir
+from ..policy.files import data_dir, default_config_dir
 from ..policy.yamlsource import ConfigError
 from .background import Background
-from .blocking import Pages, message_page
+from ..grants.blockpage import message_page
+from .blocking import Pages
 from .buttons import Buttons
 from .content import ContentControls
 from .guard import ConnectionGuard
-from .flowstate import KEY, FlowState, Runtime, data_dir, stream_if_large
+from .flowstate import KEY, FlowState, Runtime, stream_if_large
 from .judge import Judge
 from .pacing import Pacer
 from .recorder import Recorder
-from .reloader import signature
+from ..policy.reloader import signature
 from .tunnels import Tunnels
 
 log = logging.getLogger(__name__)

@@ -8,7 +8,6 @@ never leaves a request half under old rules.
 
 from __future__ import annotations
 
-import os
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
@@ -24,7 +23,6 @@ from ..content.media import MediaKind
 from ..content.pacing import Pace
 from ..grants.rules import ActiveGrant
 from ..policy.content import StreamLimit
-from ..policy.files import default_config_dir
 from ..urls.normalize import Target
 
 KEY = "schoolproxy"
@@ -89,16 +87,6 @@ class Runtime:
     def now(self) -> datetime:
         now = datetime.now(timezone.utc)
         return now + timedelta(seconds=self.clock_offset) if self.clock_offset else now
-
-
-def data_dir(option: str) -> Path:
-    """The proxy's own data folder, always absolute (a relative one would move
-    with the working directory, and a restart from elsewhere would never
-    replay the audit journal)."""
-    chosen = option or os.environ.get("SCHOOLPROXY_DATA") or str(default_config_dir() / "logs")
-    path = Path(chosen).expanduser().resolve()
-    path.mkdir(parents=True, exist_ok=True)
-    return path
 
 
 def count_stream(resp: http.Response, st: FlowState) -> None:

@@ -16,7 +16,7 @@ from ..classify.decision import Decision, refusal
 from ..classify.identity import Identity
 from ..classify.safesearch import request_plan
 from ..grants import feedback
-from ..grants.rules import apply_grants
+from ..grants.verdict import verdict
 from ..urls.normalize import InvalidHost, InvalidURL, Target, make_target, normalize_host, split_authority
 from .blocking import Pages
 from .content import ContentControls
@@ -53,23 +53,7 @@ class Judge:
         assert engine is not None
         who = self.identity(flow, flow.client_conn)
         now = self.rt.now()
-        decision = engine.decide(target, who, now)
-        if also:
-            names = ", ".join((target.host, *also))
-            if decision.action == "block":
-                decision = replace(decision, rule="circumvention:fronting",
-                                   reason=f"circumvention: domain fronting: the request names {names}; "
-                                          f"{target.host} is blocked: {decision.reason}")
-            for host in also:
-                if decision.action == "block":
-                    break
-                other = engine.decide(replace(target, host=host, port=None), who, now)
-                if other.action == "block":
-                    decision = replace(other, rule="circumvention:fronting",
-                                       reason=f"circumvention: domain fronting: the request names {names}; "
-                                              f"{host} is blocked: {other.reason}")
-        if decision.action == "block" and self.rt.grants:
-            decision = apply_grants(engine.config, decision, target, who, now, self.rt.grants)
+        decision = verdict(engine, self.rt.grants, target, who, now, also)
         return FlowState(target, who, decision, now, tls=tls_mode, method=flow.request.method)
 
     def requestheaders(self, flow: http.HTTPFlow) -> None:

@@ -22,6 +22,7 @@ from mitmproxy import connection, http, tcp, tls
 from ..classify.circumvention import circumvention_decision
 from ..classify.decision import refusal
 from ..classify.safesearch import tunnel_front
+from ..grants.verdict import connect_port_refusal
 from ..urls.normalize import InvalidHost, InvalidURL, Target, make_target, normalize_host
 from . import connections
 from .flowstate import FlowState, Runtime
@@ -54,10 +55,9 @@ class Tunnels:
             return
         mode = engine.config.settings.tls
         st = self.judge.state(flow, target)
-        rules = engine.circumvention
-        if req.port not in rules.connect_ports and st.decision.action != "block":
-            st.decision = circumvention_decision(
-                "connect-port", f"a tunnel (CONNECT) to port {req.port}; only {sorted(rules.connect_ports)} are allowed")
+        refused = connect_port_refusal(engine, req.port)
+        if refused is not None and st.decision.action != "block":
+            st.decision = refused
             self._refuse(flow, st, f"tunnels to port {req.port} are not allowed (policy {st.decision.clause})")
             return
         passthrough = mode == "hostname" or not st.decision.decrypt

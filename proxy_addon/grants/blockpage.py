@@ -13,6 +13,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from html import escape
 
+from ..classify.decision import Decision
+
 _STYLE = """
 body{font-family:system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;margin:0;background:#f4f5f7;color:#1b1b1b;line-height:1.5}
 main{max-width:40rem;margin:0 auto;padding:1.5rem 1rem}
@@ -77,3 +79,20 @@ mistakes and accidents will not be treated as a breach; tell the Senior Leadersh
 </section>
 </main></body></html>
 """
+
+
+def page_reason(d: Decision) -> str:
+    """What the block page says besides the category: nothing for a plain
+    category block (the title and clause say it); the human part of the
+    reason for attempts to get round the filter and for anything else."""
+    if d.rule.startswith("circumvention:"):
+        return d.reason.removeprefix("circumvention: ").split("; ")[0]
+    return "" if d.title else d.reason.split(" (")[0]
+
+
+def message_page(text: str) -> str:
+    return (f'<!doctype html><html lang="en"><head><meta charset="utf-8">'
+            f'<meta name="viewport" content="width=device-width, initial-scale=1"><title>School web filter</title>'
+            f'<style>body{{font-family:system-ui,sans-serif;max-width:40rem;margin:2rem auto;padding:0 1rem;'
+            f'line-height:1.5}}</style></head><body><main><h1>School web filter</h1>'
+            f'<p id="message">{escape(text)}</p></main></body></html>')

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..policy.files import config_files
+from .files import config_files
 
 Signature = tuple[tuple[str, int, int, int], ...]
 

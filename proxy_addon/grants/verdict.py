@@ -1,0 +1,52 @@
+"""The verdict on one request, the same for every front end (the mitmproxy
+addon and the Squid helper): the engine's decision on the target and on every
+other name the request goes by, then the Headteacher's grants.
+
+If any name is blocked the request is, so a permitted name cannot front for a
+blocked one (domain fronting); a grant is applied last, and never lifts a
+category that is not bypassable.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import replace
+from datetime import datetime
+
+from ..classify.circumvention import circumvention_decision
+from ..classify.decision import Decision
+from ..classify.engine import Engine
+from ..classify.identity import Identity
+from ..urls.normalize import Target
+from .rules import ActiveGrant, apply_grants
+
+
+def verdict(engine: Engine, grants: Sequence[ActiveGrant], target: Target, who: Identity, now: datetime,
+            also: tuple[str, ...] = ()) -> Decision:
+    decision = engine.decide(target, who, now)
+    if also:
+        names = ", ".join((target.host, *also))
+        if decision.action == "block":
+            decision = replace(decision, rule="circumvention:fronting",
+                               reason=f"circumvention: domain fronting: the request names {names}; "
+                                      f"{target.host} is blocked: {decision.reason}")
+        for host in also:
+            if decision.action == "block":
+                break
+            other = engine.decide(replace(target, host=host, port=None), who, now)
+            if other.action == "block":
+                decision = replace(other, rule="circumvention:fronting",
+                                   reason=f"circumvention: domain fronting: the request names {names}; "
+                                          f"{host} is blocked: {other.reason}")
+    if decision.action == "block" and grants:
+        decision = apply_grants(engine.config, decision, target, who, now, grants)
+    return decision
+
+
+def connect_port_refusal(engine: Engine, port: int | None) -> Decision | None:
+    """A tunnel (CONNECT) to a port the rules do not allow, or None."""
+    ports = engine.circumvention.connect_ports
+    if port in ports:
+        return None
+    return circumvention_decision("connect-port", f"a tunnel (CONNECT) to port {port}; "
+                                                  f"only {sorted(ports)} are allowed")

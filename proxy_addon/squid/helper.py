@@ -1,0 +1,142 @@
+"""``schoolproxy squid-helper``: Squid's external ACL helper.  Squid asks
+about each request (``%>a %un %>rm %>ru %master_xaction``: client address,
+user, method, URL, and a per-request id that keeps Squid's result cache from
+answering for us); the helper answers ``OK`` (allowed) or ``ERR`` (blocked)
+with the same engine, rules, lists, groups, working hours and grants as the
+mitmproxy front end.
+
+Every answer carries ``log=`` (the decision, which Squid logs as ``%ea`` for
+the log daemon) and, when it has one, ``tag=`` (the category, for Squid's
+``delay_pools``).  A block also carries ``message=``: a signed token naming
+the block event, which ``deny_info`` puts in the redirect to the block page.
+
+The helper never blocks: decisions are made in memory; the rules and grants
+are refreshed by a thread (``runtime``); the one write per batch of answers
+is the decision record (``decisions``), made before Squid sees the answers.
+Fail-closed: a request the helper cannot judge is answered ``ERR``.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from typing import Any
+from urllib.parse import urlsplit
+
+from ..classify.decision import Decision, refusal
+from ..grants import feedback
+from ..grants.verdict import connect_port_refusal, verdict
+from ..monitor.searchterms import extract as extract_search
+from ..urls.normalize import InvalidHost, InvalidURL, Target, make_target, split_authority
+from .decisions import DecisionLog
+from .protocol import encode_decision, parse_request, reply
+from .runtime import PolicyRuntime
+
+log = logging.getLogger(__name__)
+AUDIT_ACTION = {"allow": "allow", "limit": "allow", "block": "block"}
+URL_LIMIT = 4096
+
+
+def request_target(method: str, url: str) -> Target:
+    """Squid's ``%>ru``: ``host:port`` for CONNECT, an absolute URL otherwise."""
+    if method == "CONNECT":
+        host, port = split_authority(url)
+        return make_target("http" if port == 80 else "https", host, port, "/")
+    parts = urlsplit(url)
+    if not parts.scheme or not parts.netloc:
+        raise InvalidURL(f"not an absolute URL: {url[:200]!r}")
+    host, port = split_authority(parts.netloc)
+    return make_target(parts.scheme, host, port, (parts.path or "/") + (f"?{parts.query}" if parts.query else ""))
+
+
+class Helper:
+    def __init__(self, rt: PolicyRuntime, decisions: DecisionLog, instance: str) -> None:
+        self.rt = rt
+        self.decisions = decisions
+        self.instance = instance
+        self._record: list[str] = []  # this batch's lines for the decision record
+
+    def judge(self, ip: str, user: str, method: str, url: str) -> tuple[Decision, dict[str, Any]]:
+        """The decision and the audit row's decision fields for one request."""
+        engine = self.rt.engine
+        now = self.rt.now()
+        who = engine.identify(ip if ip != "-" else "", None if user in ("-", "") else user)
+        try:
+            target = request_target(method, url)
+        except (InvalidURL, InvalidHost) as e:
+            target = Target("http", url[:255], None, "/")
+            decision = refusal("malformed", f"malformed request ({e}): {url[:200]}")
+        else:
+            decision = verdict(engine, self.rt.grants, target, who, now)
+            if decision.action != "block" and method == "CONNECT":
+                decision = connect_port_refusal(engine, split_authority(url)[1]) or decision
+        row = {
+            "event_uid": os.urandom(16).hex(), "ts": now, "user": who.user[:255], "client_ip": who.client_ip[:64],
+            "method": method[:16], "scheme": target.scheme[:16], "host": target.host[:255],
+            "url": target.url[:URL_LIMIT], "category": decision.category,
+            "categories": ",".join(decision.categories) or None,
+            "action": AUDIT_ACTION.get(decision.action, decision.action),
+            "rule": decision.rule[:160] if decision.rule else None, "clause": decision.clause,
+            "matched": f"{decision.matched} ({decision.origin})" if decision.matched else None,
+            "reason": decision.reason, "grant_id": decision.grant_id, "config_digest": engine.config.digest,
+            "search_terms": extract_search(target.host, target.path, target.query),
+            "out_of_hours": engine.out_of_hours(who, now), "tls": "squid-tunnel" if method == "CONNECT" else None,
+        }
+        return decision, row
+
+    def answer(self, fields: list[str]) -> tuple[str, dict[str, str], str]:
+        """(result, reply keys, decision payload) for one request line."""
+        ip, user, method, url = (fields + ["-"] * 4)[:4]
+        try:
+            decision, row = self.judge(ip, user, method, url)
+        except Exception as e:  # noqa: BLE001 - fail closed
+            log.exception("schoolproxy: internal error judging %s", url[:200])
+            decision, row = self.judge_error(ip, user, method, url, f"internal error: {type(e).__name__}")
+        payload = encode_decision(row)
+        self._record.append(f"{row['event_uid']} {row['ts'].timestamp():.3f} {payload}")
+        keys = {"log": payload}
+        if decision.category:
+            keys["tag"] = decision.category
+        if decision.action != "block":
+            return "OK", keys, payload
+        token = feedback.sign_event(self.rt.secret, feedback.BlockEvent(
+            row["event_uid"], row["user"], row["url"], row["host"], decision.category))
+        keys["message"] = token
+        return "ERR", keys, payload
+
+    def judge_error(self, ip: str, user: str, method: str, url: str, why: str) -> tuple[Decision, dict[str, Any]]:
+        decision = refusal("error", why)
+        now = self.rt.now()
+        row = {"event_uid": os.urandom(16).hex(), "ts": now, "user": user if user != "-" else ip,
+               "client_ip": ip, "method": method[:16], "scheme": "-", "host": "-", "url": url[:URL_LIMIT],
+               "action": "block", "rule": "error", "reason": why, "config_digest": self.rt.engine.config.digest}
+        return decision, row
+
+    def handle(self, lines: list[bytes]) -> bytes:
+        """Answer a batch; the decisions are recorded before the answers go back."""
+        out: list[bytes] = []
+        self._record: list[str] = []
+        for line in lines:
+            channel, fields = parse_request(line)
+            result, keys, _ = self.answer(fields)
+            out.append(reply(channel, result, **keys))
+        if not self.decisions.append(self._record) and self.rt.engine.config.settings.on_audit_failure == "block":
+            why = "nothing can be recorded now (the rules say: then let nothing through)"
+            out = [reply(parse_request(line)[0], "ERR", message="-", log="-") for line in lines]
+            log.error("schoolproxy: %s: %s", why, self.decisions.failing)
+        return b"".join(out)
+
+    def serve(self, fd_in: int = 0, fd_out: int = 1) -> None:
+        """Read what Squid has sent, answer all of it with one write, repeat."""
+        pending = b""
+        while True:
+            chunk = os.read(fd_in, 1 << 16)
+            if not chunk:
+                return
+            pending += chunk
+            *lines, pending = pending.split(b"\n")
+            if lines:
+                data = self.handle([ln.rstrip(b"\r") for ln in lines if ln.strip()])
+                while data:
+                    n = os.write(fd_out, data)
+                    data = data[n:]

@@ -1,0 +1,80 @@
+"""The rules and grants in force for a front end that is not mitmproxy: a
+thread re-reads the configuration when its files change (the rules in force
+stay in force if the new ones are broken) and the active grants every poll,
+as the mitmproxy addon's background tasks do on its event loop.
+
+The engine and the grants are swapped by single assignments, so a request
+never sees half of a reload."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from ..audit.db import open_database
+from ..audit.secret import load_secret
+from ..classify.engine import Engine
+from ..classify.reload import reloaded
+from ..grants.rules import ActiveGrant
+from ..grants.store import load_active
+from ..policy.reloader import signature
+
+log = logging.getLogger(__name__)
+
+
+class PolicyRuntime:
+    def __init__(self, config: Path, audit_db: str, secret_file: str | Path, reload_s: float = 1.0,
+                 grants_s: float = 1.0) -> None:
+        self.root = config
+        self.engine: Engine = Engine.load(config)  # a broken configuration at start is an error to the caller
+        self.signature = signature(config, self.engine.watched_files)
+        self.db: Any = open_database(audit_db)
+        self.secret = load_secret(secret_file)
+        self.grants: tuple[ActiveGrant, ...] = ()
+        self.reload_s = reload_s
+        self.grants_s = grants_s
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self.refresh_grants()
+
+    def now(self) -> datetime:
+        return datetime.now(timezone.utc)
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._run, name="schoolproxy-upkeep", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(5)
+
+    def refresh_grants(self) -> None:
+        try:
+            self.grants = load_active(self.db, self.now())
+        except Exception as e:  # the database may be briefly unreachable; keep the last snapshot
+            log.warning("schoolproxy: could not reload grants (%s); keeping the last %d",
+                        type(e).__name__, len(self.grants))
+
+    def reload_if_changed(self) -> bool:
+        engine, self.signature = reloaded(self.root, self.engine, self.signature)
+        if engine is None:
+            return False
+        self.engine = engine
+        return True
+
+    def _run(self) -> None:
+        next_reload = next_grants = 0.0
+        clock = 0.0
+        step = min(self.reload_s or self.grants_s, self.grants_s)
+        while not self._stop.wait(step):
+            clock += step
+            if self.reload_s and clock >= next_reload:
+                self.reload_if_changed()
+                next_reload = clock + self.reload_s
+            if clock >= next_grants:
+                self.refresh_grants()
+                next_grants = clock + self.grants_s
