@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Sets up everything schoolproxy needs on a fresh Debian machine, idempotently.
 #   scripts/setup.sh run    -> the proxy's own Python environment (.venv)
-#   scripts/setup.sh test   -> that, plus what the test suite drives (curl, chromium, squid, squidguard, wrk)
+#   scripts/setup.sh test   -> that, plus what the test suite drives (curl, chromium, squid, squidguard, wrk, nginx)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 want=${1:-run}
@@ -15,6 +15,7 @@ if [ "$want" = test ]; then
   [ -x /usr/sbin/squid ] || need_debs+=(squid)
   command -v squidGuard >/dev/null || need_debs+=(squidguard)
   command -v wrk >/dev/null || need_debs+=(wrk)
+  command -v nginx >/dev/null || [ -x /usr/sbin/nginx ] || need_debs+=(nginx-light)
 fi
 if [ ${#need_debs[@]} -gt 0 ]; then
   echo "setup: installing Debian packages: ${need_debs[*]}"

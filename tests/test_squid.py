@@ -192,3 +192,34 @@ def test_killing_the_log_daemon_under_load_loses_no_answered_request(squid, orig
     assert len(urls) == len(set(urls))  # and none twice
     recovered = [r for r in rows if "never reached schoolproxy" in r["reason"]]
     assert recovered, "the kill should have cost Squid some log lines, recorded from the helper's decisions"
+    time.sleep(2.5)  # the daemon's status file
+    status = subprocess.run([str(BIN / "schoolproxy"), "status", "--data-dir", str(s.data)],
+                            capture_output=True, text=True)
+    assert "Squid log daemon" in status.stdout and "recorded from the helper's decisions" in status.stdout
+
+
+def test_helper_speaks_squids_protocol_and_fails_closed(tmp_path, config_dir):
+    """The helper as Squid runs it: channel ids echoed, answers in order of
+    the batch, blocks with a signed token, junk refused (ERR), never BH."""
+    from proxy_addon.audit.secret import load_secret
+    from proxy_addon.grants.feedback import read_event
+
+    secret = tmp_path / "secret"
+    proc = subprocess.Popen([str(BIN / "schoolproxy"), "squid-helper", "--config", str(config_dir),
+                             "--audit-db", f"sqlite:///{tmp_path}/a.sqlite", "--data-dir", str(tmp_path / "data"),
+                             "--secret-file", str(secret)], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                            stderr=subprocess.DEVNULL)
+    lines = [b"7 10.0.0.5 - GET http%3A%2F%2Fwww.bet365.com%2Fodds 11",
+             b"0 10.0.0.5 alice GET http://allowed.school.test/lesson?x=1 12",
+             b"3 10.0.0.5 - CONNECT allowed.school.test:22 13",
+             b"5 10.0.0.5 - GET %00%ff-not-a-url 14"]
+    out, _ = proc.communicate(b"\n".join(lines) + b"\n", timeout=60)
+    replies = out.decode().splitlines()
+    assert [r.split()[0] for r in replies] == ["7", "0", "3", "5"]
+    assert [r.split()[1] for r in replies] == ["ERR", "OK", "ERR", "ERR"]
+    token = re.search(r"message=(\S+)", replies[0]).group(1)
+    event = read_event(load_secret(secret), token)
+    assert event.host == "www.bet365.com" and event.category == "gambling" and event.user == "10.0.0.5"
+    assert "tag=gambling" in replies[0] and re.search(r"log=[0-9a-f]{32}", replies[1])
+    record = "".join(p.read_text() for p in (tmp_path / "data" / "squid" / "decisions").glob("*.dec"))
+    assert record.count("\n") == 4 and "circumvention:connect-port" in record and '"malformed"' in record

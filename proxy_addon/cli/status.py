@@ -50,8 +50,11 @@ def cmd_status(args: argparse.Namespace) -> int:
             problems.append(f"{a['journal_damaged_lines']} journal lines skipped (cut off by a crash)")
         worst = max(worst, 1 if problems else 0)
         if not args.json:
+            sq = s.get("squid")
+            what = (f"Squid log daemon: {sq['lines']} log lines, {sq['recovered']} requests recorded from the "
+                    f"helper's decisions, {sq['pending']} decisions awaiting their line" if sq else
+                    f"rules {s['rules_digest']}, {s['grants_active']} grants active")
             print(f"{s['instance']} (pid {s['pid']}): audit {'OK' if not problems else 'PROBLEM'}: "
                   f"{a['written']} written, {a['pending']} pending, journal {a['journal_bytes'] or 0} bytes"
-                  f"{'; ' + '; '.join(problems) if problems else ''}; rules {s['rules_digest']}, "
-                  f"{s['grants_active']} grants active")
+                  f"{'; ' + '; '.join(problems) if problems else ''}; {what}")
     return worst

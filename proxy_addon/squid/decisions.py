@@ -4,12 +4,12 @@ answer, so that no answered request's event depends on Squid's log alone.
 Why: Squid hands finished requests to the log daemon through a pipe and
 buffers what the daemon has not read; if the daemon dies, Squid stops with a
 fatal error (``logfileHandleWrite``) and whatever was buffered, in Squid and
-in the pipe, is gone.  The log daemon therefore reconciles (``reconcile``):
-a decision here whose log line never arrived is written from this record.
+in the pipe, is gone.  So the log daemon takes each decision from here,
+joined to Squid's log line by its id, and writes a decision whose log line
+never arrives from this record alone (``reconcile``).
 
 Files: ``<data>/squid/decisions/<pid>-<start ms>.dec``, one decision a
-line (``UID EPOCH-SECONDS PAYLOAD``, the payload being the one Squid logs as
-``%ea``), appended with
+line (``UID EPOCH-SECONDS JSON``; Squid logs the UID as ``%ea``), appended with
 one ``write`` per batch of answers (the page cache survives the process; a
 machine crash can cut the last line, which the reader skips).  A helper
 starts a new file every few minutes so that reconciled ones can be deleted.

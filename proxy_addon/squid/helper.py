@@ -5,9 +5,9 @@ answering for us); the helper answers ``OK`` (allowed) or ``ERR`` (blocked)
 with the same engine, rules, lists, groups, working hours and grants as the
 mitmproxy front end.
 
-Every answer carries ``log=`` (the decision, which Squid logs as ``%ea`` for
-the log daemon) and, when it has one, ``tag=`` (the category, for Squid's
-``delay_pools``).  A block also carries ``message=``: a signed token naming
+Every answer carries ``log=`` (the decision's id, which Squid logs as ``%ea``
+so the log daemon can join the line to the decision record) and, when it has
+one, ``tag=`` (the category, for Squid's ``delay_pools``).  A block also carries ``message=``: a signed token naming
 the block event, which ``deny_info`` puts in the redirect to the block page.
 
 The helper never blocks: decisions are made in memory; the rules and grants
@@ -21,7 +21,6 @@ from __future__ import annotations
 import logging
 import os
 from typing import Any
-from urllib.parse import urlsplit
 
 from ..classify.decision import Decision, refusal
 from ..grants import feedback
@@ -42,11 +41,12 @@ def request_target(method: str, url: str) -> Target:
     if method == "CONNECT":
         host, port = split_authority(url)
         return make_target("http" if port == 80 else "https", host, port, "/")
-    parts = urlsplit(url)
-    if not parts.scheme or not parts.netloc:
+    scheme, sep, rest = url.partition("://")
+    authority = rest.split("/", 1)[0].split("?", 1)[0]
+    if not sep or not authority or not scheme.isalpha():
         raise InvalidURL(f"not an absolute URL: {url[:200]!r}")
-    host, port = split_authority(parts.netloc)
-    return make_target(parts.scheme, host, port, (parts.path or "/") + (f"?{parts.query}" if parts.query else ""))
+    host, port = split_authority(authority)
+    return make_target(scheme, host, port, rest[len(authority):] or "/")
 
 
 class Helper:
@@ -85,7 +85,7 @@ class Helper:
         return decision, row
 
     def answer(self, fields: list[str]) -> tuple[str, dict[str, str], str]:
-        """(result, reply keys, decision payload) for one request line."""
+        """(result, reply keys, decision record) for one request line."""
         ip, user, method, url = (fields + ["-"] * 4)[:4]
         try:
             decision, row = self.judge(ip, user, method, url)
@@ -94,7 +94,7 @@ class Helper:
             decision, row = self.judge_error(ip, user, method, url, f"internal error: {type(e).__name__}")
         payload = encode_decision(row)
         self._record.append(f"{row['event_uid']} {row['ts'].timestamp():.3f} {payload}")
-        keys = {"log": payload}
+        keys = {"log": row["event_uid"]}
         if decision.category:
             keys["tag"] = decision.category
         if decision.action != "block":
@@ -117,8 +117,12 @@ class Helper:
         out: list[bytes] = []
         self._record: list[str] = []
         for line in lines:
-            channel, fields = parse_request(line)
-            result, keys, _ = self.answer(fields)
+            channel = line.split(b" ", 1)[0]
+            try:
+                result, keys, _ = self.answer(parse_request(line)[1])
+            except Exception:  # noqa: BLE001 - fail closed: a line we cannot answer is refused
+                log.exception("schoolproxy: could not answer a request line")
+                result, keys = "ERR", {"message": "-"}
             out.append(reply(channel, result, **keys))
         if not self.decisions.append(self._record) and self.rt.engine.config.settings.on_audit_failure == "block":
             why = "nothing can be recorded now (the rules say: then let nothing through)"

@@ -11,11 +11,12 @@ Squid starts the daemon with the text after ``daemon:`` as its only
 argument; for us that is the settings file (configuration, audit database,
 data folder, instance), since Squid passes nothing else.
 
-A line carries the helper's decision (``%ea``); the daemon adds what only
-Squid knows at the end (status, bytes, duration) and hands the row to the
-same batched, journaled writer the proxy uses, so a row is safe on disk as
-soon as its line is read.  What Squid's log never delivers is written from
-the helper's own record (``reconcile``).  A line without a decision (Squid
+A line carries the id of the helper's decision (``%ea``); the daemon takes
+the decision from the helper's record (``reconcile``), adds what only Squid
+knows at the end (status, bytes, duration) and hands the row to the same
+batched, journaled writer the proxy uses, so a row is safe on disk as soon
+as its line is read.  What Squid's log never delivers is written from the
+record alone.  A line without a decision (Squid
 answered before asking the helper) is recorded from what Squid says.
 """
 
@@ -38,7 +39,7 @@ from ..audit.status import write_status
 from ..audit.writer import AuditWriter
 from .decisions import decisions_dir
 from .protocol import decode_decision
-from .reconcile import Reconciler
+from .reconcile import DONE, Decisions
 
 log = logging.getLogger(__name__)
 LOGFORMAT = "%ts.%03tu %tr %>a %>Hs %<st %>st %Ss %rm %ru %#un %ea"
@@ -80,8 +81,8 @@ class LogDaemon:
         self.writer = AuditWriter(self.db, self.data / "journal" / f"{self.instance}-{where}", chain=self.instance,
                                   interval=float(settings.get("batch_s", 1.0)),
                                   buffer_bytes=int(settings.get("buffer_mb", 256)) << 20)
-        self.reconciler = Reconciler(decisions_dir(self.data), self.put, lambda: self.writer.settled, self.db,
-                                     grace=float(settings.get("grace_s", 600)))
+        self.decisions = Decisions(decisions_dir(self.data), self.put, lambda: self.writer.settled, self.db,
+                                   grace=float(settings.get("grace_s", 600)))
         self.sweep_s = float(settings.get("sweep_s", 2.0))
         self.lines = 0
         self.bad = 0
@@ -100,17 +101,22 @@ class LogDaemon:
         self.lines += 1
         if fields[8].startswith("error:transaction-end-before-headers"):
             return  # a connection closed before it asked for anything: no request to record
-        payload = fields[-1].strip()
+        uid = fields[-1].strip()
         row: dict[str, Any] | None = None
-        if payload not in ("-", ""):
-            try:
-                row = decode_decision(payload)
-            except ValueError:
-                log.warning("schoolproxy: an unreadable decision in a log line: %s", payload[:80])
+        if uid not in ("-", ""):
+            decision = self.decisions.take(uid)
+            if decision == DONE:
+                return  # already written from the helper's record
+            if decision is not None:
+                try:
+                    row = decode_decision(decision)
+                except ValueError:
+                    log.warning("schoolproxy: an unreadable decision record for %s", uid[:40])
         if row is None:
             row = squid_only_row(fields)
-        elif not self.reconciler.seen(row["event_uid"]):
-            return  # already written from the helper's record
+            if uid not in ("-", ""):
+                row["reason"] = ("the helper's record of this decision was not found (it could not be written?); "
+                                 f"recorded as Squid saw it ({fields[6]})")
         row.update(outcome(fields))
         self.put(row)
 
@@ -132,13 +138,13 @@ class LogDaemon:
                     # database needs none of them; the writer flushes on its own clock.
         finally:
             self._stop.set()
-            self.reconciler.sweep()
+            self.decisions.sweep()
             self.writer.close()
 
     def _sweeper(self) -> None:
         while not self._stop.wait(self.sweep_s):
             try:
-                self.reconciler.sweep()
+                self.decisions.sweep()
                 self._status()
             except Exception:
                 log.exception("schoolproxy: reconciling the helper's decisions failed; will retry")
@@ -147,8 +153,8 @@ class LogDaemon:
         state = {"instance": self.instance, "pid": os.getpid(), "at": datetime.now(timezone.utc).isoformat(),
                  "rules_digest": None, "grants_active": None, "front_end": "squid",
                  "audit": self.writer.status(), "squid": {"lines": self.lines, "bad_lines": self.bad,
-                                                         "recovered": self.reconciler.recovered,
-                                                         "pending": len(self.reconciler.pending)}}
+                                                         "recovered": self.decisions.recovered,
+                                                         "pending": len(self.decisions.pending)}}
         try:
             write_status(self.data / f"status-{self.instance}.json", state)
         except OSError:

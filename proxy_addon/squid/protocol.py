@@ -9,15 +9,18 @@ Logfile daemon (``logfile_daemon``, ``access_log daemon:…``): Squid writes
 lines whose first byte is a command: ``L`` a log line, ``R`` rotate, ``T``
 truncate, ``O`` reopen, ``F`` flush, ``r``/``b`` settings.
 
-And the decision payload the helper hands Squid as ``log=`` (Squid puts it
-in the log line as ``%ea``): the audit row's decision fields as JSON in
-base64url, so the log daemon can write a full row without asking anyone.
+And the decision record: the audit row's decision fields as a JSON list,
+which the helper writes to its record (``decisions``) before it answers, and
+the log daemon joins to Squid's log line by the decision's id (the helper
+hands Squid the id as ``log=``; Squid logs it as ``%ea``).  Only the id
+travels through Squid: a long value costs Squid time in every reply and
+every log line.
 """
 
 from __future__ import annotations
 
-import base64
 import json
+import re
 from datetime import datetime, timezone
 from typing import Any
 from urllib.parse import unquote
@@ -30,14 +33,20 @@ outcome (status, bytes, duration)."""
 
 
 def parse_request(line: bytes) -> tuple[bytes, list[str]]:
-    """``CHANNEL v1 v2 …`` -> (channel, unescaped values); '-' stays '-'."""
+    """``CHANNEL v1 v2 …`` -> (channel, unescaped values); '-' stays '-'.
+    Bytes that are not UTF-8 become U+FFFD: junk is judged as junk, and
+    nothing downstream meets a value it cannot encode."""
     parts = line.split(b" ")
-    return parts[0], [unquote(p.decode("utf-8", "surrogateescape"), errors="surrogateescape") for p in parts[1:]]
+    return parts[0], [unquote(p.decode("utf-8", "replace"), errors="replace") if b"%" in p
+                      else p.decode("utf-8", "replace") for p in parts[1:]]
+
+
+_TOKEN = re.compile(r"[A-Za-z0-9._~:/%+-]+")
 
 
 def quote_value(value: str) -> str:
     """A reply value Squid reads back exactly: bare if it is one safe token."""
-    if value and all(c.isalnum() or c in "-._~:/%+" for c in value):
+    if _TOKEN.fullmatch(value):
         return value
     return '"' + value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n").replace("\r", "\\r") + '"'
 
@@ -47,16 +56,18 @@ def reply(channel: bytes, result: str, **kv: str) -> bytes:
     return channel + b" " + result.encode() + (b" " + fields.encode("utf-8", "replace") if fields else b"") + b"\n"
 
 
+_ENCODE = json.JSONEncoder(separators=(",", ":")).encode
+
+
 def encode_decision(row: dict[str, Any]) -> str:
     values = [row.get(k) for k in DECISION_KEYS]
     values[1] = round(row["ts"].timestamp(), 6)
-    return base64.urlsafe_b64encode(json.dumps(values, separators=(",", ":")).encode()).decode().rstrip("=")
+    return _ENCODE(values)
 
 
 def decode_decision(text: str) -> dict[str, Any]:
-    """Raises ValueError on anything that is not a payload we wrote."""
-    raw = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
-    values = json.loads(raw)
+    """Raises ValueError on anything that is not a decision we wrote."""
+    values = json.loads(text)
     if not isinstance(values, list) or len(values) != len(DECISION_KEYS):
         raise ValueError("not a schoolproxy decision")
     row = dict(zip(DECISION_KEYS, values))

@@ -1,20 +1,19 @@
-"""Making sure every decision the helper answered becomes an audit row, even
-when Squid's log line for it never reaches the log daemon (see
-``decisions`` for why that happens).
+"""Joining Squid's log lines to the helper's decisions, and making sure every
+decision the helper answered becomes an audit row even when its log line
+never reaches the log daemon (see ``decisions`` for why that happens).
 
-The log daemon notes the id of every log line it writes; a sweep every few
-seconds reads the helpers' decision records and matches them:
+The helper's records are read as they grow; each decision waits among the
+pending until its log line takes it (``take``).  A sweep every few seconds
+deals with the ones no line took:
 
-* a decision whose line arrived is done;
-* a decision made before this daemon started and not matched here may have
-  been written by the daemon before it: once the audit writer has caught up
-  with its journal, the database is asked, and what it lacks is written from
-  the decision (a daemon that dies takes Squid down with it, so those
-  requests are over);
-* a decision made since, with no line after ``grace`` seconds, is written
-  from the decision too; if its line turns up later it is not written twice.
+* made before this daemon started: the daemon before it may have written
+  them; once the audit writer has caught up with its journal, the database
+  is asked, and what it lacks is written from the decision (a daemon that
+  dies takes Squid down with it, so those requests are over);
+* made since, with no line after ``grace`` seconds: written from the
+  decision; if the line turns up later it is not written twice.
 
-A record file is deleted once every decision in it is done and its helper
+A record file is deleted once every decision in it is taken and its helper
 has moved on to a newer file or exited.
 """
 
@@ -38,9 +37,10 @@ log = logging.getLogger(__name__)
 LOST = ("; Squid's log line for this request never reached schoolproxy (its log daemon stopped); "
         "recorded from the helper's decision")
 LATE = "; no log line from Squid within {grace:.0f} s; recorded from the helper's decision"
+DONE = ""  # take(): the decision was already written from the record
 
 
-class Reconciler:
+class Decisions:
     def __init__(self, directory: Path, put: Callable[[dict[str, Any]], None], settled: Callable[[], bool],
                  db: Any, grace: float = 600.0) -> None:
         self.directory = directory
@@ -50,29 +50,63 @@ class Reconciler:
         self.grace = grace
         self.started = time.time()
         self.offsets: dict[Path, int] = {}
-        self.pending: dict[str, tuple[float, str, Path]] = {}  # uid -> (epoch, payload, file)
-        self.logged: dict[str, float] = {}  # uids whose lines arrived, not yet matched -> when
-        self.swept: dict[str, float] = {}  # uids written from the decision -> when
-        self.lock = threading.Lock()
-        self.recovered = 0  # rows written from decisions, for the status file
+        self.files: dict[Path, Any] = {}  # open record files, read as they grow
+        self.pending: dict[str, tuple[float, str, Path]] = {}  # uid -> (epoch, JSON, file)
+        self.swept: dict[str, float] = {}  # uids written from the record -> when
+        self.lock = threading.RLock()
+        self.recovered = 0  # rows written from records, for the status file
 
-    # -- called by the daemon for each log line ---------------------------------
-
-    def seen(self, uid: str) -> bool:
-        """Note a log line's decision id; False if its row was already written
-        from the decision (the line came too late), so it is not written twice."""
+    def take(self, uid: str) -> str | None:
+        """The decision (JSON) for a log line's id; ``DONE`` if it was written
+        from the record already; None if there is no such decision."""
         with self.lock:
-            if uid in self.swept:
-                return False
-            if self.pending.pop(uid, None) is None:
-                self.logged[uid] = time.monotonic()
-            return True
+            item = self.pending.pop(uid, None)
+            if item is None:
+                if uid in self.swept:
+                    return DONE
+                self.read_new(rescan=False)  # written before Squid heard the answer: on disk by now
+                item = self.pending.pop(uid, None)
+                if item is None:
+                    self.read_new()  # in a file this daemon has not opened yet
+                    item = self.pending.pop(uid, None)
+            return item[1] if item is not None else None
+
+    def read_new(self, rescan: bool = True) -> None:
+        """Read what the records gained.  Files stay open between reads (a
+        log line's decision is looked up here often); the folder is listed
+        again only when asked (a helper may have started a new file)."""
+        with self.lock:
+            if rescan:
+                for path in self.directory.glob("*.dec"):
+                    if path not in self.files:
+                        try:
+                            self.files[path] = open(path, "rb")
+                        except FileNotFoundError:
+                            continue
+                        self.offsets[path] = 0
+            for path, fh in list(self.files.items()):
+                data = fh.read()
+                if not data:
+                    continue
+                end = data.rfind(b"\n") + 1  # a cut last line is read once it is whole
+                if end < len(data):
+                    fh.seek(end - len(data), os.SEEK_CUR)
+                self.offsets[path] += end
+                for line in data[:end].splitlines():
+                    try:
+                        uid, ts, payload = line.decode().split(" ", 2)
+                        epoch = float(ts)
+                    except ValueError:
+                        log.warning("schoolproxy: skipped a damaged line in %s", path)
+                        continue
+                    if uid not in self.swept:
+                        self.pending[uid] = (epoch, payload, path)
 
     # -- the sweep --------------------------------------------------------------
 
     def sweep(self) -> int:
-        """One pass; returns the number of rows written from decisions."""
-        self._read_new()
+        """One pass; returns the number of rows written from records."""
+        self.read_new()
         now = time.time()
         with self.lock:
             old = [u for u, (ts, _, _) in self.pending.items() if ts < self.started]
@@ -90,28 +124,6 @@ class Reconciler:
         self._delete_done_files()
         self.recovered += written
         return written
-
-    def _read_new(self) -> None:
-        for path in sorted(self.directory.glob("*.dec")):
-            start = self.offsets.get(path, 0)
-            try:
-                with open(path, "rb") as fh:
-                    fh.seek(start)
-                    data = fh.read()
-            except FileNotFoundError:
-                continue
-            end = data.rfind(b"\n") + 1  # a cut last line is read once it is whole
-            self.offsets[path] = start + end
-            with self.lock:
-                for line in data[:end].splitlines():
-                    try:
-                        uid, ts, payload = line.decode().split(" ", 2)
-                        epoch = float(ts)
-                    except ValueError:
-                        log.warning("schoolproxy: skipped a damaged line in %s", path)
-                        continue
-                    if self.logged.pop(uid, None) is None and uid not in self.swept:
-                        self.pending[uid] = (epoch, payload, path)
 
     def _not_in_database(self, uids: list[str]) -> set[str]:
         found: set[str] = set()
@@ -144,31 +156,31 @@ class Reconciler:
     def _forget_old(self) -> None:
         horizon = time.monotonic() - 2 * self.grace - 60
         with self.lock:
-            for table in (self.logged, self.swept):
-                for uid in [u for u, t in table.items() if t < horizon]:
-                    del table[uid]
+            for uid in [u for u, t in self.swept.items() if t < horizon]:
+                del self.swept[uid]
 
     def _delete_done_files(self) -> None:
-        newest: dict[int, Path] = {}
-        for path in self.offsets:
-            pid = writer_pid(path)
-            if pid not in newest or path.name > newest[pid].name:
-                newest[pid] = path
         with self.lock:
+            newest: dict[int, Path] = {}
+            for path in self.offsets:
+                pid = writer_pid(path)
+                if pid not in newest or path.name > newest[pid].name:
+                    newest[pid] = path
             busy = {p for _, _, p in self.pending.values()}
-        for path, offset in list(self.offsets.items()):
-            if path in busy:
-                continue
-            pid = writer_pid(path)
-            if newest.get(pid) == path and _alive(pid):
-                continue  # its helper is still writing it
-            try:
-                if path.stat().st_size != offset:
+            for path, offset in list(self.offsets.items()):
+                if path in busy:
                     continue
-                path.unlink()
-            except FileNotFoundError:
-                pass
-            del self.offsets[path]
+                pid = writer_pid(path)
+                if newest.get(pid) == path and _alive(pid):
+                    continue  # its helper is still writing it
+                try:
+                    if path.stat().st_size != offset:
+                        continue
+                    path.unlink()
+                except FileNotFoundError:
+                    pass
+                del self.offsets[path]
+                self.files.pop(path).close()
 
 
 def _alive(pid: int) -> bool:

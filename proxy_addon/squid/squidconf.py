@@ -97,7 +97,7 @@ def fragment(setup: SquidSetup, engine: Engine) -> str:
         f"logformat schoolproxy {LOGFORMAT}",
         f"logfile_daemon {setup.logd}",
         f"access_log daemon:{setup.settings_file} schoolproxy",
-        "buffered_logs off",
+        "buffered_logs on",
     ]
     lines += _safe_search(engine) + _delay_pools(engine)
     return "\n".join(lines) + "\n"
