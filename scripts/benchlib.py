@@ -89,13 +89,16 @@ LOAD_CODE = r"""
 import asyncio, json, sys, time
 proxy_port, duration, conns = int(sys.argv[1]), float(sys.argv[2]), int(sys.argv[3])
 urls = json.load(open(sys.argv[4]))
+first = json.load(open(sys.argv[5])) if len(sys.argv) > 5 else []  # a header for each connection's first request
 async def one(k, stop, out):
     r, w = await asyncio.open_connection("127.0.0.1", proxy_port)
     i = k
+    extra = f"{first[k % len(first)]}\r\n" if first else ""
     while time.monotonic() < stop:
         url = urls[i % len(urls)]; i += conns
         host = url.split("/")[2]
-        w.write(f"GET {url} HTTP/1.1\r\nHost: {host}\r\nUser-Agent: bench\r\n\r\n".encode())
+        w.write(f"GET {url} HTTP/1.1\r\nHost: {host}\r\nUser-Agent: bench\r\n{extra}\r\n".encode())
+        extra = ""
         head = await r.readuntil(b"\r\n\r\n")
         length = 0
         for line in head.split(b"\r\n"):
@@ -127,15 +130,25 @@ class LoadResult:
         return self.requests / self.elapsed
 
 
-def run_load(proxy_port: int, urls: list[str], duration: float, conns: int = 8) -> LoadResult:
+def run_load(proxy_port: int, urls: list[str], duration: float, conns: int = 8,
+             first_headers: list[str] | None = None) -> LoadResult:
+    """Keep-alive load; ``first_headers``: one header line for each
+    connection's first request (a sign-in), none after."""
     with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as fh:
         json.dump(urls, fh)
+    extra: list[str] = []
+    if first_headers:
+        with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as hf:
+            json.dump(first_headers, hf)
+        extra = [hf.name]
     try:
         cpus = ",".join(str(c) for c in sorted(CLIENT_CPUS))
         out = subprocess.run(["taskset", "-c", cpus, sys.executable, "-c", LOAD_CODE, str(proxy_port), str(duration),
-                              str(conns), fh.name], capture_output=True, text=True, check=True).stdout
+                              str(conns), fh.name, *extra], capture_output=True, text=True, check=True).stdout
     finally:
         os.unlink(fh.name)
+        for name in extra:
+            os.unlink(name)
     data = json.loads(out)
     return LoadResult(sum(data["status"].values()), data["elapsed"], data["status"])
 

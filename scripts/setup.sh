@@ -1,12 +1,15 @@
 #!/usr/bin/env bash
 # Sets up everything schoolproxy needs on a fresh Debian machine, idempotently.
 #   scripts/setup.sh run    -> the proxy's own Python environment (.venv)
-#   scripts/setup.sh test   -> that, plus what the test suite drives (curl, chromium, squid, squidguard, wrk, nginx)
+#   scripts/setup.sh test   -> that, plus what the test suite drives (curl, chromium, squid, squidguard, wrk, nginx,
+#                              krb5-kdc, slapd and their tools)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 want=${1:-run}
 
 need_debs=()
+# python-gssapi (Kerberos sign-in) builds against MIT Kerberos's headers.
+command -v krb5-config >/dev/null || need_debs+=(libkrb5-dev)
 if [ "$want" = test ]; then
   command -v curl >/dev/null || need_debs+=(curl)
   command -v chromium >/dev/null || need_debs+=(chromium)
@@ -16,6 +19,12 @@ if [ "$want" = test ]; then
   command -v squidGuard >/dev/null || need_debs+=(squidguard)
   command -v wrk >/dev/null || need_debs+=(wrk)
   command -v nginx >/dev/null || [ -x /usr/sbin/nginx ] || need_debs+=(nginx-light)
+  # Kerberos sign-in and directory groups: a real MIT KDC and OpenLDAP server, started by the tests.
+  [ -x /usr/sbin/krb5kdc ] || need_debs+=(krb5-kdc)
+  [ -x /usr/sbin/kadmin.local ] || need_debs+=(krb5-admin-server)
+  command -v kinit >/dev/null || need_debs+=(krb5-user)
+  [ -x /usr/sbin/slapd ] || need_debs+=(slapd)
+  command -v ldapadd >/dev/null || need_debs+=(ldap-utils)
 fi
 if [ ${#need_debs[@]} -gt 0 ]; then
   echo "setup: installing Debian packages: ${need_debs[*]}"

@@ -70,7 +70,7 @@ class Engine:
         self._by_host: dict[str, tuple[Match, ...]] = {}
         # Likewise a decision that consulted no clock and no path depends only
         # on the host and the person (groups follow from the user name).
-        self._decisions: dict[tuple[str, str], Decision] = {}
+        self._decisions: dict[tuple[str, str, frozenset[str]], Decision] = {}
         self._ooh: dict[tuple[str, int], bool] = {}
         self.circumvention: CircumventionRules = config.sections.get("circumvention") or CircumventionRules()
         self.safe_search: SafeSearchRules = config.sections.get("safe_search") or SafeSearchRules()
@@ -214,7 +214,7 @@ class Engine:
     def decide(self, target: Target, who: Identity, at: datetime) -> Decision:
         if doh_path(self.circumvention, target.path):
             return self.decide_from((), target, who, at)
-        key = (target.host, who.user)
+        key = (target.host, who.user, who.groups)  # groups: a directory can change them under the same name
         cached = self._decisions.get(key)
         if cached is not None:
             return cached

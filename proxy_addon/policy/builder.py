@@ -226,9 +226,11 @@ class Builder:
             parser(self, doc[name], doc)
 
     def finish(self) -> None:
+        directory = self.sections.get("directory")
+        directory_groups = {name for name, _ in directory.groups} if directory is not None else set()
         for aud, node in self.pending_audiences:
             for g in aud.groups:
-                if g not in self.groups:
+                if g not in self.groups and g not in directory_groups:
                     line = node.line_of("groups")
                     self.r.problem(node, line, f"unknown group {g!r}")
         for cid, node, line in self.pending_categories:

@@ -23,6 +23,7 @@ never lets the request through unfiltered.
 from __future__ import annotations
 
 import functools
+import inspect
 import logging
 import socket
 from collections.abc import Callable
@@ -47,6 +48,7 @@ from .flowstate import KEY, FlowState, Runtime, stream_if_large
 from .judge import Judge
 from .pacing import Pacer
 from .recorder import Recorder
+from .signin import SignIn
 from ..policy.reloader import signature
 from .tunnels import Tunnels
 
@@ -56,19 +58,32 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 def fail_closed(hook: F) -> F:
     """A bug in a hook must not let a request through unfiltered: answer 503
-    and record it, instead of mitmproxy's default of logging and carrying on."""
+    and record it, instead of mitmproxy's default of logging and carrying on.
+    A hook that returns a coroutine (it waits for a sign-in check) is
+    guarded the same way while mitmproxy awaits it."""
+
+    def failed(self: SchoolFilter, flow: http.HTTPFlow, e: Exception) -> None:
+        log.exception("schoolproxy: internal error in %s", hook.__name__)
+        if flow.response is None and flow.live:
+            flow.response = http.Response.make(
+                503, b"The school's web filter had an internal error; the request was not sent.",
+                {"Content-Type": "text/plain; charset=utf-8", "Cache-Control": "no-store"})
+        self.recorder.record_error(flow, f"internal error: {type(e).__name__}")
+
+    async def guarded(self: SchoolFilter, flow: http.HTTPFlow, pending: Any) -> None:
+        try:
+            await pending
+        except Exception as e:  # noqa: BLE001 - deliberately broad: fail closed
+            failed(self, flow, e)
 
     @functools.wraps(hook)
-    def wrapper(self: SchoolFilter, flow: http.HTTPFlow) -> None:
+    def wrapper(self: SchoolFilter, flow: http.HTTPFlow) -> Any:
         try:
-            hook(self, flow)
+            result = hook(self, flow)
         except Exception as e:  # noqa: BLE001 - deliberately broad: fail closed
-            log.exception("schoolproxy: internal error in %s", hook.__name__)
-            if flow.response is None and flow.live:
-                flow.response = http.Response.make(
-                    503, b"The school's web filter had an internal error; the request was not sent.",
-                    {"Content-Type": "text/plain; charset=utf-8", "Cache-Control": "no-store"})
-            self.recorder.record_error(flow, f"internal error: {type(e).__name__}")
+            failed(self, flow, e)
+            return None
+        return guarded(self, flow, result) if inspect.iscoroutine(result) else result
 
     return wrapper  # type: ignore[return-value]
 
@@ -85,6 +100,8 @@ class SchoolFilter:
         self.pacer = Pacer(rt, self.content.download_sniffer)
         self.background = Background(rt, self.recorder)
         self.guard = ConnectionGuard()
+        self.signin = rt.signin = SignIn()
+        self._signin_rules_of: Engine | None = None
 
     @property
     def engine(self) -> Engine | None:
@@ -167,6 +184,7 @@ class SchoolFilter:
 
     def done(self) -> None:
         self.background.stop()
+        self.signin.stop()
         self.guard.stop()
         self.tunnels.clear()
         self.recorder.close()
@@ -177,11 +195,26 @@ class SchoolFilter:
         self.guard.client_connected(client)
 
     @fail_closed
-    def requestheaders(self, flow: http.HTTPFlow) -> None:
+    def requestheaders(self, flow: http.HTTPFlow) -> Any:
         self.guard.request_started(flow.client_conn)
         if self._refused_unrecorded(flow):
-            return
+            return None
+        if self._sign_in_needed(flow):
+            return self._sign_in_then(flow, self.judge.requestheaders)
         self.judge.requestheaders(flow)
+        return None
+
+    def _sign_in_needed(self, flow: http.HTTPFlow) -> bool:
+        engine = self.rt.engine
+        if engine is not self._signin_rules_of and engine is not None:  # the rules were (re)loaded
+            self._signin_rules_of = engine
+            self.signin.configure(engine.config.sections.get("directory"),
+                                  lambda ip: engine.identify(ip).via == "device")
+        return flow.response is None and self.signin.needed(flow)
+
+    async def _sign_in_then(self, flow: http.HTTPFlow, then: Callable[[http.HTTPFlow], None]) -> None:
+        if await self.signin.sign_in(flow):
+            then(flow)
 
     def _refused_unrecorded(self, flow: http.HTTPFlow) -> bool:
         """``on_audit_failure: block``: while nothing can be recorded, nothing
@@ -270,11 +303,14 @@ class SchoolFilter:
     # -- tunnels (CONNECT) and connections ---------------------------------------
 
     @fail_closed
-    def http_connect(self, flow: http.HTTPFlow) -> None:
+    def http_connect(self, flow: http.HTTPFlow) -> Any:
         self.guard.request_started(flow.client_conn, tunnel=True)
         if self._refused_unrecorded(flow):
-            return
+            return None
+        if self._sign_in_needed(flow):
+            return self._sign_in_then(flow, self.tunnels.http_connect)
         self.tunnels.http_connect(flow)
+        return None
 
     def tls_clienthello(self, data: tls.ClientHelloData) -> None:
         try:
@@ -288,5 +324,6 @@ class SchoolFilter:
 
     def client_disconnected(self, client: connection.Client) -> None:
         self.guard.client_disconnected(client)
+        self.signin.client_disconnected(client)
         self.pacer.client_disconnected(client)
         self.tunnels.client_disconnected(client)

@@ -78,6 +78,7 @@ class Runtime:
         self.instance = ""
         self.clock_offset = 0.0
         self.data: Path | None = None  # the proxy's own data folder (journal, status)
+        self.signin: Any = None  # proxy.signin.SignIn: who signed in on which connection
 
     def identify_address(self, client: connection.Client) -> Identity:
         """Who a connection is, by its address alone (no credentials seen yet)."""

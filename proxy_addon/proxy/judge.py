@@ -33,6 +33,10 @@ class Judge:
 
     def identity(self, flow: http.HTTPFlow | None, client: connection.Client) -> Identity:
         assert self.rt.engine is not None
+        signin = self.rt.signin
+        if signin is not None and signin.active:
+            ip = client.peername[0] if client.peername else ""
+            return signin.with_groups(self.rt.engine.identify(ip, signin.user(client)))
         auth = flow.metadata.get("proxyauth") if flow is not None else None
         if auth is None and (flow is None or flow.request.method == "CONNECT" or flow.request.scheme == "https"):
             # Inside a tunnel the user was authenticated on its CONNECT (plain HTTP

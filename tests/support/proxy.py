@@ -48,6 +48,7 @@ class Proxy:
     admin_port: int | None = None
     db_file: Path | None = None  # the SQLite audit database (default: in workdir)
     data_dir: Path | None = None  # the proxy's data folder: journal, status (default: workdir/data)
+    env: dict[str, str] = field(default_factory=dict)  # extra environment (KRB5_CONFIG for Kerberos tests)
     port: int = 0
     proc: subprocess.Popen | None = None
 
@@ -80,7 +81,7 @@ class Proxy:
         cmd += self.extra
         self.log = open(self.workdir / "proxy.log", "ab")
         self.proc = subprocess.Popen(cmd, stdout=self.log, stderr=subprocess.STDOUT, cwd=self.workdir,
-                                     env={**os.environ, "PYTHONUNBUFFERED": "1"})
+                                     env={**os.environ, "PYTHONUNBUFFERED": "1", **self.env})
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
