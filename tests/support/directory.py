@@ -8,10 +8,8 @@ and the processes are found through ``KRB5_CONFIG`` and the ports given.
 from __future__ import annotations
 
 import os
-import shutil
 import signal
 import subprocess
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
