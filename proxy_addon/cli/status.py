@@ -46,6 +46,9 @@ def cmd_status(args: argparse.Namespace) -> int:
             problems.append(f"journal: {a['journal_failing']}")
         if a["lost"]:
             problems.append(f"{a['lost']} events not recorded since {a['lost_from']}")
+        directory = s.get("directory") or {}
+        if directory.get("directory_problem"):
+            problems.append(f"directory: {directory['directory_problem']} (people keep the groups last read)")
         if a["journal_damaged_lines"]:
             problems.append(f"{a['journal_damaged_lines']} journal lines skipped (cut off by a crash)")
         worst = max(worst, 1 if problems else 0)

@@ -62,7 +62,8 @@ class Background:
             if writer is not None and rt.data is not None:
                 state = {"instance": rt.instance, "pid": os.getpid(), "at": datetime.now(timezone.utc).isoformat(),
                          "rules_digest": rt.engine.config.digest if rt.engine else None,
-                         "grants_active": len(rt.grants), "audit": writer.status()}
+                         "grants_active": len(rt.grants), "audit": writer.status(),
+                         "directory": rt.signin.status() if rt.signin is not None and rt.signin.active else None}
                 ok = writer.can_record and not state["audit"]["database_error"]
                 if ok != was_ok:
                     (log.info if ok else log.error)("schoolproxy: audit log %s", "recording again" if ok else
