@@ -46,6 +46,7 @@ from .decision import Decision, Match
 from .identity import Identity, identify
 from .listindex import CURRENT, ListIndex
 from .scoring import Score, Scorer
+from ..urls.entries import digest_forms
 from ..urls.normalize import Target
 
 _RANK = {a: i for i, a in enumerate(ACTIONS)}
@@ -212,8 +213,12 @@ class Engine:
         return self.config.categories[category].action, f"category:{category}"
 
     def decide(self, target: Target, who: Identity, at: datetime) -> Decision:
+        if self.config.locked_digests:
+            locked = self._locked_digest(target)
+            if locked is not None:
+                return locked
         if doh_path(self.circumvention, target.path):
-            return self.decide_from((), target, who, at)
+            return self._decide((), target, who, _Clock(self, who, at))
         key = (target.host, who.user, who.groups)  # groups: a directory can change them under the same name
         cached = self._decisions.get(key)
         if cached is not None:
@@ -229,7 +234,8 @@ class Engine:
 
     def decide_from(self, matches: Sequence[Match], target: Target, who: Identity, at: datetime) -> Decision:
         """Decide on matches found earlier (``explain`` shows them too)."""
-        return self._decide(matches, target, who, _Clock(self, who, at))
+        locked = self._locked_digest(target) if self.config.locked_digests else None
+        return locked or self._decide(matches, target, who, _Clock(self, who, at))
 
     def _decide(self, matches: Sequence[Match], target: Target, who: Identity, clock: _Clock) -> Decision:
         if doh_path(self.circumvention, target.path):
@@ -246,6 +252,10 @@ class Engine:
         cfg = self.config
         if not matches:
             return self._unlisted(target, who, clock)
+        locked = [m for m in matches if m.via != "override" and m.category and cfg.categories[m.category].locked]
+        if locked:  # before any rule, override, essential service or grant is looked at (policy.locked)
+            best = max(locked, key=lambda m: m.specificity)
+            return self._locked(cfg.categories[best.category], best.entry, best.origin)  # type: ignore[index]
         live: list[Match] = []
         for m in matches:
             if m.via == "override":
@@ -320,6 +330,19 @@ class Engine:
         action, rule = self.category_action(cat.id, who, clock)
         return Decision(action, cat.id, (cat.id,), f"score:{cat.id}", cat.clause, None, None,
                         f"{why}; action {action} ({rule})", cat.decrypt, cat.policy_text, cat.title)
+
+    def _locked(self, cat: Category, entry: str, origin: str) -> Decision:
+        return Decision("block", cat.id, (cat.id,), f"locked:{cat.id}", cat.clause, entry, origin,
+                        f"{entry} ({origin}) is in the locked category {cat.id!r}: blocked for everyone, always",
+                        cat.decrypt, cat.policy_text, cat.title)
+
+    def _locked_digest(self, target: Target) -> Decision | None:
+        digests = self.config.locked_digests
+        for d in digest_forms(target.host, target.path, target.query):
+            hit = digests.get(d)
+            if hit is not None:
+                return self._locked(self.config.categories[hit[0]], f"sha256:{d.hex()[:16]}…", hit[1])
+        return None
 
     def _decrypt(self, categories: Sequence[str]) -> bool:
         cats = self.config.categories

@@ -24,6 +24,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from ..policy.grants import GrantRules
+from ..policy.locked import overlaps
 from ..policy.model import Config
 from ..classify.decision import Decision
 from ..urls.entries import Entry, InvalidEntry, parse_entry
@@ -141,6 +142,10 @@ def check_new_grant(config: Config, target_kind: str, target: str, categories_of
         cat = config.categories.get(cid)
         if cat is not None and not cat.bypassable:
             raise GrantError(f"{entry.text} is in category {cid!r} ({cat.title}), which cannot be granted")
+    for locked, ref in config.locked_entries:
+        if overlaps(locked.host, entry.host):
+            raise GrantError(f"{entry.text} reaches {locked.text} ({ref.origin}) in the locked category "
+                             f"{ref.ref!r}, which nothing can lift")
     return entry.text
 
 

@@ -17,6 +17,7 @@ from typing import Any
 from ..urls.entries import InvalidEntry, entry_from_list_line, parse_entry
 from ..urls.matching import SuffixMatcher
 from .files import display_path
+from .locked import check_category, lifting_attempts, read_digests
 from .model import ACTIONS, Audience, Category, CategoryRule, Device, EntryRef, Override, When, WorkingHours
 from .reader import Reader
 from .schedule import ScheduleError, TimeWindow, parse_days, parse_span
@@ -43,6 +44,8 @@ class Builder:
     category_rules: list[CategoryRule] = field(default_factory=list)
     overrides: dict[str, Override] = field(default_factory=dict)
     list_files: list[Path] = field(default_factory=list)
+    locked_digests: dict[bytes, tuple[str, str]] = field(default_factory=dict)
+    entries: list[tuple[Any, EntryRef]] = field(default_factory=list)  # what the matcher holds, for policy.locked
     pending_audiences: list[tuple[Audience, YMap]] = field(default_factory=list)
     pending_categories: list[tuple[str, YMap, int]] = field(default_factory=list)
     categories_loaded: bool = False
@@ -82,7 +85,7 @@ class Builder:
                 if key == "domains" and entry.path is not None:
                     self.r.problem(m, line, f"{text!r} has a path: put it under 'urls'")
                     continue
-                self.matcher.add(entry, EntryRef(ref_kind, ref, self.origin(m, line)))
+                self._add(entry, EntryRef(ref_kind, ref, self.origin(m, line)))
                 count += 1
         for text, line in self.r.texts(m, "regex"):
             try:
@@ -93,6 +96,10 @@ class Builder:
             self.regexes.append((pattern, EntryRef(ref_kind, ref, self.origin(m, line))))
             count += 1
         return count
+
+    def _add(self, entry: Any, ref: EntryRef) -> None:
+        self.matcher.add(entry, ref)
+        self.entries.append((entry, ref))
 
     def add_list_file(self, m: YMap, rel: str, line: int, ref: str, kind: str = "category") -> int:
         """The entries of a list file, for a category or (``kind="override"``,
@@ -117,7 +124,7 @@ class Builder:
                         self.problems.append(Problem(shown, n, f"bad entry: {e}"))
                         continue
                     if entry is not None:
-                        self.matcher.add(entry, EntryRef(kind, ref, f"{shown}:{n}"))
+                        self._add(entry, EntryRef(kind, ref, f"{shown}:{n}"))
                         count += 1
         except FileNotFoundError:
             self.r.problem(m, line, f"missing list file {rel!r}")
@@ -135,7 +142,8 @@ class Builder:
         r.keys(doc, ("version", "categories"), ("categories",), "categories.yaml")
         for item in r.items(doc.get("categories"), doc, "categories"):
             r.keys(item, ("id", "title", "clause", "policy_text", "action", "bypassable", "decrypt",
-                          "alert", "circumvention", "description", "domains", "urls", "regex", "lists", "sources"),
+                          "alert", "circumvention", "description", "domains", "urls", "regex", "lists", "sources",
+                          "locked", "digests", "block_message"),
                    ("id", "title", "clause", "policy_text", "action"), "a category")
             cid = self.claim_id(r.text(item, "id"), item, "category")
             if cid is None:
@@ -145,24 +153,38 @@ class Builder:
                 smap = r.mapping(item["sources"], item, item.line_of("sources"), "'sources'")
                 for name in smap or {}:
                     sources[str(name)] = tuple(v for v, _ in r.texts(smap, name))  # type: ignore[arg-type]
+            locked = r.flag(item, "locked", False)
             cat = Category(
                 id=cid,
                 title=r.text(item, "title", cid) or cid,
                 clause=r.text(item, "clause", "") or "",
                 policy_text=r.text(item, "policy_text", "") or "",
                 action=r.choice(item, "action", ACTIONS, "block") or "block",
-                bypassable=r.flag(item, "bypassable", True),
+                bypassable=r.flag(item, "bypassable", True) and not locked,
                 decrypt=r.flag(item, "decrypt", True),
-                alert=r.flag(item, "alert", False),
+                alert=r.flag(item, "alert", False) or locked,  # every hit of a locked list is a safeguarding alert
                 circumvention=r.flag(item, "circumvention", False),
                 description=r.text(item, "description", "") or "",
                 sources=sources,
                 origin=self.origin(item, item.line),
+                locked=locked,
+                block_message=r.text(item, "block_message", "") or "",
             )
+            if locked:
+                check_category(cat, item, r)
             self.categories[cid] = cat
             self.add_entries(item, "category", cid)
             for rel, line in r.texts(item, "lists"):
                 self.add_list_file(item, rel, line, cid)
+            for rel, line in r.texts(item, "digests"):
+                if not locked:
+                    r.problem(item, line, "'digests' (hashed entries) are for locked categories only")
+                    continue
+                try:
+                    read_digests((self.root / rel).resolve(), cid, self.locked_digests, self.problems)
+                    self.list_files.append((self.root / rel).resolve())
+                except OSError as e:
+                    r.problem(item, line, f"cannot read digest file {rel!r}: {e}")
 
     # -- rules/ --------------------------------------------------------------
 
@@ -225,6 +247,32 @@ class Builder:
             self.section_origins.setdefault(name, self.origin(doc, doc.line_of(name)))
             parser(self, doc[name], doc)
 
+    def _check_locked(self) -> None:
+        """What ``policy.locked`` forbids: rules that name a locked category,
+        and allows that would reach its entries."""
+        locked = {c for c, cat in self.categories.items() if cat.locked}
+        if not locked:
+            return
+        for rule in self.category_rules:
+            for c in sorted(rule.categories & locked):
+                file, _, line = rule.origin.rpartition(":")
+                self.problems.append(Problem(file, int(line), f"category rule {rule.id!r} changes the locked "
+                                                              f"category {c!r}: locked categories cannot be changed"))
+        for ov in self.overrides.values():
+            if ov.action == "allow" and ov.category in locked:
+                file, _, line = ov.origin.rpartition(":")
+                self.problems.append(Problem(file, int(line), f"override {ov.id!r} allows the locked category "
+                                                              f"{ov.category!r}: locked categories cannot be allowed"))
+        for origin, message in lifting_attempts(self.entries, self.categories, self.overrides):
+            file, _, line = origin.rpartition(":")
+            self.warnings.append(Problem(file, int(line) if line.isdigit() else 1, message))
+        tls = self.settings.get("tls")
+        if (tls is None or tls[0] == "hostname") and any(
+                e.path is not None for e, ref in self.entries if ref.kind == "category" and ref.ref in locked):
+            self.warnings.append(Problem("rules", 1, "tls is 'hostname': the URL entries of locked categories "
+                                                     "apply to plain HTTP only; over HTTPS only their "
+                                                     "domain-level entries can (use tls: intercept)"))
+
     def finish(self) -> None:
         directory = self.sections.get("directory")
         directory_groups = {name for name, _ in directory.groups} if directory is not None else set()
@@ -236,6 +284,7 @@ class Builder:
         for cid, node, line in self.pending_categories:
             if self.categories_loaded and cid not in self.categories:
                 self.r.problem(node, line, f"unknown category {cid!r}")
+        self._check_locked()
         reached_default = None
         for wh in self.working_hours:
             if reached_default is not None:

@@ -68,6 +68,9 @@ def load_config(root: Path | str | None = None) -> Config:
         list_files=tuple(b.list_files),
         sections=b.sections,
         warnings=tuple(sorted(b.warnings, key=lambda p: (p.file, p.line))),
+        locked_digests=b.locked_digests,
+        locked_entries=tuple((e, ref) for e, ref in b.entries
+                             if ref.kind == "category" and b.categories[ref.ref].locked),
     )
 
 

@@ -35,6 +35,8 @@ class Category:
     decrypt: bool = True
     alert: bool = False
     circumvention: bool = False  # visiting it is an attempt to get round the filter
+    locked: bool = False  # an illegal-content list: nothing can let it through (policy.locked)
+    block_message: str = ""  # the block page's wording instead of the policy's (a list owner's own)
     description: str = ""
     sources: dict[str, tuple[str, ...]] = field(default_factory=dict)
     origin: str = ""
@@ -150,6 +152,8 @@ class Config:
     list_files: tuple[Path, ...] = ()
     sections: dict[str, Any] = field(default_factory=dict)
     warnings: tuple[Any, ...] = ()  # FILE:LINE problems that skip a line but do not stop the configuration
+    locked_digests: dict[bytes, tuple[str, str]] = field(default_factory=dict)  # SHA-256 -> (category, FILE:LINE)
+    locked_entries: tuple[Any, ...] = ()  # (Entry, EntryRef) of locked categories, for the checks of grants
 
     @property
     def zone(self) -> ZoneInfo:

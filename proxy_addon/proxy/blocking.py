@@ -24,12 +24,14 @@ class Pages:
         st.uid = feedback.new_event_uid()
         token = feedback.sign_event(self.rt.secret, feedback.BlockEvent(
             st.uid, st.who.user, st.target.url, st.target.host, d.category))
+        cat = cfg.categories.get(d.category) if d.category else None
+        locked = cat is not None and cat.locked  # no exception can be asked for, so no buttons
         notice = BlockNotice(
             heading=f"This site is blocked: {d.title}" if d.title else "This site is blocked",
             category_title=d.title, clause=d.clause, policy_text=d.policy_text,
             url=st.target.url, user=st.who.user, at=engine.local_time(st.started),
-            contact=cfg.settings.contact, reason=page_reason(d),
-            actions_html=feedback.forms_html(token),
+            contact=cfg.settings.contact, reason=cat.block_message if locked else page_reason(d),  # type: ignore[union-attr]
+            actions_html="" if locked else feedback.forms_html(token),
         )
         return http.Response.make(403, render_block_page(notice).encode(), {
             "Content-Type": "text/html; charset=utf-8",

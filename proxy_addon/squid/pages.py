@@ -85,12 +85,12 @@ class BlockPages:
             return e.status, e.message
         engine = self.rt.engine
         cat = engine.config.categories.get(event.category) if event.category else None
-        actions = feedback.forms_html(token) if event.user == who.user else (
-            "<p>This block was shown to someone else, so its buttons are not offered here.</p>")
+        actions = "" if cat is not None and cat.locked else feedback.forms_html(token) if event.user == who.user \
+            else "<p>This block was shown to someone else, so its buttons are not offered here.</p>"
         notice = BlockNotice(
             heading=f"This site is blocked: {cat.title}" if cat else "This site is blocked",
             category_title=cat.title if cat else None, clause=cat.clause if cat else "6.3.1",
-            policy_text=cat.policy_text if cat else None, url=event.url, user=event.user,
+            policy_text=cat.policy_text if cat else None, reason=cat.block_message if cat and cat.locked else "", url=event.url, user=event.user,
             at=engine.local_time(self.rt.now()), contact=engine.config.settings.contact, actions_html=actions)
         return 403, render_block_page(notice)
 

@@ -131,3 +131,22 @@ def entry_from_list_line(line: str, allow_public_suffix: bool = False) -> Entry 
     elif len(parts) > 1:
         raise InvalidEntry(f"more than one word: {text!r}")
     return parse_entry(text, allow_public_suffix)
+
+
+def digest_forms(host: str, path: str, query: str) -> list[bytes]:
+    """The SHA-256 digests a hashed list entry may have for this address: the
+    whole address ``host/path?query``, without the query, and the host and
+    each parent domain alone (a domain-level entry).  The host is in
+    canonical form (lower case, IDNA); the path as normalised, case kept."""
+    import hashlib
+
+    forms = [host + path]
+    if query:
+        forms.insert(0, f"{host}{path}?{query}")
+    i = 0
+    while True:
+        forms.append(host[i:])
+        i = host.find(".", i) + 1
+        if i == 0 or "." not in host[i:]:
+            break
+    return [hashlib.sha256(f.encode("utf-8", "surrogateescape")).digest() for f in forms]
