@@ -89,3 +89,44 @@ def scan(body: bytes) -> Findings:
     s = Scanner()
     s.feed(body)
     return s.findings
+
+
+@dataclass
+class UploadScan:
+    """The personal-data check of a whole upload, files inside it included."""
+
+    findings: Findings
+    matched_in: list[str]  # which file, archive member or PDF page held personal data
+    unscanned: list[str]  # what could not be read, and why
+    refused: str | None = None  # a zip bomb: refused whatever it holds
+
+
+def scan_upload(parts: list[tuple[str, bytes]], limit: int) -> UploadScan:
+    """Scan each uploaded file (or the whole body): documents and archives by
+    the text inside them (``documents``), anything else as it is."""
+    from .documents import Refused, extract, kind
+
+    total = Findings()
+    matched: list[str] = []
+    unscanned: list[str] = []
+    room = limit
+    for name, data in parts:
+        if room <= 0:
+            unscanned.append(f"{name} (past the scan limit)")
+            continue
+        if kind(data) is not None:
+            try:
+                got = extract(data, name, room)
+            except Refused as e:
+                return UploadScan(total, matched, unscanned, str(e))
+            texts, unscanned = got.parts, unscanned + got.unscanned
+        else:
+            texts = [(name, data[:room])]
+        for member, text in texts:
+            f = scan(text)
+            room -= len(text)
+            if f.sensitive or f.upn or f.nino or f.nhs:
+                matched.append(member)
+            for attr in ("upn", "nino", "nhs", "dates", "postcodes"):
+                setattr(total, attr, getattr(total, attr) + getattr(f, attr))
+    return UploadScan(total, matched, unscanned)

@@ -71,6 +71,7 @@ DEFAULT_BLOCK_TO = frozenset({"cloud_storage", "file_sharing"})
 class UploadRules:
     scan_limit: int = 16 << 20
     block_to: frozenset[str] = DEFAULT_BLOCK_TO
+    block_unscannable: bool = False  # an encrypted or unreadable file going to those destinations
 
 
 def _block_flag(r: Any, m: YMap, key: str) -> bool:
@@ -118,7 +119,7 @@ def parse_downloads(b: Any, value: Any, doc: YMap) -> None:
 
 def parse_uploads(b: Any, value: Any, doc: YMap) -> None:
     r = b.r
-    m = r.section(value, doc, "uploads", ("scan_limit_mb", "block_personal_data_to"))
+    m = r.section(value, doc, "uploads", ("scan_limit_mb", "block_personal_data_to", "unscannable"))
     if m is None:
         return
     limit = r.number(m, "scan_limit_mb")
@@ -127,4 +128,5 @@ def parse_uploads(b: Any, value: Any, doc: YMap) -> None:
         b.pending_categories.append((c, m, line))
     b.sections["uploads"] = UploadRules(16 << 20 if limit is None else int(limit * (1 << 20)),
                                         frozenset(c for c, _ in cats) if "block_personal_data_to" in m
-                                        else DEFAULT_BLOCK_TO)
+                                        else DEFAULT_BLOCK_TO, _block_flag(r, m, "unscannable")
+                                        if "unscannable" in m else False)

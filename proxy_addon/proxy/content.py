@@ -28,7 +28,8 @@ from mitmproxy import http
 from ..classify.decision import Decision
 from ..content.downloads import SNIFF_BYTES, filename_of, is_attachment, is_torrent, is_tracker_request, sniff_software
 from ..content.media import classify
-from ..content.personaldata import Scanner
+from ..content.documents import form_files
+from ..content.personaldata import Scanner, UploadScan, scan_upload
 from ..policy.content import DownloadRules, UploadRules
 from . import connections
 from .blocking import Pages, stop
@@ -96,21 +97,40 @@ class ContentControls:
         body = req.get_content(strict=False) or b""
         if not body:
             return
-        scanner = Scanner()
-        scanner.feed(body[: self.uploads.scan_limit])
-        if scanner.findings.sensitive and self._upload_blocked(st, scanner):
+        ctype = req.headers.get("content-type", "")
+        parts = (form_files(ctype, body) if "multipart/form-data" in ctype else []) or [("upload", body)]
+        result = scan_upload(parts, self.uploads.scan_limit)
+        if self._upload_blocked(st, result):
             flow.response = self.pages.block_response(st)
 
-    def _upload_blocked(self, st: FlowState, scanner: Scanner) -> bool:
-        found = scanner.findings.summary()
+    def _upload_blocked(self, st: FlowState, scanned: Scanner | UploadScan) -> bool:
+        """Block an upload with personal data (or one the rules say must be
+        readable and is not) to a destination the rules name; otherwise note
+        what was found in the audit row."""
+        findings = scanned.findings
+        where = f" in {', '.join(scanned.matched_in[:5])}" if isinstance(scanned, UploadScan) and \
+            scanned.matched_in and scanned.matched_in != ["upload"] else ""
+        unread = scanned.unscanned if isinstance(scanned, UploadScan) else []
+        refused = scanned.refused if isinstance(scanned, UploadScan) else None
         dest = next((c for c in st.decision.categories if c in self.uploads.block_to), None)
-        if dest is None:
-            st.decision = replace(st.decision, reason=f"{st.decision.reason}; the upload carries personal data "
-                                                      f"({found})")
+        why = None
+        if refused:
+            why = f"an upload built to exhaust the filter, refused unread ({refused})"
+        elif findings.sensitive:
+            why = f"an upload to {(dest or 'this site').replace('_', ' ')} carrying personal data " \
+                  f"({findings.summary()}{where})"
+        elif unread and self.uploads.block_unscannable and dest is not None:
+            why = f"an upload to {dest.replace('_', ' ')} that could not be checked for personal data " \
+                  f"({'; '.join(unread[:5])})"
+        if why is None or (dest is None and not refused):
+            notes = [f"the upload carries personal data ({findings.summary()}{where})"] if findings.sensitive else []
+            notes += [f"not scanned: {'; '.join(unread[:5])}"] if unread else []
+            if notes:
+                st.decision = replace(st.decision, reason=f"{st.decision.reason}; {'; '.join(notes)}")
             return False
         stop(st, "block", self.pages.content_decision(
-            st, "upload:personal-data", f"an upload to {dest.replace('_', ' ')} carrying personal data ({found})",
-            dest, "Personal data must not go to cloud storage"))
+            st, "upload:personal-data", why, dest or (st.decision.category or "cloud_storage"),
+            "Personal data must not go to cloud storage"))
         return True
 
     # -- responses ---------------------------------------------------------------------
