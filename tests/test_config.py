@@ -57,7 +57,7 @@ def test_errors_name_file_line_and_key(tmp_path):
     got = problems(root)
     f = str(root / "rules" / "rules.yaml")
     assert got == [
-        f"{f}:3: 'tls' must be one of hostname, intercept, not 'sometimes'",
+        f"{f}:3: 'tls' must be one of hostname, selective, intercept, not 'sometimes'",
         f"{f}:4: unknown key 'colour' in 'settings' (expected one of: contact, default_action, index_dir, on_audit_failure, timezone, tls)",
         f"{f}:12: unknown category 'nosuch'",
         f"{f}:14: unknown group 'nobody'",

@@ -109,6 +109,12 @@ class Engine:
 
     HOST_CACHE = 50_000
 
+    def path_dependent(self, target: Target) -> bool:
+        """Whether some entry for this host is URL-level (a phishing page, an
+        IWF address): what is decided depends on the path, which only a
+        decrypted request shows."""
+        return not self._matches(target)[1]
+
     def matches(self, target: Target) -> list[Match]:
         """Every entry covering the target, whoever asks (overrides unfiltered)."""
         return self._matches(target)[0]

@@ -23,6 +23,11 @@ _ENGINES = (
 _HINTS = ("google", "bing", "duckduckgo", "yahoo", "youtube", "ecosia")
 
 
+def is_search_host(host: str) -> bool:
+    """A host whose requests may carry search terms worth recording."""
+    return any(h in host for h in _HINTS) and any(host_ok(host) for _, host_ok, _, _ in _ENGINES)
+
+
 def extract(host: str, path: str, query: str) -> str | None:
     """``"engine: terms"`` for a search request, else None."""
     if not query or not any(h in host for h in _HINTS):

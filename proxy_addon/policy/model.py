@@ -21,7 +21,7 @@ ACTIONS = ("allow", "limit", "block")
 """Ordered from least to most restrictive; when categories disagree the most
 restrictive wins.  ``limit`` means allowed, subject to the streaming and
 download limits of the rules."""
-TLS_MODES = ("hostname", "intercept")
+TLS_MODES = ("hostname", "selective", "intercept")
 
 
 @dataclass(frozen=True, slots=True)

@@ -175,7 +175,7 @@ class SchoolFilter:
     def running(self) -> None:
         engine = self.rt.engine
         if ctx.options.connection_strategy != "lazy" and engine is not None \
-                and engine.config.settings.tls == "intercept":
+                and engine.config.settings.tls in ("intercept", "selective"):
             log.warning("schoolproxy: connection_strategy is %r: in intercept mode mitmproxy will contact blocked "
                         "sites before their requests are judged; use --set connection_strategy=lazy "
                         "(schoolproxy run does)", ctx.options.connection_strategy)
@@ -318,6 +318,12 @@ class SchoolFilter:
         except Exception as e:  # noqa: BLE001 - fail closed: a handshake we cannot judge is refused
             log.exception("schoolproxy: internal error judging a TLS handshake; the connection is refused")
             self.tunnels.refuse_handshake(data, f"internal error: {type(e).__name__}")
+
+    def tls_failed_client(self, data: tls.TlsData) -> None:
+        try:
+            self.tunnels.tls_failed_client(data)
+        except Exception:  # noqa: BLE001 - a failed handshake is over already; never let this break the proxy
+            log.exception("schoolproxy: internal error noting a refused certificate")
 
     def tcp_start(self, flow: tcp.TCPFlow) -> None:
         self.tunnels.tcp_start(flow)

@@ -79,6 +79,7 @@ class Runtime:
         self.clock_offset = 0.0
         self.data: Path | None = None  # the proxy's own data folder (journal, status)
         self.signin: Any = None  # proxy.signin.SignIn: who signed in on which connection
+        self.decrypted: dict[str, str] = {}  # client connection id -> why tls: selective decrypted it
 
     def identify_address(self, client: connection.Client) -> Identity:
         """Who a connection is, by its address alone (no credentials seen yet)."""

@@ -76,13 +76,16 @@ class Judge:
             flow.metadata[KEY] = st
             flow.response = http.Response.make(400, b"Malformed request.", {"Content-Type": "text/plain"})
             return
-        tls_mode = "intercept" if req.scheme == "https" else None
+        why = self.rt.decrypted.get(flow.client_conn.id) if req.scheme == "https" else None
+        tls_mode = ("selective" if why else "intercept") if req.scheme == "https" else None
         if target.path.startswith(feedback.PREFIX):
             who = self.identity(flow, flow.client_conn)
             flow.metadata[KEY] = FlowState(target, who, engine._default, self.rt.now(), feedback=True,
                                            answered=True, method=req.method)
             return  # answered in request(), once the form has been read
         st = self.state(flow, target, tls_mode, also)
+        if why:
+            st.decision = replace(st.decision, reason=f"{st.decision.reason}; decrypted ({why})")
         self.recorder.track(flow.id, st)
         flow.metadata[KEY] = st
         headers = req.headers

@@ -25,6 +25,7 @@ from ..classify.safesearch import tunnel_front
 from ..grants.verdict import connect_port_refusal
 from ..urls.normalize import InvalidHost, InvalidURL, Target, make_target, normalize_host
 from . import connections
+from .selective import PinnedClients, inside_reason
 from .flowstate import FlowState, Runtime
 from .judge import Judge, malformed
 from .recorder import Recorder
@@ -36,6 +37,7 @@ class Tunnels:
         self.judge = judge
         self.recorder = recorder
         self.open: dict[str, FlowState] = {}  # client connection id -> its undecrypted tunnel
+        self.pinned = PinnedClients()
 
     def http_connect(self, flow: http.HTTPFlow) -> None:
         engine = self.rt.engine
@@ -61,6 +63,15 @@ class Tunnels:
             self._refuse(flow, st, f"tunnels to port {req.port} are not allowed (policy {st.decision.clause})")
             return
         passthrough = mode == "hostname" or not st.decision.decrypt
+        ip = flow.client_conn.peername[0] if flow.client_conn.peername else ""
+        if mode == "selective":
+            why = inside_reason(engine, target, st.decision)
+            if why is not None and self.pinned.pinned(ip, target.host):
+                why, st.decision = None, replace(st.decision, reason=f"{st.decision.reason}; this client refused "
+                                                 "the school's certificate for this host: not decrypted")
+            passthrough = why is None
+            if why is not None:
+                self.rt.decrypted[flow.client_conn.id] = why
         if st.decision.action == "block" and passthrough:
             self._refuse(flow, st, f"{st.decision.title or 'blocked site'} (policy {st.decision.clause or '6.3.1'})")
             return
@@ -153,7 +164,32 @@ class Tunnels:
         self.recorder.emit(st, None)
         flow.kill()
 
+    def tls_failed_client(self, data: tls.TlsData) -> None:
+        """The client refused the school's certificate (a pinned app, a device
+        without the CA): in ``selective`` mode its next connections to this
+        host pass through undecrypted (unless the host is blocked); recorded."""
+        engine = self.rt.engine
+        client = data.context.client
+        host = client.sni or (data.context.server.address[0] if data.context.server.address else "")
+        if engine is None or not host or engine.config.settings.tls != "selective":
+            return
+        try:
+            target = Target("https", normalize_host(host), None, "/")
+        except InvalidHost:
+            return
+        ip = client.peername[0] if client.peername else ""
+        self.pinned.note(ip, target.host)
+        who = self.judge.identity(None, client)
+        decision = engine.decide(target, who, datetime.now(timezone.utc))
+        st = FlowState(target, who, replace(decision, reason=f"{decision.reason}; the client refused the school's "
+                                            "certificate: its next connections to this host pass through "
+                                            "undecrypted" + (" (it stays blocked)" if decision.action == "block"
+                                                             else "")),
+                       datetime.now(timezone.utc), tls="cert-refused", method="TLS")
+        self.recorder.emit(st, None)
+
     def client_disconnected(self, client: connection.Client) -> None:
+        self.rt.decrypted.pop(client.id, None)
         st = self.open.pop(client.id, None)
         if st is not None:
             self.recorder.emit(st, None, status=200)
