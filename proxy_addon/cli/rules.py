@@ -43,6 +43,8 @@ def _setup_explain(p: argparse.ArgumentParser) -> None:
     p.add_argument("--at", default=None, metavar="ISO-TIME",
                    help="at this time (ISO 8601; without a zone: the school's local time)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.add_argument("--content", default=None, metavar="FILE",
+                   help="score a saved page (HTML or text) with the page_content phrase lists instead")
 
 
 @command("explain", "show the decision the proxy would take for a URL, and why", _setup_explain)
@@ -50,8 +52,10 @@ def cmd_explain(args: argparse.Namespace) -> int:
     from ..classify.identity import identify
     from ..urls.normalize import InvalidURL, normalize_url
 
+    if args.content is not None:
+        return _explain_content(load_engine(args), args)
     if (args.url is None) == (args.urls is None):
-        print("schoolproxy: give one URL or --urls FILE", file=sys.stderr)
+        print("schoolproxy: give one URL, --urls FILE or --content FILE", file=sys.stderr)
         return 2
     engine = load_engine(args)
     if args.urls is not None:
@@ -159,3 +163,28 @@ def _explain_many(engine: Any, args: argparse.Namespace) -> int:
             else:
                 out.write(f"{text}\t{d.action}\t{d.category or '-'}\t{d.rule}\t{d.matched or '-'}\n")
     return 1 if bad else 0
+
+
+def _explain_content(engine: Any, args: argparse.Namespace) -> int:
+    """Why a page was (or would be) blocked by what it says: each category's
+    score, its threshold, and the phrases that counted."""
+    import json
+
+    from ..content.phrases import matcher_for, page_text
+
+    rules = engine.config.sections.get("page_content")
+    if rules is None or not rules.phrases:
+        print("schoolproxy: no page_content phrase lists are configured", file=sys.stderr)
+        return 2
+    raw = sys.stdin.buffer.read() if args.content == "-" else open(args.content, "rb").read()
+    score = matcher_for(rules).score(page_text(raw.decode("utf-8", "replace")))
+    verdict = score.verdict(rules)
+    if args.json:
+        print(json.dumps({"blocked_as": verdict, "totals": score.totals,
+                          "thresholds": {c: rules.threshold(c) for c in score.totals},
+                          "phrases": {c: score.counted[c][:20] for c in score.counted}}))
+        return 0
+    print(f"verdict: {'block, rule content:' + verdict if verdict else 'allow (no category past its threshold)'}")
+    for c in sorted(score.totals, key=lambda c: -score.totals[c]):
+        print(f"  {score.describe(c, rules, n=10)}")
+    return 0

@@ -47,6 +47,7 @@ from .guard import ConnectionGuard
 from .flowstate import KEY, FlowState, Runtime, stream_if_large
 from .judge import Judge
 from .pacing import Pacer
+from .pagecheck import PageCheck
 from .recorder import Recorder
 from .signin import SignIn
 from ..policy.reloader import signature
@@ -98,6 +99,7 @@ class SchoolFilter:
         self.judge = Judge(rt, self.recorder, self.pages, self.content)
         self.tunnels = Tunnels(rt, self.judge, self.recorder)
         self.pacer = Pacer(rt, self.content.download_sniffer)
+        self.pagecheck = PageCheck(rt, self.pages)
         self.background = Background(rt, self.recorder)
         self.guard = ConnectionGuard()
         self.signin = rt.signin = SignIn()
@@ -200,9 +202,15 @@ class SchoolFilter:
         if self._refused_unrecorded(flow):
             return None
         if self._sign_in_needed(flow):
-            return self._sign_in_then(flow, self.judge.requestheaders)
-        self.judge.requestheaders(flow)
+            return self._sign_in_then(flow, self._judge_request)
+        self._judge_request(flow)
         return None
+
+    def _judge_request(self, flow: http.HTTPFlow) -> None:
+        self.judge.requestheaders(flow)
+        st: FlowState | None = flow.metadata.get(KEY)
+        if st is not None and self.pagecheck.rules() is not None:
+            self.pagecheck.prepare(flow, st)
 
     def _sign_in_needed(self, flow: http.HTTPFlow) -> bool:
         engine = self.rt.engine
@@ -259,6 +267,9 @@ class SchoolFilter:
         if self.content.needs_judging(flow, st):
             return self._judge_response(flow, st)
         self.pacer.start(flow, st)
+        if self.pagecheck.wants(flow, st):
+            self.pagecheck.start(flow, st)
+            return None
         stream_if_large(flow, st)
         return None
 
@@ -287,6 +298,14 @@ class SchoolFilter:
                 self.content.on_response(flow, st)
             except Exception:
                 log.exception("schoolproxy: internal error in the content checks")
+        if st.page_check and not st.answered:
+            try:
+                self.pagecheck.finish(flow, st)
+            except Exception:  # fail closed: a page we could not judge is not shown
+                log.exception("schoolproxy: internal error judging a page's content")
+                self.recorder.record_error(flow, "internal error in the page content check")
+                flow.response = http.Response.make(503, b"The school's web filter had an internal error.",
+                                                   {"Content-Type": "text/plain"})
         resp = flow.response
         if not st.counted and resp is not None:
             st.bytes_out = len(resp.raw_content or b"")

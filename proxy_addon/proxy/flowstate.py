@@ -65,6 +65,7 @@ class FlowState:
     pace: Pace | None = None
     content_kind: str | None = None  # "media" | "download" | None, as the content controls saw it
     resp_headers: tuple[str, str, str] | None = None  # content type, disposition, length
+    page_check: bool = False  # its text is judged by the page_content rules (proxy.pagecheck)
 
 
 class Runtime:

@@ -1,0 +1,107 @@
+"""The ``page_content`` rules section: judging what a page says, with weighted
+phrase lists per category and language (e2guardian's format and its lists as
+the starting point; see ``lists/phrases/README.md``).
+
+Rules section::
+
+    page_content:
+      scan_kb: 256                 # the first 256 KB of a page's text are scored; the rest streams
+      apply_to: unlisted           # unlisted: hosts in no list and suspected ones | all: every allowed page
+      thresholds: {default: 160, gambling: 120}
+      phrases:                     # category -> phrase files
+        adult: [lists/phrases/e2guardian/ukenglish/pornography/weighted]
+        gambling: [lists/phrases/e2guardian/ukenglish/gambling/weighted, lists/phrases/school/gambling.txt]
+      good_phrases: [lists/phrases/e2guardian/ukenglish/goodphrases/weighted]   # lower every category
+
+The files are read here, once per configuration (a broken line is a
+FILE:LINE problem), into plain values; ``content.phrases`` builds the matcher.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from .files import display_path
+from .yamlsource import Problem, YMap
+
+_LINE = re.compile(r"^((?:<[^<>]+>\s*,\s*)*<[^<>]+>)\s*<\s*(-?\d+)\s*>\s*$")
+_PART = re.compile(r"<([^<>]+)>")
+_COMMENT = re.compile(r">\s+#.*$")
+
+
+@dataclass(frozen=True, slots=True)
+class Phrase:
+    parts: tuple[str, ...]  # one phrase, or several that must all occur
+    weight: int
+    category: str
+    origin: str  # FILE:LINE
+
+
+@dataclass(frozen=True, slots=True)
+class PageContentRules:
+    scan_bytes: int
+    apply_to: str
+    thresholds: tuple[tuple[str, int], ...]
+    phrases: tuple[Phrase, ...]
+
+    def threshold(self, category: str) -> int:
+        found = dict(self.thresholds)
+        return found.get(category, found.get("default", 160))
+
+
+def read_phrases(path: Any, category: str, shown: str, out: list[Phrase], problems: list[Problem]) -> None:
+    with open(path, encoding="utf-8", errors="replace") as fh:
+        for n, raw in enumerate(fh, 1):
+            line = raw.strip()
+            if not line or line.startswith("#") or line.startswith(".Include"):
+                continue
+            m = _LINE.match(_COMMENT.sub(">", line))
+            if m is None:
+                problems.append(Problem(shown, n, "not a weighted phrase (<phrase><weight> or <a>,<b><weight>); "
+                                                 "line skipped"))
+                continue
+            parts = tuple(p.lower() for p in _PART.findall(m.group(1)))
+            if any(not p.strip() for p in parts):
+                continue
+            out.append(Phrase(parts, int(m.group(2)), category, f"{shown}:{n}"))
+
+
+def parse(b: Any, value: Any, doc: YMap) -> None:
+    r = b.r
+    m = r.section(value, doc, "page_content", ("scan_kb", "apply_to", "thresholds", "phrases", "good_phrases"))
+    if m is None:
+        return
+    scan_kb = r.number(m, "scan_kb", 256, positive=True) or 256
+    apply_to = r.choice(m, "apply_to", ("unlisted", "all"), "unlisted") or "unlisted"
+    thresholds: list[tuple[str, int]] = []
+    if "thresholds" in m:
+        tm = r.mapping(m["thresholds"], m, m.line_of("thresholds"), "'thresholds'")
+        for cat in tm or {}:
+            assert tm is not None
+            v = r.number(tm, cat, None, positive=True)
+            if v is not None:
+                thresholds.append((str(cat), int(v)))
+                if cat != "default":
+                    b.pending_categories.append((str(cat), tm, tm.line_of(cat)))
+    phrases: list[Phrase] = []
+
+    def load(files: list[tuple[str, int]], category: str, node: YMap) -> None:
+        for rel, line in files:
+            path = (b.root / rel).resolve()
+            try:
+                # A malformed line (real lists have a few) is skipped and said, as e2guardian skips it.
+                read_phrases(path, category, display_path(b.root / rel), phrases, b.warnings)
+                b.list_files.append(path)
+            except OSError as e:
+                r.problem(node, line, f"cannot read phrase file {rel!r}: {e}")
+
+    if "phrases" in m:
+        pm = r.mapping(m["phrases"], m, m.line_of("phrases"), "'phrases'")
+        for cat in pm or {}:
+            assert pm is not None
+            b.pending_categories.append((str(cat), pm, pm.line_of(cat)))
+            load(r.texts(pm, cat), str(cat), pm)
+    load(r.texts(m, "good_phrases"), "*", m)
+    b.sections["page_content"] = PageContentRules(int(scan_kb * 1024), apply_to, tuple(thresholds), tuple(phrases))

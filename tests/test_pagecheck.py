@@ -1,0 +1,79 @@
+"""Judging what a page says (page_content rules): weighted phrase lists in
+several languages, through a real proxy, pages from a local origin."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import httpx
+
+EXE = str(Path(sys.executable).with_name("schoolproxy"))
+GAMBLING = ("<!doctype html><html><body><h1>Best online casino</h1><p>Free spins and a welcome bonus on your "
+            "first deposit. Sports betting, roulette and blackjack: place your bet now!</p>"
+            "<p id='marker'>zq-unique-page-words</p></body></html>").encode()
+SPANISH = ("<!doctype html><html><body><h1>Casino online</h1><p>Apuestas deportivas, tragamonedas y casino online: "
+           "las mejores apuestas deportivas del mundo.</p></body></html>").encode()
+DODGED = "<!doctype html><html><body><p>best c4sino, fr33 sp1ns, c4sino bonus, c4sino games</p></body></html>".encode()
+ORDINARY = ("<!doctype html><html><body><h1>Year 9 probability</h1><p>We roll two dice and count outcomes. "
+            "The council's library opens at nine; pupils present science projects.</p></body></html>").encode()
+
+
+def chunked(body: bytes):
+    def handler(h, _):
+        h.send_response(200)
+        h.send_header("Content-Type", "text/html; charset=utf-8")
+        h.send_header("Transfer-Encoding", "chunked")
+        h.end_headers()
+        for i in range(0, len(body), 100):
+            part = body[i:i + 100]
+            h.wfile.write(f"{len(part):x}\r\n".encode() + part + b"\r\n")
+        h.wfile.write(b"0\r\n\r\n")
+    return handler
+
+
+def test_pages_past_a_threshold_are_replaced_by_the_block_page(config_dir, make_proxy, origin):
+    origin.routes.update({"/casino": GAMBLING, "/es": SPANISH, "/dodged": DODGED, "/maths": ORDINARY,
+                          "/streamed": chunked(GAMBLING * 3)})
+    proxy = make_proxy(config_dir, routes={"unlisted-site.test": origin.port})
+    with httpx.Client(proxy=proxy.url, timeout=30) as c:
+        r = c.get("http://unlisted-site.test/casino")
+        assert r.status_code == 403 and "Gambling and betting" in r.text and "section 6.3.1" in r.text
+        assert "zq-unique-page-words" not in r.text
+        assert c.get("http://unlisted-site.test/es").status_code == 403  # Spanish
+        assert c.get("http://unlisted-site.test/dodged").status_code == 403  # c4sino
+        ok = c.get("http://unlisted-site.test/maths")
+        assert ok.status_code == 200 and ok.content == ORDINARY
+        streamed = c.get("http://unlisted-site.test/streamed")  # unknown length: judged as it streams
+        assert "This site is blocked" in streamed.text and "zq-unique-page-words" not in streamed.text
+    rows = {r["url"].rsplit("/", 1)[1]: r for r in proxy.wait_rows(5)}
+    assert rows["casino"]["rule"] == "content:gambling" and rows["casino"]["action"] == "block"
+    assert "page score" in rows["casino"]["reason"] and "'online casino' +40" in rows["casino"]["reason"]
+    assert rows["es"]["rule"] == "content:gambling" and "apuestas deportivas" in rows["es"]["reason"]
+    assert rows["streamed"]["rule"] == "content:gambling"
+    assert rows["maths"]["action"] == "allow"
+    assert not any("zq-unique-page-words" in (r["reason"] or "") for r in rows.values())  # never the page
+
+
+def test_listed_and_granted_sites_are_not_judged_by_their_pages(config_dir, make_proxy, origin):
+    (config_dir / "rules" / "35-allow.yaml").write_text(
+        "overrides:\n  - id: maths-games\n    action: allow\n    reason: lesson resources\n"
+        "    domains: [probability-games.test]\n")
+    origin.routes["/casino"] = GAMBLING
+    proxy = make_proxy(config_dir, routes={"probability-games.test": origin.port})
+    with httpx.Client(proxy=proxy.url, timeout=30) as c:
+        assert c.get("http://probability-games.test/casino").status_code == 200
+
+
+def test_explain_content_scores_a_saved_page(config_dir, tmp_path):
+    page = tmp_path / "page.html"
+    page.write_bytes(GAMBLING)
+    out = subprocess.run([EXE, "explain", "--config", str(config_dir), "--content", str(page)],
+                         capture_output=True, text=True)
+    assert out.returncode == 0 and out.stdout.startswith("verdict: block, rule content:gambling")
+    assert "(threshold 120)" in out.stdout and "'free spins' +40 x1" in out.stdout
+    page.write_bytes(ORDINARY)
+    out = subprocess.run([EXE, "explain", "--config", str(config_dir), "--content", str(page)],
+                         capture_output=True, text=True)
+    assert out.stdout.startswith("verdict: allow")
