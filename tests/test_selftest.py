@@ -1,0 +1,40 @@
+"""``schoolproxy selftest`` against a real running proxy: every canonical check
+passes on the bundled rules, a weakened rule shows up as a failure, and each
+run is recorded for the annual review."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+
+EXE = str(Path(sys.executable).with_name("schoolproxy"))
+
+
+def selftest(proxy, config: Path) -> subprocess.CompletedProcess:
+    return subprocess.run([EXE, "selftest", "--proxy", f"127.0.0.1:{proxy.port}", "--config", str(config),
+                           "--audit-db", f"sqlite:///{proxy.db_path}"], capture_output=True, text=True, timeout=90)
+
+
+def test_selftest_passes_on_the_bundled_rules_and_is_recorded(config_dir, make_proxy, origin):
+    proxy = make_proxy(config_dir, routes={"www.google.com": origin.port})
+    out = selftest(proxy, config_dir)
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert out.stdout.count("PASS") == 6 and "6 of 6 checks passed" in out.stdout
+    assert any("safe=active" in s.path for s in origin.seen)  # the search reached Google's stand-in made safe
+    con = sqlite3.connect(proxy.db_path)
+    actor, outcome, detail = con.execute("SELECT actor, outcome, detail FROM admin_actions "
+                                         "WHERE action = 'selftest'").fetchone()
+    assert actor == "selftest" and outcome == "ok" and len(json.loads(detail)["results"]) == 6
+
+
+def test_selftest_fails_when_a_rule_lets_gambling_through(config_dir, make_proxy, origin):
+    (config_dir / "rules" / "21-weakened.yaml").write_text(
+        "category_rules:\n  - id: everyone-gambles\n    category: gambling\n    action: allow\n"
+        "    groups: [everyone-test]\ngroups:\n  everyone-test: [127.0.0.1]\n")
+    proxy = make_proxy(config_dir, routes={"www.google.com": origin.port, "www.bet365.com": origin.port})
+    out = selftest(proxy, config_dir)
+    assert out.returncode == 1
+    assert "FAIL  gambling" in out.stdout and "5 of 6 checks passed" in out.stdout
