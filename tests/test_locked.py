@@ -98,8 +98,8 @@ def test_locked_categories_are_never_bypassable_and_always_alert(config_dir):
     from proxy_addon.classify.engine import Engine
 
     (config_dir / "categories.yaml").write_text((config_dir / "categories.yaml").read_text().replace(
-        "    locked: true\n    lists: [lists/locked/ctiru.txt]", "    locked: true\n    bypassable: true\n"
-                                                                  "    lists: [lists/locked/ctiru.txt]"))
+        "    locked: true\n    lists: [lists/locked/ctiru.txt", "    locked: true\n    bypassable: true\n"
+                                                                 "    lists: [lists/locked/ctiru.txt"))
     check = subprocess.run([EXE, "check", "--config", str(config_dir)], capture_output=True, text=True)
     assert check.returncode == 1 and "locked category 'ctiru' cannot be bypassable" in check.stdout
     cats = Engine.load(Path(__file__).resolve().parents[1]).config.categories

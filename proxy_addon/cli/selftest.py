@@ -28,7 +28,7 @@ class Check:
 
 
 CHECKS = (
-    Check("locked list (IWF test entry)", "http://iwf-selftest.schoolproxy.test/locked-test-page", "block:iwf"),
+    Check("locked list (IWF test entry)", "http://iwf-selftest.schoolproxy.test/", "block:iwf"),
     Check("locked list (CTIRU test entry)", "http://ctiru-selftest.schoolproxy.test/", "block:ctiru"),
     Check("adult content", "http://www.pornhub.com/", "block:adult"),
     Check("gambling", "http://www.bet365.com/", "block:gambling"),

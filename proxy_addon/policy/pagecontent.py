@@ -26,8 +26,7 @@ from typing import Any
 from .files import display_path
 from .yamlsource import Problem, YMap
 
-_LINE = re.compile(r"^((?:<[^<>]+>\s*,\s*)*<[^<>]+>)\s*<\s*(-?\d+)\s*>\s*$")
-_PART = re.compile(r"<([^<>]+)>")
+_WEIGHTED = re.compile(r"^(<.*>)\s*<\s*(-?\d+)\s*>\s*$")
 _COMMENT = re.compile(r">\s+#.*$")
 
 
@@ -51,21 +50,33 @@ class PageContentRules:
         return found.get(category, found.get("default", 160))
 
 
-def read_phrases(path: Any, category: str, shown: str, out: list[Phrase], problems: list[Problem]) -> None:
-    with open(path, encoding="utf-8", errors="replace") as fh:
+def read_phrases(path: Any, category: str, shown: str, out: list[Phrase], problems: list[Problem] | None) -> int:
+    """Add a phrase file's phrases to ``out``; returns how many lines were
+    malformed (each said in ``problems`` with its FILE:LINE, unless None).
+    Lenient where e2guardian's own lists are: a byte-order mark, parts of a
+    combination without the comma (``<a><b><w>``) or missing a bracket."""
+    bad = 0
+    with open(path, encoding="utf-8-sig", errors="replace") as fh:
         for n, raw in enumerate(fh, 1):
             line = raw.strip()
             if not line or line.startswith("#") or line.startswith(".Include"):
                 continue
-            m = _LINE.match(_COMMENT.sub(">", line))
-            if m is None:
-                problems.append(Problem(shown, n, "not a weighted phrase (<phrase><weight> or <a>,<b><weight>); "
-                                                 "line skipped"))
-                continue
-            parts = tuple(p.lower() for p in _PART.findall(m.group(1)))
-            if any(not p.strip() for p in parts):
+            m = _WEIGHTED.match(_COMMENT.sub(">", line))
+            parts = _parts(m.group(1)) if m else ()
+            if m is None or not parts:
+                bad += 1
+                if problems is not None:
+                    problems.append(Problem(shown, n, "not a weighted phrase (<phrase><weight> or "
+                                                      "<a>,<b><weight>); line skipped"))
                 continue
             out.append(Phrase(parts, int(m.group(2)), category, f"{shown}:{n}"))
+    return bad
+
+
+def _parts(section: str) -> tuple[str, ...]:
+    pieces = [p for p in re.split(r">\s*,?\s*<|,\s*<", section.strip()) if p]
+    parts = tuple(p.lstrip("<").rstrip(">").lower() for p in pieces)
+    return parts if all(p.strip() and "<" not in p and ">" not in p for p in parts) else ()
 
 
 def parse(b: Any, value: Any, doc: YMap) -> None:
@@ -91,8 +102,11 @@ def parse(b: Any, value: Any, doc: YMap) -> None:
         for rel, line in files:
             path = (b.root / rel).resolve()
             try:
-                # A malformed line (real lists have a few) is skipped and said, as e2guardian skips it.
-                read_phrases(path, category, display_path(b.root / rel), phrases, b.warnings)
+                # A malformed line is skipped and said at its FILE:LINE; in the upstream lists
+                # shipped under lists/phrases/e2guardian/ (a handful of lines, which a school
+                # cannot fix) it is skipped quietly, as e2guardian itself skips it.
+                upstream = "/e2guardian/" in str(path)
+                read_phrases(path, category, display_path(b.root / rel), phrases, None if upstream else b.warnings)
                 b.list_files.append(path)
             except OSError as e:
                 r.problem(node, line, f"cannot read phrase file {rel!r}: {e}")
