@@ -399,3 +399,34 @@ def test_the_admin_app_serves_https_with_secure_cookies(tmp_path, db, config_dir
     finally:
         proc.terminate()
         proc.wait(10)
+
+
+def test_interception_orders_in_the_app_need_the_role_and_a_concern_and_are_recorded(app, db):
+    from proxy_addon.audit.models import AccessReview, Interception
+
+    tech = app.test_client()
+    login(tech, "tech")
+    assert tech.get("/interceptions").status_code == 403  # a technician cannot even see them
+    c = app.test_client()
+    login(c, "head")
+    page = c.get("/interceptions").get_data(as_text=True)
+    assert "No interception orders" in page and 'id="new-interception"' in page
+    token = csrf(c, "/interceptions")
+    bad = c.post("/interceptions", data={"csrf_token": token, "subject": "alice", "reason": "", "reference": "SG-7",
+                                         "hours": "24"})
+    assert bad.status_code == 403 and "recorded concern" in bad.get_data(as_text=True)
+    assert c.post("/interceptions", data={"csrf_token": token, "subject": "alice", "reason": "x", "reference": "y",
+                                          "hours": "inf"}).status_code == 400
+    ok = c.post("/interceptions", data={"csrf_token": token, "subject": "alice", "reason": "<b>disclosure</b>",
+                                        "reference": "SG-7", "hours": "24"}, follow_redirects=True)
+    body = ok.get_data(as_text=True)
+    assert ok.status_code == 200 and "running" in body and "&lt;b&gt;disclosure&lt;/b&gt;" in body
+    with Session(db) as s:
+        order = s.scalars(select(Interception)).one()
+        review = s.get(AccessReview, order.review_id)
+        assert (review.kind, review.subject, review.reference) == ("intercept", "alice", "SG-7")
+    end = c.post(f"/interceptions/{order.id}/revoke", data={"csrf_token": token, "reason": "closed"},
+                 follow_redirects=True)
+    assert "ended by head" in end.get_data(as_text=True)
+    assert [a.outcome for a in actions(db, "interception.order")] == ["refused", "ok"]
+    assert [a.outcome for a in actions(db, "interception.revoke")] == ["ok"]

@@ -30,6 +30,8 @@ from ..grants.rules import SUBJECT_KINDS, TARGET_KINDS, GrantError
 from ..grants.store import create_grant, list_grants, revoke_grant
 from ..audit.models import AccessEvent, AdminAction, AdminUser, ExceptionRequest
 from .auth import LoginThrottle, authenticate, get_user
+from .concerns import register_concerns
+from .forms import checked_period, finite_hours
 
 SESSION_HOURS = 8
 DURATIONS = [(1, "1 hour"), (4, "4 hours"), (24, "1 day"), (72, "3 days"), (168, "1 week")]
@@ -312,50 +314,7 @@ def create_app(db: DBEngine, config_root: Path, secret: bytes, session_hours: fl
                                grants_active=len(active), grant_uses=sum(r[5] for r in gr),
                                total_blocked=int(sum(per_day.values())))
 
-    def _history_roles() -> frozenset[str]:
-        from ..policy.monitoring import Monitoring
-
-        mon: Monitoring = engine().config.sections.get("monitoring") or Monitoring()
-        return mon.history_roles
-
-    @app.get("/history")
-    @roles("headteacher", "dsl", "slt", "technician")
-    def history_form() -> Any:
-        return render_template("history.html", allowed=g.user.role in _history_roles(), rows=None)
-
-    @app.post("/history")
-    @roles("headteacher", "dsl", "slt", "technician")
-    def history_view() -> Any:
-        from ..monitor.history import Concern, ConcernRequired, open_history
-        from ..monitor.reports import period
-
-        f = request.form
-        subject = f.get("subject", "").strip()
-        eng = engine()
-        t0, t1 = checked_period(period, f.get("from") or None, f.get("to") or None, eng.config.zone)
-        export = f.get("export") == "csv"
-        concern = Concern(g.user.username, g.user.role, f.get("reason", ""), f.get("reference", ""), ip())
-        try:
-            rows = open_history(db, concern, subject, _history_roles(), t0, t1, "export" if export else "view")
-        except ConcernRequired as e:
-            with Session(db) as s, s.begin():
-                record_action(s, g.user.username, "history.refused", subject, str(e), ip(), "refused")
-            return render_template("history.html", allowed=g.user.role in _history_roles(), rows=None,
-                                   error=str(e)), 403
-        if export:
-            import csv
-            import io
-
-            from ..monitor.history import EXPORT_COLUMNS
-
-            buf = io.StringIO()
-            w = csv.writer(buf)
-            w.writerow([*EXPORT_COLUMNS, "self_reported"])
-            for r in rows:
-                w.writerow([r[c] if r[c] is not None else "" for c in [*EXPORT_COLUMNS, "self_reported"]])
-            return buf.getvalue(), 200, {"Content-Type": "text/csv; charset=utf-8",
-                                         "Content-Disposition": f'attachment; filename="history-{file_part(subject)}.csv"'}
-        return render_template("history.html", allowed=True, rows=rows, subject=subject, concern=concern)
+    register_concerns(app, db, engine, roles, ip)
 
     @app.get("/actions")
     @roles("headteacher")
@@ -395,29 +354,3 @@ def safe_next(text: str) -> str | None:
     if parts.scheme or parts.netloc or text.startswith("//"):
         return None
     return text
-
-
-def checked_period(period: Callable[..., tuple[datetime, datetime]], *args: Any) -> tuple[datetime, datetime]:
-    """A report period, or a 400 page that says which value is wrong."""
-    try:
-        t0, t1 = period(*args)
-    except (ValueError, OverflowError):
-        abort(400, description="The dates must look like 2026-11-27 (or 2026-11-27T14:30).")
-    if t1 <= t0:
-        abort(400, description="The period must end after it starts.")
-    return t0, t1
-
-
-def finite_hours(text: str) -> float:
-    try:
-        hours = float(text)
-    except ValueError:
-        abort(400, description="Hours must be a number.")
-    if not math.isfinite(hours) or hours <= 0:
-        abort(400, description="Hours must be a number above 0.")
-    return hours
-
-
-def file_part(text: str) -> str:
-    """A name fit for a download's file name (no quotes, line breaks or slashes)."""
-    return "".join(c if c.isalnum() or c in "._-" else "_" for c in text)[:80] or "export"

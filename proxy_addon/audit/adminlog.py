@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from datetime import datetime, timezone
 
+from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
 from .models import AdminAction
@@ -20,3 +21,9 @@ def record_action(session: Session, actor: str, action: str, target: str | None 
                       detail=detail, ip=ip, outcome=outcome)
     session.add(row)
     return row
+
+
+def record_refusal(db: Engine, actor: str, action: str, what: str, error: Exception, ip: str | None) -> None:
+    """Record a refused attempt in a transaction of its own (the attempt's own rolled back)."""
+    with Session(db) as s, s.begin():
+        record_action(s, actor, action, what, f"refused: {error}", ip, "refused")

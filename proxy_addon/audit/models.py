@@ -146,6 +146,29 @@ class AccessReview(Base):
     __table_args__ = (Index("ix_access_reviews_subject", "subject", "ts"),)
 
 
+class Interception(Base):
+    """An order to decrypt one person's electronic correspondence (webmail,
+    messaging: categories marked ``correspondence: true``), which the policy
+    says "will only be intercepted in exceptional circumstances" (6.3.1): who
+    asked, for which recorded concern, from when until when."""
+
+    __tablename__ = "interceptions"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    subject: Mapped[str] = mapped_column(String(255))
+    starts_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    ends_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    reason: Mapped[str] = mapped_column(Text)
+    reference: Mapped[str] = mapped_column(String(255))
+    ordered_by: Mapped[str] = mapped_column(String(255))
+    ordered_role: Mapped[str] = mapped_column(String(32))
+    review_id: Mapped[int] = mapped_column(BigInteger)  # its access_reviews row (kind 'intercept')
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    revoked_by: Mapped[str | None] = mapped_column(String(255))
+
+    __table_args__ = (Index("ix_interceptions_ends_at", "ends_at"),)
+
+
 class AuditChainHead(Base):
     """The last position and hash of each chain, written with every batch: where
     a writer resumes, and how ``audit verify`` notices rows removed from the end."""

@@ -18,7 +18,7 @@ from sqlalchemy import delete, func, select, text, update
 
 from .chain import PURGED
 from .db import refresh_statistics
-from .models import AccessEvent, AccessReview, AdminAction, AuditAnchor, ExceptionRequest, Grant
+from .models import AccessEvent, AccessReview, AdminAction, AuditAnchor, ExceptionRequest, Grant, Interception
 from ..policy.monitoring import Retention
 
 E = AccessEvent
@@ -52,9 +52,11 @@ def purge(db: DBEngine, retention: Retention, now: datetime | None = None) -> Pu
             result.counts[key] = c.execute(update(E).where(cond, E.ts < before[key]).values(**_ERASED)).rowcount
         result.counts["compacted"] = _compact(c, now)
         for key, model, col in (("grants", Grant, Grant.ends_at), ("access_reviews", AccessReview, AccessReview.ts),
+                                ("interceptions", Interception, Interception.ends_at),
                                 ("admin_actions", AdminAction, AdminAction.ts),
                                 ("exception_requests", ExceptionRequest, ExceptionRequest.created_at)):
-            result.counts[key] = c.execute(delete(model).where(col < before[key])).rowcount
+            kept = before["access_reviews" if key == "interceptions" else key]  # an order is kept as its review is
+            result.counts[key] = c.execute(delete(model).where(col < kept)).rowcount
     refresh_statistics(db)
     return result
 

@@ -350,6 +350,14 @@ class Engine:
                 return self._locked(self.config.categories[hit[0]], f"sha256:{d.hex()[:16]}…", hit[1])
         return None
 
+    def correspondence_only(self, categories: Sequence[str]) -> bool:
+        """Every category that keeps this decision from being decrypted is
+        electronic correspondence (so an interception order may open it;
+        banking or health never)."""
+        cats = self.config.categories
+        closed = [cats[c] for c in categories if c in cats and not cats[c].decrypt]
+        return bool(closed) and all(c.correspondence for c in closed)
+
     def _decrypt(self, categories: Sequence[str]) -> bool:
         cats = self.config.categories
         return all(cats[c].decrypt for c in categories if c in cats)

@@ -10,7 +10,7 @@ from sqlalchemy import Engine as DBEngine
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from ..audit.adminlog import record_action
+from ..audit.adminlog import record_action, record_refusal
 from ..classify.engine import Engine
 from .rules import (SUBJECT_KINDS, ActiveGrant, GrantError, GrantRules, check_new_grant, grant_window,
                      make_active)
@@ -53,7 +53,7 @@ def create_grant(db: DBEngine, engine: Engine, *, subject_kind: str, subject: st
         normalised = check_new_grant(engine.config, target_kind, target.strip(), _categories_of(engine))
         start, end = grant_window(rules, now, starts_at, ends_at, hours)
     except GrantError as e:
-        _refused(db, granted_by, "grant.create", what, e, ip)
+        record_refusal(db, granted_by, "grant.create", what, e, ip)
         raise
     with Session(db) as s, s.begin():
         grant = Grant(subject_kind=subject_kind, subject=subject if subject_kind != "everyone" else None,
@@ -71,12 +71,6 @@ def create_grant(db: DBEngine, engine: Engine, *, subject_kind: str, subject: st
         return grant
 
 
-def _refused(db: DBEngine, actor: str, action: str, what: str, error: Exception, ip: str | None) -> None:
-    """Record a refused attempt in a transaction of its own (the attempt's own rolled back)."""
-    with Session(db) as s, s.begin():
-        record_action(s, actor, action, what, f"refused: {error}", ip, "refused")
-
-
 def revoke_grant(db: DBEngine, grant_id: int, by: str, reason: str, ip: str | None = None) -> Grant:
     now = datetime.now(timezone.utc)
     with Session(db) as s, s.begin():
@@ -88,7 +82,7 @@ def revoke_grant(db: DBEngine, grant_id: int, by: str, reason: str, ip: str | No
             s.expunge(grant)
             return grant
     error = GrantError(f"no active grant {grant_id}")
-    _refused(db, by, "grant.revoke", f"grant {grant_id}", error, ip)
+    record_refusal(db, by, "grant.revoke", f"grant {grant_id}", error, ip)
     raise error
 
 

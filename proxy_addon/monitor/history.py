@@ -39,20 +39,31 @@ EXPORT_COLUMNS = ("ts", "action", "category", "host", "url", "search_terms", "ru
                   "bytes_out", "media_seconds", "client_ip", "grant_id")
 
 
-def record_review(db: DBEngine, concern: Concern, subject: str, kind: str, allowed_roles: frozenset[str] | None,
-                  t0: datetime | None, t1: datetime | None) -> AccessReview:
+def check_concern(concern: Concern, allowed_roles: frozenset[str] | None, what: str) -> None:
+    """A role the rules name, a reason and a reference, or ConcernRequired."""
     if allowed_roles is not None and concern.role not in allowed_roles:
-        raise ConcernRequired(f"the role {concern.role!r} may not open a person's history "
+        raise ConcernRequired(f"the role {concern.role!r} may not {what} "
                               f"(the rules allow: {', '.join(sorted(allowed_roles))})")
     if not concern.reason.strip() or not concern.reference.strip():
-        raise ConcernRequired("a person's history is opened only for a recorded concern: give the reason "
-                              "and a reference")
+        raise ConcernRequired(f"only a recorded concern lets anyone {what}: give the reason and a reference")
+
+
+def add_review(s: Session, concern: Concern, subject: str, kind: str, t0: datetime | None,
+               t1: datetime | None) -> AccessReview:
+    """The access_reviews row, in the caller's transaction."""
+    review = AccessReview(ts=datetime.now(timezone.utc), viewer=concern.viewer, viewer_role=concern.role,
+                          subject=subject, kind=kind, reason=concern.reason.strip(),
+                          reference=concern.reference.strip(), period_from=t0, period_to=t1, ip=concern.ip)
+    s.add(review)
+    s.flush()
+    return review
+
+
+def record_review(db: DBEngine, concern: Concern, subject: str, kind: str, allowed_roles: frozenset[str] | None,
+                  t0: datetime | None, t1: datetime | None) -> AccessReview:
+    check_concern(concern, allowed_roles, "open a person's history")
     with Session(db) as s, s.begin():
-        review = AccessReview(ts=datetime.now(timezone.utc), viewer=concern.viewer, viewer_role=concern.role,
-                              subject=subject, kind=kind, reason=concern.reason.strip(),
-                              reference=concern.reference.strip(), period_from=t0, period_to=t1, ip=concern.ip)
-        s.add(review)
-        s.flush()
+        review = add_review(s, concern, subject, kind, t0, t1)
         s.expunge(review)
         return review
 

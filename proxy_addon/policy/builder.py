@@ -143,7 +143,7 @@ class Builder:
         for item in r.items(doc.get("categories"), doc, "categories"):
             r.keys(item, ("id", "title", "clause", "policy_text", "action", "bypassable", "decrypt",
                           "alert", "circumvention", "description", "domains", "urls", "regex", "lists", "sources",
-                          "locked", "digests", "block_message"),
+                          "locked", "digests", "block_message", "correspondence"),
                    ("id", "title", "clause", "policy_text", "action"), "a category")
             cid = self.claim_id(r.text(item, "id"), item, "category")
             if cid is None:
@@ -162,6 +162,7 @@ class Builder:
                 action=r.choice(item, "action", ACTIONS, "block") or "block",
                 bypassable=r.flag(item, "bypassable", True) and not locked,
                 decrypt=r.flag(item, "decrypt", True),
+                correspondence=r.flag(item, "correspondence", False),
                 alert=r.flag(item, "alert", False) or locked,  # every hit of a locked list is a safeguarding alert
                 circumvention=r.flag(item, "circumvention", False),
                 description=r.text(item, "description", "") or "",
@@ -172,6 +173,9 @@ class Builder:
             )
             if locked:
                 check_category(cat, item, r)
+            if cat.correspondence and cat.decrypt:
+                r.problem(item, item.line_of("correspondence"), f"category {cid!r} is correspondence, which is "
+                          "decrypted only under an interception order (6.3.1): it needs decrypt: false")
             self.categories[cid] = cat
             self.add_entries(item, "category", cid)
             for rel, line in r.texts(item, "lists"):

@@ -33,6 +33,7 @@ class Category:
     action: str
     bypassable: bool = True
     decrypt: bool = True
+    correspondence: bool = False  # electronic correspondence: decrypted only under an interception order
     alert: bool = False
     circumvention: bool = False  # visiting it is an attempt to get round the filter
     locked: bool = False  # an illegal-content list: nothing can let it through (policy.locked)

@@ -4,6 +4,8 @@ and ``retention``.
 
     monitoring:
       history_roles: [headteacher, dsl]   # who may open one person's history, with a concern
+      interception_roles: [headteacher]   # who may order one person's correspondence decrypted, with a concern
+      interception_max_days: 7            # the longest such an order may run
       out_of_hours_threshold_minutes: 30  # a day's use outside working hours above this is reported
       alert_categories: []                # besides categories marked alert: true
       safeguarding_terms: [suicide, self harm, ...]
@@ -32,6 +34,8 @@ from typing import Any
 from .yamlsource import YMap
 
 DEFAULT_HISTORY_ROLES = frozenset({"headteacher", "dsl"})
+DEFAULT_INTERCEPTION_ROLES = frozenset({"headteacher"})
+ROLES = ("technician", "headteacher", "slt", "dsl")
 DEFAULT_RETENTION = {"allowed_events": 90, "blocked_events": 365, "other_events": 365, "exception_requests": 365,
                      "grants": 2190, "access_reviews": 2190, "admin_actions": 2190}
 
@@ -50,6 +54,8 @@ class EmailSettings:
 @dataclass(frozen=True, slots=True)
 class Monitoring:
     history_roles: frozenset[str] = DEFAULT_HISTORY_ROLES
+    interception_roles: frozenset[str] = DEFAULT_INTERCEPTION_ROLES
+    interception_max_days: float = 7
     out_of_hours_threshold: float = 30 * 60
     alert_categories: frozenset[str] = frozenset()
     safeguarding_terms: frozenset[str] = frozenset()
@@ -66,13 +72,13 @@ class Retention:
 def parse_monitoring(b: Any, value: Any, doc: YMap) -> None:
     r = b.r
     m = r.section(value, doc, "monitoring", ("history_roles", "out_of_hours_threshold_minutes", "alert_categories",
-                                             "safeguarding_terms", "safeguarding_terms_file", "alerts"))
+                                             "safeguarding_terms", "safeguarding_terms_file", "alerts",
+                                             "interception_roles", "interception_max_days"))
     if m is None:
         return
-    roles = frozenset(v for v, _ in r.texts(m, "history_roles")) if "history_roles" in m else DEFAULT_HISTORY_ROLES
-    for role, line in r.texts(m, "history_roles"):
-        if role not in ("technician", "headteacher", "slt", "dsl"):
-            r.problem(m, line, f"unknown role {role!r} (technician, headteacher, slt, dsl)")
+    roles = _roles(r, m, "history_roles", DEFAULT_HISTORY_ROLES)
+    interception_roles = _roles(r, m, "interception_roles", DEFAULT_INTERCEPTION_ROLES)
+    interception_days = r.number(m, "interception_max_days", 7.0, positive=True) or 7.0
     threshold = r.number(m, "out_of_hours_threshold_minutes", 30.0)
     cats = r.texts(m, "alert_categories")
     for c, line in cats:
@@ -108,8 +114,18 @@ def parse_monitoring(b: Any, value: Any, doc: YMap) -> None:
                     email = EmailSettings(r.text(e, "host") or "", port, r.text(e, "from") or "",
                                           tuple(v for v, _ in r.texts(e, "to")), r.flag(e, "starttls", False),
                                           r.text(e, "username_env"), r.text(e, "password_env"))
-    b.sections["monitoring"] = Monitoring(roles, float(threshold) * 60, frozenset(c for c, _ in cats),
+    b.sections["monitoring"] = Monitoring(roles, interception_roles, float(interception_days),
+                                          float(threshold) * 60, frozenset(c for c, _ in cats),
                                           frozenset(terms), batch, email, webhook)
+
+
+def _roles(r: Any, m: YMap, key: str, default: frozenset[str]) -> frozenset[str]:
+    if key not in m:
+        return default
+    for role, line in r.texts(m, key):
+        if role not in ROLES:
+            r.problem(m, line, f"unknown role {role!r} ({', '.join(ROLES)})")
+    return frozenset(v for v, _ in r.texts(m, key))
 
 
 def parse_retention(b: Any, value: Any, doc: YMap) -> None:

@@ -18,6 +18,7 @@ from ..audit.retention import purge
 from ..audit.status import write_status
 from ..classify.reload import reloaded
 from ..grants.store import load_active
+from ..monitor.interception import load_active as load_orders
 from ..policy.monitoring import Retention
 from .flowstate import Runtime
 from .recorder import Recorder
@@ -85,15 +86,17 @@ class Background:
             return 0.0
 
     async def _poll_grants(self) -> None:
-        """Keep the active grants fresh: a new grant applies within a poll, a
-        revoked one stops within a poll, an expired one at once (each request
-        checks the grant's window against its own time)."""
+        """Keep the active grants (and interception orders) fresh: a new grant
+        applies within a poll, a revoked one stops within a poll, an expired
+        one at once (each request checks the grant's window against its own
+        time)."""
         rt = self.rt
         while True:
             try:
                 rt.clock_offset = await asyncio.to_thread(self._read_clock_offset)
                 if rt.db is not None:
                     rt.grants = await asyncio.to_thread(load_active, rt.db, rt.now())
+                    rt.interceptions = await asyncio.to_thread(load_orders, rt.db, rt.now())
             except Exception as e:  # the database may be briefly unreachable; keep the last snapshot
                 log.warning("schoolproxy: could not reload grants (%s); keeping the last %d",
                             type(e).__name__, len(rt.grants))

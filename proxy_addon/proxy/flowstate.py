@@ -22,6 +22,7 @@ from ..classify.identity import Identity
 from ..content.media import MediaKind
 from ..content.pacing import Pace
 from ..grants.rules import ActiveGrant
+from ..monitor.interception import ActiveOrder
 from ..policy.content import StreamLimit
 from ..urls.normalize import Target
 
@@ -80,7 +81,8 @@ class Runtime:
         self.clock_offset = 0.0
         self.data: Path | None = None  # the proxy's own data folder (journal, status)
         self.signin: Any = None  # proxy.signin.SignIn: who signed in on which connection
-        self.decrypted: dict[str, str] = {}  # client connection id -> why tls: selective decrypted it
+        self.decrypted: dict[str, tuple[str, str]] = {}  # client connection id -> (tls label, why decrypted)
+        self.interceptions: tuple[ActiveOrder, ...] = ()  # orders to decrypt one person's correspondence
 
     def identify_address(self, client: connection.Client) -> Identity:
         """Who a connection is, by its address alone (no credentials seen yet)."""

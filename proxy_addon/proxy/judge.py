@@ -76,8 +76,9 @@ class Judge:
             flow.metadata[KEY] = st
             flow.response = http.Response.make(400, b"Malformed request.", {"Content-Type": "text/plain"})
             return
-        why = self.rt.decrypted.get(flow.client_conn.id) if req.scheme == "https" else None
-        tls_mode = ("selective" if why else "intercept") if req.scheme == "https" else None
+        label, why = self.rt.decrypted.get(flow.client_conn.id, ("intercept", "")) if req.scheme == "https" else (
+            None, "")
+        tls_mode = label
         if target.path.startswith(feedback.PREFIX):
             who = self.identity(flow, flow.client_conn)
             flow.metadata[KEY] = FlowState(target, who, engine._default, self.rt.now(), feedback=True,

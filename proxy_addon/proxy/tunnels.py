@@ -20,9 +20,11 @@ from datetime import datetime, timezone
 from mitmproxy import connection, http, tcp, tls
 
 from ..classify.circumvention import circumvention_decision
-from ..classify.decision import refusal
+from ..classify.decision import Decision, refusal
+from ..classify.identity import Identity
 from ..classify.safesearch import tunnel_front
 from ..grants.verdict import connect_port_refusal
+from ..monitor.interception import ActiveOrder, covering, order_reason
 from ..urls.normalize import InvalidHost, InvalidURL, Target, make_target, normalize_host
 from . import connections
 from .selective import PinnedClients, inside_reason
@@ -64,14 +66,18 @@ class Tunnels:
             return
         passthrough = mode == "hostname" or not st.decision.decrypt
         ip = flow.client_conn.peername[0] if flow.client_conn.peername else ""
-        if mode == "selective":
+        order = self.order_for(st.who, st.decision, st.started)
+        if order is not None:
+            passthrough = False
+            self.rt.decrypted[flow.client_conn.id] = ("interception", order_reason(order))
+        elif mode == "selective":
             why = inside_reason(engine, target, st.decision)
             if why is not None and self.pinned.pinned(ip, target.host):
                 why, st.decision = None, replace(st.decision, reason=f"{st.decision.reason}; this client refused "
                                                  "the school's certificate for this host: not decrypted")
             passthrough = why is None
             if why is not None:
-                self.rt.decrypted[flow.client_conn.id] = why
+                self.rt.decrypted[flow.client_conn.id] = ("selective", why)
         if st.decision.action == "block" and passthrough:
             self._refuse(flow, st, f"{st.decision.title or 'blocked site'} (policy {st.decision.clause or '6.3.1'})")
             return
@@ -84,6 +90,14 @@ class Tunnels:
             self.open[flow.client_conn.id] = st
             self.recorder.track("tunnel:" + flow.client_conn.id, st)
         # intercept mode: the decrypted requests are judged and logged one by one
+
+    def order_for(self, who: Identity, decision: Decision, now: datetime) -> ActiveOrder | None:
+        """The interception order that opens this person's correspondence here, if any."""
+        engine = self.rt.engine
+        if (decision.decrypt or not self.rt.interceptions or engine is None
+                or engine.config.settings.tls == "hostname" or not engine.correspondence_only(decision.categories)):
+            return None
+        return covering(self.rt.interceptions, who.user, now)
 
     def _refuse(self, flow: http.HTTPFlow, st: FlowState, why: str) -> None:
         """A CONNECT we will not open: a plain-text 403 (a browser shows its own
@@ -114,7 +128,7 @@ class Tunnels:
                 now = datetime.now(timezone.utc)
                 target = Target("https", sni_host, None, "/")
                 decision = engine.decide(target, who, now)
-                if not decision.decrypt:
+                if not decision.decrypt and self.order_for(who, decision, now) is None:
                     passthrough = True
                 if decision.action == "block" and (mode == "hostname" or not decision.decrypt):
                     st = FlowState(target, who, decision, now, tls="sni-refused", method="TLS")
