@@ -6,6 +6,7 @@ exception; every hit is a safeguarding alert."""
 from __future__ import annotations
 
 import hashlib
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -104,3 +105,101 @@ def test_locked_categories_are_never_bypassable_and_always_alert(config_dir):
     assert check.returncode == 1 and "locked category 'ctiru' cannot be bypassable" in check.stdout
     cats = Engine.load(Path(__file__).resolve().parents[1]).config.categories
     assert all(cats[c].locked and not cats[c].bypassable and cats[c].alert for c in ("iwf", "ctiru"))
+
+
+class FeedServer:
+    """The licence holder's feed on 127.0.0.1: basic auth, a body we set."""
+
+    def __init__(self, user: str, password: str) -> None:
+        import base64
+        import threading
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        feed = self
+        self.body = b""
+        self.requests = 0
+        expected = "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args):
+                pass
+
+            def do_GET(self):
+                feed.requests += 1
+                if self.headers.get("Authorization") != expected:
+                    self.send_response(401)
+                    self.send_header("WWW-Authenticate", 'Basic realm="members"')
+                    self.end_headers()
+                    return
+                self.send_response(200)
+                self.send_header("Content-Length", str(len(feed.body)))
+                self.end_headers()
+                self.wfile.write(feed.body)
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/iwf/list.txt"
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def test_a_locked_feed_is_fetched_with_credentials_applied_by_a_running_proxy_and_a_bad_one_changes_nothing(
+        config_dir, make_proxy, origin, tmp_path):
+    import time
+
+    feed = FeedServer("school-42", "feed-secret")
+    feed.body = b"# IWF list\nfeed-test.example/abuse/page.html\nfeed-domain.example\n"
+    cats = config_dir / "categories.yaml"
+    cats.write_text(cats.read_text().replace(
+        "    digests: [lists/locked/iwf.sha256]\n",
+        "    digests: [lists/locked/iwf.sha256]\n    feed:\n"
+        f"      url: {feed.url}\n      format: urls\n      username_env: IWF_USER\n"
+        "      password_env: IWF_PASSWORD\n      every_hours: 12\n", 1))
+    env = {"IWF_USER": "school-42", "IWF_PASSWORD": "feed-secret"}
+    try:
+        proxy = make_proxy(config_dir, routes={"feed-test.example": origin.port, "feed-domain.example": origin.port},
+                           env=env)
+        deadline = time.monotonic() + 15
+        while True:  # fetched at start, then applied by the configuration watcher
+            r = curl(proxy.url, "http://feed-test.example/abuse/page.html")
+            if r.stdout.endswith("\n403") or time.monotonic() > deadline:
+                break
+            time.sleep(0.3)
+        assert r.stdout.endswith("\n403") and "Internet Watch Foundation" in r.stdout
+        assert curl(proxy.url, "http://feed-test.example/abuse/other.html").stdout.endswith("\n200")
+        assert curl(proxy.url, "http://www.feed-domain.example/").stdout.endswith("\n403")
+        listed = (config_dir / "lists" / "locked" / "iwf.txt").read_text()
+        assert "feed-test.example/abuse/page.html" in listed and feed.url in listed
+        assert "feed-secret" not in proxy.output()  # credentials never logged
+
+        data = tmp_path / "cli-data"
+        cli_env = {**os.environ, "SCHOOLPROXY_DATA": str(data)}
+
+        def update(extra_env: dict[str, str]) -> subprocess.CompletedProcess:
+            return subprocess.run([EXE, "lists", "update", "--locked-only", "--config", str(config_dir)],
+                                  capture_output=True, text=True, env={**cli_env, **extra_env})
+
+        wrong = update({"IWF_USER": "school-42", "IWF_PASSWORD": "wrong-pw-xyz"})
+        assert wrong.returncode == 1 and "401" in wrong.stderr and "stays as it was" in wrong.stderr
+        assert "wrong-pw-xyz" not in wrong.stderr + wrong.stdout
+        unset = update({})
+        assert unset.returncode == 1 and "IWF_USER" in unset.stderr and "is not set" in unset.stderr
+        feed.body = b"<html>\n<title>Members</title>\nexample.org\n<p>Please sign in</p>\n</html>\n"  # a login page
+        page = update(env)
+        assert page.returncode == 1 and "not the list" in page.stderr
+        assert (config_dir / "lists" / "locked" / "iwf.txt").read_text() == listed  # nothing changed
+        assert curl(proxy.url, "http://feed-test.example/abuse/page.html").stdout.endswith("\n403")
+        feed.body = b"feed-test.example/abuse/page.html\nfeed-test.example/abuse/new.html\nfeed-domain.example\n"
+        good = update(env)
+        assert good.returncode == 0 and "locked list iwf: updated: 3 entries" in good.stdout, good.stderr
+        deadline = time.monotonic() + 10
+        while not curl(proxy.url, "http://feed-test.example/abuse/new.html").stdout.endswith("\n403"):
+            assert time.monotonic() < deadline, "the running proxy did not apply the updated feed"
+            time.sleep(0.3)
+        status = subprocess.run([EXE, "status", "--data-dir", str(proxy.workdir / "data")], capture_output=True,
+                                text=True)
+        assert "locked list" not in status.stdout  # the proxy's own fetch worked
+    finally:
+        feed.close()

@@ -11,7 +11,9 @@ from typing import Any
 from ..classify.listindex import ListIndex
 from ..lists.build import DROPPED, PROTECTED_REPORT, BuildResult, Mapping, mapping_from_config, mapping_from_file, rebuild
 from ..lists.sources import SourceError, SourceReport, stage_source, staged_sources
+from ..lists.lockedfeeds import update_locked
 from ..lists.update import update_sources
+from ..policy.files import data_dir
 from ..policy.listsources import FORMATS
 from ..policy.model import Config
 from .base import add_config_arg, add_db_arg, audit_db, command_group, load_engine
@@ -91,6 +93,8 @@ def _setup_lists(p: argparse.ArgumentParser) -> None:
                      help="refuse a source that shrank below this share of its previous size (default 0.5)")
     upd.add_argument("--mirror", type=Path, default=None, metavar="DIR",
                      help="read each source from DIR/<source>/ (a local copy) instead of its URL")
+    upd.add_argument("--locked-only", action="store_true",
+                     help="fetch only the locked lists' feeds (IWF, CTIRU), with the credentials they name")
     upd.set_defaults(func=cmd_update)
     bld = sub.add_parser("build", help="rebuild the index from what was imported (after a mapping change)")
     add_config_arg(bld)
@@ -142,8 +146,21 @@ def cmd_build(args: argparse.Namespace) -> int:
     return 0
 
 
+def _update_locked(config: Config, min_ratio: float) -> bool:
+    """Fetch the locked lists' feeds now; True if one failed."""
+    failed = False
+    for r in update_locked(config, data_dir(), force=True, min_ratio=min_ratio):
+        failed |= r.outcome == "failed"
+        print(f"locked list {r.category}: {r.outcome}: {r.message}", file=sys.stderr if r.outcome == "failed"
+              else sys.stdout)
+    return failed
+
+
 def cmd_update(args: argparse.Namespace) -> int:
     config = _load(args)
+    locked_failed = _update_locked(config, args.min_ratio)
+    if args.locked_only:
+        return 1 if locked_failed else 0
     if not config.sections.get("list_sources"):
         print("schoolproxy: no list sources configured (lists/sources.yaml or list_sources); nothing to update",
               file=sys.stderr)
@@ -159,7 +176,7 @@ def cmd_update(args: argparse.Namespace) -> int:
         _build(config, mapping_from_config(config))
     else:
         print("nothing changed; the index in force stays")
-    return 1 if result.failed else 0
+    return 1 if result.failed or locked_failed else 0
 
 
 def cmd_review(args: argparse.Namespace) -> int:

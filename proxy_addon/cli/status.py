@@ -49,6 +49,10 @@ def cmd_status(args: argparse.Namespace) -> int:
         directory = s.get("directory") or {}
         if directory.get("directory_problem"):
             problems.append(f"directory: {directory['directory_problem']} (people keep the groups last read)")
+        for cat, feed in (s.get("locked_feeds") or {}).items():
+            if feed.get("error"):
+                problems.append(f"locked list {cat} could not be fetched ({feed['error']}); last updated "
+                                f"{feed.get('last_success') or 'never'}")
         if a["journal_damaged_lines"]:
             problems.append(f"{a['journal_damaged_lines']} journal lines skipped (cut off by a crash)")
         worst = max(worst, 1 if problems else 0)

@@ -25,9 +25,10 @@ from ..policy.model import Config
 from .sources import SourceError, SourceReport, stage_source, staged_sources
 
 
-def fetch(url: str, dest: Path) -> None:
+def fetch(url: str, dest: Path, headers: dict[str, str] | None = None) -> None:
     try:
-        with urllib.request.urlopen(url, timeout=120) as resp, open(dest, "wb") as out:
+        with urllib.request.urlopen(urllib.request.Request(url, headers=headers or {}), timeout=120) as resp, \
+                open(dest, "wb") as out:
             shutil.copyfileobj(resp, out, 1 << 20)
     except (urllib.error.URLError, OSError, ValueError) as e:
         raise SourceError(f"download of {url} failed: {e}") from e

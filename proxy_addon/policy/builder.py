@@ -10,14 +10,14 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from ..urls.entries import InvalidEntry, entry_from_list_line, parse_entry
 from ..urls.matching import SuffixMatcher
 from .files import display_path
-from .locked import check_category, lifting_attempts, read_digests
+from .locked import check_category, parse_feed, lifting_attempts, read_digests
 from .model import ACTIONS, Audience, Category, CategoryRule, Device, EntryRef, Override, When, WorkingHours
 from .reader import Reader
 from .schedule import ScheduleError, TimeWindow, parse_days, parse_span
@@ -143,7 +143,7 @@ class Builder:
         for item in r.items(doc.get("categories"), doc, "categories"):
             r.keys(item, ("id", "title", "clause", "policy_text", "action", "bypassable", "decrypt",
                           "alert", "circumvention", "description", "domains", "urls", "regex", "lists", "sources",
-                          "locked", "digests", "block_message", "correspondence"),
+                          "locked", "digests", "block_message", "correspondence", "feed"),
                    ("id", "title", "clause", "policy_text", "action"), "a category")
             cid = self.claim_id(r.text(item, "id"), item, "category")
             if cid is None:
@@ -173,6 +173,12 @@ class Builder:
             )
             if locked:
                 check_category(cat, item, r)
+                feed = parse_feed(item, r, self.root)
+                if feed is not None:
+                    cat = replace(cat, feed=feed)
+            elif "feed" in item:
+                r.problem(item, item.line_of("feed"), "'feed' (a licensed list fetched with credentials) is for "
+                          "locked categories only; open lists belong in lists/sources.yaml")
             if cat.correspondence and cat.decrypt:
                 r.problem(item, item.line_of("correspondence"), f"category {cid!r} is correspondence, which is "
                           "decrypted only under an interception order (6.3.1): it needs decrypt: false")

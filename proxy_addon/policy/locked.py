@@ -18,6 +18,18 @@ SHA-256 (hex) a line of the normalised address, ``host/path?query`` with
 the host in lower case and no scheme or port (``example.com/a/b.html``), or
 of a host alone for a domain-level entry (``example.com``, which blocks the
 domain and its subdomains).  See ``urls.entries.digest_forms``.
+
+A locked list is licensed (IWF membership) and updated often (the IWF's
+twice a day): ``feed:`` names the licence holder's URL and the environment
+variables that hold the school's credentials; ``lists.lockedfeeds`` fetches
+it when due (the proxy itself, or ``schoolproxy lists update``).
+
+    feed:
+      url: https://provider.example/iwf/list.txt
+      format: urls            # or sha256 (one digest a line)
+      username_env: IWF_USERNAME
+      password_env: IWF_PASSWORD   # or token_env: IWF_TOKEN (a bearer token)
+      every_hours: 12
 """
 
 from __future__ import annotations
@@ -27,7 +39,7 @@ from pathlib import Path
 from typing import Any
 
 from .files import display_path
-from .model import Category
+from .model import Category, LockedFeed
 from .yamlsource import Problem
 
 _HEX = re.compile(r"[0-9a-f]{64}")
@@ -84,3 +96,31 @@ def lifting_attempts(entries: list[tuple[Any, Any]], categories: dict[str, Categ
                                     f"{lref.ref!r} ({le.text}, {lref.origin}): locked entries cannot be "
                                     "allowed; it has no effect on them"))
     return out
+
+
+FEED_FORMATS = ("urls", "sha256")
+
+
+def parse_feed(item: Any, r: Any, root: Path) -> LockedFeed | None:
+    """A locked category's ``feed:``; the file it replaces is the category's
+    first ``lists:`` file (``format: urls``) or ``digests:`` file (``sha256``)."""
+    if "feed" not in item:
+        return None
+    f = r.mapping(item["feed"], item, item.line_of("feed"), "'feed'")
+    if f is None:
+        return None
+    r.keys(f, ("url", "format", "every_hours", "username_env", "password_env", "token_env"), ("url", "format"),
+           "'feed'")
+    url, fmt = r.text(f, "url") or "", r.choice(f, "format", FEED_FORMATS, "urls") or "urls"
+    if not url.startswith(("https://", "http://")):
+        r.problem(f, f.line_of("url"), f"the feed's url must be http(s): {url!r}")
+        return None
+    files = [rel for rel, _ in r.texts(item, "lists" if fmt == "urls" else "digests")]
+    if not files:
+        r.problem(f, f.line_of("format"), f"a feed of format {fmt} needs a "
+                  f"{'lists' if fmt == 'urls' else 'digests'}: file to write into")
+        return None
+    if f.get("username_env") and not f.get("password_env"):
+        r.problem(f, f.line_of("username_env"), "username_env needs password_env")
+    return LockedFeed(url, fmt, (root / files[0]).resolve(), r.number(f, "every_hours", 12.0, positive=True) or 12.0,
+                      r.text(f, "username_env"), r.text(f, "password_env"), r.text(f, "token_env"))

@@ -25,6 +25,20 @@ TLS_MODES = ("hostname", "selective", "intercept")
 
 
 @dataclass(frozen=True, slots=True)
+class LockedFeed:
+    """Where a locked category's list comes from: the licence holder's feed,
+    fetched with the school's credentials (``lists.lockedfeeds``)."""
+
+    url: str
+    format: str  # "urls" (host/path a line) | "sha256" (one digest a line)
+    into: Path  # the file it replaces: the category's first lists: (urls) or digests: (sha256) file
+    every_hours: float = 12
+    username_env: str | None = None
+    password_env: str | None = None
+    token_env: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class Category:
     id: str
     title: str
@@ -38,6 +52,7 @@ class Category:
     circumvention: bool = False  # visiting it is an attempt to get round the filter
     locked: bool = False  # an illegal-content list: nothing can let it through (policy.locked)
     block_message: str = ""  # the block page's wording instead of the policy's (a list owner's own)
+    feed: LockedFeed | None = None  # a locked category's licensed list, fetched with credentials
     description: str = ""
     sources: dict[str, tuple[str, ...]] = field(default_factory=dict)
     origin: str = ""

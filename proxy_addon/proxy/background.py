@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+from dataclasses import asdict
 from datetime import datetime, timezone
 from collections.abc import Callable
 from pathlib import Path
@@ -18,6 +19,7 @@ from ..audit.retention import purge
 from ..audit.status import write_status
 from ..classify.reload import reloaded
 from ..grants.store import load_active
+from ..lists.lockedfeeds import load_states, update_locked
 from ..monitor.interception import load_active as load_orders
 from ..policy.monitoring import Retention
 from .flowstate import Runtime
@@ -42,6 +44,8 @@ class Background:
         jobs: list[Callable[[], Any]] = [self._poll_grants, self._daily_purge, self._alerts, self._status]
         if ctx.options.schoolproxy_reload_ms > 0:
             jobs.insert(0, self._watch_config)
+        if ctx.options.schoolproxy_feed_check_s > 0:
+            jobs.append(self._locked_feeds)
         self._tasks = [loop.create_task(job()) for job in jobs]
 
     def stop(self) -> None:
@@ -64,7 +68,8 @@ class Background:
                 state = {"instance": rt.instance, "pid": os.getpid(), "at": datetime.now(timezone.utc).isoformat(),
                          "rules_digest": rt.engine.config.digest if rt.engine else None,
                          "grants_active": len(rt.grants), "audit": writer.status(),
-                         "directory": rt.signin.status() if rt.signin is not None and rt.signin.active else None}
+                         "directory": rt.signin.status() if rt.signin is not None and rt.signin.active else None,
+                         "locked_feeds": {k: asdict(v) for k, v in load_states(rt.data).items()}}
                 ok = writer.can_record and not state["audit"]["database_error"]
                 if ok != was_ok:
                     (log.info if ok else log.error)("schoolproxy: audit log %s", "recording again" if ok else
@@ -101,6 +106,26 @@ class Background:
                 log.warning("schoolproxy: could not reload grants (%s); keeping the last %d",
                             type(e).__name__, len(rt.grants))
             await asyncio.sleep(ctx.options.schoolproxy_grants_poll_ms / 1000)
+
+    async def _locked_feeds(self) -> None:
+        """Fetch the locked lists' feeds when due (``lists.lockedfeeds``); the
+        configuration watcher then applies the new files.  A failure keeps the
+        list in force and is logged as an error every time it is tried."""
+        while True:
+            rt = self.rt
+            if rt.engine is not None and rt.data is not None and any(
+                    c.feed for c in rt.engine.config.categories.values()):
+                try:
+                    results = await asyncio.to_thread(update_locked, rt.engine.config, rt.data)
+                except Exception as e:
+                    results = []
+                    log.error("schoolproxy: locked list feeds: %s: %s", type(e).__name__, e)
+                for r in results:
+                    if r.outcome == "failed":
+                        log.error("schoolproxy: locked list %s: %s", r.category, r.message)
+                    elif r.outcome != "not due":
+                        log.info("schoolproxy: locked list %s %s: %s", r.category, r.outcome, r.message)
+            await asyncio.sleep(ctx.options.schoolproxy_feed_check_s)
 
     async def _daily_purge(self) -> None:
         """Retention: once a day (first ten minutes after start), on a thread."""

@@ -131,6 +131,9 @@ class SchoolFilter:
                           "How often to check the configuration for changes (milliseconds; 0: never).")
         loader.add_option("schoolproxy_grants_poll_ms", int, 1000,
                           "How often to reload the active grants from the database (milliseconds).")
+        loader.add_option("schoolproxy_feed_check_s", int, 300,
+                          "How often to see whether a locked list's feed (IWF, CTIRU) is due (seconds; 0: never, "
+                          "leave it to `schoolproxy lists update --locked-only`).")
         loader.add_option("schoolproxy_secret_file", str, DEFAULT_SECRET_FILE,
                           "File holding the secret that signs block pages ($SCHOOLPROXY_SECRET overrides).")
         loader.add_option("schoolproxy_max_connections_per_client", int, 256,
