@@ -20,16 +20,21 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from sqlalchemy import Boolean, Connection, Float, insert, select, update
 
 from .models import AccessEvent, AuditAnchor, AuditChainHead, UTCDateTime
+from ..policy.monitoring import Retention
 
 GENESIS = "0" * 64
 HASHED = tuple(c.name for c in AccessEvent.__table__.columns
-               if c.name not in ("id", "chain", "chain_seq", "chain_hash"))
+               if c.name not in ("id", "chain", "chain_seq", "chain_hash", "purged"))
+KEPT = ("ts", "action")
+"""What a tombstone keeps in the clear: when the event was and what it was,
+so that ``verify`` can check a purge against the retention rules."""
+PERSONAL = tuple(c for c in HASHED if c not in KEPT)
 PURGED = "purged"
 
 
@@ -53,17 +58,36 @@ def _float(value: Any) -> Any:
 # either database) get a canonical form; the rest are str, int or None, whose
 # repr is already canonical and unambiguous.
 _CANON = [(i, _ts if isinstance(col.type, UTCDateTime) else _bool if isinstance(col.type, Boolean) else _float)
-          for i, col in enumerate(AccessEvent.__table__.c[c] for c in HASHED)
+          for i, col in enumerate(AccessEvent.__table__.c[c] for c in PERSONAL)
           if isinstance(col.type, (UTCDateTime, Boolean, Float))]
 
 
-def digest(prev: str, row: dict[str, Any], chain: str, seq: int) -> str:
-    """sha256 of the previous hash and the row (computed on the writer thread
-    for every event, so kept to one repr of a tuple)."""
-    values = list(map(row.get, HASHED))
+def personal_digest(row: dict[str, Any]) -> str:
+    """sha256 of everything a purge erases (kept in the tombstone instead)."""
+    values = list(map(row.get, PERSONAL))
     for i, canon in _CANON:
         values[i] = canon(values[i])
-    return hashlib.sha256(f"{prev}{(chain, seq, *values)!r}".encode()).hexdigest()
+    return hashlib.sha256(repr(tuple(values)).encode()).hexdigest()
+
+
+def link(prev: str, chain: str, seq: int, ts: Any, action: str, personal: str) -> str:
+    return hashlib.sha256(f"{prev}{(chain, seq, _ts(ts), action, personal)!r}".encode()).hexdigest()
+
+
+def digest(prev: str, row: dict[str, Any], chain: str, seq: int) -> str:
+    """The row's chain hash: sha256 of the previous hash, its position, its
+    time and action, and the digest of the rest (computed on the writer thread
+    for every event).  A tombstone's hash is computed the same way from what
+    it kept (``purged`` holds the action and the digest of the rest)."""
+    if row.get("action") == PURGED and row.get("purged"):
+        action, _, personal = str(row["purged"]).partition(" ")
+        return link(prev, chain, seq, row.get("ts"), action, personal)
+    return link(prev, chain, seq, row.get("ts"), row.get("action"), personal_digest(row))
+
+
+def tombstone(row: dict[str, Any]) -> str:
+    """What a purged row keeps in ``purged``: its action and the digest of what was erased."""
+    return f"{row['action']} {personal_digest(row)}"
 
 
 @dataclass
@@ -123,15 +147,40 @@ class Finding:
         return f"chain {self.chain!r}: {where} (position {self.seq}): {self.problem}"
 
 
-def verify(conn: Connection, batch: int = 50_000) -> tuple[int, list[Finding]]:
+@dataclass(frozen=True)
+class SealedHead:
+    """A chain's position and hash as a verified seal recorded them."""
+
+    seq: int
+    hash: str
+    at: datetime
+    seal: str  # names the seal in messages
+
+
+def verify(conn: Connection, sealed: dict[str, list[SealedHead]] | None = None, retention: Retention | None = None,
+           now: datetime | None = None, batch: int = 50_000) -> tuple[int, list[Finding]]:
     """Check every chain in one pass in insertion order (a chain's rows are
     inserted in its order); the first problem in each chain is reported, and a
-    chain that ends before its recorded head lost its last rows."""
-    state = {a.chain: (a.seq, a.hash) for a in conn.execute(select(AuditAnchor))}
-    broken: set[str] = set()
-    cols = [AccessEvent.__table__.c[c] for c in ("id", "chain", "chain_seq", "chain_hash", *HASHED)]
-    checked, last_id = 0, 0
+    chain that ends before its recorded head lost its last rows.
+
+    With ``sealed`` (from ``audit.seal.verify_seals``) the chains are also
+    checked against what was sealed: a rewritten chain (hashes recomputed
+    after an edit) no longer meets its seals, rows removed from the end or
+    from the start before their retention are named, and so is a tombstone
+    made before its event's retention was over."""
+    now = now or datetime.now(timezone.utc)
+    days = (retention or Retention()).days
+    sealed = sealed or {}
+    at_seq = {chain: {h.seq: h for h in heads} for chain, heads in sealed.items()}
     findings: list[Finding] = []
+    state: dict[str, tuple[int, str]] = {}
+    for a in conn.execute(select(AuditAnchor)):
+        state[a.chain] = (a.seq, a.hash)
+        findings += _check_anchor(a.chain, a.seq, a.hash, sealed.get(a.chain, []), now, min(
+            days[k] for k in ("allowed_events", "blocked_events", "other_events")))
+    broken: set[str] = {f.chain for f in findings}
+    cols = [AccessEvent.__table__.c[c] for c in ("id", "chain", "chain_seq", "chain_hash", "purged", *HASHED)]
+    checked, last_id = 0, 0
     while True:
         rows = conn.execute(select(*cols).where(AccessEvent.id > last_id, AccessEvent.chain.is_not(None))
                             .order_by(AccessEvent.id).limit(batch)).mappings().all()
@@ -144,13 +193,9 @@ def verify(conn: Connection, batch: int = 50_000) -> tuple[int, list[Finding]]:
                 continue
             checked += 1
             seq, prev = state.get(chain, (0, GENESIS))
-            if r["chain_seq"] != seq + 1:
-                findings.append(Finding(chain, r["id"], r["chain_seq"],
-                                        f"rows {seq + 1} to {r['chain_seq'] - 1} of the chain are missing (removed)"))
-                broken.add(chain)
-                continue
-            if r["action"] != PURGED and digest(prev, dict(r), chain, r["chain_seq"]) != r["chain_hash"]:
-                findings.append(Finding(chain, r["id"], r["chain_seq"], "the row was altered"))
+            problem = _row_problem(r, seq, prev, at_seq.get(chain, {}), days, now)
+            if problem is not None:
+                findings.append(Finding(chain, r["id"], r["chain_seq"], problem))
                 broken.add(chain)
                 continue
             state[chain] = (r["chain_seq"], r["chain_hash"])
@@ -159,4 +204,51 @@ def verify(conn: Connection, batch: int = 50_000) -> tuple[int, list[Finding]]:
         if head.chain not in broken and (seq < head.seq or (seq == head.seq and prev != head.hash)):
             findings.append(Finding(head.chain, None, seq + 1,
                                     f"rows {seq + 1} to {head.seq} at the end of the chain are missing (removed)"))
+            broken.add(head.chain)
+    for chain, heads in sealed.items():
+        seq, _ = state.get(chain, (0, GENESIS))
+        top = max(heads, key=lambda h: h.seq, default=None)
+        if chain not in broken and top is not None and top.seq > seq:
+            findings.append(Finding(chain, None, seq + 1, f"rows {seq + 1} to {top.seq} were sealed ({top.seal}) "
+                                                          "but are missing (removed)"))
     return checked, findings
+
+
+def _row_problem(r: Any, seq: int, prev: str, sealed: dict[int, SealedHead], days: dict[str, float],
+                 now: datetime) -> str | None:
+    if r["chain_seq"] != seq + 1:
+        return f"rows {seq + 1} to {r['chain_seq'] - 1} of the chain are missing (removed)"
+    if r["action"] == PURGED and not r["purged"]:
+        return "a tombstone without the digest a purge keeps: not made by a purge"
+    if digest(prev, dict(r), r["chain"], r["chain_seq"]) != r["chain_hash"]:
+        return "the row was altered"
+    seal = sealed.get(r["chain_seq"])
+    if seal is not None and seal.hash != r["chain_hash"]:
+        before = max((s for s in sealed if s < r["chain_seq"]), default=0)
+        return (f"the chain does not meet its seal ({seal.seal}): a row at positions {before + 1} to "
+                f"{r['chain_seq']} was altered, removed or added and the hashes after it recomputed")
+    if r["action"] == PURGED:
+        action = str(r["purged"]).partition(" ")[0]
+        key = {"allow": "allowed_events", "block": "blocked_events"}.get(action, "other_events")
+        ts = r["ts"] if isinstance(r["ts"], datetime) else datetime.fromisoformat(str(r["ts"]))
+        ts = ts if ts.tzinfo else ts.replace(tzinfo=timezone.utc)
+        if ts > now - timedelta(days=days[key]):
+            return (f"purged before its retention: a {action} event of {ts:%Y-%m-%d %H:%M} is kept "
+                    f"{days[key]:g} days ({key})")
+    return None
+
+
+def _check_anchor(chain: str, seq: int, hash_: str, heads: list[SealedHead], now: datetime,
+                  shortest_days: float) -> list[Finding]:
+    """Rows deleted from the start of a chain (compaction after a purge):
+    the last of them was written after the last seal before it, so if that
+    seal is within every retention period they were removed too early."""
+    for h in heads:
+        if h.seq == seq and h.hash != hash_:
+            return [Finding(chain, None, seq, f"the chain's start (position {seq}) does not meet its seal ({h.seal})")]
+    before = max((h for h in heads if h.seq < seq), key=lambda h: h.seq, default=None)
+    if before is not None and before.at > now - timedelta(days=shortest_days):
+        return [Finding(chain, None, seq, f"rows up to position {seq} were removed from the start of the chain, "
+                                          f"but some were written after {before.at:%Y-%m-%d %H:%M} "
+                                          f"({before.seal}), within every retention period")]
+    return []

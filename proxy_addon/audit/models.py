@@ -98,6 +98,7 @@ class AccessEvent(Base):
     chain: Mapped[str | None] = mapped_column(String(80))  # tamper evidence: which hash chain
     chain_seq: Mapped[int | None] = mapped_column(BigInteger)  # position in that chain
     chain_hash: Mapped[str | None] = mapped_column(String(64))  # sha256 of the previous hash and this row
+    purged: Mapped[str | None] = mapped_column(String(100))  # a tombstone: "<its action> <digest of what was erased>"
 
     __table_args__ = (
         # Every index costs every insert (ten thousand a minute in a big school),
@@ -167,6 +168,26 @@ class Interception(Base):
     revoked_by: Mapped[str | None] = mapped_column(String(255))
 
     __table_args__ = (Index("ix_interceptions_ends_at", "ends_at"),)
+
+
+class AuditSeal(Base):
+    """A forward-secure seal (``audit.seal``): the heads of one instance's
+    chains at a moment, MACed with a key that evolves one-way after each
+    seal, and chained to the seal before."""
+
+    __tablename__ = "audit_seals"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    instance: Mapped[str] = mapped_column(String(64))
+    key_id: Mapped[str] = mapped_column(String(16))
+    idx: Mapped[int] = mapped_column(BigInteger)  # the key's epoch
+    kind: Mapped[str] = mapped_column(String(8))  # open | seal | close | resume
+    ts: Mapped[str] = mapped_column(String(40))  # ISO text: MACed exactly as written
+    heads: Mapped[str] = mapped_column(Text)  # "chain seq hash" lines
+    prev: Mapped[str] = mapped_column(String(64))
+    mac: Mapped[str] = mapped_column(String(64))
+
+    __table_args__ = (Index("ix_audit_seals_instance", "instance", "id"),)
 
 
 class AuditChainHead(Base):

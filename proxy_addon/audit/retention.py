@@ -2,7 +2,8 @@
 limitation), without breaking the audit log's hash chains.
 
 ``purge`` turns events past their retention into tombstones (every personal
-field erased, the chain hash kept; see ``auditchain``), then deletes runs of
+field erased, the time, the action and a digest of the rest kept, so the
+chain still verifies; see ``audit.chain``), then deletes runs of
 tombstones at the start of each chain, remembering where the chain resumes.
 Grants, access reviews, admin actions and exception requests past theirs are
 deleted.  The proxy runs it once a day; ``schoolproxy purge`` runs it now.
@@ -12,11 +13,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
+from typing import Any
 
 from sqlalchemy import Engine as DBEngine
-from sqlalchemy import delete, func, select, text, update
+from sqlalchemy import bindparam, delete, func, select, text, update
 
-from .chain import PURGED
+from .chain import HASHED, PURGED, tombstone
 from .db import refresh_statistics
 from .models import AccessEvent, AccessReview, AdminAction, AuditAnchor, ExceptionRequest, Grant, Interception
 from ..policy.monitoring import Retention
@@ -49,7 +51,7 @@ def purge(db: DBEngine, retention: Retention, now: datetime | None = None) -> Pu
         groups = (("allowed_events", E.action == "allow"), ("blocked_events", E.action == "block"),
                   ("other_events", E.action.not_in(("allow", "block", PURGED))))
         for key, cond in groups:
-            result.counts[key] = c.execute(update(E).where(cond, E.ts < before[key]).values(**_ERASED)).rowcount
+            result.counts[key] = _erase(c, cond, before[key])
         result.counts["compacted"] = _compact(c, now)
         for key, model, col in (("grants", Grant, Grant.ends_at), ("access_reviews", AccessReview, AccessReview.ts),
                                 ("interceptions", Interception, Interception.ends_at),
@@ -59,6 +61,21 @@ def purge(db: DBEngine, retention: Retention, now: datetime | None = None) -> Pu
             result.counts[key] = c.execute(delete(model).where(col < kept)).rowcount
     refresh_statistics(db)
     return result
+
+
+def _erase(c: Any, cond: Any, before: datetime, batch: int = 5000) -> int:
+    """Turn the matching events into tombstones, each keeping its time, its
+    action and the digest of what was erased (``chain.tombstone``), so its
+    chain still verifies and ``verify`` can check it was old enough."""
+    cols = [E.__table__.c[n] for n in ("id", *HASHED)]
+    done = 0
+    while True:
+        rows = c.execute(select(*cols).where(cond, E.ts < before).order_by(E.id).limit(batch)).mappings().all()
+        if not rows:
+            return done
+        c.execute(update(E).where(E.id == bindparam("row_id")).values(**_ERASED, purged=bindparam("kept")),
+                  [{"row_id": r["id"], "kept": tombstone(dict(r))} for r in rows])
+        done += len(rows)
 
 
 def _compact(c: object, now: datetime) -> int:

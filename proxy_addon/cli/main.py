@@ -13,7 +13,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from . import admin, grants, intercept, lists, reports, rules, run, selftest, squid, status  # noqa: F401  (each registers its commands)
+from . import admin, audit, grants, intercept, lists, reports, rules, run, selftest, squid, status  # noqa: F401  (each registers its commands)
 from .base import COMMANDS
 
 

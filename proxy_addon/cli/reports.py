@@ -1,4 +1,4 @@
-"""``schoolproxy report``, ``history``, ``export-subject``, ``purge`` and ``audit verify``."""
+"""``schoolproxy report``, ``history``, ``export-subject`` and ``purge``."""
 
 from __future__ import annotations
 
@@ -104,26 +104,4 @@ def cmd_purge(args: argparse.Namespace) -> int:
     result = purge(open_database(audit_db(args)), engine.config.sections.get("retention") or Retention())
     print(f"purged: {result}")
     return 0
-
-
-def _setup_audit(p: argparse.ArgumentParser) -> None:
-    sub = p.add_subparsers(dest="audit_command", metavar="ACTION", required=True)
-    v = sub.add_parser("verify", help="check the audit log's hash chains; name the first altered or removed row")
-    add_db_arg(v)
-    v.set_defaults(func=cmd_audit_verify)
-
-
-command_group("audit", "checks on the audit log itself", _setup_audit)
-
-
-def cmd_audit_verify(args: argparse.Namespace) -> int:
-    from ..audit.chain import verify
-
-    db = open_database(audit_db(args))
-    with db.connect() as c:
-        checked, findings = verify(c)
-    for f in findings:
-        print(f)
-    print(f"{checked} rows checked: {'intact' if not findings else f'{len(findings)} problem(s)'}")
-    return 1 if findings else 0
 

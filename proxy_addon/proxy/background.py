@@ -18,6 +18,7 @@ from mitmproxy import ctx
 from ..audit.retention import purge
 from ..audit.status import write_status
 from ..classify.reload import reloaded
+from ..content.phrases import matcher_for
 from ..grants.store import load_active
 from ..lists.lockedfeeds import load_states, update_locked
 from ..monitor.interception import load_active as load_orders
@@ -149,4 +150,7 @@ class Background:
             root = Path(ctx.options.schoolproxy_config)
             engine, self.signature = await asyncio.to_thread(reloaded, root, self.rt.engine, self.signature)
             if engine is not None:
+                page_rules = engine.config.sections.get("page_content")
+                if page_rules is not None and page_rules.phrases:  # built here, not at the next page
+                    await asyncio.to_thread(matcher_for, page_rules)
                 self.rt.engine = engine

@@ -131,6 +131,10 @@ class SchoolFilter:
                           "How often to check the configuration for changes (milliseconds; 0: never).")
         loader.add_option("schoolproxy_grants_poll_ms", int, 1000,
                           "How often to reload the active grants from the database (milliseconds).")
+        loader.add_option("schoolproxy_seal_interval_s", int, 60,
+                          "How often the audit log is sealed with a key that then evolves (seconds; 0: not "
+                          "sealed). Rows written since the last seal are the only ones a thief of the running "
+                          "proxy's key could rewrite.")
         loader.add_option("schoolproxy_feed_check_s", int, 300,
                           "How often to see whether a locked list's feed (IWF, CTIRU) is due (seconds; 0: never, "
                           "leave it to `schoolproxy lists update --locked-only`).")
@@ -166,7 +170,7 @@ class SchoolFilter:
         if "schoolproxy_secret_file" in updated:
             rt.secret = load_secret(ctx.options.schoolproxy_secret_file)
         if updated & {"schoolproxy_audit_db", "schoolproxy_data_dir", "schoolproxy_audit_batch_ms",
-                      "schoolproxy_audit_buffer_mb", "schoolproxy_instance"}:
+                      "schoolproxy_audit_buffer_mb", "schoolproxy_instance", "schoolproxy_seal_interval_s"}:
             try:
                 db = open_database(ctx.options.schoolproxy_audit_db)
             except Exception as e:
@@ -175,7 +179,8 @@ class SchoolFilter:
             rt.data = data_dir(ctx.options.schoolproxy_data_dir)
             self.recorder.use_writer(db, rt.data, rt.instance,
                                      max(0, ctx.options.schoolproxy_audit_batch_ms) / 1000,
-                                     max(1, ctx.options.schoolproxy_audit_buffer_mb) << 20)
+                                     max(1, ctx.options.schoolproxy_audit_buffer_mb) << 20,
+                                     max(0, ctx.options.schoolproxy_seal_interval_s))
 
     def running(self) -> None:
         engine = self.rt.engine

@@ -14,6 +14,7 @@ from typing import Any
 
 from mitmproxy import http
 
+from ..audit.seal import Sealer
 from ..audit.writer import AuditWriter
 from ..classify.decision import Decision, refusal
 from ..monitor.alerts import Alert, Alerter
@@ -30,12 +31,15 @@ class Recorder:
     def __init__(self, rt: Runtime) -> None:
         self.rt = rt
         self.writer: AuditWriter | None = None
+        self.sealer: Sealer | None = None
         self.open: dict[str, FlowState] = {}
         self.alerter = Alerter()
 
-    def use_writer(self, db: Any, data: Path, chain: str, interval: float, buffer_bytes: int) -> None:
+    def use_writer(self, db: Any, data: Path, chain: str, interval: float, buffer_bytes: int,
+                   seal_interval: int = 0) -> None:
         """Start a writer for this database, journaling under ``data`` (one
-        journal per instance); the previous one writes what it holds and stops."""
+        journal per instance), and its sealer (``audit.seal``); the previous
+        ones write what they hold and stop."""
         # One journal per instance and database: a journal replays into the
         # database it was written for, never into another one.
         where = hashlib.sha256(db.url.render_as_string(hide_password=True).encode()).hexdigest()[:12]
@@ -44,6 +48,12 @@ class Recorder:
         self.writer.start()
         if old is not None:
             old.close()
+        if self.sealer is not None:
+            self.sealer.close()
+            self.sealer = None
+        if seal_interval > 0:
+            self.sealer = Sealer(db, data, chain, seal_interval)
+            self.sealer.start()
 
     def track(self, key: str, st: FlowState) -> None:
         st.key = key
@@ -75,6 +85,8 @@ class Recorder:
             self.emit(st, None, error="the proxy stopped before this request finished")
         if self.writer is not None:
             self.writer.close()
+        if self.sealer is not None:
+            self.sealer.close()  # after the writer: the close seal covers every row
         engine = self.rt.engine
         monitoring = engine.config.sections.get("monitoring") if engine else None
         if self.alerter.pending and monitoring is not None:

@@ -36,6 +36,7 @@ from urllib.parse import unquote
 
 from ..audit.db import open_database
 from ..audit.status import write_status
+from ..audit.seal import Sealer
 from ..audit.writer import AuditWriter
 from .decisions import decisions_dir
 from .protocol import decode_decision
@@ -84,6 +85,8 @@ class LogDaemon:
         self.decisions = Decisions(decisions_dir(self.data), self.put, lambda: self.writer.settled, self.db,
                                    grace=float(settings.get("grace_s", 600)))
         self.sweep_s = float(settings.get("sweep_s", 2.0))
+        seal_s = int(settings.get("seal_interval_s", 60))
+        self.sealer = Sealer(self.db, self.data, self.instance, seal_s) if seal_s > 0 else None
         self.lines = 0
         self.bad = 0
         self._stop = threading.Event()
@@ -122,6 +125,8 @@ class LogDaemon:
 
     def serve(self, fd: int = 0) -> None:
         self.writer.start()
+        if self.sealer is not None:
+            self.sealer.start()
         threading.Thread(target=self._sweeper, name="schoolproxy-reconcile", daemon=True).start()
         pending = b""
         try:
@@ -140,6 +145,8 @@ class LogDaemon:
             self._stop.set()
             self.decisions.sweep()
             self.writer.close()
+            if self.sealer is not None:
+                self.sealer.close()  # after the writer: the close seal covers every row
 
     def _sweeper(self) -> None:
         while not self._stop.wait(self.sweep_s):

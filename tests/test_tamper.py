@@ -1,0 +1,212 @@
+"""Tamper evidence that holds against whoever can write to the database (and
+steal the running proxy's key file): a real proxy seals its chain every
+second, stops cleanly, and each attack on a copy of its database is found by
+``schoolproxy audit verify --key`` with the verification key kept offline."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sqlite3
+import subprocess
+import sys
+import time
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import httpx
+import pytest
+
+from proxy_addon.audit.chain import digest, tombstone, verify
+from proxy_addon.audit.db import open_database
+from proxy_addon.audit.retention import purge
+from proxy_addon.audit.seal import VerificationKey, evolve, seal_mac, verify_seals
+from proxy_addon.policy.monitoring import Retention
+
+EXE = str(Path(sys.executable).with_name("schoolproxy"))
+INSTANCE = "tamper-test"
+
+
+@pytest.fixture(scope="module")
+def sealed_log(tmp_path_factory, origin_module, config_module):
+    """A proxy's audit log: 60 requests, sealed every second, a clean stop."""
+    from tests.support.proxy import Proxy
+
+    work = tmp_path_factory.mktemp("sealed")
+    proxy = Proxy(work, config_module, routes={"allowed.test": origin_module.port, "www.bet365.com": origin_module.port},
+                  extra=["--set", "schoolproxy_seal_interval_s=1", "--set", f"schoolproxy_instance={INSTANCE}"])
+    proxy.start()
+    with httpx.Client(proxy=proxy.url, timeout=10) as c:
+        for i in range(60):
+            c.get(f"http://{'www.bet365.com' if i % 3 == 0 else 'allowed.test'}/page/{i}")
+            if i % 20 == 19:
+                time.sleep(1.2)  # several seals, each sealing more rows
+    proxy.wait_rows(60)
+    deadline = time.monotonic() + 10
+    while True:  # a seal covering every row
+        con = sqlite3.connect(proxy.db_path)
+        heads = [h for (h,) in con.execute("SELECT heads FROM audit_seals ORDER BY id DESC LIMIT 1")]
+        con.close()
+        if heads and heads[0].split()[1] == "60" or time.monotonic() > deadline:
+            break
+        time.sleep(0.2)
+    assert proxy.stop() == 0
+    key = (work / "data" / f"seal-{INSTANCE}.verification-key").read_text().strip()
+    assert key.startswith("spseal1:") and key.split(":")[1] not in proxy.output()  # never logged
+    con = sqlite3.connect(proxy.db_path)
+    con.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    con.close()
+    return proxy.db_path, key, work / "data"
+
+
+@pytest.fixture(scope="module")
+def origin_module():
+    from tests.support.origin import start_origin
+
+    o = start_origin()
+    yield o
+    o.close()
+
+
+@pytest.fixture(scope="module")
+def config_module(tmp_path_factory):
+    from tests.support.proxy import copy_config
+
+    return copy_config(tmp_path_factory.mktemp("cfg") / "config")
+
+
+def copy(sealed_log, tmp_path) -> tuple[Path, sqlite3.Connection]:
+    path = tmp_path / "copy.sqlite"
+    shutil.copyfile(sealed_log[0], path)
+    return path, sqlite3.connect(path)
+
+
+def audit_verify(path: Path, *keys: str) -> subprocess.CompletedProcess:
+    args = [EXE, "audit", "verify", "--audit-db", f"sqlite:///{path}"]
+    for k in keys:
+        args += ["--key", k]
+    return subprocess.run(args, capture_output=True, text=True, timeout=60)
+
+
+def test_an_untouched_sealed_log_verifies(sealed_log, tmp_path):
+    path, con = copy(sealed_log, tmp_path)
+    seals = con.execute("SELECT kind FROM audit_seals ORDER BY id").fetchall()
+    assert seals[0] == ("open",) and seals[-1] == ("close",) and len(seals) >= 3
+    r = audit_verify(path, sealed_log[1])
+    assert r.returncode == 0 and "intact" in r.stdout and "Traceback" not in r.stderr, r.stdout + r.stderr
+    assert audit_verify(path, "spseal1:" + "ab" * 32 + ":0:1:" + INSTANCE).returncode == 1  # a wrong key
+
+
+def test_deleting_the_last_rows_and_setting_the_chain_head_back(sealed_log, tmp_path):
+    path, con = copy(sealed_log, tmp_path)
+    con.execute("DELETE FROM access_events WHERE chain_seq > 50")
+    con.execute("UPDATE audit_chains SET seq = 50, hash = (SELECT chain_hash FROM access_events WHERE chain_seq = 50)")
+    con.commit()
+    assert audit_verify(path).returncode == 0  # the hash chain alone is fooled
+    r = audit_verify(path, sealed_log[1])
+    assert r.returncode == 1 and "were sealed" in r.stdout and "missing (removed)" in r.stdout, r.stdout
+
+
+def test_deleting_every_event_and_chain_row_and_then_every_seal(sealed_log, tmp_path):
+    path, con = copy(sealed_log, tmp_path)
+    for table in ("access_events", "audit_chains", "audit_anchors"):
+        con.execute(f"DELETE FROM {table}")
+    con.commit()
+    assert audit_verify(path).returncode == 0
+    r = audit_verify(path, sealed_log[1])
+    assert r.returncode == 1 and "rows 1 to 60 were sealed" in r.stdout, r.stdout
+    con.execute("DELETE FROM audit_seals")
+    con.commit()
+    r = audit_verify(path, sealed_log[1])
+    assert r.returncode == 1 and "no seals at all" in r.stdout, r.stdout
+
+
+def test_editing_a_row_and_recomputing_every_hash_after_it(sealed_log, tmp_path):
+    path, con = copy(sealed_log, tmp_path)
+    con.row_factory = sqlite3.Row
+    rows = [dict(r) for r in con.execute("SELECT * FROM access_events ORDER BY chain_seq")]
+    victim = next(r for r in rows if r["action"] == "block" and r["chain_seq"] > 10)
+    victim["action"], victim["url"] = "allow", "http://allowed.test/nothing-to-see"
+    prev = rows[victim["chain_seq"] - 2]["chain_hash"]
+    for r in rows[victim["chain_seq"] - 1:]:  # with the project's own digest, as the issue's attacker did
+        r["ts"] = datetime.fromisoformat(r["ts"]).replace(tzinfo=timezone.utc)
+        r["out_of_hours"] = None if r["out_of_hours"] is None else bool(r["out_of_hours"])
+        r["chain_hash"] = prev = digest(prev, r, r["chain"], r["chain_seq"])
+        con.execute("UPDATE access_events SET action = ?, url = ?, chain_hash = ? WHERE id = ?",
+                    (r["action"], r["url"], r["chain_hash"], r["id"]))
+    con.execute("UPDATE audit_chains SET hash = ?", (prev,))
+    con.commit()
+    assert audit_verify(path).returncode == 0  # the hash chain alone is fooled
+    r = audit_verify(path, sealed_log[1])
+    assert r.returncode == 1 and "does not meet its seal" in r.stdout, r.stdout
+
+
+def test_a_fake_purge_of_a_recent_row(sealed_log, tmp_path):
+    path, con = copy(sealed_log, tmp_path)
+    con.row_factory = sqlite3.Row
+    row = dict(con.execute("SELECT * FROM access_events WHERE action = 'block' ORDER BY id LIMIT 1").fetchone())
+    row["ts"] = datetime.fromisoformat(row["ts"]).replace(tzinfo=timezone.utc)
+    row["out_of_hours"] = None if row["out_of_hours"] is None else bool(row["out_of_hours"])
+    kept = tombstone(row)  # exactly what a real purge keeps: the chain still verifies
+    con.execute("UPDATE access_events SET action = 'purged', user = '', url = '', host = '', client_ip = '', "
+                "purged = ? WHERE id = ?", (kept, row["id"]))
+    con.commit()
+    r = audit_verify(path, sealed_log[1])
+    assert r.returncode == 1 and "purged before its retention" in r.stdout, r.stdout
+    con.execute("UPDATE access_events SET purged = NULL WHERE id = ?", (row["id"],))  # the old, unchecked form
+    con.commit()
+    r = audit_verify(path)
+    assert r.returncode == 1 and "not made by a purge" in r.stdout, r.stdout
+
+
+def test_a_thief_of_the_running_key_cannot_rewrite_what_was_sealed_before(sealed_log, tmp_path):
+    """Take the key file (the key of the next epoch), truncate the log to an
+    early seal and forge a seal that follows it: the hole in the numbering shows."""
+    path, con = copy(sealed_log, tmp_path)
+    state = json.loads((sealed_log[2] / f"seal-{INSTANCE}.key").read_text())
+    seals = con.execute("SELECT id, idx, heads, mac FROM audit_seals ORDER BY id").fetchall()
+    early_id, early_idx, early_heads, early_mac = next(s for s in seals if s[2] and 0 < int(s[2].split()[1]) < 60)
+    seq = int(early_heads.split()[1])
+    con.execute("DELETE FROM audit_seals WHERE id > ?", (early_id,))
+    con.execute("DELETE FROM access_events WHERE chain_seq > ?", (seq,))
+    con.execute("UPDATE audit_chains SET seq = ?, hash = (SELECT chain_hash FROM access_events WHERE chain_seq = ?)",
+                (seq, seq))
+    key, idx = bytes.fromhex(state["key"]), state["idx"]
+    ts = datetime.now(timezone.utc).isoformat(timespec="microseconds")
+    forged = seal_mac(key, INSTANCE, state["kid"], idx, "close", ts, early_heads, early_mac)
+    con.execute("INSERT INTO audit_seals (instance, key_id, idx, kind, ts, heads, prev, mac) VALUES "
+                "(?, ?, ?, 'close', ?, ?, ?, ?)", (INSTANCE, state["kid"], idx, ts, early_heads, early_mac, forged))
+    con.commit()
+    r = audit_verify(path, sealed_log[1])
+    assert r.returncode == 1 and f"epochs {early_idx + 1} to {idx - 1}" in r.stdout and "missing" in r.stdout, r.stdout
+    # and with an earlier key than the thief has, a genuine seal cannot be made: the MAC check refuses it
+    con.execute("UPDATE audit_seals SET idx = ? WHERE id = (SELECT max(id) FROM audit_seals)", (early_idx + 1,))
+    con.commit()
+    r = audit_verify(path, sealed_log[1])
+    assert r.returncode == 1 and "not genuine" in r.stdout, r.stdout
+
+
+def test_a_missing_chain_table_is_said_plainly(sealed_log, tmp_path):
+    path, con = copy(sealed_log, tmp_path)
+    con.execute("DROP TABLE audit_chains")
+    con.commit()
+    r = audit_verify(path, sealed_log[1])
+    assert r.returncode == 1 and "audit_chains is missing" in r.stderr and "Traceback" not in r.stderr, r.stderr
+
+
+def test_a_real_purge_after_the_retention_period_still_verifies(sealed_log, tmp_path):
+    path, con = copy(sealed_log, tmp_path)
+    con.close()
+    db = open_database(f"sqlite:///{path}")
+    later = datetime.now(timezone.utc) + timedelta(days=400)
+    result = purge(db, Retention(), later)
+    assert result.counts["allowed_events"] + result.counts["blocked_events"] == 60
+    key = VerificationKey.parse(sealed_log[1])
+    with db.connect() as c:
+        report = verify_seals(c, [key], later)
+        checked, findings = verify(c, report.sealed, Retention(), later)
+    assert report.findings == [] and findings == [], (report.findings, findings)
+    with db.connect() as c:  # and the same purge a day too early is caught
+        early = datetime.now(timezone.utc) + timedelta(days=89)
+        assert verify(c, report.sealed, Retention(), early)[1]
+    assert evolve(key.k0, 0) == key.k0
