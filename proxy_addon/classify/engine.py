@@ -47,6 +47,7 @@ from .identity import Identity, identify
 from .listindex import CURRENT, ListIndex
 from .scoring import Score, Scorer
 from ..urls.entries import digest_forms
+from ..urls.matching import specificity
 from ..urls.normalize import Target
 
 _RANK = {a: i for i, a in enumerate(ACTIONS)}
@@ -100,14 +101,14 @@ class Engine:
         key = (client_ip, auth_user)
         who = self._people.get(key)
         if who is None:
-            if len(self._people) > 100_000:
+            if len(self._people) > self.HOST_CACHE:
                 self._people.clear()
             who = self._people[key] = identify(self.config, client_ip, auth_user)
         return who
 
     # -- classification ------------------------------------------------------
 
-    HOST_CACHE = 50_000
+    HOST_CACHE = 16_384  # hosts: a school's traffic repeats a few thousand; bounded so memory stays flat (bench_soak.py)
 
     def path_dependent(self, target: Target) -> bool:
         """Whether some entry for this host is URL-level (a phishing page, an
@@ -150,6 +151,11 @@ class Engine:
             else:
                 out.append(Match("category", ref.ref, ref.ref, hit.entry.text, ref.origin, hit.specificity))
         path_dependent = cfg.matcher.path_dependent(target.host)
+        for bulk in cfg.bulk:
+            for entry, line in bulk.compiled.lookup(target):
+                out.append(Match("category", bulk.ref, bulk.ref, entry.text, f"{bulk.shown}:{line}",
+                                 specificity(entry)))
+            path_dependent = path_dependent or bulk.compiled.path_dependent(target.host)
         if self.lists is not None:
             listed, list_paths = self.lists.lookup_ex(target)
             out.extend(m for m in listed if m.category in cfg.categories)

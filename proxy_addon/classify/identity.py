@@ -22,7 +22,7 @@ class Identity:
     via: str  # "proxyauth" | "device" | "ip"
 
 
-@lru_cache(maxsize=65536)
+@lru_cache(maxsize=16384)
 def canonical_ip(address: str) -> str:
     """``::ffff:10.0.0.5`` -> ``10.0.0.5``; anything unparsable unchanged."""
     try:

@@ -41,7 +41,7 @@ LEET = str.maketrans("013457$@8", "oieastsab")
 _CHUNK = re.compile(r"[a-z]+")
 _XRUN = re.compile(r"x{3,}")
 NOISE_LABELS = frozenset({"www", "www1", "www2", "ww", "m", "mobile", "cdn", "static", "img", "api"})
-MEMO = 100_000
+MEMO = 16_384  # hosts (and words); what most traffic repeats, at about 200 bytes each (bench_soak.py)
 
 
 @dataclass(frozen=True, slots=True)

@@ -16,9 +16,10 @@ from typing import Any
 
 from ..urls.entries import InvalidEntry, entry_from_list_line, parse_entry
 from ..urls.matching import SuffixMatcher
+from .bulklist import BULK_BYTES, BulkError, load_compiled
 from .files import display_path
 from .locked import check_category, parse_feed, lifting_attempts, read_digests
-from .model import ACTIONS, Audience, Category, CategoryRule, Device, EntryRef, Override, When, WorkingHours
+from .model import ACTIONS, Audience, BulkRef, Category, CategoryRule, Device, EntryRef, Override, When, WorkingHours
 from .reader import Reader
 from .schedule import ScheduleError, TimeWindow, parse_days, parse_span
 from .yamlsource import Problem, YMap, YSeq
@@ -46,6 +47,8 @@ class Builder:
     list_files: list[Path] = field(default_factory=list)
     locked_digests: dict[bytes, tuple[str, str]] = field(default_factory=dict)
     entries: list[tuple[Any, EntryRef]] = field(default_factory=list)  # what the matcher holds, for policy.locked
+    bulk: list[BulkRef] = field(default_factory=list)  # large list files, compiled (policy.bulklist)
+    bulk_stamps: dict[Path, str] = field(default_factory=dict)  # their identity, instead of their bytes
     pending_audiences: list[tuple[Audience, YMap]] = field(default_factory=list)
     pending_categories: list[tuple[str, YMap, int]] = field(default_factory=list)
     categories_loaded: bool = False
@@ -108,7 +111,10 @@ class Builder:
         shown = display_path(self.root / rel)
         self.list_files.append(path)
         count = 0
+        cat = self.categories.get(ref) if kind == "category" else None
         try:
+            if cat is not None and not cat.locked and path.stat().st_size > BULK_BYTES:
+                return self._add_bulk(path, shown, m, line, kind, ref)
             with open(path, "rb") as fh:
                 for n, raw_bytes in enumerate(fh, 1):
                     try:
@@ -131,6 +137,20 @@ class Builder:
         except OSError as e:
             self.r.problem(m, line, f"cannot read list file {rel!r}: {e}")
         return count
+
+    def _add_bulk(self, path: Path, shown: str, m: YMap, line: int, kind: str, ref: str) -> int:
+        """A large list file: compiled and memory-mapped, not held entry by entry."""
+        try:
+            compiled = load_compiled(path, public_suffix_ok=kind == "override")
+        except BulkError as e:
+            self.r.problem(m, line, f"list file {shown}: {e}")
+            return 0
+        self.problems.extend(Problem(shown, n, msg) for n, msg in compiled.problems)
+        self.warnings.extend(Problem(shown, n, msg) for n, msg in compiled.warnings)
+        self.bulk.append(BulkRef(compiled, kind, ref, shown))
+        st = path.stat()
+        self.bulk_stamps[path] = f"{st.st_size}:{st.st_mtime_ns}:{st.st_ino}"
+        return compiled.count
 
     # -- categories.yaml ---------------------------------------------------
 

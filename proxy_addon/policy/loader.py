@@ -47,7 +47,9 @@ def load_config(root: Path | str | None = None) -> Config:
             b.load_rules(doc, shown, PARSERS, REPEATABLE)
     b.finish()
     for path in b.list_files:
-        if path.exists():
+        if path in b.bulk_stamps:  # a compiled file: its identity, not its megabytes
+            digest.update(f"{path}:{b.bulk_stamps[path]}".encode())
+        elif path.exists():
             digest.update(path.read_bytes())
     if b.problems:
         raise ConfigError(sorted(b.problems, key=lambda p: (p.file, p.line)))
@@ -69,6 +71,7 @@ def load_config(root: Path | str | None = None) -> Config:
         sections=b.sections,
         warnings=tuple(sorted(b.warnings, key=lambda p: (p.file, p.line))),
         locked_digests=b.locked_digests,
+        bulk=tuple(b.bulk),
         locked_entries=tuple((e, ref) for e, ref in b.entries
                              if ref.kind == "category" and b.categories[ref.ref].locked),
     )

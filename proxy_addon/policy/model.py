@@ -25,6 +25,16 @@ TLS_MODES = ("hostname", "selective", "intercept")
 
 
 @dataclass(frozen=True, slots=True)
+class BulkRef:
+    """A large list file, compiled (``policy.bulklist``): whose entries they are."""
+
+    compiled: Any  # bulklist.CompiledList
+    kind: str  # "category"
+    ref: str  # the category
+    shown: str  # the file, as FILE:LINE names it
+
+
+@dataclass(frozen=True, slots=True)
 class LockedFeed:
     """Where a locked category's list comes from: the licence holder's feed,
     fetched with the school's credentials (``lists.lockedfeeds``)."""
@@ -169,6 +179,7 @@ class Config:
     sections: dict[str, Any] = field(default_factory=dict)
     warnings: tuple[Any, ...] = ()  # FILE:LINE problems that skip a line but do not stop the configuration
     locked_digests: dict[bytes, tuple[str, str]] = field(default_factory=dict)  # SHA-256 -> (category, FILE:LINE)
+    bulk: tuple[BulkRef, ...] = ()  # large list files, compiled
     locked_entries: tuple[Any, ...] = ()  # (Entry, EntryRef) of locked categories, for the checks of grants
 
     @property

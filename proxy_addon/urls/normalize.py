@@ -134,7 +134,7 @@ def _ipv6(text: str) -> str:
     return str(mapped) if mapped is not None else addr.compressed
 
 
-@lru_cache(maxsize=65536)
+@lru_cache(maxsize=16384)
 def normalize_host(raw: str) -> str:
     """Canonical form of a host name or IP literal; raises InvalidHost.
     Cached: the same few thousand hosts make up nearly all of a school's traffic."""
