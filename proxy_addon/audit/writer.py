@@ -64,6 +64,24 @@ class Gap:
         self.why = why
 
 
+def chunk_sizes(n: int, step: int) -> list[int]:
+    """How many rows each INSERT carries: full statements of ``step`` rows,
+    then the rest in powers of two.  So only a few distinct statements ever
+    exist: every one is compiled and cached by the driver and by SQLite (a
+    many-row INSERT compiles to hundreds of kilobytes), and one per batch
+    size made the proxy's memory grow by about 3 KB a request
+    (``scripts/bench_soak.py``)."""
+    sizes = [step] * (n // step)
+    rest = n % step
+    bit = 1 << max(0, rest.bit_length() - 1)
+    while rest:
+        if rest >= bit:
+            sizes.append(bit)
+            rest -= bit
+        bit >>= 1
+    return sizes
+
+
 class AuditWriter:
     def __init__(self, engine: Engine, journal_dir: Path | str | None = None, table: Table | None = None,
                  batch_size: int = 5000, interval: float = 1.0, chain: str | None = None,
@@ -329,9 +347,11 @@ class AuditWriter:
                     self._chain.stamp(rows)
                 cursor = conn.connection.cursor()
                 try:
-                    for i in range(0, len(rows), step):
-                        chunk = rows[i : i + step]
-                        cursor.execute(self._statement(len(chunk)), self._flat(chunk))
+                    i = 0
+                    for size in chunk_sizes(len(rows), step):
+                        chunk = rows[i : i + size]
+                        i += size
+                        cursor.execute(self._statement(size), self._flat(chunk))
                 finally:
                     cursor.close()
                 if self._chain is not None:
