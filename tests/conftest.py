@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import email
+import email.policy
 import shutil
 from pathlib import Path
 
@@ -69,3 +71,31 @@ def browser_launcher():
         yield launch
         for b in launched:
             b.close()
+
+
+class Inbox:
+    """What the local SMTP server received: (recipients, "Subject: ..." line, then the body)."""
+
+    def __init__(self):
+        self.messages = []
+
+    async def handle_DATA(self, server, session, envelope):
+        msg = email.message_from_bytes(envelope.content, policy=email.policy.default)
+        self.messages.append((envelope.rcpt_tos, f"Subject: {msg['subject']}\n{msg.get_content()}"))
+        return "250 OK"
+
+
+@pytest.fixture
+def smtp():
+    """A real SMTP server (aiosmtpd) on 127.0.0.1 that keeps what it receives."""
+    from aiosmtpd.controller import Controller
+
+    from tests.support.proxy import free_port
+
+    inbox = Inbox()
+    port = free_port()
+    ctl = Controller(inbox, hostname="127.0.0.1", port=port)
+    ctl.start()
+    inbox.port = port
+    yield inbox
+    ctl.stop()

@@ -2,38 +2,13 @@
 
 from __future__ import annotations
 
-import email
-import email.policy
 import time
 
 import pytest
-from aiosmtpd.controller import Controller
 
-from tests.support.proxy import free_port
 from tests.test_e2e_proxy import curl
 
 pytestmark = pytest.mark.e2e
-
-
-class Inbox:
-    def __init__(self):
-        self.messages = []
-
-    async def handle_DATA(self, server, session, envelope):
-        msg = email.message_from_bytes(envelope.content, policy=email.policy.default)
-        self.messages.append((envelope.rcpt_tos, f"Subject: {msg['subject']}\n{msg.get_content()}"))
-        return "250 OK"
-
-
-@pytest.fixture
-def smtp():
-    inbox = Inbox()
-    port = free_port()
-    ctl = Controller(inbox, hostname="127.0.0.1", port=port)
-    ctl.start()
-    inbox.port = port
-    yield inbox
-    ctl.stop()
 
 
 def test_a_burst_of_attempts_is_one_email_without_urls(config_dir, make_proxy, origin, smtp):

@@ -205,9 +205,13 @@ def fill(mnt: Path) -> Path:
 
 @pytest.mark.parametrize("policy", ["serve", "block"])
 def test_a_full_disk_follows_on_audit_failure_and_nothing_recorded_is_lost(config_dir, origin, tmp_path,
-                                                                         small_disk, policy):
+                                                                         small_disk, policy, smtp):
     settings = config_dir / "rules" / "00-settings.yaml"
     settings.write_text(settings.read_text().replace("settings:\n", f"settings:\n  on_audit_failure: {policy}\n", 1))
+    mon = config_dir / "rules" / "50-monitoring.yaml"  # the technician is told by email
+    mon.write_text(mon.read_text().replace("    batch_seconds: 60\n", "    batch_seconds: 1\n    email: {host: 127.0.0.1, "
+                                           f"port: {smtp.port}, from: filter@school.example, "
+                                           "to: [technician@school.example]}\n"))
     work = tmp_path / "proxy"
     proxy = start(work, config_dir, origin.port, db_file=small_disk / "audit.sqlite", data_dir=small_disk / "data",
                   extra=["--set", "schoolproxy_audit_buffer_mb=1"])
@@ -230,6 +234,12 @@ def test_a_full_disk_follows_on_audit_failure_and_nothing_recorded_is_lost(confi
         out = subprocess.run([str(Path(proxy.proc.args[0])), "status", "--data-dir", str(small_disk / "data")],
                              capture_output=True, text=True)
         assert "PROBLEM" in out.stdout or status is None  # the status file itself may not fit on a full disk
+        deadline = time.monotonic() + 10
+        while not any("Web filter problem: the audit log cannot record" in m for _, m in smtp.messages):
+            assert time.monotonic() < deadline, smtp.messages
+            time.sleep(0.2)
+        assert smtp.messages[0][0] == ["technician@school.example"]
+        assert f"on_audit_failure is {policy}" in smtp.messages[0][1]
         filler.unlink()  # space returns; the writer notices within its back-off (at most 5 s)
         deadline = time.monotonic() + 15
         polls_refused = 0

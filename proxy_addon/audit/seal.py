@@ -161,6 +161,7 @@ class Sealer:
         self.state: KeyState | None = None
         self.error: str | None = None
         self._last_heads = ""
+        self._pending_in_memory: list[dict[str, Any]] = []  # seals the disk could not take
 
     def start(self) -> None:
         state = load_state(self.data, self.instance)
@@ -193,11 +194,14 @@ class Sealer:
         while not self._stop.wait(min(1.0, self.interval / 4)):
             state = self.state
             assert state is not None
-            now_epoch = state.epoch(datetime.now(timezone.utc).timestamp())
-            if state.last_kind in ("none", "close", "resume"):
-                self._seal("seal" if state.last_kind == "resume" else "open", max(now_epoch, state.idx))
-            while state.idx <= now_epoch and not self._stop.is_set():
-                self._seal("seal", state.idx)
+            try:
+                now_epoch = state.epoch(datetime.now(timezone.utc).timestamp())
+                if state.last_kind in ("none", "close", "resume"):
+                    self._seal("seal" if state.last_kind == "resume" else "open", max(now_epoch, state.idx))
+                while state.idx <= now_epoch and not self._stop.is_set():
+                    self._seal("seal", state.idx)
+            except Exception as e:  # never let sealing die quietly
+                self._failed(e)
 
     def _heads(self) -> str:
         """The heads of this instance's chains; the last known ones while the
@@ -225,20 +229,26 @@ class Sealer:
             mac = seal_mac(key, self.instance, state.kid, idx, kind, ts, heads, state.last_mac)
             seal = {"instance": self.instance, "key_id": state.kid, "idx": idx, "kind": kind, "ts": ts,
                     "heads": heads, "prev": state.last_mac, "mac": mac}
-            with open(self.pending_path, "a") as fh:
-                fh.write(json.dumps(seal) + "\n")
-                fh.flush()
-                os.fsync(fh.fileno())
             state.key, state.idx, state.last_mac, state.last_kind = evolve(key).hex(), idx + 1, mac, kind
-            _write_private(key_path(self.data, self.instance), json.dumps(asdict(state)))
+            try:
+                with open(self.pending_path, "a") as fh:
+                    fh.write(json.dumps(seal) + "\n")
+                    fh.flush()
+                    os.fsync(fh.fileno())
+                _write_private(key_path(self.data, self.instance), json.dumps(asdict(state)))
+            except OSError as e:  # a full disk: the seal is written straight to the database, if it can be
+                self._failed(e)
+                self._pending_in_memory.append(seal)
             self._flush()
 
     def _flush(self) -> None:
         try:
             lines = self.pending_path.read_text().splitlines()
-        except FileNotFoundError:
+        except OSError:
+            lines = []
+        seals = [json.loads(line) for line in lines if line.strip().endswith("}")] + self._pending_in_memory
+        if not seals:
             return
-        seals = [json.loads(line) for line in lines if line.strip().endswith("}")]
         try:
             with self.db.begin() as conn:
                 done = set(conn.execute(select(AuditSeal.mac).where(AuditSeal.instance == self.instance,
@@ -251,6 +261,7 @@ class Sealer:
             self._failed(e)
             return
         self.error = None
+        self._pending_in_memory = []
         self.pending_path.unlink(missing_ok=True)
 
     def _failed(self, e: Exception) -> None:

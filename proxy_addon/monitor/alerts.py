@@ -19,7 +19,7 @@ import smtplib
 import time
 import urllib.request
 from dataclasses import asdict, dataclass
-from datetime import datetime
+from datetime import datetime, timezone
 from email.message import EmailMessage
 
 from ..policy.monitoring import EmailSettings, Monitoring
@@ -32,19 +32,30 @@ class Alert:
     ts: datetime
     user: str
     client_ip: str
-    kind: str  # "category" | "search"
+    kind: str  # "category" | "search" | "system" (the filter itself: cannot record, a list not fetched)
     category: str | None
     title: str | None
     term: str | None = None
 
 
+def system_alert(what: str) -> Alert:
+    """An alert about the filter itself, for the technician (and whoever the alerts go to)."""
+    return Alert(datetime.now(timezone.utc), "schoolproxy", "", "system", None, what)
+
+
 def compose(alerts: list[Alert], school_time: object) -> tuple[str, str]:
-    people = sorted({a.user for a in alerts})
-    subject = f"Safeguarding alert: {len(alerts)} event(s) for {', '.join(people[:5])}" + (
-        " and others" if len(people) > 5 else "")
+    people = sorted({a.user for a in alerts if a.kind != "system"})
+    if not people:
+        subject = f"Web filter problem: {alerts[0].title}"[:200]
+    else:
+        subject = f"Safeguarding alert: {len(alerts)} event(s) for {', '.join(people[:5])}" + (
+            " and others" if len(people) > 5 else "")
     lines = ["The school's web filter recorded the following. Details are in the admin app.", ""]
     for a in alerts:
         when = a.ts.astimezone(school_time).strftime("%d %b %Y %H:%M:%S")  # type: ignore[arg-type]
+        if a.kind == "system":
+            lines.append(f"- {when}: the web filter itself: {a.title}")
+            continue
         what = (f"attempt to reach a site in '{a.title or a.category}'" if a.kind == "category"
                 else f"search including the safeguarding term '{a.term}'")
         lines.append(f"- {when}: {a.user} ({a.client_ip}): {what}")

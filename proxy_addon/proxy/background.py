@@ -20,6 +20,7 @@ from ..audit.status import write_status
 from ..classify.reload import reloaded
 from ..content.phrases import matcher_for
 from ..grants.store import load_active
+from ..monitor.alerts import system_alert
 from ..lists.lockedfeeds import load_states, update_locked
 from ..monitor.interception import load_active as load_orders
 from ..policy.monitoring import Retention
@@ -37,6 +38,7 @@ class Background:
         self.alerter = recorder.alerter
         self.signature: Signature | None = None
         self._tasks: list[asyncio.Task[None]] = []
+        self._feed_alerted: set[str] = set()  # locked lists whose failure was alerted (once, until fixed)
 
     def start(self) -> None:
         if self._tasks:
@@ -70,11 +72,19 @@ class Background:
                          "rules_digest": rt.engine.config.digest if rt.engine else None,
                          "grants_active": len(rt.grants), "audit": writer.status(),
                          "directory": rt.signin.status() if rt.signin is not None and rt.signin.active else None,
-                         "locked_feeds": {k: asdict(v) for k, v in load_states(rt.data).items()}}
+                         "locked_feeds": {k: asdict(v) for k, v in load_states(rt.data).items()},
+                         "sealing": self.recorder.sealer.error if self.recorder.sealer is not None else "off"}
                 ok = writer.can_record and not state["audit"]["database_error"]
                 if ok != was_ok:
                     (log.info if ok else log.error)("schoolproxy: audit log %s", "recording again" if ok else
                                                     f"cannot record: {state['audit']}")
+                    if not ok:
+                        audit = state["audit"]
+                        self.alerter.note(system_alert(
+                            "the audit log cannot record ("
+                            f"{audit['database_error'] or audit['journal_failing'] or 'its buffer is full'}); "
+                            f"settings.on_audit_failure is "
+                            f"{rt.engine.config.settings.on_audit_failure if rt.engine else 'serve'}"))
                     was_ok = ok
                 try:
                     await asyncio.to_thread(write_status, rt.data / f"status-{rt.instance}.json", state)
@@ -124,7 +134,12 @@ class Background:
                 for r in results:
                     if r.outcome == "failed":
                         log.error("schoolproxy: locked list %s: %s", r.category, r.message)
+                        if r.category not in self._feed_alerted:
+                            self._feed_alerted.add(r.category)
+                            self.alerter.note(system_alert(f"the locked list {r.category} could not be fetched "
+                                                           f"({r.message})"))
                     elif r.outcome != "not due":
+                        self._feed_alerted.discard(r.category)
                         log.info("schoolproxy: locked list %s %s: %s", r.category, r.outcome, r.message)
             await asyncio.sleep(ctx.options.schoolproxy_feed_check_s)
 
