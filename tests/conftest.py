@@ -62,9 +62,9 @@ def browser_launcher():
     with playwright.sync_playwright() as p:
         launched = []
 
-        def launch(proxy: str | None = None, user: str | None = None):
+        def launch(proxy: str | None = None, user: str | None = None, args: list[str] | None = None):
             settings = {"server": proxy, "username": user or "", "password": "x"} if proxy else None
-            b = p.chromium.launch(executable_path=CHROMIUM, args=ARGS, proxy=settings)
+            b = p.chromium.launch(executable_path=CHROMIUM, args=[*ARGS, *(args or [])], proxy=settings)
             launched.append(b)
             return b
 

@@ -44,6 +44,8 @@ from .blocking import Pages
 from .buttons import Buttons
 from .content import ContentControls
 from .guard import ConnectionGuard
+from . import pac
+from .pac import addressed_to_proxy
 from .flowstate import KEY, FlowState, Runtime, stream_if_large
 from .judge import Judge
 from .pacing import Pacer
@@ -207,6 +209,11 @@ class SchoolFilter:
     @fail_closed
     def requestheaders(self, flow: http.HTTPFlow) -> Any:
         self.guard.request_started(flow.client_conn)
+        engine = self.rt.engine
+        pac_rules = engine.config.sections.get("pac") if engine is not None else None
+        if addressed_to_proxy(flow, pac_rules):  # the PAC file; nothing else is served or forwarded
+            pac.answer(flow, pac_rules)
+            return None
         if self._refused_unrecorded(flow):
             return None
         if self._sign_in_needed(flow):

@@ -1,0 +1,63 @@
+"""Requests addressed to the proxy itself rather than through it (plain
+HTTP in origin form, outside any tunnel): ``/proxy.pac`` and ``/wpad.dat``
+get the proxy auto-configuration file built from the rules' ``pac`` section
+(``policy.pac``); anything else a short 404 page, never forwarded (it would
+come straight back)."""
+
+from __future__ import annotations
+
+import json
+import socket
+
+from mitmproxy import http
+
+from ..classify.identity import canonical_ip
+from ..policy.pac import PacRules
+
+PATHS = ("/proxy.pac", "/wpad.dat")
+PAC_TYPE = "application/x-ns-proxy-autoconfig"
+
+
+OWN_NAMES = frozenset({"localhost", socket.gethostname().lower(), socket.getfqdn().lower()})
+
+
+def addressed_to_proxy(flow: http.HTTPFlow, rules: PacRules | None) -> bool:
+    """A plain-HTTP request whose host and port are the proxy's own: its
+    listening address, this machine's names, or a proxy the PAC rules name.
+    (mitmproxy 11 turns a proxied absolute-form request into the same shape
+    as one addressed to the proxy, so the address is what tells them apart.)"""
+    req, sock = flow.request, flow.client_conn.sockname
+    if req.scheme != "http" or req.method == "CONNECT" or not sock or req.port != sock[1]:
+        return False
+    host = req.host.lower().strip("[]")
+    if host == canonical_ip(str(sock[0])) or host in OWN_NAMES:
+        return True
+    return rules is not None and any(p.rpartition(":")[0] == host for p in rules.proxies)
+
+
+def pac_text(rules: PacRules | None, fetched_from: str) -> str:
+    """The PAC file: the school's local names and networks direct, everything
+    else through the proxies in order (no DIRECT fallback: fail closed)."""
+    rules = rules or PacRules()
+    proxies = rules.proxies or (fetched_from,)
+    lines = ["function FindProxyForURL(url, host) {",
+             "  if (isPlainHostName(host)) return \"DIRECT\";"]
+    for d in rules.domains:
+        lines.append(f"  if (host == {json.dumps(d)} || dnsDomainIs(host, {json.dumps('.' + d)})) return \"DIRECT\";")
+    for net in rules.networks:
+        lines.append(f"  if (isInNet(host, {json.dumps(str(net.network_address))}, {json.dumps(str(net.netmask))})) "
+                     "return \"DIRECT\";")
+    lines += [f"  return {json.dumps('; '.join(f'PROXY {p}' for p in proxies))};", "}", ""]
+    return "\n".join(lines)
+
+
+def answer(flow: http.HTTPFlow, rules: PacRules | None) -> None:
+    req = flow.request
+    if req.path.split("?", 1)[0] in PATHS and req.method in ("GET", "HEAD"):
+        fetched_from = req.host_header or f"{req.host}:{req.port}"
+        flow.response = http.Response.make(200, pac_text(rules, fetched_from).encode(),
+                                           {"Content-Type": PAC_TYPE, "Cache-Control": "max-age=300"})
+        return
+    flow.response = http.Response.make(
+        404, b"This is the school's web filter. Set it as your browser's proxy, or use its proxy.pac.\n",
+        {"Content-Type": "text/plain; charset=utf-8"})
