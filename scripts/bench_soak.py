@@ -10,7 +10,7 @@ keys), each URL with its own query.  Load alternates between the proxies in
 slices; RSS of both is printed every ``--every`` requests through
 schoolproxy, and the audit rows are counted at the end.
 
-    .venv/bin/python scripts/bench_soak.py [--requests 1000000] [--every 100000] [--conns 8] [--slice 10]
+    .venv/bin/python scripts/bench_soak.py [--requests 1000000] [--every 100000] [--conns 8] [--slice 10] [--bare-slice 2]
 """
 
 from __future__ import annotations
@@ -43,7 +43,9 @@ def main() -> int:
     ap.add_argument("--requests", type=int, default=1_000_000)
     ap.add_argument("--every", type=int, default=100_000)
     ap.add_argument("--conns", type=int, default=8)
-    ap.add_argument("--slice", type=float, default=10.0, help="seconds of load per slice")
+    ap.add_argument("--slice", type=float, default=10.0, help="seconds of load per slice through schoolproxy")
+    ap.add_argument("--bare-slice", type=float, default=2.0,
+                    help="seconds per slice through bare mitmdump (its memory is the baseline; it needs fewer)")
     ap.add_argument("--new-hosts", type=float, default=0.2, help="share of never-seen host names")
     ap.add_argument("--blocked", type=float, default=0.1)
     args = ap.parse_args()
@@ -63,7 +65,7 @@ def main() -> int:
             seed += 1
             urls = urls_for(base, 20_000, args.new_hosts, seed)
             s = run_load(school.port, urls, args.slice, args.conns)
-            b = run_load(bare.port, urls, args.slice, args.conns)
+            b = run_load(bare.port, urls, args.bare_slice, args.conns)
             sent["school"] += s.requests
             sent["bare"] += b.requests
             if sent["school"] >= next_mark:
