@@ -69,6 +69,7 @@ class AccessEvent(Base):
     ts: Mapped[datetime] = mapped_column(UTCDateTime())
     user: Mapped[str] = mapped_column(String(255))
     client_ip: Mapped[str] = mapped_column(String(64))
+    device: Mapped[str | None] = mapped_column(String(255))  # its name: devices table, DHCP lease or reverse DNS
     method: Mapped[str] = mapped_column(String(16))
     scheme: Mapped[str] = mapped_column(String(16))
     host: Mapped[str] = mapped_column(String(255))

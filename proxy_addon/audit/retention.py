@@ -24,7 +24,7 @@ from .models import AccessEvent, AccessReview, AdminAction, AuditAnchor, Excepti
 from ..policy.monitoring import Retention
 
 E = AccessEvent
-_ERASED = {"user": "", "client_ip": "", "method": "", "scheme": "", "host": "", "url": "", "action": PURGED,
+_ERASED = {"user": "", "client_ip": "", "device": None, "method": "", "scheme": "", "host": "", "url": "", "action": PURGED,
            "category": None, "categories": None, "rule": None, "clause": None, "matched": None, "reason": None,
            "status_code": None, "bytes_out": None, "bytes_in": None, "duration_ms": None, "tls": None,
            "instance": None, "config_digest": None, "event_uid": None, "related_uid": None, "grant_id": None,

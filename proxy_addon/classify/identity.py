@@ -45,7 +45,7 @@ def identify(config: Config, client_ip: str, auth_user: str | None = None) -> Id
     best = None
     if ip is not None:
         for device in config.devices:
-            if ip.version == device.network.version and ip in device.network:
+            if device.user and ip.version == device.network.version and ip in device.network:
                 if best is None or device.network.prefixlen > best.network.prefixlen:
                     best = device
     if best is not None:

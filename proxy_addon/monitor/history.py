@@ -36,7 +36,7 @@ class Concern:
 
 
 EXPORT_COLUMNS = ("ts", "action", "category", "host", "url", "search_terms", "rule", "reason", "status_code",
-                  "bytes_out", "media_seconds", "client_ip", "grant_id")
+                  "bytes_out", "media_seconds", "client_ip", "device", "grant_id")
 
 
 def check_concern(concern: Concern, allowed_roles: frozenset[str] | None, what: str) -> None:

@@ -138,8 +138,18 @@ class WorkingHours:
 @dataclass(frozen=True, slots=True)
 class Device:
     network: ipaddress.IPv4Network | ipaddress.IPv6Network
-    user: str
+    user: str  # "" for a device that is only named
     origin: str
+    name: str = ""  # the device's name in audit rows (DfE: "device name or ID")
+
+
+@dataclass(frozen=True, slots=True)
+class DeviceNaming:
+    """Where audit rows get a device's name besides the rules' devices table:
+    DHCP leases files (dnsmasq or ISC dhcpd), then reverse DNS."""
+
+    leases: tuple[Path, ...] = ()
+    reverse_dns: bool = True
 
 
 @dataclass(frozen=True, slots=True)

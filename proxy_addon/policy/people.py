@@ -1,5 +1,6 @@
 """The rules sections about the school and its people: ``settings``,
-``groups``, ``devices`` and ``working_hours``.
+``groups``, ``devices`` (who uses a device, and what it is called),
+``device_names`` (where else devices' names come from) and ``working_hours``.
 
 ``settings`` and ``groups`` may be split across files (a key set twice is a
 problem); ``devices`` and ``working_hours`` are concatenated in file order.
@@ -8,13 +9,14 @@ problem); ``devices`` and ``working_hours`` are concatenated in file order.
 from __future__ import annotations
 
 import ipaddress
+from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from .builder import Builder
-from .model import ACTIONS, TLS_MODES, Device, WorkingHours
+from .model import ACTIONS, TLS_MODES, Device, DeviceNaming, WorkingHours
 from .schedule import ScheduleError, TimeWindow, parse_days, parse_time
-from .yamlsource import YMap, YSeq
+from .yamlsource import Problem, YMap, YSeq
 
 SETTINGS = ("tls", "timezone", "default_action", "contact", "index_dir", "on_audit_failure")
 AUDIT_FAILURE = ("serve", "block")
@@ -63,19 +65,37 @@ def parse_groups(b: Builder, value: Any, doc: YMap) -> None:
 def parse_devices(b: Builder, value: Any, doc: YMap) -> None:
     r = b.r
     for item in r.items(value, doc, "devices"):
-        r.keys(item, ("ip", "network", "user", "description"), ("user",), "a device")
+        r.keys(item, ("ip", "network", "user", "name", "description"), (), "a device")
         spec = r.text(item, "network") or r.text(item, "ip")
-        user = r.text(item, "user")
+        user, name = r.text(item, "user"), r.text(item, "name")
         if spec is None:
             r.problem(item, item.line, "a device needs 'ip' or 'network'")
+            continue
+        if not user and not name:
+            r.problem(item, item.line, "a device needs a 'user' (who uses it) or a 'name' (what it is called)")
             continue
         try:
             net = ipaddress.ip_network(spec, strict=False)
         except ValueError:
             r.problem(item, item.line_of("network" if "network" in item else "ip"), f"bad IP address or network {spec!r}")
             continue
-        if user:
-            b.devices.append(Device(net, user, b.origin(item, item.line)))
+        b.devices.append(Device(net, user or "", b.origin(item, item.line), name or ""))
+
+
+def parse_device_names(b: Builder, value: Any, doc: YMap) -> None:
+    """``device_names: {leases: [/var/lib/misc/dnsmasq.leases], reverse_dns: true}``"""
+    r = b.r
+    m = r.section(value, doc, "device_names", ("leases", "reverse_dns"))
+    if m is None:
+        return
+    leases = []
+    for rel, line in r.texts(m, "leases"):
+        path = Path(rel) if Path(rel).is_absolute() else b.root / rel
+        if not path.exists():
+            b.warnings.append(Problem(m.file, line, f"leases file {rel!r} does not exist (yet); device names "
+                                                     "from it appear once it does"))
+        leases.append(path)
+    b.sections["device_names"] = DeviceNaming(tuple(leases), r.flag(m, "reverse_dns", True))
 
 
 def parse_working_hours(b: Builder, value: Any, doc: YMap) -> None:

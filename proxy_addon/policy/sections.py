@@ -15,6 +15,7 @@ PARSERS: dict[str, SectionParser] = {
     "settings": people.parse_settings,
     "groups": people.parse_groups,
     "devices": people.parse_devices,
+    "device_names": people.parse_device_names,
     "working_hours": people.parse_working_hours,
     "category_rules": overrides.parse_category_rules,
     "overrides": overrides.parse_overrides,

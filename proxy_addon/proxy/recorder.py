@@ -18,6 +18,7 @@ from ..audit.seal import Sealer
 from ..audit.writer import AuditWriter
 from ..classify.decision import Decision, refusal
 from ..monitor.alerts import Alert, Alerter
+from ..monitor.devices import DeviceNames
 from ..monitor.searchterms import extract as extract_search, flagged
 from ..policy.monitoring import Monitoring
 from ..urls.normalize import Target
@@ -32,6 +33,7 @@ class Recorder:
         self.rt = rt
         self.writer: AuditWriter | None = None
         self.sealer: Sealer | None = None
+        self.devices = DeviceNames()
         self.open: dict[str, FlowState] = {}
         self.alerter = Alerter()
 
@@ -87,6 +89,7 @@ class Recorder:
             self.writer.close()
         if self.sealer is not None:
             self.sealer.close()  # after the writer: the close seal covers every row
+        self.devices.close()
         engine = self.rt.engine
         monitoring = engine.config.sections.get("monitoring") if engine else None
         if self.alerter.pending and monitoring is not None:
@@ -123,6 +126,7 @@ class Recorder:
             "ts": st.started,
             "user": st.who.user[:255],
             "client_ip": st.who.client_ip[:64],
+            "device": self.devices.name(engine.config, st.who.client_ip),
             "method": st.method[:16],
             "scheme": st.target.scheme[:16],
             "host": st.target.host[:255],
