@@ -1,3 +1,4 @@
 """Third-party category lists: reading UT1, hosts and plain lists, staging
-them, fetching configured sources, and building the compiled index.
+them, fetching configured sources (and the locked lists, with credentials), and
+building the compiled index.
 May import: ``audit``, ``content``, ``classify``, ``policy``, ``urls``."""

@@ -1,3 +1,4 @@
-"""Reading the record: reports, search terms, safeguarding alerts, and one
-person's history only with a recorded concern.
+"""Reading the record: reports, search terms, safeguarding and system alerts,
+one person's history (and interception orders) only with a recorded concern,
+device names.
 May import: ``audit``, ``content``, ``classify``, ``policy``, ``urls``."""
