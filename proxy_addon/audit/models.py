@@ -171,6 +171,22 @@ class Interception(Base):
     __table_args__ = (Index("ix_interceptions_ends_at", "ends_at"),)
 
 
+class NoticeAck(Base):
+    """Someone (a person, or a device by its address) acknowledged the
+    acceptable-use notice ("I understand")."""
+
+    __tablename__ = "notice_acks"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    ts: Mapped[datetime] = mapped_column(UTCDateTime())
+    subject: Mapped[str] = mapped_column(String(255))  # the person, or the address with per: device
+    user: Mapped[str] = mapped_column(String(255))
+    client_ip: Mapped[str] = mapped_column(String(64))
+    instance: Mapped[str | None] = mapped_column(String(64))
+
+    __table_args__ = (Index("ix_notice_acks_ts", "ts"),)
+
+
 class AuditSeal(Base):
     """A forward-secure seal (``audit.seal``): the heads of one instance's
     chains at a moment, MACed with a key that evolves one-way after each

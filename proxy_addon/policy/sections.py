@@ -7,8 +7,8 @@ nothing registers itself as a side effect of being imported.
 
 from __future__ import annotations
 
-from . import (bandwidth, circumvention, content, directory, grants, listsources, monitoring, overrides, pac,
-               pagecontent, people, safesearch, scoring)
+from . import (bandwidth, circumvention, content, directory, grants, listsources, monitoring, notice, overrides,
+               pac, pagecontent, people, safesearch, scoring)
 from .builder import SectionParser
 
 PARSERS: dict[str, SectionParser] = {
@@ -33,6 +33,7 @@ PARSERS: dict[str, SectionParser] = {
     "directory": directory.parse,
     "page_content": pagecontent.parse,
     "pac": pac.parse,
+    "notice": notice.parse,
 }
 """In the order they are read within a file (a later section may refer to what
 an earlier one defined only through the checks in ``Builder.finish``)."""

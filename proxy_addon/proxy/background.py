@@ -8,7 +8,7 @@ import asyncio
 import logging
 import os
 from dataclasses import asdict
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -23,6 +23,7 @@ from ..grants.store import load_active
 from ..monitor.alerts import system_alert
 from ..lists.lockedfeeds import load_states, update_locked
 from ..monitor.interception import load_active as load_orders
+from ..monitor.notice import load_acks
 from ..policy.monitoring import Retention
 from .flowstate import Runtime
 from .recorder import Recorder
@@ -113,6 +114,14 @@ class Background:
                 if rt.db is not None:
                     rt.grants = await asyncio.to_thread(load_active, rt.db, rt.now())
                     rt.interceptions = await asyncio.to_thread(load_orders, rt.db, rt.now())
+                    notice_rules = rt.engine.config.sections.get("notice") if rt.engine is not None else None
+                    if notice_rules is not None:
+                        acks = await asyncio.to_thread(load_acks, rt.db, notice_rules, rt.now())
+                        cutoff = rt.now() - timedelta(days=notice_rules.every_days)
+                        for k, v in rt.notice_acks.items():  # this instance's own, newer than the query saw
+                            if v > cutoff and v > acks.get(k, cutoff):
+                                acks[k] = v
+                        rt.notice_acks = acks
             except Exception as e:  # the database may be briefly unreachable; keep the last snapshot
                 log.warning("schoolproxy: could not reload grants (%s); keeping the last %d",
                             type(e).__name__, len(rt.grants))

@@ -45,6 +45,8 @@ from .buttons import Buttons
 from .content import ContentControls
 from .guard import ConnectionGuard
 from . import pac
+from ..monitor.notice import ACK_PATH
+from .notice import Notice
 from .pac import addressed_to_proxy
 from .flowstate import KEY, FlowState, Runtime, stream_if_large
 from .judge import Judge
@@ -97,9 +99,11 @@ class SchoolFilter:
         self.recorder = Recorder(rt)
         self.pages = Pages(rt)
         self.buttons = Buttons(rt)
+        self.notice = Notice(rt)
         self.content = ContentControls(rt, self.pages)
         self.judge = Judge(rt, self.recorder, self.pages, self.content)
         self.tunnels = Tunnels(rt, self.judge, self.recorder)
+        self.tunnels.notice_due = self.notice.due_for
         self.pacer = Pacer(rt, self.content.download_sniffer)
         self.pagecheck = PageCheck(rt, self.pages)
         self.background = Background(rt, self.recorder)
@@ -224,6 +228,9 @@ class SchoolFilter:
     def _judge_request(self, flow: http.HTTPFlow) -> None:
         self.judge.requestheaders(flow)
         st: FlowState | None = flow.metadata.get(KEY)
+        if st is not None and flow.response is None and self.notice.wants(flow, st):
+            self.notice.show(flow, st)
+            return
         if st is not None and self.pagecheck.rules() is not None:
             self.pagecheck.prepare(flow, st)
 
@@ -261,6 +268,8 @@ class SchoolFilter:
         if st is None:
             return None
         if st.feedback:
+            if st.target.path == ACK_PATH:
+                return self.notice.answer(flow, st)
             return self.buttons.answer(flow, st)
         if not st.answered and flow.response is None and flow.request.method in ("POST", "PUT", "PATCH"):
             try:

@@ -83,6 +83,7 @@ class Runtime:
         self.signin: Any = None  # proxy.signin.SignIn: who signed in on which connection
         self.decrypted: dict[str, tuple[str, str]] = {}  # client connection id -> (tls label, why decrypted)
         self.interceptions: tuple[ActiveOrder, ...] = ()  # orders to decrypt one person's correspondence
+        self.notice_acks: dict[str, datetime] = {}  # who acknowledged the acceptable-use notice, and when
 
     def identify_address(self, client: connection.Client) -> Identity:
         """Who a connection is, by its address alone (no credentials seen yet)."""

@@ -14,6 +14,7 @@ row, written when the client disconnects.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import replace
 from datetime import datetime, timezone
 
@@ -40,6 +41,7 @@ class Tunnels:
         self.recorder = recorder
         self.open: dict[str, FlowState] = {}  # client connection id -> its undecrypted tunnel
         self.pinned = PinnedClients()
+        self.notice_due: Callable[[Identity], bool] = lambda who: False  # set by the filter (proxy.notice)
 
     def http_connect(self, flow: http.HTTPFlow) -> None:
         engine = self.rt.engine
@@ -72,6 +74,8 @@ class Tunnels:
             self.rt.decrypted[flow.client_conn.id] = ("interception", order_reason(order))
         elif mode == "selective":
             why = inside_reason(engine, target, st.decision)
+            if why is None and st.decision.decrypt and self.notice_due(st.who):
+                why = "the acceptable-use notice is due"
             if why is not None and self.pinned.pinned(ip, target.host):
                 why, st.decision = None, replace(st.decision, reason=f"{st.decision.reason}; this client refused "
                                                  "the school's certificate for this host: not decrypted")
