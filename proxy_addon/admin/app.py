@@ -280,7 +280,7 @@ def create_app(db: DBEngine, config_root: Path, secret: bytes, session_hours: fl
     def dashboard() -> Any:
         from ..monitor.reports import blocked, grants as grants_report, out_of_hours, period, self_reports as sr_report
         from ..monitor.reports import streaming, top_blocked
-        from .charts import bars, hbars
+        from ..monitor.charts import bars, hbars
 
         eng = engine()
         t0, t1 = checked_period(period, request.args.get("from"), request.args.get("to"), eng.config.zone)

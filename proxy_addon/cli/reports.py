@@ -6,6 +6,9 @@ import argparse
 import csv
 import json
 import sys
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any
 
 from .base import add_config_arg, add_db_arg, audit_db, command, command_group, load_engine
 from ..audit.db import open_database
@@ -22,14 +25,19 @@ def _period_args(p: argparse.ArgumentParser) -> None:
 def _setup_report(p: argparse.ArgumentParser) -> None:
     add_config_arg(p)
     add_db_arg(p)
-    p.add_argument("kind", choices=sorted(REPORTS))
+    p.add_argument("kind", choices=[*sorted(REPORTS), "weekly"])
     _period_args(p)
     p.add_argument("--format", choices=("table", "csv", "html"), default="table")
+    p.add_argument("--send", action="store_true", help="weekly: email it now (monitoring.weekly's recipients)")
+    p.add_argument("--to-file", type=Path, default=None, metavar="PATH",
+                   help="weekly: write the HTML to PATH and the CSV beside it")
 
 
 @command("report", "aggregate reports for the Senior Leadership Team", _setup_report)
 def cmd_report(args: argparse.Namespace) -> int:
     engine = load_engine(args)
+    if args.kind == "weekly":
+        return _weekly(args, engine)
     t0, t1 = period(args.date_from, args.date_to, engine.config.zone)
     sys.stdout.write(render(REPORTS[args.kind](open_database(audit_db(args)), engine, t0, t1), args.format))
     return 0
@@ -105,3 +113,31 @@ def cmd_purge(args: argparse.Namespace) -> int:
     print(f"purged: {result}")
     return 0
 
+
+
+def _weekly(args: argparse.Namespace, engine: Any) -> int:
+    from ..monitor.weekly import send_weekly, weekly
+
+    zone = engine.config.zone
+    if args.date_from or args.date_to:
+        t0, t1 = period(args.date_from, args.date_to, zone)
+    else:
+        t1 = datetime.now(timezone.utc)
+        t0 = t1 - timedelta(days=7)
+    db = open_database(audit_db(args))
+    report = weekly(db, engine, t0, t1)
+    if args.to_file:
+        args.to_file.write_text(report.html, encoding="utf-8")
+        args.to_file.with_suffix(".csv").write_text(report.csv, encoding="utf-8")
+        print(f"written: {args.to_file} and {args.to_file.with_suffix('.csv')}")
+    if args.send:
+        mon: Monitoring = engine.config.sections.get("monitoring") or Monitoring()
+        if mon.weekly is None or mon.email is None:
+            print("schoolproxy: no recipients: give monitoring.weekly.to (and alerts.email) in the rules",
+                  file=sys.stderr)
+            return 1
+        send_weekly(db, mon, report, t1.astimezone(zone).strftime("%Y-%m-%d"), "cli")
+        print(f"sent to {', '.join(mon.weekly.to)}")
+    if not args.to_file and not args.send:
+        print(report.text)
+    return 0

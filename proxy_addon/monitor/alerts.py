@@ -67,6 +67,12 @@ def send_email(settings: EmailSettings, subject: str, body: str) -> None:
     msg = EmailMessage()
     msg["From"], msg["To"], msg["Subject"] = settings.sender, ", ".join(settings.to), subject
     msg.set_content(body)
+    send_message(settings, msg)
+
+
+def send_message(settings: EmailSettings, msg: EmailMessage) -> None:
+    """Send through the school's SMTP server (STARTTLS and a login from the
+    environment, if the settings say so)."""
     with smtplib.SMTP(settings.host, settings.port, timeout=30) as smtp:
         if settings.starttls:
             smtp.starttls()

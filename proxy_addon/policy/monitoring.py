@@ -15,6 +15,10 @@ and ``retention``.
         email: {host: 127.0.0.1, port: 25, from: filter@school.example, to: [dsl@school.example],
                 starttls: false, username_env: SMTP_USER, password_env: SMTP_PASSWORD}
         webhook: https://alerts.example/hook
+      weekly:                             # the weekly report, by the alerts' email server
+        day: fri
+        time: "16:00"
+        to: [dsl@school.example, slt@school.example]
     retention:                             # days
       allowed_events: 90
       blocked_events: 365
@@ -27,6 +31,7 @@ and ``retention``.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -52,6 +57,13 @@ class EmailSettings:
 
 
 @dataclass(frozen=True, slots=True)
+class WeeklySettings:
+    day: int  # 0 = Monday
+    time: str  # "HH:MM", school time
+    to: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
 class Monitoring:
     history_roles: frozenset[str] = DEFAULT_HISTORY_ROLES
     interception_roles: frozenset[str] = DEFAULT_INTERCEPTION_ROLES
@@ -62,6 +74,7 @@ class Monitoring:
     batch_seconds: float = 60
     email: EmailSettings | None = None
     webhook: str | None = None
+    weekly: WeeklySettings | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,7 +86,7 @@ def parse_monitoring(b: Any, value: Any, doc: YMap) -> None:
     r = b.r
     m = r.section(value, doc, "monitoring", ("history_roles", "out_of_hours_threshold_minutes", "alert_categories",
                                              "safeguarding_terms", "safeguarding_terms_file", "alerts",
-                                             "interception_roles", "interception_max_days"))
+                                             "interception_roles", "interception_max_days", "weekly"))
     if m is None:
         return
     roles = _roles(r, m, "history_roles", DEFAULT_HISTORY_ROLES)
@@ -114,9 +127,28 @@ def parse_monitoring(b: Any, value: Any, doc: YMap) -> None:
                     email = EmailSettings(r.text(e, "host") or "", port, r.text(e, "from") or "",
                                           tuple(v for v, _ in r.texts(e, "to")), r.flag(e, "starttls", False),
                                           r.text(e, "username_env"), r.text(e, "password_env"))
+    weekly = _weekly(r, m) if "weekly" in m else None
+    if weekly is not None and email is None:
+        r.problem(m, m.line_of("weekly"), "the weekly report is sent by the alerts' email server: give alerts.email")
     b.sections["monitoring"] = Monitoring(roles, interception_roles, float(interception_days),
                                           float(threshold) * 60, frozenset(c for c, _ in cats),
-                                          frozenset(terms), batch, email, webhook)
+                                          frozenset(terms), batch, email, webhook, weekly)
+
+
+DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+
+
+def _weekly(r: Any, m: YMap) -> WeeklySettings | None:
+    w = r.mapping(m["weekly"], m, m.line_of("weekly"), "'weekly'")
+    if w is None:
+        return None
+    r.keys(w, ("day", "time", "to"), ("to",), "'weekly'")
+    day = r.choice(w, "day", DAYS, "fri") or "fri"
+    at = r.text(w, "time", "16:00") or "16:00"
+    if not re.fullmatch(r"([01]\d|2[0-3]):[0-5]\d", at):
+        r.problem(w, w.line_of("time"), f"'time' must look like 16:00, not {at!r}")
+        return None
+    return WeeklySettings(DAYS.index(day), at, tuple(v for v, _ in r.texts(w, "to")))
 
 
 def _roles(r: Any, m: YMap, key: str, default: frozenset[str]) -> frozenset[str]:

@@ -24,6 +24,7 @@ from ..monitor.alerts import system_alert
 from ..lists.lockedfeeds import load_states, update_locked
 from ..monitor.interception import load_active as load_orders
 from ..monitor.notice import load_acks
+from ..monitor.weekly import claim_week, release_week, send_weekly, weekly
 from ..policy.monitoring import Retention
 from .flowstate import Runtime
 from .recorder import Recorder
@@ -50,6 +51,7 @@ class Background:
             jobs.insert(0, self._watch_config)
         if ctx.options.schoolproxy_feed_check_s > 0:
             jobs.append(self._locked_feeds)
+        jobs.append(self._weekly_report)
         self._tasks = [loop.create_task(job()) for job in jobs]
 
     def stop(self) -> None:
@@ -151,6 +153,41 @@ class Background:
                         self._feed_alerted.discard(r.category)
                         log.info("schoolproxy: locked list %s %s: %s", r.category, r.outcome, r.message)
             await asyncio.sleep(ctx.options.schoolproxy_feed_check_s)
+
+    async def _weekly_report(self) -> None:
+        """The weekly report at the rules' day and time (school time), once a
+        week across every instance sharing the database."""
+        done = ""
+        while True:
+            await asyncio.sleep(1 if done == "" else 30)
+            rt = self.rt
+            mon = rt.engine.config.sections.get("monitoring") if rt.engine is not None else None
+            if mon is None or mon.weekly is None or mon.email is None or rt.db is None:
+                done = "-"
+                continue
+            local = rt.now().astimezone(rt.engine.config.zone)
+            week = local.strftime("%G-W%V")
+            if week == done or local.weekday() != mon.weekly.day or local.strftime("%H:%M") < mon.weekly.time:
+                done = done or "-"
+                continue
+            try:
+                claimed = await asyncio.to_thread(claim_week, rt.db, week, rt.instance)
+            except Exception as e:
+                log.error("schoolproxy: the weekly report: %s: %s; will retry", type(e).__name__, e)
+                continue
+            if claimed:
+                try:
+                    t1 = rt.now()
+                    report = await asyncio.to_thread(weekly, rt.db, rt.engine, t1 - timedelta(days=7), t1)
+                    await asyncio.to_thread(send_weekly, rt.db, mon, report, local.strftime("%Y-%m-%d"),
+                                            rt.instance)
+                    log.info("schoolproxy: weekly report for %s sent to %s", week, ", ".join(mon.weekly.to))
+                except Exception as e:
+                    log.error("schoolproxy: the weekly report could not be sent (%s: %s); will retry",
+                              type(e).__name__, e)
+                    await asyncio.to_thread(release_week, rt.db, week)
+                    continue
+            done = week
 
     async def _daily_purge(self) -> None:
         """Retention: once a day (first ten minutes after start), on a thread."""

@@ -1,5 +1,5 @@
-"""Small server-rendered SVG charts for the dashboard: no JavaScript, no CDN
-(the school's own filter might block one), readable on a phone."""
+"""Small server-rendered SVG charts for the dashboard and the weekly report: no
+JavaScript, no CDN (the school's own filter might block one), readable on a phone."""
 
 from __future__ import annotations
 

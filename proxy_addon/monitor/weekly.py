@@ -1,0 +1,163 @@
+"""The weekly monitoring report (the DfE standards: "weekly monitoring
+reports highlighting incidents"), for the designated safeguarding lead and
+the SLT: incidents (locked-list and safeguarding-category hits, attempts to
+get round the filter, self-reports, use outside working hours above the
+threshold, new grants), blocked attempts by category and day (charts), the
+most-blocked sites, and which rules were in force.  Aggregates and incident
+references only: a person's wider history still needs a recorded concern.
+
+Sent as an HTML email (charts inline, a CSV attached) by ``schoolproxy
+report weekly --send``, or by the proxy itself at the rules' day and time
+(``monitoring.weekly``); ``--to-file PATH`` writes the HTML and the CSV.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections import defaultdict
+from dataclasses import dataclass
+from datetime import datetime
+from email.message import EmailMessage
+from html import escape
+from typing import Any
+
+from sqlalchemy import Engine as DBEngine
+from sqlalchemy import delete, func, select
+from sqlalchemy.orm import Session
+
+from ..audit.adminlog import record_action
+from ..audit.models import AccessEvent as E
+from ..audit.models import AdminAction
+from ..audit.models import BLOCKS
+from ..classify.engine import Engine
+from ..policy.monitoring import Monitoring
+from . import reports
+from .alerts import send_message
+from .charts import bars, hbars
+
+
+@dataclass
+class Weekly:
+    subject: str
+    html: str
+    csv: str
+    text: str
+
+
+def _table(title: str, columns: list[str], rows: list[list[Any]], empty: str) -> str:
+    if not rows:
+        return f"<h2>{escape(title)}</h2><p>{escape(empty)}</p>"
+    head = "".join(f"<th>{escape(c)}</th>" for c in columns)
+    body = "".join("<tr>" + "".join(f"<td>{escape(str(v))}</td>" for v in r) + "</tr>" for r in rows)
+    return (f'<h2>{escape(title)}</h2><table border="1" cellpadding="4" cellspacing="0">'
+            f"<thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>")
+
+
+def weekly(db: DBEngine, engine: Engine, t0: datetime, t1: datetime) -> Weekly:
+    cfg = engine.config
+    mon: Monitoring = cfg.sections.get("monitoring") or Monitoring()
+    locked = [c.id for c in cfg.categories.values() if c.locked]
+    safeguarding = [c.id for c in cfg.categories.values() if (c.alert or c.id in mon.alert_categories)
+                    and not c.locked]
+    with db.connect() as c:
+        def hits(cats: list[str]) -> list[Any]:
+            if not cats:
+                return []
+            return c.execute(select(E.category, func.count(), func.min(E.id), func.max(E.id))
+                             .where(reports.where(BLOCKS), reports._between(t0, t1), E.category.in_(cats))
+                             .group_by(E.category)).all()
+        locked_hits, safe_hits = hits(locked), hits(safeguarding)
+        digests = c.execute(select(E.config_digest, func.min(E.ts), func.count())
+                            .where(reports._between(t0, t1), E.config_digest.is_not(None))
+                            .group_by(E.config_digest).order_by(func.min(E.ts))).all()
+    blocked = reports.blocked(db, engine, t0, t1).rows
+    per_day: dict[str, int] = defaultdict(int)
+    per_cat: dict[str, int] = defaultdict(int)
+    for day, cat, n in blocked:
+        per_day[day] += n
+        per_cat[cat] += n
+    circumvention = reports.circumvention(db, engine, t0, t1).rows
+    self_reports = reports.self_reports(db, engine, t0, t1).rows
+    ooh = reports.out_of_hours(db, engine, t0, t1).rows
+    new_grants = [g for g in reports.grants(db, engine, t0, t1).rows]
+    # never the names of locked-list sites in an email (they are referenced by event number above)
+    top = [r for r in reports.top_blocked(db, engine, t0, t1, limit=10 + len(locked)).rows if r[1] not in locked][:10]
+    zone = cfg.zone
+    span = f"{t0.astimezone(zone):%d %b %Y} to {t1.astimezone(zone):%d %b %Y}"
+    incidents = [
+        ["locked lists (IWF, CTIRU)", sum(n for _, n, _, _ in locked_hits),
+         "; ".join(f"{cat}: events {a}-{b}" for cat, _, a, b in locked_hits)],
+        ["safeguarding categories", sum(n for _, n, _, _ in safe_hits),
+         "; ".join(f"{cat} x{n} (events {a}-{b})" for cat, n, a, b in safe_hits)],
+        ["attempts to get round the filter", sum(r[2] for r in circumvention), ""],
+        ["self-reported accidents", sum(r[2] for r in self_reports), ""],
+        ["people above the out-of-hours threshold (person-days)", len(ooh), ""],
+        ["grants in force", len(new_grants), ""],
+    ]
+    charts = (bars("Blocked attempts a day", [d[5:] for d in sorted(per_day)], [per_day[d] for d in sorted(per_day)])
+              + hbars("Blocked attempts by category", sorted(per_cat, key=lambda k: -per_cat[k])[:12],
+                      [per_cat[k] for k in sorted(per_cat, key=lambda k: -per_cat[k])[:12]]))
+    html = "".join([
+        f'<!DOCTYPE html><html><head><meta charset="utf-8"><title>Weekly filtering report</title></head>'
+        f'<body style="font-family:sans-serif;max-width:760px">',
+        f"<h1>Weekly filtering and monitoring report</h1><p>{escape(span)} ({escape(str(zone))}). Aggregates and "
+        "incident references only: event numbers can be looked up in the admin app; a person's wider history "
+        "is opened only for a recorded concern.</p>",
+        _table("Incidents", ["what", "count", "references"], incidents, ""),
+        charts,
+        _table("Blocked attempts by category", ["category", "attempts"],
+               sorted(([k, v] for k, v in per_cat.items()), key=lambda r: -r[1]), "No blocked attempts."),
+        _table("Most-blocked sites", ["site", "category", "attempts"], top, "No blocked attempts."),
+        _table("Attempts to get round the filter", ["day", "kind", "attempts"], circumvention, "None."),
+        _table("Use outside working hours above the threshold", ["person", "day", "active minutes"], ooh, "None."),
+        _table("Grants in force", ["grant", "who", "what", "until (UTC)", "state", "requests allowed", "by"],
+               new_grants, "None."),
+        _table("Rules in force", ["rules digest", "first seen", "requests"],
+               [[d, t.astimezone(zone).strftime("%d %b %H:%M"), n] for d, t, n in digests], "No traffic."),
+        "</body></html>"])
+    buf = io.StringIO()
+    w = csv.writer(buf)
+    w.writerow(["section", "key", "value"])
+    w.writerows(["incident", what, n] for what, n, _ in incidents)
+    w.writerows(["blocked by category", k, v] for k, v in sorted(per_cat.items()))
+    w.writerows(["blocked by day", k, v] for k, v in sorted(per_day.items()))
+    w.writerows(["most-blocked site", f"{h} ({cat})", n] for h, cat, n in top)
+    text = "\n".join([f"Weekly filtering and monitoring report, {span}.", ""]
+                     + [f"- {what}: {n}" for what, n, _ in incidents]
+                     + ["", "The HTML part has the charts and tables; the CSV is attached."])
+    return Weekly(f"Weekly filtering report: {span}", html, buf.getvalue(), text)
+
+
+def email_message(report: Weekly, sender: str, to: tuple[str, ...], day: str) -> EmailMessage:
+    msg = EmailMessage()
+    msg["From"], msg["To"], msg["Subject"] = sender, ", ".join(to), report.subject
+    msg.set_content(report.text)
+    msg.add_alternative(report.html, subtype="html")
+    msg.add_attachment(report.csv.encode(), maintype="text", subtype="csv", filename=f"weekly-{day}.csv")
+    return msg
+
+
+def send_weekly(db: DBEngine, mon: Monitoring, report: Weekly, day: str, by: str) -> None:
+    """Email the report to the weekly recipients and record that it was sent."""
+    assert mon.weekly is not None and mon.email is not None
+    send_message(mon.email, email_message(report, mon.email.sender, mon.weekly.to, day))
+    with Session(db) as s, s.begin():
+        record_action(s, by, "report.weekly", day, f"sent to {', '.join(mon.weekly.to)}")
+
+
+def claim_week(db: DBEngine, week: str, instance: str) -> bool:
+    """One weekly report per week however many instances run: the first to
+    record its claim sends it."""
+    with Session(db) as s, s.begin():
+        if s.scalar(select(func.count()).select_from(AdminAction).where(
+                AdminAction.action == "report.weekly.claim", AdminAction.target == week)):
+            return False
+        record_action(s, instance, "report.weekly.claim", week)
+        return True
+
+
+def release_week(db: DBEngine, week: str) -> None:
+    """A claimed week whose report could not be sent: let the next try claim it."""
+    with Session(db) as s, s.begin():
+        s.execute(delete(AdminAction).where(AdminAction.action == "report.weekly.claim", AdminAction.target == week))
