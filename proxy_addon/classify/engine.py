@@ -191,7 +191,7 @@ class Engine:
         key = (who.user, int(at.timestamp()) // 60)
         hit = self._ooh.get(key)
         if hit is None:
-            if len(self._ooh) > 100_000:
+            if len(self._ooh) > self.HOST_CACHE:
                 self._ooh.clear()
             hit = self._ooh[key] = not self.in_working_hours(who, self.local_time(at))
         return hit
