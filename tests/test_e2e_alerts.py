@@ -43,3 +43,24 @@ def test_a_burst_of_attempts_is_one_email_without_urls(config_dir, make_proxy, o
     assert len(smtp.messages) == 2 and smtp.messages[1][1].count("attempt to reach") == 3
     row = proxy.wait_rows(1, "search_terms IS NOT NULL")[0]
     assert row["search_terms"] == "google: how to self harm" and row["user"] == "carol"
+
+
+def test_weekly_only_categories_wait_for_the_weekly_report_while_high_risk_ones_go_at_once(config_dir, make_proxy,
+                                                                                          origin, smtp):
+    mon = config_dir / "rules" / "50-monitoring.yaml"
+    text = mon.read_text().replace("    batch_seconds: 60\n", f"""    batch_seconds: 1
+    email: {{host: 127.0.0.1, port: {smtp.port}, from: web-filter@school.example, to: [dsl@school.example]}}
+""")
+    mon.write_text(text.replace("monitoring:\n", "monitoring:\n  weekly_only: [violence_hate]\n", 1))
+    proxy = make_proxy(config_dir, proxyauth="any", routes={"www.google.com": origin.port})
+    for i in range(3):
+        assert curl(proxy.url, f"http://www.stormfront.org/t/{i}", "--proxy-user", "bob:x").stdout.endswith("\n403")
+    time.sleep(3)
+    assert smtp.messages == []  # severity "weekly": no email now (the weekly report counts them)
+    assert curl(proxy.url, "http://www.google.com/search?q=suicide+methods", "--proxy-user", "carol:x"
+                ).stdout.endswith("\n200")
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and not smtp.messages:
+        time.sleep(0.2)
+    assert len(smtp.messages) == 1 and "carol" in smtp.messages[0][1] and "bob" not in smtp.messages[0][1]
+    assert len(proxy.wait_rows(3, "category = 'violence_hate' AND action = 'block'")) == 3

@@ -8,6 +8,7 @@ and ``retention``.
       interception_max_days: 7            # the longest such an order may run
       out_of_hours_threshold_minutes: 30  # a day's use outside working hours above this is reported
       alert_categories: []                # besides categories marked alert: true
+      weekly_only: [gambling]             # alert categories reported in the weekly report, not at once
       safeguarding_terms: [suicide, self harm, ...]
       safeguarding_terms_file: lists/safeguarding-terms.txt
       alerts:
@@ -70,6 +71,7 @@ class Monitoring:
     interception_max_days: float = 7
     out_of_hours_threshold: float = 30 * 60
     alert_categories: frozenset[str] = frozenset()
+    weekly_only: frozenset[str] = frozenset()  # severities: these wait for the weekly report; the rest are high-risk
     safeguarding_terms: frozenset[str] = frozenset()
     batch_seconds: float = 60
     email: EmailSettings | None = None
@@ -86,7 +88,8 @@ def parse_monitoring(b: Any, value: Any, doc: YMap) -> None:
     r = b.r
     m = r.section(value, doc, "monitoring", ("history_roles", "out_of_hours_threshold_minutes", "alert_categories",
                                              "safeguarding_terms", "safeguarding_terms_file", "alerts",
-                                             "interception_roles", "interception_max_days", "weekly"))
+                                             "interception_roles", "interception_max_days", "weekly",
+                                             "weekly_only"))
     if m is None:
         return
     roles = _roles(r, m, "history_roles", DEFAULT_HISTORY_ROLES)
@@ -94,7 +97,8 @@ def parse_monitoring(b: Any, value: Any, doc: YMap) -> None:
     interception_days = r.number(m, "interception_max_days", 7.0, positive=True) or 7.0
     threshold = r.number(m, "out_of_hours_threshold_minutes", 30.0)
     cats = r.texts(m, "alert_categories")
-    for c, line in cats:
+    weekly_only = r.texts(m, "weekly_only")
+    for c, line in [*cats, *weekly_only]:
         b.pending_categories.append((c, m, line))
     terms = {t.lower().strip() for t, _ in r.texts(m, "safeguarding_terms") if t.strip()}
     if "safeguarding_terms_file" in m:
@@ -132,7 +136,8 @@ def parse_monitoring(b: Any, value: Any, doc: YMap) -> None:
         r.problem(m, m.line_of("weekly"), "the weekly report is sent by the alerts' email server: give alerts.email")
     b.sections["monitoring"] = Monitoring(roles, interception_roles, float(interception_days),
                                           float(threshold) * 60, frozenset(c for c, _ in cats),
-                                          frozenset(terms), batch, email, webhook, weekly)
+                                          frozenset(c for c, _ in weekly_only), frozenset(terms), batch, email,
+                                          webhook, weekly)
 
 
 DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")

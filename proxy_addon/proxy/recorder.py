@@ -158,7 +158,8 @@ class Recorder:
     def _alerts(self, st: FlowState, d: Decision, action: str, search: str | None, monitoring: Monitoring) -> None:
         cats = self.rt.engine.config.categories  # type: ignore[union-attr]
         cat = cats.get(d.category) if d.category else None
-        if action == "block" and cat is not None and (cat.alert or cat.id in monitoring.alert_categories):
+        if action == "block" and cat is not None and (cat.alert or cat.id in monitoring.alert_categories) \
+                and (cat.locked or cat.id not in monitoring.weekly_only):  # a locked list is always high-risk
             self.alerter.note(Alert(st.started, st.who.user, st.who.client_ip, "category", cat.id, cat.title))
         if search and monitoring.safeguarding_terms:
             for term in flagged(search, monitoring.safeguarding_terms):
