@@ -26,7 +26,36 @@ def send(handler, status: int, body: bytes, **headers: str) -> None:
     handler.wfile.write(body)
 
 
+def read_chunked(h) -> bytes:
+    """A chunked request body, read to its end (BaseHTTPRequestHandler does not)."""
+    out = b""
+    while True:
+        line = h.rfile.readline()
+        if not line:
+            raise ConnectionError("the body was cut off")
+        size = int(line.split(b";")[0].strip() or b"0", 16)
+        if size == 0:
+            h.rfile.readline()
+            return out
+        out += h.rfile.read(size)
+        h.rfile.readline()
+
+
+def upload(h, body: bytes) -> None:
+    """An upload endpoint that answers only once it has the whole body, as a
+    real one does (answering before it has read the body would race the
+    proxy's scan of the stream)."""
+    if h.headers.get("Transfer-Encoding", "").lower() == "chunked":
+        try:
+            body = read_chunked(h)
+        except (ConnectionError, ValueError, OSError):
+            h.close_connection = True
+            return
+    send(h, 200, b"stored %d bytes" % len(body))
+
+
 def routes(origin) -> None:
+    origin.routes["/big"] = upload
     origin.routes["/clip.mp4"] = lambda h, b: send(h, 200, b"\x00\x00\x00\x18ftypmp42" + b"v" * 200_000,
                                                    Content_Type="video/mp4")
 
