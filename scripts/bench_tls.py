@@ -20,14 +20,11 @@ hostname; selective's decrypted flows no slower than intercept.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
-import ssl
 import statistics
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))

@@ -16,11 +16,13 @@ import fcntl
 import os
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 from alembic import command
 from alembic.config import Config as AlembicConfig
 from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
+from sqlalchemy.orm import Session
 
 DEFAULT_AUDIT_DB = "sqlite:///logs/audit.sqlite"
 MIGRATIONS = Path(__file__).parent / "migrations"
@@ -48,6 +50,15 @@ def make_engine(url: str) -> Engine:
         event.listen(engine, "connect", _sqlite_pragmas)
         return engine
     return create_engine(u, pool_pre_ping=True)
+
+
+def detached(db: Engine, query: Any) -> list[Any]:
+    """The ORM objects a query selects, detached from their session so the
+    caller can read them after it closes."""
+    with Session(db) as s:
+        rows = list(s.scalars(query))
+        s.expunge_all()
+        return rows
 
 
 def migrate(engine: Engine) -> None:

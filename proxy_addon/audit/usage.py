@@ -11,6 +11,7 @@ from sqlalchemy import Engine as DBEngine
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
+from .db import detached
 from .models import MediaUsage
 
 
@@ -42,8 +43,4 @@ def add_usage(db: DBEngine, user: str, day: str, seconds: float, nbytes: int) ->
 
 
 def usage_rows(db: DBEngine, day: str) -> list[MediaUsage]:
-    with Session(db) as s:
-        rows = list(s.scalars(select(MediaUsage).where(MediaUsage.day == day)))
-        for r in rows:
-            s.expunge(r)
-        return rows
+    return detached(db, select(MediaUsage).where(MediaUsage.day == day))

@@ -10,6 +10,7 @@ from sqlalchemy import Engine as DBEngine
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from ..audit.db import detached
 from ..audit.adminlog import record_action, record_refusal
 from ..classify.engine import Engine
 from .rules import (SUBJECT_KINDS, ActiveGrant, GrantError, GrantRules, check_new_grant, grant_window,
@@ -88,11 +89,7 @@ def revoke_grant(db: DBEngine, grant_id: int, by: str, reason: str, ip: str | No
 
 def list_grants(db: DBEngine, now: datetime | None = None, active_only: bool = True) -> list[Grant]:
     now = now or datetime.now(timezone.utc)
-    with Session(db) as s:
-        q = select(Grant).order_by(Grant.id.desc())
-        if active_only:
-            q = q.where(Grant.revoked_at.is_(None), Grant.ends_at > now)
-        rows = list(s.scalars(q).all())
-        for r in rows:
-            s.expunge(r)
-        return rows
+    q = select(Grant).order_by(Grant.id.desc())
+    if active_only:
+        q = q.where(Grant.revoked_at.is_(None), Grant.ends_at > now)
+    return detached(db, q)

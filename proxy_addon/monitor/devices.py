@@ -52,6 +52,7 @@ class DeviceNames:
     def __init__(self) -> None:
         self._config: Config | None = None
         self._named: tuple[Device, ...] = ()
+        self._naming = DeviceNaming()
         self._leases: dict[str, str] = {}
         self._lease_stamps: dict[Path, tuple[int, int]] = {}
         self._checked = 0.0
@@ -65,7 +66,8 @@ class DeviceNames:
         if config is not self._config:
             self._config = config
             self._named = tuple(sorted((d for d in config.devices if d.name), key=lambda d: -d.network.prefixlen))
-        naming: DeviceNaming = config.sections.get("device_names") or DeviceNaming()
+            self._naming = config.sections.get("device_names") or DeviceNaming()
+        naming = self._naming
         found = self._from_table(ip)
         if found is None and naming.leases:
             self._refresh_leases(naming.leases)

@@ -19,6 +19,7 @@ from sqlalchemy import Engine as DBEngine
 from sqlalchemy import select
 from sqlalchemy.orm import Session, aliased
 
+from ..audit.db import detached
 from ..audit.models import AccessEvent, AccessReview
 
 
@@ -94,8 +95,4 @@ def open_history(db: DBEngine, concern: Concern, subject: str, allowed_roles: fr
 
 
 def reviews_of(db: DBEngine, subject: str) -> list[AccessReview]:
-    with Session(db) as s:
-        rows = list(s.scalars(select(AccessReview).where(AccessReview.subject == subject).order_by(AccessReview.ts)))
-        for r in rows:
-            s.expunge(r)
-        return rows
+    return detached(db, select(AccessReview).where(AccessReview.subject == subject).order_by(AccessReview.ts))

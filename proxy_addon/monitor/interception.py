@@ -29,6 +29,7 @@ from sqlalchemy import Engine as DBEngine
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from ..audit.db import detached
 from ..audit.adminlog import record_action, record_refusal
 from ..audit.models import Interception
 from ..policy.monitoring import Monitoring
@@ -97,14 +98,10 @@ def revoke_interception(db: DBEngine, order_id: int, by: str, reason: str, ip: s
 
 def list_interceptions(db: DBEngine, active_only: bool = True, now: datetime | None = None) -> list[Interception]:
     now = now or datetime.now(timezone.utc)
-    with Session(db) as s:
-        q = select(Interception).order_by(Interception.id.desc())
-        if active_only:
-            q = q.where(Interception.revoked_at.is_(None), Interception.ends_at > now)
-        rows = list(s.scalars(q).all())
-        for r in rows:
-            s.expunge(r)
-        return rows
+    q = select(Interception).order_by(Interception.id.desc())
+    if active_only:
+        q = q.where(Interception.revoked_at.is_(None), Interception.ends_at > now)
+    return detached(db, q)
 
 
 def load_active(db: DBEngine, now: datetime) -> tuple[ActiveOrder, ...]:

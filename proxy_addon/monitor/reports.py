@@ -56,7 +56,7 @@ def where(condition: str) -> Any:
     return text(f"access_events.{condition}")
 
 
-def _between(t0: datetime, t1: datetime) -> Any:
+def between(t0: datetime, t1: datetime) -> Any:
     return and_(E.ts >= t0, E.ts < t1)
 
 
@@ -72,12 +72,12 @@ def _count_by_day(db: DBEngine, engine: Engine, key: Any, *where: Any) -> list[l
 
 def blocked(db: DBEngine, engine: Engine, t0: datetime, t1: datetime) -> Report:
     return Report("Blocked attempts by category and day", ["day", "category", "attempts"],
-                  _count_by_day(db, engine, E.category, where(BLOCKS), _between(t0, t1)))
+                  _count_by_day(db, engine, E.category, where(BLOCKS), between(t0, t1)))
 
 
 def top_blocked(db: DBEngine, engine: Engine, t0: datetime, t1: datetime, limit: int = 20) -> Report:
     with db.connect() as c:
-        rows = c.execute(select(E.host, E.category, func.count().label("n")).where(where(BLOCKS), _between(t0, t1))
+        rows = c.execute(select(E.host, E.category, func.count().label("n")).where(where(BLOCKS), between(t0, t1))
                          .group_by(E.host, E.category).order_by(func.count().desc()).limit(limit)).all()
     return Report("Most-blocked sites", ["site", "category", "attempts"], [[h, c or "(none)", n] for h, c, n in rows])
 
@@ -85,7 +85,7 @@ def top_blocked(db: DBEngine, engine: Engine, t0: datetime, t1: datetime, limit:
 def streaming(db: DBEngine, engine: Engine, t0: datetime, t1: datetime) -> Report:
     with db.connect() as c:
         rows = c.execute(select(_hour(E.ts), func.sum(E.media_seconds), func.sum(E.bytes_out), func.count())
-                         .where(where(MEDIA), _between(t0, t1)).group_by(_hour(E.ts))).all()
+                         .where(where(MEDIA), between(t0, t1)).group_by(_hour(E.ts))).all()
     days: dict[str, list[float]] = defaultdict(lambda: [0.0, 0.0, 0])
     for hour, secs, nbytes, n in rows:
         d = days[_local_day(hour, engine.config.zone)]
@@ -104,7 +104,7 @@ def out_of_hours(db: DBEngine, engine: Engine, t0: datetime, t1: datetime) -> Re
     mon: Monitoring = engine.config.sections.get("monitoring") or Monitoring()
     minute = func.substr(cast(E.ts, String), 1, 16)
     with db.connect() as c:
-        rows = c.execute(select(E.user, minute).where(where(OUT_OF_HOURS), _between(t0, t1))
+        rows = c.execute(select(E.user, minute).where(where(OUT_OF_HOURS), between(t0, t1))
                          .group_by(E.user, minute)).all()
         grants = c.execute(select(Grant.subject_kind, Grant.subject, Grant.starts_at, Grant.ends_at)
                            .where(Grant.target_kind == "out-of-hours", Grant.revoked_at.is_(None),
@@ -136,7 +136,7 @@ def _grant_covers(g: Any, user: str, engine: Engine, t: datetime) -> bool:
 
 def grants(db: DBEngine, engine: Engine, t0: datetime, t1: datetime) -> Report:
     with db.connect() as c:
-        uses = dict(c.execute(select(E.grant_id, func.count()).where(E.grant_id.is_not(None), _between(t0, t1))
+        uses = dict(c.execute(select(E.grant_id, func.count()).where(E.grant_id.is_not(None), between(t0, t1))
                               .group_by(E.grant_id)).all())
     with Session(db) as s:  # whole Grant objects need a Session; a Core connection returns their columns
         rows = s.scalars(select(Grant).where(Grant.starts_at < t1, Grant.ends_at > t0).order_by(Grant.id)).all()
@@ -152,7 +152,7 @@ def grants(db: DBEngine, engine: Engine, t0: datetime, t1: datetime) -> Report:
 
 def self_reports(db: DBEngine, engine: Engine, t0: datetime, t1: datetime) -> Report:
     return Report("Self-reported accidental access", ["day", "category", "reports"],
-                  _count_by_day(db, engine, E.category, where(SELF_REPORTS), _between(t0, t1)))
+                  _count_by_day(db, engine, E.category, where(SELF_REPORTS), between(t0, t1)))
 
 
 def searches(db: DBEngine, engine: Engine, t0: datetime, t1: datetime, limit: int = 50) -> Report:
@@ -161,7 +161,7 @@ def searches(db: DBEngine, engine: Engine, t0: datetime, t1: datetime, limit: in
 
     mon: Monitoring = engine.config.sections.get("monitoring") or Monitoring()
     with db.connect() as c:
-        rows = c.execute(select(E.search_terms, func.count()).where(where(SEARCHES), _between(t0, t1))
+        rows = c.execute(select(E.search_terms, func.count()).where(where(SEARCHES), between(t0, t1))
                          .group_by(E.search_terms).order_by(func.count().desc())).all()
     flagged_counts: dict[str, int] = defaultdict(int)
     for terms, n in rows:
@@ -177,7 +177,7 @@ def searches(db: DBEngine, engine: Engine, t0: datetime, t1: datetime, limit: in
 def circumvention(db: DBEngine, engine: Engine, t0: datetime, t1: datetime) -> Report:
     circ_cats = [c.id for c in engine.config.categories.values() if c.circumvention]
     return Report("Attempts to get round the filter", ["day", "kind", "attempts"],
-                  _count_by_day(db, engine, E.rule, where(BLOCKS), _between(t0, t1),
+                  _count_by_day(db, engine, E.rule, where(BLOCKS), between(t0, t1),
                                 or_(E.rule.like("circumvention:%"), E.category.in_(circ_cats))))
 
 

@@ -65,11 +65,11 @@ def weekly(db: DBEngine, engine: Engine, t0: datetime, t1: datetime) -> Weekly:
             if not cats:
                 return []
             return c.execute(select(E.category, func.count(), func.min(E.id), func.max(E.id))
-                             .where(reports.where(BLOCKS), reports._between(t0, t1), E.category.in_(cats))
+                             .where(reports.where(BLOCKS), reports.between(t0, t1), E.category.in_(cats))
                              .group_by(E.category)).all()
         locked_hits, safe_hits = hits(locked), hits(safeguarding)
         digests = c.execute(select(E.config_digest, func.min(E.ts), func.count())
-                            .where(reports._between(t0, t1), E.config_digest.is_not(None))
+                            .where(reports.between(t0, t1), E.config_digest.is_not(None))
                             .group_by(E.config_digest).order_by(func.min(E.ts))).all()
     blocked = reports.blocked(db, engine, t0, t1).rows
     per_day: dict[str, int] = defaultdict(int)
@@ -80,7 +80,7 @@ def weekly(db: DBEngine, engine: Engine, t0: datetime, t1: datetime) -> Weekly:
     circumvention = reports.circumvention(db, engine, t0, t1).rows
     self_reports = reports.self_reports(db, engine, t0, t1).rows
     ooh = reports.out_of_hours(db, engine, t0, t1).rows
-    new_grants = [g for g in reports.grants(db, engine, t0, t1).rows]
+    new_grants = reports.grants(db, engine, t0, t1).rows
     # never the names of locked-list sites in an email (they are referenced by event number above)
     top = [r for r in reports.top_blocked(db, engine, t0, t1, limit=10 + len(locked)).rows if r[1] not in locked][:10]
     zone = cfg.zone
@@ -95,19 +95,19 @@ def weekly(db: DBEngine, engine: Engine, t0: datetime, t1: datetime) -> Weekly:
         ["people above the out-of-hours threshold (person-days)", len(ooh), ""],
         ["grants in force", len(new_grants), ""],
     ]
-    charts = (bars("Blocked attempts a day", [d[5:] for d in sorted(per_day)], [per_day[d] for d in sorted(per_day)])
-              + hbars("Blocked attempts by category", sorted(per_cat, key=lambda k: -per_cat[k])[:12],
-                      [per_cat[k] for k in sorted(per_cat, key=lambda k: -per_cat[k])[:12]]))
+    days, ranked = sorted(per_day), sorted(per_cat, key=lambda k: -per_cat[k])
+    charts = (bars("Blocked attempts a day", [d[5:] for d in days], [per_day[d] for d in days])
+              + hbars("Blocked attempts by category", ranked[:12], [per_cat[k] for k in ranked[:12]]))
     html = "".join([
-        f'<!DOCTYPE html><html><head><meta charset="utf-8"><title>Weekly filtering report</title></head>'
-        f'<body style="font-family:sans-serif;max-width:760px">',
+        '<!DOCTYPE html><html><head><meta charset="utf-8"><title>Weekly filtering report</title></head>'
+        '<body style="font-family:sans-serif;max-width:760px">',
         f"<h1>Weekly filtering and monitoring report</h1><p>{escape(span)} ({escape(str(zone))}). Aggregates and "
         "incident references only: event numbers can be looked up in the admin app; a person's wider history "
         "is opened only for a recorded concern.</p>",
         _table("Incidents", ["what", "count", "references"], incidents, ""),
         charts,
-        _table("Blocked attempts by category", ["category", "attempts"],
-               sorted(([k, v] for k, v in per_cat.items()), key=lambda r: -r[1]), "No blocked attempts."),
+        _table("Blocked attempts by category", ["category", "attempts"], [[k, per_cat[k]] for k in ranked],
+               "No blocked attempts."),
         _table("Most-blocked sites", ["site", "category", "attempts"], top, "No blocked attempts."),
         _table("Attempts to get round the filter", ["day", "kind", "attempts"], circumvention, "None."),
         _table("Use outside working hours above the threshold", ["person", "day", "active minutes"], ooh, "None."),

@@ -102,8 +102,7 @@ class SchoolFilter:
         self.notice = Notice(rt)
         self.content = ContentControls(rt, self.pages)
         self.judge = Judge(rt, self.recorder, self.pages, self.content)
-        self.tunnels = Tunnels(rt, self.judge, self.recorder)
-        self.tunnels.notice_due = self.notice.due_for
+        self.tunnels = Tunnels(rt, self.judge, self.recorder, self.notice.due_for)
         self.pacer = Pacer(rt, self.content.download_sniffer)
         self.pagecheck = PageCheck(rt, self.pages)
         self.background = Background(rt, self.recorder)

@@ -40,7 +40,7 @@ class Notice:
     def wants(self, flow: http.HTTPFlow, st: FlowState) -> bool:
         """A page the person navigates to (not an image, a script or an API call), while the notice is due."""
         req = flow.request
-        if st.feedback or st.answered or st.decision.action == "block" or req.method != "GET":
+        if self.rules() is None or st.feedback or st.answered or st.decision.action == "block" or req.method != "GET":
             return False
         dest = req.headers.get("sec-fetch-dest", "document")
         return dest == "document" and "text/html" in req.headers.get("accept", "") and self.due_for(st.who)

@@ -18,7 +18,8 @@ PATHS = ("/proxy.pac", "/wpad.dat")
 PAC_TYPE = "application/x-ns-proxy-autoconfig"
 
 
-OWN_NAMES = frozenset({"localhost", socket.gethostname().lower(), socket.getfqdn().lower()})
+OWN_NAMES = frozenset({"localhost", socket.gethostname().lower()})  # not getfqdn(): a DNS query at start-up;
+# the names clients use for the proxy are the rules' pac.proxies
 
 
 def addressed_to_proxy(flow: http.HTTPFlow, rules: PacRules | None) -> bool:

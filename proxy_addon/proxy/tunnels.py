@@ -35,13 +35,14 @@ from .recorder import Recorder
 
 
 class Tunnels:
-    def __init__(self, rt: Runtime, judge: Judge, recorder: Recorder) -> None:
+    def __init__(self, rt: Runtime, judge: Judge, recorder: Recorder,
+                 notice_due: Callable[[Identity], bool] = lambda who: False) -> None:
         self.rt = rt
         self.judge = judge
         self.recorder = recorder
         self.open: dict[str, FlowState] = {}  # client connection id -> its undecrypted tunnel
         self.pinned = PinnedClients()
-        self.notice_due: Callable[[Identity], bool] = lambda who: False  # set by the filter (proxy.notice)
+        self.notice_due = notice_due  # proxy.notice: a tunnel is decrypted for a due notice in selective mode
 
     def http_connect(self, flow: http.HTTPFlow) -> None:
         engine = self.rt.engine
