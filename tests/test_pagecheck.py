@@ -77,3 +77,32 @@ def test_explain_content_scores_a_saved_page(config_dir, tmp_path):
     out = subprocess.run([EXE, "explain", "--config", str(config_dir), "--content", str(page)],
                          capture_output=True, text=True)
     assert out.stdout.startswith("verdict: allow")
+
+
+def test_dense_pages_find_the_same_phrases_as_a_plain_count(config_dir):
+    """Runs of one letter are cut before matching (a page of ``xxxx…`` would
+    otherwise hit at every character); cutting must not change which phrases
+    are found, only how often a run is counted."""
+    from collections import Counter
+    from operator import itemgetter
+
+    from proxy_addon.classify.engine import Engine
+    from proxy_addon.content.phrases import matcher_for, page_text
+
+    m = matcher_for(Engine.load(config_dir).config.sections["page_content"])
+    pages = ["x" * 2048, "xxxxxxxx porn xxxxxxx casino " * 40, "aaaa" * 500 + " free spins ",
+             ORDINARY.decode() * 20, GAMBLING.decode() + "x" * 5000, "wwwwwwwwww.xxxxxxxxxx.com " * 50]
+    for raw in pages:
+        text = page_text(raw)
+        plain = Counter(map(itemgetter(1), m.auto.iter(text)))
+        assert set(m._hits(text)) == set(plain), raw[:40]
+        assert set(m.score(text).totals) == {c for c, t in _plain_totals(m, plain).items()}, raw[:40]
+
+
+def _plain_totals(m, seen):
+    totals = {}
+    for k, ids in enumerate(m.part_ids):
+        ph = m.phrases[k]
+        if ph.category != "*" and all(seen.get(i) for i in ids):
+            totals[ph.category] = 1
+    return totals

@@ -133,13 +133,24 @@ class PhraseMatcher:
             self.auto.make_automaton()
         self.longest_run = max((len(m.group(0)) for p in self.parts for m in _RUN.finditer(p)), default=1)
         self._runs = re.compile(r"(.)\1{%d,}" % self.longest_run)
+        # Parts made of one repeated character ("xxx") match at every
+        # character of a run of it: such runs are cut before matching, by a
+        # single-character repeat that the regular expression engine scans
+        # fast (the general rule above costs 40 us on any 2 KB text).
+        solo = sorted({p.strip()[0] for p in self.parts if len(set(p.strip())) == 1})
+        self._solo_runs = [(re.compile(re.escape(c * (self.longest_run + 1)) + "+"), c * self.longest_run)
+                           for c in solo]
 
     def _hits(self, text: str) -> Counter[int]:
         """How often each part occurs (counted in C).  A text denser in hits
         than any prose (``xxxxxxxx…``, where a part like ``xxx`` matches at
         every character) is counted again with runs of one character cut to
         the longest run in any phrase: the same phrases match, the runs stop
-        multiplying the work (a 2 KB body of one letter cost 0.17 ms)."""
+        multiplying the work (a 2 KB body of one letter cost 0.17 ms).  Runs
+        of a character that a part is made of are cut first, always: that
+        is the common dense page ("xxxx…") and costs a scan for the letter."""
+        for run, cut in self._solo_runs:
+            text = run.sub(cut, text)
         cap = len(text) // 16 + 32  # prose has about one hit in 70 characters
         first = list(islice(map(itemgetter(1), self.auto.iter(text)), cap))
         if len(first) < cap:
