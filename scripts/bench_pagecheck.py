@@ -34,7 +34,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from proxy_addon.classify.engine import Engine  # noqa: E402
-from proxy_addon.content.phrases import matcher_for, page_text  # noqa: E402
+from proxy_addon.content.phrases import matcher_for  # noqa: E402
 from tests.support.origin import start_origin  # noqa: E402
 from tests.support.proxy import Proxy, copy_config  # noqa: E402
 
@@ -83,8 +83,8 @@ def scoring(repeat: int) -> dict[str, float]:
     out = {}
     for name, html in pages.items():
         body = html.encode()
-        out[name] = p50_ms(lambda: matcher.score(page_text(body.decode("utf-8", "replace"))), repeat)
-        s = matcher.score(page_text(html))
+        out[name] = p50_ms(lambda: matcher.score_page(body.decode("utf-8", "replace")), repeat)
+        s = matcher.score_page(html)
         print(f"scoring, {name} ({len(body) // 1000} KB): p50 {out[name]:.2f} ms; verdict "
               f"{s.verdict(rules) or 'none'}", flush=True)
     return out

@@ -152,3 +152,31 @@ def test_a_segment_that_is_only_a_crash_stub_does_not_swallow_the_next_event(tmp
     assert seq == j.seq and (d / f"seg-{seq:016d}.jrnl").exists()  # a new segment: nothing runs into the stub
     rows = j.read_after(0, 10)
     assert [(r["_jseq"], r["url"]) for r in rows] == [(seq, "http://example.org/7")]
+
+
+def test_a_killed_writer_leaves_reserved_zeros_that_the_next_start_cuts_off(tmp_path):
+    """The journal is memory-mapped with disk space reserved ahead: a proxy
+    killed mid-segment leaves zeros after its data (and perhaps half a line
+    copied in); the next start reads every whole event, reports the half line
+    once, cuts the zeros off and carries on after them."""
+    from proxy_addon.audit.journal import RESERVE, Journal
+
+    d = tmp_path / "journal"
+    j = Journal(d)
+    seqs = [j.append(event(i)) for i in range(3)]
+    seg, = d.glob("seg-*.jrnl")
+    data = sum(len(line) for line in seg.read_bytes().rstrip(b"\0").splitlines(keepends=True))
+    assert seg.stat().st_size == RESERVE and seg.read_bytes()[data:] == b"\0" * (RESERVE - data)
+    assert [r["_jseq"] for r in j.read_after(0, 10)] == seqs  # read while being written: zeros are not a line
+    with open(seg, "r+b") as fh:  # killed while copying in the fourth event
+        fh.seek(data)
+        fh.write(b'4\t{"ts": "2026-11-2')
+    del j  # no close: as after SIGKILL
+    again = Journal(d)
+    assert again.seq == 4 and again.damage.lines == 1  # the half line's number is not given again
+    assert [r["url"] for r in again.read_after(0, 10)] == [f"http://example.org/{i}" for i in range(3)]
+    assert b"\0" not in seg.read_bytes()
+    seq = again.append(event(9))
+    again.close()
+    assert seq == 5 and [r["url"] for r in Journal(d).read_after(3, 10)] == ["http://example.org/9"]
+    assert b"\0" not in b"".join(p.read_bytes() for p in d.glob("seg-*.jrnl"))  # a clean stop gives back the space

@@ -106,3 +106,15 @@ def _plain_totals(m, seen):
         if ph.category != "*" and all(seen.get(i) for i in ids):
             totals[ph.category] = 1
     return totals
+
+
+def test_a_page_is_scored_the_same_whether_runs_are_cut_before_or_after_reading_it(config_dir):
+    from proxy_addon.classify.engine import Engine
+    from proxy_addon.content.phrases import matcher_for, page_text
+
+    m = matcher_for(Engine.load(config_dir).config.sections["page_content"])
+    for raw in (GAMBLING.decode(), DODGED.decode(), "<p>XXXXXXXX free porn xxxxxxxxxxxx</p>" * 30,
+                "<b>xxxxx</b>xxxxxxx<i>casino</i>" * 50, ORDINARY.decode()):
+        assert m.score_page(raw).totals == m.score(page_text(raw)).totals, raw[:40]
+    assert m.score_page("<p>nothing here</p>", "online casino").totals == \
+        m.score(page_text("<p>nothing here</p>")[:0] + " online casino " + page_text("<p>nothing here</p>")[1:]).totals

@@ -4,11 +4,22 @@ file before the response it describes is sent, so a crash at any moment
 request, and a database outage loses none either.
 
 Format: segment files ``<dir>/seg-<first sequence number>.jrnl`` of lines
-``<seq>\\t<event as JSON>\\n``, each written whole with one ``write`` to a
-file opened for appending: after a process is killed the kernel still holds
-what was written.  (A power cut can lose what the disk had not yet been
-given; the writer syncs the journal with every batch, once a second, and
-the journal says so in its docstring rather than pretend otherwise.)
+``<seq>\\t<event as JSON>\\n``.  A segment is memory-mapped and written by
+copying each line into the mapping: the pages are the kernel's page cache,
+so after a process is killed the kernel still holds every line copied in,
+exactly as with ``write``; but appending costs no system call, and so no
+hand-over of the GIL to the audit writer's thread in the middle of a
+request (measured inside the busy proxy: 35 us of CPU for a 1 KB
+``os.write``).  Space is reserved ahead in steps of ``RESERVE`` bytes with
+``posix_fallocate``, so a full disk is an error from that call (the event
+then goes to the memory buffer), never a ``SIGBUS`` from a page the
+filesystem cannot back.  Each line's newline is copied after the rest of
+it, so a reader that sees the newline sees the whole line.  After its data
+a segment being written holds zeros up to the space reserved; a clean stop
+cuts them off, and so does the next start after a crash.  (A power cut can
+lose what the disk had not yet been given; the writer syncs the journal
+with every batch, once a second, and the journal says so in its docstring
+rather than pretend otherwise.)
 
 The database records, in the same transaction as the events, the last
 sequence number it holds (``audit_chains.journaled``), so replay after a
@@ -22,6 +33,7 @@ from __future__ import annotations
 
 import json
 import logging
+import mmap
 import os
 import threading
 from collections.abc import Iterator
@@ -32,6 +44,7 @@ from typing import Any
 
 log = logging.getLogger(__name__)
 SEGMENT_BYTES = 16 << 20
+RESERVE = 256 << 10  # disk space reserved ahead of the data (about 250 events)
 _ENCODER = json.JSONEncoder(separators=(",", ":"), default=lambda o: o.isoformat())
 
 
@@ -68,7 +81,9 @@ class Journal:
         self._terminate_stub()
         self.seq = self._last_seq()
         self._fd: int | None = None
-        self._segment_bytes = 0
+        self._map: mmap.mmap | None = None
+        self._segment_bytes = 0  # data in the segment being written
+        self._reserved = 0  # bytes of it backed by reserved disk space, and mapped
         self._lock = threading.Lock()  # size is changed by both threads
         self.size = sum(p.stat().st_size for p in self.segments())
         self.failing: str | None = None  # why appending fails, while it does
@@ -87,6 +102,8 @@ class Journal:
         segs = self.segments()
         if not segs:
             return
+        for seg in segs:
+            _cut_reserve(seg)
         last = segs[-1]
         try:
             with open(last, "rb+") as fh:
@@ -111,11 +128,11 @@ class Journal:
                 return last
         return int(segs[-1].stem[4:]) - 1 if segs else 0
 
-    def _open(self) -> int:
+    def _open(self) -> None:
         path = self.directory / f"seg-{self.seq + 1:016d}.jrnl"
-        self._fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
-        self._segment_bytes = os.fstat(self._fd).st_size
-        return self._fd
+        data = _cut_reserve(path)  # one begun before a failure: carry on after its data
+        self._fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+        self._segment_bytes = self._reserved = max(data, 0)
 
     def append(self, row: dict[str, Any]) -> int:
         """Journal one event; its sequence number, or 0 if it could not be."""
@@ -125,29 +142,56 @@ class Journal:
         seq = self.seq + 1
         data = f"{seq}\t{encode(row)}\n".encode()
         try:
-            fd = self._fd if self._fd is not None and self._segment_bytes < SEGMENT_BYTES else self._rotate()
-            written = os.write(fd, data)
-        except OSError as e:
-            self.failing = f"cannot write the journal: {e.strerror or e}"
-            self._close_fd()
-            return 0
-        if written != len(data):  # a short write: the disk filled mid-line; the reader skips the stub
-            self.failing = "cannot write the journal: the disk is full"
+            if self._fd is None or self._segment_bytes >= SEGMENT_BYTES:
+                self._rotate()
+            start = self._segment_bytes
+            end = start + len(data)
+            if end > self._reserved:
+                self._reserve(end)
+            mm = self._map
+            assert mm is not None
+            mm[start:end - 1] = data[:-1]
+            mm[end - 1] = 10  # the newline last: a reader that sees it sees the whole line
+        except (OSError, ValueError) as e:  # ENOSPC reserving space; a map closed under us
+            self.failing = f"cannot write the journal: {getattr(e, 'strerror', None) or e}"
             self._close_fd()
             return 0
         self.seq = seq
-        self._segment_bytes += written
+        self._segment_bytes = end
         with self._lock:
-            self.size += written
+            self.size += len(data)
         self.failing = None
         return seq
 
-    def _rotate(self) -> int:
+    def _reserve(self, end: int) -> None:
+        """Back the segment with disk space to past ``end``, and map that much."""
+        fd = self._fd
+        assert fd is not None
+        size = -(-(end + 1) // RESERVE) * RESERVE
+        os.posix_fallocate(fd, self._reserved, size - self._reserved)  # raises on a full disk
+        if self._map is not None:
+            self._map.close()
+        self._map = mmap.mmap(fd, size)
+        self._reserved = size
+
+    def _rotate(self) -> None:
         self._close_fd()
-        return self._open()
+        self._open()
 
     def _close_fd(self) -> None:
+        """Stop writing this segment: unmap it and give back the space
+        reserved after its data."""
+        if self._map is not None:
+            try:
+                self._map.close()
+            except (OSError, ValueError):
+                pass
+            self._map = None
         if self._fd is not None:
+            try:
+                os.ftruncate(self._fd, self._segment_bytes)
+            except OSError:
+                pass
             try:
                 os.close(self._fd)
             except OSError:
@@ -176,6 +220,8 @@ class Journal:
             return
         with fh:
             for raw in fh:
+                if raw[:1] == b"\0":
+                    return  # the space reserved after the data
                 text = raw.decode("utf-8", "replace")
                 head, tab, body = text.partition("\t")
                 if not raw.endswith(b"\n") or not tab or not head.isdigit():
@@ -218,8 +264,8 @@ class Journal:
                 done = fh.tell()  # the end of the last line consumed
                 while True:
                     raw = fh.readline()
-                    if not raw:
-                        break
+                    if not raw or raw[:1] == b"\0":
+                        break  # the end, or the space reserved after the data
                     if not raw.endswith(b"\n"):
                         if nxt is None:
                             break  # still being written: read it next time, from ``done``
@@ -260,3 +306,27 @@ class Journal:
                     continue
                 with self._lock:
                     self.size -= size
+
+
+def _cut_reserve(path: Path) -> int:
+    """Cut off the zeros after a segment's data (the space reserved ahead,
+    left there when the proxy was killed); the length of its data, or -1 if
+    there is no such file."""
+    try:
+        with open(path, "rb+") as fh:
+            size = end = fh.seek(0, os.SEEK_END)
+            while end > 0:
+                step = min(end, RESERVE)
+                fh.seek(end - step)
+                block = fh.read(step).rstrip(b"\0")
+                end -= step - len(block)
+                if block:
+                    break
+            if end < size:
+                fh.truncate(end)
+            return end
+    except FileNotFoundError:
+        return -1
+    except OSError as e:
+        log.warning("audit journal: cannot check %s: %s", path, e)
+        return -1

@@ -170,14 +170,14 @@ def _explain_content(engine: Any, args: argparse.Namespace) -> int:
     score, its threshold, and the phrases that counted."""
     import json
 
-    from ..content.phrases import matcher_for, page_text
+    from ..content.phrases import matcher_for
 
     rules = engine.config.sections.get("page_content")
     if rules is None or not rules.phrases:
         print("schoolproxy: no page_content phrase lists are configured", file=sys.stderr)
         return 2
     raw = sys.stdin.buffer.read() if args.content == "-" else open(args.content, "rb").read()
-    score = matcher_for(rules).score(page_text(raw.decode("utf-8", "replace")))
+    score = matcher_for(rules).score_page(raw.decode("utf-8", "replace"))
     verdict = score.verdict(rules)
     if args.json:
         print(json.dumps({"blocked_as": verdict, "totals": score.totals,

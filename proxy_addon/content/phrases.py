@@ -67,9 +67,9 @@ class PageScore:
         return f"page score {self.totals.get(category, 0)} for {category} (threshold {rules.threshold(category)}): {parts}"
 
 
-def page_text(raw: str) -> str:
+def page_text(raw: str, lowered: bool = False) -> str:
     """The text a browser shows, in lower case, words between single spaces."""
-    low = raw.lower()
+    low = raw if lowered else raw.lower()
     if "<script" in low or "<style" in low or "<noscript" in low:
         low = _without_scripts(low)
     text = _TAG.sub(" ", low)
@@ -159,7 +159,19 @@ class PhraseMatcher:
         return Counter(map(itemgetter(1), self.auto.iter(squeezed)))
 
     def score(self, text: str) -> PageScore:
+        """Score text as ``page_text`` gives it."""
         return self._score(text)
+
+    def score_page(self, raw: str, prefix: str = "") -> PageScore:
+        """Score a page as a browser shows it, with ``prefix`` (a search's
+        terms) read before it.  Runs of a letter that a phrase is made of
+        are cut on the raw page, before the reading: a body of ``xxxx…``
+        then costs one scan for the letter instead of the whole reading."""
+        low = raw.lower()
+        for run, cut in self._solo_runs:
+            low = run.sub(cut, low)
+        text = page_text(low, lowered=True)
+        return self._score(f" {prefix}{text}" if prefix else text)
 
     def _score(self, text: str) -> PageScore:
         seen = self._hits(text) if self.parts else Counter()

@@ -21,7 +21,7 @@ from dataclasses import replace
 
 from mitmproxy import http
 
-from ..content.phrases import matcher_for, page_text
+from ..content.phrases import matcher_for
 from ..monitor.searchterms import extract as extract_search
 from ..policy.pagecontent import PageContentRules
 from .blocking import Pages, stop
@@ -120,11 +120,9 @@ class PageCheck:
                 body = enc.decode(body, encoding)[: rules.scan_bytes]  # the part that arrived may be cut
             except (ValueError, OSError):
                 return False
-        text = page_text(body.decode("utf-8", "replace"))
         search = extract_search(st.target.host, st.target.path, st.target.query)
-        if search:
-            text = f" {search.split(': ', 1)[-1].lower()} {text}"
-        score = matcher_for(rules).score(text)
+        score = matcher_for(rules).score_page(body.decode("utf-8", "replace"),
+                                              search.split(": ", 1)[-1].lower() if search else "")
         category = score.verdict(rules)
         if category is None:
             return False
