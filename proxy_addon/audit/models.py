@@ -187,6 +187,40 @@ class NoticeAck(Base):
     __table_args__ = (Index("ix_notice_acks_ts", "ts"),)
 
 
+class RuleDecision(Base):
+    """One change of what is blocked or allowed, and why (the DfE standard:
+    "documenting decisions on what is blocked or allowed and why"): made in
+    the admin app, by hand in a rules file, by a list update, or a grant."""
+
+    __tablename__ = "rule_decisions"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    ts: Mapped[datetime] = mapped_column(UTCDateTime())
+    actor: Mapped[str] = mapped_column(String(255))
+    role: Mapped[str | None] = mapped_column(String(32))
+    source: Mapped[str] = mapped_column(String(32))  # app | hand edit | list update | baseline
+    path: Mapped[str | None] = mapped_column(String(512))  # the file changed, relative to the configuration
+    summary: Mapped[str] = mapped_column(Text)
+    diff: Mapped[str | None] = mapped_column(Text)  # unified diff of the file
+    reason: Mapped[str | None] = mapped_column(Text)
+    instance: Mapped[str | None] = mapped_column(String(64))  # the proxy that noticed a hand edit
+
+    __table_args__ = (Index("ix_rule_decisions_ts", "ts"),)
+
+
+class RuleFile(Base):
+    """A rules file as last recorded in the decision log: a file whose
+    content differs from this was edited since (by hand, if no decision says
+    otherwise)."""
+
+    __tablename__ = "rule_files"
+
+    path: Mapped[str] = mapped_column(String(512), primary_key=True)
+    sha256: Mapped[str] = mapped_column(String(64))
+    content: Mapped[str] = mapped_column(Text)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
 class AuditSeal(Base):
     """A forward-secure seal (``audit.seal``): the heads of one instance's
     chains at a moment, MACed with a key that evolves one-way after each

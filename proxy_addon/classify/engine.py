@@ -48,7 +48,7 @@ from .listindex import CURRENT, ListIndex
 from .scoring import Score, Scorer
 from ..urls.entries import digest_forms
 from ..urls.matching import specificity
-from ..urls.normalize import Target
+from ..urls.normalize import HOST_MEMO, Target
 
 _RANK = {a: i for i, a in enumerate(ACTIONS)}
 
@@ -108,7 +108,7 @@ class Engine:
 
     # -- classification ------------------------------------------------------
 
-    HOST_CACHE = 16_384  # hosts: a school's traffic repeats a few thousand; bounded so memory stays flat (bench_soak.py)
+    HOST_CACHE = HOST_MEMO
 
     def path_dependent(self, target: Target) -> bool:
         """Whether some entry for this host is URL-level (a phishing page, an

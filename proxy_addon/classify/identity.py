@@ -12,6 +12,7 @@ from functools import lru_cache
 from dataclasses import dataclass
 
 from ..policy.model import Config
+from ..urls.normalize import HOST_MEMO
 
 
 @dataclass(frozen=True, slots=True)
@@ -22,7 +23,7 @@ class Identity:
     via: str  # "proxyauth" | "device" | "ip"
 
 
-@lru_cache(maxsize=16384)
+@lru_cache(maxsize=HOST_MEMO)
 def canonical_ip(address: str) -> str:
     """``::ffff:10.0.0.5`` -> ``10.0.0.5``; anything unparsable unchanged."""
     try:

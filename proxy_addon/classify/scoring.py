@@ -36,12 +36,13 @@ from pathlib import Path
 
 from ..policy.scoring import ScoringRules
 from ..urls.entries import split_registrable
+from ..urls.normalize import HOST_MEMO
 
 LEET = str.maketrans("013457$@8", "oieastsab")
 _CHUNK = re.compile(r"[a-z]+")
 _XRUN = re.compile(r"x{3,}")
 NOISE_LABELS = frozenset({"www", "www1", "www2", "ww", "m", "mobile", "cdn", "static", "img", "api"})
-MEMO = 16_384  # hosts (and words); what most traffic repeats, at about 200 bytes each (bench_soak.py)
+MEMO = HOST_MEMO  # hosts (and words), at about 200 bytes each
 
 
 @dataclass(frozen=True, slots=True)

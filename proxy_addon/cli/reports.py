@@ -1,4 +1,4 @@
-"""``schoolproxy report``, ``history``, ``export-subject`` and ``purge``."""
+"""``schoolproxy report``, ``decisions``, ``history``, ``export-subject`` and ``purge``."""
 
 from __future__ import annotations
 
@@ -40,6 +40,26 @@ def cmd_report(args: argparse.Namespace) -> int:
         return _weekly(args, engine)
     t0, t1 = period(args.date_from, args.date_to, engine.config.zone)
     sys.stdout.write(render(REPORTS[args.kind](open_database(audit_db(args)), engine, t0, t1), args.format))
+    return 0
+
+
+def _setup_decisions(p: argparse.ArgumentParser) -> None:
+    add_config_arg(p)
+    add_db_arg(p)
+    _period_args(p)
+    p.add_argument("--format", choices=("table", "csv", "html"), default="table",
+                   help="table leaves out the diffs; csv and html have them")
+
+
+@command("decisions", "the decision log: every change of what is blocked or allowed, who, when, the diff, why",
+         _setup_decisions)
+def cmd_decisions(args: argparse.Namespace) -> int:
+    from ..monitor.decisions import decisions_report
+
+    engine = load_engine(args)
+    t0, t1 = period(args.date_from, args.date_to, engine.config.zone)
+    report = decisions_report(open_database(audit_db(args)), t0, t1, with_diff=args.format != "table")
+    sys.stdout.write(render(report, args.format))
     return 0
 
 

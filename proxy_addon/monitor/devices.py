@@ -21,8 +21,9 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from ..policy.model import Config, Device, DeviceNaming
+from ..urls.normalize import HOST_MEMO
 
-CACHE = 16_384
+CACHE = HOST_MEMO
 RECHECK_S = 5.0
 DNS_TTL_S = 3600.0
 _ISC_LEASE = re.compile(r"lease\s+([0-9a-fA-F:.]+)\s*\{(.*?)\}", re.S)

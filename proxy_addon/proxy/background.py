@@ -21,6 +21,7 @@ from ..classify.reload import reloaded
 from ..content.phrases import matcher_for
 from ..grants.store import load_active
 from ..monitor.alerts import system_alert
+from ..monitor.decisions import note_changes
 from ..lists.lockedfeeds import load_states, update_locked
 from ..monitor.interception import load_active as load_orders
 from ..monitor.notice import load_acks
@@ -204,7 +205,10 @@ class Background:
             await asyncio.sleep(24 * 3600)
 
     async def _watch_config(self) -> None:
-        """Reload when the files change; keep the rules in force if the new ones are broken."""
+        """Reload when the files change; keep the rules in force if the new
+        ones are broken.  Rules that load are compared with the decision
+        log's copy, at start and after each change: a hand edit is recorded."""
+        await self._note_hand_edits(Path(ctx.options.schoolproxy_config))
         while True:
             await asyncio.sleep(ctx.options.schoolproxy_reload_ms / 1000)
             assert self.rt.engine is not None
@@ -215,3 +219,15 @@ class Background:
                 if page_rules is not None and page_rules.phrases:  # built here, not at the next page
                     await asyncio.to_thread(matcher_for, page_rules)
                 self.rt.engine = engine
+                await self._note_hand_edits(root)
+
+    async def _note_hand_edits(self, root: Path) -> None:
+        if self.rt.db is None:
+            return
+        try:
+            changed = await asyncio.to_thread(note_changes, self.rt.db, root, self.rt.instance)
+            if changed:
+                log.info("schoolproxy: rules edited by hand, recorded in the decision log: %s", ", ".join(changed))
+        except Exception as e:  # the rules still apply; the log says what could not be recorded
+            log.error("schoolproxy: could not record rules changes in the decision log (%s: %s)",
+                      type(e).__name__, e)

@@ -1,0 +1,134 @@
+"""Rules changed in the admin app, in a real headless Chromium, against a
+real proxy with its admin app: the technician allows a blocked host with a
+reason and the proxy lets it through within seconds; a change with a
+problem shows it (FILE:LINE) and changes nothing; a hand edit of a rules
+file is noticed by the proxy; the decision log (page and command) shows
+both, with diffs and reasons.
+
+Set SCHOOLPROXY_SCREENSHOTS=docs/screenshots to refresh the committed screenshots.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import os
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.support.proxy import free_port
+from tests.test_browser import wait_for
+
+pytestmark = pytest.mark.e2e
+EXE = str(Path(sys.executable).with_name("schoolproxy"))
+
+
+def test_technician_changes_rules_with_reasons_and_the_log_shows_hand_edits_too(config_dir, make_proxy, origin,
+                                                                                 tmp_path, browser_launcher):
+    shots = Path(os.environ.get("SCHOOLPROXY_SCREENSHOTS") or tmp_path / "shots")
+    shots.mkdir(parents=True, exist_ok=True)
+    origin.routes["/"] = b"<!doctype html><title>Studio</title><h1 id='site'>The real site</h1>"
+    admin_port = free_port()
+    db = tmp_path / "proxy0" / "audit.sqlite"
+    (tmp_path / "proxy0").mkdir()
+    for user, role in (("tech", "technician"), ("slt", "slt")):
+        subprocess.run([EXE, "admin", "--audit-db", f"sqlite:///{db}", "create-user", user, "--role", role,
+                        "--password-stdin"], input=f"{user}-password-123\n", text=True, check=True,
+                       capture_output=True)
+    proxy = make_proxy(config_dir, routes={"www.roblox.com": origin.port, "handmade.test": origin.port},
+                       admin_port=admin_port)
+    app_file = config_dir / "rules" / "60-admin-app.yaml"
+
+    def status(url: str) -> int:
+        with httpx.Client(proxy=proxy.url, timeout=10) as c:
+            return c.get(url).status_code
+
+    assert status("http://www.roblox.com/") == 403  # games: blocked by the starter list
+
+    browser = browser_launcher().new_context(viewport={"width": 1100, "height": 900})
+    page = browser.new_page()
+    page.goto(f"http://127.0.0.1:{admin_port}/")
+    page.fill("#username", "tech")
+    page.fill("#password", "tech-password-123")
+    page.click("button[type=submit]")
+    page.goto(f"http://127.0.0.1:{admin_port}/rules")
+
+    # A change with a problem: shown with FILE:LINE, nothing written, the host still blocked.
+    page.select_option("#site-action", "allow")
+    page.fill("#site-target", "www..roblox..com")
+    page.fill("#site-reason", "Computing club: Roblox Studio")
+    page.click("#site-form button[type=submit]")
+    problems = page.inner_text("#problems")
+    assert "Not changed" in problems and "60-admin-app.yaml:" in problems, problems
+    assert not app_file.exists()
+    page.screenshot(path=str(shots / "admin-rules-problem.png"), full_page=True)
+
+    # No reason: refused, nothing written.
+    page.goto(f"http://127.0.0.1:{admin_port}/rules")
+    page.fill("#site-target", "www.roblox.com")
+    page.evaluate("document.querySelector('#site-reason').removeAttribute('required')")
+    page.click("#site-form button[type=submit]")
+    assert "needs a reason" in page.inner_text(".flash.error")
+    assert not app_file.exists()
+
+    # The real change: allowed with a reason; the running proxy lets it through within seconds.
+    page.goto(f"http://127.0.0.1:{admin_port}/rules")
+    page.select_option("#site-action", "allow")
+    page.fill("#site-target", "www.roblox.com")
+    page.fill("#site-reason", "Computing club builds games in Roblox Studio <b>(Year 8)</b>")
+    page.click("#site-form button[type=submit]")
+    assert "Done: allow www.roblox.com for everyone" in page.inner_text(".flash.ok")
+    assert "www.roblox.com" in app_file.read_text()
+    assert "Computing club builds games" in page.inner_text("#app-rules")
+    assert page.locator("#app-rules b").count() == 0  # the reason is escaped, not markup
+    page.screenshot(path=str(shots / "admin-rules.png"), full_page=True)
+    assert wait_for(lambda: status("http://www.roblox.com/") == 200, timeout=10), "applied within seconds"
+
+    # A hand edit of a rules file: the proxy applies it and records it in the decision log.
+    (config_dir / "rules" / "70-by-hand.yaml").write_text(
+        "overrides:\n  - id: hand-block\n    action: block\n    domains: [handmade.test]\n"
+        "    reason: \"Blocked by hand\"\n")
+    assert wait_for(lambda: status("http://handmade.test/") == 403, timeout=10)
+    con = sqlite3.connect(db)
+    try:
+        assert wait_for(lambda: con.execute("SELECT count(*) FROM rule_decisions WHERE source = 'hand edit' "
+                                            "AND path = 'rules/70-by-hand.yaml'").fetchone()[0] == 1)
+        kinds = con.execute("SELECT source, path, actor, reason FROM rule_decisions ORDER BY id").fetchall()
+        actions = con.execute("SELECT action, outcome FROM admin_actions WHERE action = 'rules.change' "
+                              "ORDER BY id").fetchall()
+    finally:
+        con.close()
+    assert [k[0] for k in kinds] == ["baseline", "app", "hand edit"], kinds
+    assert kinds[1][1:] == ("rules/60-admin-app.yaml", "tech", "Computing club builds games in Roblox Studio "
+                                                                "<b>(Year 8)</b>")
+    assert actions == [("rules.change", "refused"), ("rules.change", "refused"), ("rules.change", "ok")]
+
+    # The log, as the SLT reads it: both changes, the diffs, the reason, a hand edit said to have none.
+    page.click("text=Sign out")
+    page.goto(f"http://127.0.0.1:{admin_port}/")
+    page.fill("#username", "slt")
+    page.fill("#password", "slt-password-123")
+    page.click("button[type=submit]")
+    page.goto(f"http://127.0.0.1:{admin_port}/decisions")
+    rows = page.locator("tr.decision")
+    assert rows.count() == 3
+    text = page.inner_text("#decisions")
+    assert "allow www.roblox.com for everyone" in text and "tech (technician)" in text
+    assert "rules/70-by-hand.yaml: new file, 5 lines added" in text and "edited by hand" in text
+    page.locator("details summary").first.click()
+    diff = page.locator("details pre").first.inner_text()
+    assert "+  - id: app-1-allow-www-roblox-com" in diff and "+      - www.roblox.com" in diff, diff
+    page.screenshot(path=str(shots / "admin-decision-log.png"), full_page=True)
+    page.goto(f"http://127.0.0.1:{admin_port}/rules")  # the SLT may not change rules
+    assert page.locator("#site-form").count() == 0
+
+    out = subprocess.run([EXE, "decisions", "--config", str(config_dir), "--audit-db", f"sqlite:///{db}",
+                          "--format", "csv"], capture_output=True, text=True, check=True).stdout
+    logged = list(csv.DictReader(io.StringIO(out)))
+    assert [r["how"] for r in logged] == ["baseline", "app", "hand edit"]
+    assert "+  - id: hand-block" in logged[2]["diff"] and logged[1]["why"].startswith("Computing club")
