@@ -287,11 +287,16 @@ def test_review_lists_overreach_and_a_drop_survives_updates(config_dir: Path, tm
     run("lists", "review", "--config", str(config_dir), "--drop", "stats-counter.example", "--reason",
         "a web statistics counter", "--by", "tech1", "--audit-db", db)
     assert "stats-counter.example  # a web statistics counter (tech1," in (config_dir / "lists/school/dropped.txt").read_text()
+    logged = run("decisions", "--config", str(config_dir), "--audit-db", db, "--format", "csv").stdout
+    assert "tech1,review,list review: drop stats-counter.example,a web statistics counter" in logged
+    assert "+stats-counter.example  # a web statistics counter" in logged  # the diff
     engine = Engine.load(config_dir)
     assert decide(engine, "http://stats-counter.example/").action == "allow"
     (mirror / "ut1" / "gambling" / "domains").write_text("stats-counter.example\nreal-casino.example\nmore.example\n")
-    r = run("lists", "update", "--config", str(config_dir), "--mirror", str(mirror))
+    r = run("lists", "update", "--config", str(config_dir), "--mirror", str(mirror), "--audit-db", db)
     assert "dropped in review" in r.stdout
+    logged = run("decisions", "--config", str(config_dir), "--audit-db", db).stdout
+    assert "list update: ut1: 3 entries" in logged  # the update is in the decision log too
     engine = Engine.load(config_dir)
     assert decide(engine, "http://stats-counter.example/").action == "allow"
     assert decide(engine, "http://more.example/").category == "gambling"

@@ -82,6 +82,9 @@ def test_the_weekly_report_is_written_and_sent_with_its_charts_and_csv(config_di
         start = date.today() - timedelta(days=6)
         generate(url, staff=20, days=6, per_day=40, start=start, config=config_dir)
         add_locked_hit(url, datetime.now().astimezone() - timedelta(days=1))
+        from proxy_addon.audit.db import open_database
+        from proxy_addon.monitor.decisions import record_note
+        record_note(open_database(url), "tech", "app", "allow www.roblox.com for everyone", "Computing club <b>")
         out = tmp_path / "weekly.html"
         r = subprocess.run([EXE, "report", "weekly", "--to-file", str(out), "--audit-db", url, "--config",
                             str(config_dir)], capture_output=True, text=True)
@@ -92,9 +95,12 @@ def test_the_weekly_report_is_written_and_sent_with_its_charts_and_csv(config_di
                         "Blocked attempts by category", "Rules in force", "<svg"):
             assert section in html, section
         assert "iwf: events" in html and "locked-test.example" not in html  # a reference, never the site
+        assert "What changed in the rules" in html and "allow www.roblox.com for everyone" in html
+        assert "Computing club &lt;b&gt;" in html  # escaped
         rows = list(csv.reader(out.with_suffix(".csv").read_text().splitlines()))
         assert rows[0] == ["section", "key", "value"] and ["incident", "locked lists (IWF, CTIRU)", "1"] in rows
         assert not any("locked-test.example" in r[1] for r in rows)
+        assert any(r[0] == "rules change" and "Computing club" in r[2] for r in rows)
         r = subprocess.run([EXE, "report", "weekly", "--send", "--audit-db", url, "--config", str(config_dir)],
                            capture_output=True, text=True)
         assert r.returncode == 0, r.stderr

@@ -26,7 +26,7 @@ from sqlalchemy.orm import Session
 
 from ..audit.adminlog import record_action
 from ..classify.engine import Engine
-from ..monitor.decisions import as_rows, decisions, note_changes, record_file_change
+from ..monitor.decisions import as_rows, decisions, record_edit
 from ..monitor.reports import period
 from ..policy.edit import APP_FILE, AppRules, check_change, next_id, read_app_rules, write_atomically
 from ..policy.model import ACTIONS
@@ -47,21 +47,18 @@ def apply_change(db: DBEngine, root: Path, actor: str, role: str, ip: str, reaso
     write it in one transaction.  Returns the problems (nothing written) or []."""
     if not reason.strip():
         raise Refused("Say why: every change of what is blocked or allowed needs a reason.")
-    note_changes(db, root)  # a hand edit made since is recorded as such, not folded into this change
     try:
-        current, before = read_app_rules(root)
+        current, _ = read_app_rules(root)
     except (ConfigError, ValueError) as e:
         raise Refused(f"The app's rules file cannot be read ({e}); fix it by hand first.") from e
     after = change(current).text()
     problems = check_change(root, APP_FILE, after)
     if problems:
         return problems
+    record_edit(db, root, APP_FILE, lambda: write_atomically(root / APP_FILE, after), actor, "app",
+                reason.strip(), summary, role)
     with Session(db) as s, s.begin():
-        done = record_file_change(s, APP_FILE, before, after, actor, "app", reason.strip(), summary, role)
-        if done is None:
-            raise Refused("The rules file changed while you were editing; look again and repeat the change.")
         record_action(s, actor, "rules.change", summary, reason.strip(), ip)
-        write_atomically(root / APP_FILE, after)  # inside the transaction: if it fails, nothing is recorded
     return []
 
 

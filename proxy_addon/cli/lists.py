@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -95,6 +96,7 @@ def _setup_lists(p: argparse.ArgumentParser) -> None:
                      help="read each source from DIR/<source>/ (a local copy) instead of its URL")
     upd.add_argument("--locked-only", action="store_true",
                      help="fetch only the locked lists' feeds (IWF, CTIRU), with the credentials they name")
+    add_db_arg(upd)  # where the update is recorded in the decision log (with --audit-db or $SCHOOLPROXY_AUDIT_DB)
     upd.set_defaults(func=cmd_update)
     bld = sub.add_parser("build", help="rebuild the index from what was imported (after a mapping change)")
     add_config_arg(bld)
@@ -173,17 +175,48 @@ def cmd_update(args: argparse.Namespace) -> int:
     if result.unchanged:
         print(f"unchanged: {', '.join(result.unchanged)}")
     if result.changed:
-        _build(config, mapping_from_config(config))
+        built = _build(config, mapping_from_config(config))
+        _record_update(args, result.updated, result.failed, built)
     else:
         print("nothing changed; the index in force stays")
     return 1 if result.failed or locked_failed else 0
+
+
+def _record_update(args: argparse.Namespace, updated: list[SourceReport], failed: list[str],
+                   built: BuildResult) -> None:
+    """A list update changes what is blocked: it goes in the decision log
+    (counts per source; the entries themselves are in the index)."""
+    if not (args.audit_db or os.environ.get("SCHOOLPROXY_AUDIT_DB")):
+        print("(not recorded in the decision log: give --audit-db or set SCHOOLPROXY_AUDIT_DB)")
+        return
+    from ..audit.db import open_database
+    from ..monitor.decisions import record_note
+
+    what = "; ".join(f"{r.name}: {r.entries:,} entries" for r in updated)
+    summary = (f"list update: {what}; index now {built.entries:,} entries, {len(built.protected):,} left out as "
+               f"they would block an essential service")
+    record_note(open_database(audit_db(args)), "schoolproxy lists update", "list update", summary,
+                ("failed, kept as before: " + "; ".join(failed)) if failed else "scheduled update of the configured sources")
+
+
+def _answer_recorded(args: argparse.Namespace, config: Config, kind: str, subject: str) -> Path:
+    """Write a review answer into the school's lists, recorded in the decision log."""
+    from ..audit.db import open_database
+    from ..lists.review import answer, answer_file
+    from ..monitor.decisions import record_edit
+
+    path = answer_file(config.root, kind, args.category)
+    record_edit(open_database(audit_db(args)), config.root, path.relative_to(config.root).as_posix(),
+                lambda: answer(config.root, kind, subject, args.reason, args.by, args.category),
+                args.by, "review", args.reason, f"list review: {kind} {subject}")
+    return path
 
 
 def cmd_review(args: argparse.Namespace) -> int:
     from datetime import datetime, timedelta, timezone
 
     from ..audit.db import open_database
-    from ..lists.review import answer, overreach, suspects
+    from ..lists.review import overreach, suspects
 
     engine = load_engine(args)
     config = engine.config
@@ -195,8 +228,8 @@ def cmd_review(args: argparse.Namespace) -> int:
             print(f"schoolproxy: --block needs --category, one of: {', '.join(sorted(config.categories))}",
                   file=sys.stderr)
             return 2
-        path = answer(config.root, kind, subject.strip().lower(), args.reason, args.by, args.category)
-        print(f"{kind} {subject}: recorded in {path}")
+        path = _answer_recorded(args, config, kind, subject.strip().lower())
+        print(f"{kind} {subject}: recorded in {path} and in the decision log")
         if kind == "drop":
             _build(_load(args), mapping_from_config(config))
         return 0

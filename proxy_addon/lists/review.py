@@ -104,10 +104,15 @@ def _append(path: Path, line: str) -> None:
         fh.write(line + "\n")
 
 
+def answer_file(config_root: Path, kind: str, category: str | None = None) -> Path:
+    """The school's file an answer of this kind goes in."""
+    return {"drop": config_root / DROPPED, "keep": config_root / KEPT, "allow": config_root / ALLOWED,
+            "block": config_root / "lists" / "school" / f"{category}.txt"}[kind]
+
+
 def answer(config_root: Path, kind: str, subject: str, reason: str, by: str, category: str | None = None) -> Path:
     """Record one answer in the school's files; returns the file written."""
     stamp = f"  # {reason} ({by}, {datetime.now(timezone.utc):%Y-%m-%d})"
-    path = {"drop": config_root / DROPPED, "keep": config_root / KEPT, "allow": config_root / ALLOWED,
-            "block": config_root / "lists" / "school" / f"{category}.txt"}[kind]
+    path = answer_file(config_root, kind, category)
     _append(path, subject + stamp)
     return path

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import difflib
 import hashlib
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -116,6 +116,25 @@ def record_file_change(s: Session, path: str, before: str | None, after: str | N
                        reason=reason, instance=instance)
     s.add(row)
     return row
+
+
+def record_edit(db: Engine, root: Path, rel: str, write: Callable[[], None], actor: str, source: str,
+                reason: str | None, summary: str | None = None, role: str | None = None) -> bool:
+    """Make a change to one tracked file with ``write`` and record it as a
+    decision with its diff and reason.  The file's record is locked before
+    the write, so a proxy that notices the new file waits for this
+    transaction and then finds it recorded: the change is never taken for a
+    hand edit.  Hand edits made before are recorded first, as what they are."""
+    note_changes(db, root)
+    path = root / rel
+    with Session(db) as s, s.begin():
+        s.execute(update(RuleFile).where(RuleFile.path == rel).values(path=RuleFile.path))  # the lock
+        before = s.scalar(select(RuleFile.content).where(RuleFile.path == rel))
+        write()  # inside the transaction: if it fails, nothing is recorded
+        after = _read(path) if path.exists() else None
+        if before == after:
+            return False
+        return record_file_change(s, rel, before, after, actor, source, reason, summary, role) is not None
 
 
 def note_changes(db: Engine, root: Path, instance: str | None = None) -> list[str]:

@@ -3,7 +3,8 @@ reports highlighting incidents"), for the designated safeguarding lead and
 the SLT: incidents (locked-list and safeguarding-category hits, attempts to
 get round the filter, self-reports, use outside working hours above the
 threshold, new grants), blocked attempts by category and day (charts), the
-most-blocked sites, and which rules were in force.  Aggregates and incident
+most-blocked sites, what changed in the rules (the decision log) and which
+rules were in force.  Aggregates and incident
 references only: a person's wider history still needs a recorded concern.
 
 Sent as an HTML email (charts inline, a CSV attached) by ``schoolproxy
@@ -35,6 +36,7 @@ from ..policy.monitoring import Monitoring
 from . import reports
 from .alerts import send_message
 from .charts import bars, hbars
+from .decisions import as_rows, decisions
 
 
 @dataclass
@@ -83,6 +85,7 @@ def weekly(db: DBEngine, engine: Engine, t0: datetime, t1: datetime) -> Weekly:
     new_grants = reports.grants(db, engine, t0, t1).rows
     # never the names of locked-list sites in an email (they are referenced by event number above)
     top = [r for r in reports.top_blocked(db, engine, t0, t1, limit=10 + len(locked)).rows if r[1] not in locked][:10]
+    changes = as_rows(decisions(db, t0, t1))
     zone = cfg.zone
     span = f"{t0.astimezone(zone):%d %b %Y} to {t1.astimezone(zone):%d %b %Y}"
     incidents = [
@@ -113,6 +116,9 @@ def weekly(db: DBEngine, engine: Engine, t0: datetime, t1: datetime) -> Weekly:
         _table("Use outside working hours above the threshold", ["person", "day", "active minutes"], ooh, "None."),
         _table("Grants in force", ["grant", "who", "what", "until (UTC)", "state", "requests allowed", "by"],
                new_grants, "None."),
+        _table("What changed in the rules (the decision log; diffs in the admin app)",
+               ["when", "who", "how", "what", "why"],
+               [[r["when"], r["who"], r["how"], r["what"], r["why"]] for r in changes], "No changes."),
         _table("Rules in force", ["rules digest", "first seen", "requests"],
                [[d, t.astimezone(zone).strftime("%d %b %H:%M"), n] for d, t, n in digests], "No traffic."),
         "</body></html>"])
@@ -123,6 +129,7 @@ def weekly(db: DBEngine, engine: Engine, t0: datetime, t1: datetime) -> Weekly:
     w.writerows(["blocked by category", k, v] for k, v in sorted(per_cat.items()))
     w.writerows(["blocked by day", k, v] for k, v in sorted(per_day.items()))
     w.writerows(["most-blocked site", f"{h} ({cat})", n] for h, cat, n in top)
+    w.writerows(["rules change", f"{r['when']} {r['who']} ({r['how']})", f"{r['what']}: {r['why']}"] for r in changes)
     text = "\n".join([f"Weekly filtering and monitoring report, {span}.", ""]
                      + [f"- {what}: {n}" for what, n, _ in incidents]
                      + ["", "The HTML part has the charts and tables; the CSV is attached."])
