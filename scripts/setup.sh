@@ -25,6 +25,8 @@ if [ "$want" = test ]; then
   command -v kinit >/dev/null || need_debs+=(krb5-user)
   [ -x /usr/sbin/slapd ] || need_debs+=(slapd)
   command -v ldapadd >/dev/null || need_debs+=(ldap-utils)
+  # The review pack's PDF is checked page by page as PNG images.
+  command -v pdftoppm >/dev/null || need_debs+=(poppler-utils)
 fi
 if [ ${#need_debs[@]} -gt 0 ]; then
   echo "setup: installing Debian packages: ${need_debs[*]}"

@@ -221,6 +221,25 @@ class RuleFile(Base):
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
 
 
+class AnnualReview(Base):
+    """The school's own record of a review of its filtering and monitoring
+    (the DfE standards: reviewed at least once every academic year, and "record
+    the results of the review"): who carried it out and what they concluded.
+    Each review pack shows the reviews recorded before it."""
+
+    __tablename__ = "annual_reviews"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    ts: Mapped[datetime] = mapped_column(UTCDateTime())
+    period_from: Mapped[datetime] = mapped_column(UTCDateTime())
+    period_to: Mapped[datetime] = mapped_column(UTCDateTime())
+    slt_member: Mapped[str] = mapped_column(String(255))
+    governor: Mapped[str] = mapped_column(String(255))
+    conclusions: Mapped[str] = mapped_column(Text)
+    actions: Mapped[str | None] = mapped_column(Text)  # what the school will change
+    recorded_by: Mapped[str] = mapped_column(String(255))
+
+
 class AuditSeal(Base):
     """A forward-secure seal (``audit.seal``): the heads of one instance's
     chains at a moment, MACed with a key that evolves one-way after each

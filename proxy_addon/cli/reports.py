@@ -1,10 +1,11 @@
-"""``schoolproxy report``, ``decisions``, ``history``, ``export-subject`` and ``purge``."""
+"""``schoolproxy report``, ``decisions``, ``review``, ``history``, ``export-subject`` and ``purge``."""
 
 from __future__ import annotations
 
 import argparse
 import csv
 import json
+import subprocess
 import sys
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -60,6 +61,39 @@ def cmd_decisions(args: argparse.Namespace) -> int:
     t0, t1 = period(args.date_from, args.date_to, engine.config.zone)
     report = decisions_report(open_database(audit_db(args)), t0, t1, with_diff=args.format != "table")
     sys.stdout.write(render(report, args.format))
+    return 0
+
+
+def _setup_review(p: argparse.ArgumentParser) -> None:
+    add_config_arg(p)
+    add_db_arg(p)
+    _period_args(p)
+    p.add_argument("--format", choices=("html", "pdf"), default="html")
+    p.add_argument("--output", type=Path, default=None, metavar="PATH",
+                   help="where to write it (default: review-FROM-TO.html or .pdf here)")
+    p.add_argument("--school", default="", help="the school's name, for the title")
+
+
+@command("review", "the annual review pack: configuration, decisions, requests, grants, blocks by month, "
+         "self-tests, limitations", _setup_review)
+def cmd_review(args: argparse.Namespace) -> int:
+    from ..monitor.review import review_pack, to_pdf
+
+    engine = load_engine(args)
+    t0, t1 = period(args.date_from, args.date_to, engine.config.zone)
+    html = review_pack(open_database(audit_db(args)), engine, t0, t1, args.school)
+    zone = engine.config.zone
+    first, last = t0.astimezone(zone), (t1 - timedelta(microseconds=1)).astimezone(zone)
+    out = args.output or Path(f"review-{first:%Y-%m-%d}-{last:%Y-%m-%d}.{args.format}")
+    if args.format == "pdf":
+        try:
+            to_pdf(html, out)
+        except (RuntimeError, OSError, subprocess.SubprocessError) as e:
+            print(f"schoolproxy: {e}", file=sys.stderr)
+            return 1
+    else:
+        out.write_text(html, encoding="utf-8")
+    print(f"review pack for {first:%Y-%m-%d} to {last:%Y-%m-%d} written to {out}")
     return 0
 
 

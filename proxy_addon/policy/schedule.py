@@ -79,6 +79,13 @@ class TimeWindow:
     start: time = time.min
     end: time = time.max
 
+    def __str__(self) -> str:
+        names = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+        days = "every day" if self.days == ALL_DAYS else ",".join(names[d] for d in sorted(self.days))
+        if self.start == time.min and self.end == time.max:
+            return days
+        return f"{days} {self.start:%H:%M}-{'24:00' if self.end == time.max else format(self.end, '%H:%M')}"
+
     def contains(self, local: datetime) -> bool:
         if local.weekday() not in self.days:
             return False

@@ -1,5 +1,5 @@
 """the decision log: every change of what is blocked or allowed, and the
-rules files as last recorded (to notice hand edits)
+rules files as last recorded (to notice hand edits); the annual reviews
 
 Revision ID: 0016
 Revises: 0015
@@ -37,9 +37,22 @@ def upgrade() -> None:
         sa.Column("content", sa.Text(), nullable=False),
         sa.Column("updated_at", UTCDateTime(), nullable=False),
     )
+    op.create_table(
+        "annual_reviews",
+        sa.Column("id", BigId, primary_key=True, autoincrement=True),
+        sa.Column("ts", UTCDateTime(), nullable=False),
+        sa.Column("period_from", UTCDateTime(), nullable=False),
+        sa.Column("period_to", UTCDateTime(), nullable=False),
+        sa.Column("slt_member", sa.String(255), nullable=False),
+        sa.Column("governor", sa.String(255), nullable=False),
+        sa.Column("conclusions", sa.Text(), nullable=False),
+        sa.Column("actions", sa.Text(), nullable=True),
+        sa.Column("recorded_by", sa.String(255), nullable=False),
+    )
 
 
 def downgrade() -> None:
+    op.drop_table("annual_reviews")
     op.drop_table("rule_files")
     op.drop_index("ix_rule_decisions_ts", "rule_decisions")
     op.drop_table("rule_decisions")
