@@ -40,8 +40,8 @@ def test_technician_changes_rules_with_reasons_and_the_log_shows_hand_edits_too(
         subprocess.run([EXE, "admin", "--audit-db", f"sqlite:///{db}", "create-user", user, "--role", role,
                         "--password-stdin"], input=f"{user}-password-123\n", text=True, check=True,
                        capture_output=True)
-    proxy = make_proxy(config_dir, routes={"www.roblox.com": origin.port, "handmade.test": origin.port},
-                       admin_port=admin_port)
+    proxy = make_proxy(config_dir, routes={"www.roblox.com": origin.port, "handmade.test": origin.port,
+                                           "cigar-lounge.test": origin.port}, admin_port=admin_port)
     app_file = config_dir / "rules" / "60-admin-app.yaml"
 
     def status(url: str) -> int:
@@ -103,7 +103,24 @@ def test_technician_changes_rules_with_reasons_and_the_log_shows_hand_edits_too(
                               "ORDER BY id").fetchall()
     finally:
         con.close()
-    assert [k[0] for k in kinds] == ["baseline", "app", "hand edit"], kinds
+    # The review queue: a name the proxy allowed but scored as suspect, answered in the app.
+    assert status("http://cigar-lounge.test/") == 200
+    assert wait_for(lambda: "cigar-lounge.test" in (page.goto(f"http://127.0.0.1:{admin_port}/lists") and
+                                                     page.inner_text("body")), timeout=10)
+    row = page.locator("#suspects tr", has_text="cigar-lounge.test")
+    assert "alcohol_tobacco" in row.inner_text()
+    row.locator("input[name=reason]").fill("A cigar shop: alcohol and tobacco (6.3.1)")
+    page.screenshot(path=str(shots / "admin-lists-review.png"), full_page=True)
+    row.locator("button[value=block]").click()
+    assert "Done: block this host: cigar-lounge.test" in page.inner_text(".flash.ok")
+    assert wait_for(lambda: status("http://cigar-lounge.test/") == 403, timeout=10)
+    con = sqlite3.connect(db)
+    try:
+        kinds = con.execute("SELECT source, path, actor, reason FROM rule_decisions ORDER BY id").fetchall()
+    finally:
+        con.close()
+    assert [k[0] for k in kinds] == ["baseline", "app", "hand edit", "review"], kinds
+    assert kinds[3][1:] == ("lists/school/alcohol_tobacco.txt", "tech", "A cigar shop: alcohol and tobacco (6.3.1)")
     assert kinds[1][1:] == ("rules/60-admin-app.yaml", "tech", "Computing club builds games in Roblox Studio "
                                                                 "<b>(Year 8)</b>")
     assert actions == [("rules.change", "refused"), ("rules.change", "refused"), ("rules.change", "ok")]
@@ -116,7 +133,7 @@ def test_technician_changes_rules_with_reasons_and_the_log_shows_hand_edits_too(
     page.click("button[type=submit]")
     page.goto(f"http://127.0.0.1:{admin_port}/decisions")
     rows = page.locator("tr.decision")
-    assert rows.count() == 3
+    assert rows.count() == 4
     text = page.inner_text("#decisions")
     assert "allow www.roblox.com for everyone" in text and "tech (technician)" in text
     assert "rules/70-by-hand.yaml: new file, 5 lines added" in text and "edited by hand" in text
@@ -130,5 +147,5 @@ def test_technician_changes_rules_with_reasons_and_the_log_shows_hand_edits_too(
     out = subprocess.run([EXE, "decisions", "--config", str(config_dir), "--audit-db", f"sqlite:///{db}",
                           "--format", "csv"], capture_output=True, text=True, check=True).stdout
     logged = list(csv.DictReader(io.StringIO(out)))
-    assert [r["how"] for r in logged] == ["baseline", "app", "hand edit"]
+    assert [r["how"] for r in logged] == ["baseline", "app", "hand edit", "review"]
     assert "+  - id: hand-block" in logged[2]["diff"] and logged[1]["why"].startswith("Computing club")

@@ -31,6 +31,7 @@ from ..grants.store import create_grant, list_grants, revoke_grant
 from ..audit.models import AccessEvent, AdminAction, AdminUser, ExceptionRequest
 from .auth import LoginThrottle, authenticate, get_user
 from .concerns import register_concerns
+from .listreview import register_list_review
 from .review import register_review
 from .rules import register_rules
 from .forms import checked_period, finite_hours
@@ -319,6 +320,7 @@ def create_app(db: DBEngine, config_root: Path, secret: bytes, session_hours: fl
     register_concerns(app, db, engine, roles, ip)
     register_rules(app, db, config_root, engine, roles, ip)
     register_review(app, db, engine, roles, ip)
+    register_list_review(app, db, config_root, engine, roles, ip)
 
     @app.get("/actions")
     @roles("headteacher")
