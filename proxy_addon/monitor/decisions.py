@@ -152,7 +152,7 @@ def note_changes(db: Engine, root: Path, instance: str | None = None) -> list[st
                 text = _read(p)
                 s.add(RuleFile(path=rel, sha256=_sha(text), content=text, updated_at=now))
             s.add(RuleDecision(ts=now, actor="schoolproxy", source="baseline", summary=(
-                f"the rules as first recorded: {len(files)} files ({', '.join(sorted(files))})"),
+                f"the rules as first recorded: {len(files)} files; later changes are recorded against them"),
                 instance=instance))
             return []
     for rel in sorted(set(files) | set(known)):
@@ -193,7 +193,7 @@ def decisions(db: Engine, start: datetime, end: datetime) -> list[DecisionView]:
 
 def as_rows(views: Iterable[DecisionView]) -> list[dict[str, str]]:
     """Flat values for a table, a CSV file or a page."""
-    return [{"when": v.ts.astimezone(timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC"), "who": v.actor,
+    return [{"when": v.ts.astimezone(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"), "who": v.actor,
              "how": v.source, "what": v.what, "why": v.reason or ("(no reason given: edited by hand)"
                                                                   if v.source == "hand edit" else ""),
              "diff": v.diff or ""} for v in views]
