@@ -149,3 +149,44 @@ def test_technician_changes_rules_with_reasons_and_the_log_shows_hand_edits_too(
     logged = list(csv.DictReader(io.StringIO(out)))
     assert [r["how"] for r in logged] == ["baseline", "app", "hand edit", "review"]
     assert "+  - id: hand-block" in logged[2]["diff"] and logged[1]["why"].startswith("Computing club")
+
+
+def test_category_actions_for_a_group_and_taking_a_change_back(config_dir, tmp_path):
+    """Through the app (Flask's client): a category's action for a group; a
+    prohibited category cannot be allowed; a change taken back; each a decision."""
+    from proxy_addon.admin.app import create_app
+    from proxy_addon.admin.auth import create_user
+    from proxy_addon.audit.db import open_database
+    from proxy_addon.classify.engine import Engine
+    from proxy_addon.classify.identity import Identity
+    from proxy_addon.monitor.decisions import decisions
+    from proxy_addon.urls.normalize import normalize_url
+    from datetime import datetime, timedelta, timezone
+
+    db = open_database(f"sqlite:///{tmp_path}/audit.sqlite")
+    create_user(db, "tech", "technician", "tech-password-123")
+    app = create_app(db, config_dir, b"k" * 32)
+    app.config["WTF_CSRF_ENABLED"] = False
+    c = app.test_client()
+    assert c.post("/login", data={"username": "tech", "password": "tech-password-123"}).status_code == 302
+    r = c.post("/rules/category", data={"category": "adult", "group": "teaching", "action": "allow", "reason": "x"})
+    assert r.status_code == 400 and b"cannot be allowed for anyone" in r.data
+    r = c.post("/rules/category", data={"category": "games", "group": "teaching", "action": "allow",
+                                        "reason": "Games-based learning in computing"})
+    assert r.status_code == 302
+    text = (config_dir / "rules" / "60-admin-app.yaml").read_text()
+    assert "category_rules:" in text and "games" in text and "teaching" in text
+    engine = Engine.load(config_dir)
+    now = datetime(2026, 11, 25, 10, 0, tzinfo=timezone.utc)
+    teacher = Identity("t1", frozenset({"teaching"}), "10.0.0.5", "proxyauth")
+    other = Identity("o1", frozenset({"office"}), "10.0.0.6", "proxyauth")
+    assert engine.decide(normalize_url("http://www.roblox.com/"), teacher, now).action == "allow"
+    assert engine.decide(normalize_url("http://www.roblox.com/"), other, now).action == "block"
+    rid = text.split("id: ", 1)[1].split("\n", 1)[0]
+    assert c.post("/rules/remove", data={"id": rid, "reason": ""}).status_code == 400  # no reason
+    assert c.post("/rules/remove", data={"id": rid, "reason": "Trial over"}).status_code == 302
+    assert "games" not in (config_dir / "rules" / "60-admin-app.yaml").read_text()
+    log = decisions(db, now - timedelta(days=400), datetime.now(timezone.utc) + timedelta(minutes=1))
+    assert [(d.source, d.reason) for d in log] == [("baseline", None), ("app", "Games-based learning in computing"),
+                                                   ("app", "Trial over")]
+    assert "-    category: games" in log[2].diff
