@@ -21,12 +21,26 @@ def _setup_run(p: argparse.ArgumentParser) -> None:
     p.add_argument("--admin-port", type=int, default=None, metavar="P",
                    help="also serve the admin web app on this port (on --listen-host)")
     add_tls_args(p, "admin-")
+    p.add_argument("--workers", default="1", metavar="N",
+                   help="proxy processes behind the one address (SO_REUSEPORT), each on a core: a number, or "
+                        "'auto' for one per core (default 1)")
     p.add_argument("mitmdump_args", nargs=argparse.REMAINDER,
                    help="further mitmdump arguments after '--', e.g. -- --set stream_large_bodies=1m")
 
 
 @command("run", "run the filtering proxy (mitmproxy in regular mode with the school's addon)", _setup_run)
 def cmd_run(args: argparse.Namespace) -> int:
+    workers = _workers(args.workers)
+    if workers > 1:
+        import socket
+        import sys
+
+        from ..proxy.workers import instance_name, supervise
+
+        print(f"schoolproxy: listening on {args.listen_host}:{args.listen_port} with {workers} workers, "
+              f"rules from {config_dir(args)}, audit log in {_safe_url(audit_db(args))}", flush=True)
+        return supervise(sys.argv[1:], workers, instance_name(args.mitmdump_args, socket.gethostname() or "proxy"),
+                         args.admin_port)
     argv = ["--listen-host", args.listen_host, "--listen-port", str(args.listen_port),
             "--set", f"schoolproxy_config={config_dir(args).resolve()}",
             "--set", f"schoolproxy_audit_db={audit_db(args)}"]
@@ -53,10 +67,29 @@ def cmd_run(args: argparse.Namespace) -> int:
     import logging
 
     logging.getLogger("mitmproxy.proxy").setLevel(logging.WARNING)
-    from ..proxy.master import run_mitmdump
+    import os
 
+    from ..proxy.master import run_mitmdump
+    from ..proxy.workers import REUSE_PORT_ENV, listen_with_reuse_port
+
+    if os.environ.get(REUSE_PORT_ENV):  # a worker of ``--workers N``
+        listen_with_reuse_port()
     run_mitmdump(argv + extra)
     return 0
+
+
+def _workers(text: str) -> int:
+    import os
+
+    if text == "auto":
+        return len(os.sched_getaffinity(0))
+    try:
+        n = int(text)
+    except ValueError:
+        raise SystemExit(f"schoolproxy: --workers must be a number or 'auto', not {text!r}")
+    if not 1 <= n <= 256:
+        raise SystemExit("schoolproxy: --workers must be between 1 and 256")
+    return n
 
 
 def _start_admin_thread(args: argparse.Namespace) -> None:

@@ -49,6 +49,7 @@ class Proxy:
     db_file: Path | None = None  # the SQLite audit database (default: in workdir)
     data_dir: Path | None = None  # the proxy's data folder: journal, status (default: workdir/data)
     env: dict[str, str] = field(default_factory=dict)  # extra environment (KRB5_CONFIG for Kerberos tests)
+    cli: list[str] = field(default_factory=list)  # further ``schoolproxy run`` options (before ``--``)
     port: int = 0
     proc: subprocess.Popen | None = None
 
@@ -73,6 +74,7 @@ class Proxy:
             cmd += ["--proxyauth", self.proxyauth]
         if self.admin_port:
             cmd += ["--admin-port", str(self.admin_port)]
+        cmd += self.cli
         cmd += ["--", "-s", str(ROUTE_ADDON), "--set", "ssl_insecure=true",
                 "--set", "schoolproxy_data_dir=" + str(self.data_dir or self.workdir / "data"),
                 "--set", "schoolproxy_reload_ms=200"]

@@ -1,0 +1,144 @@
+"""Several proxy processes behind one listening address: ``schoolproxy run
+--workers N``.
+
+One mitmproxy process uses one core, so a machine with more cores runs one
+worker per core.  Each worker listens on the same address and port with
+``SO_REUSEPORT``: the kernel spreads new connections across them by their
+addresses and ports, and the client's own address reaches the worker
+unchanged (identity and rules depend on it; a TCP balancer in front would
+hide it, and mitmproxy 11 cannot read the PROXY protocol).  No balancer of
+ours is in the path.
+
+Each worker is a whole proxy with its own instance name (``<name>-w<i>``),
+so its own audit journal, hash chain and seals, and its own status file
+(``schoolproxy status`` lists every worker).  The supervisor (this module,
+the ``schoolproxy run`` process) starts them, restarts one that dies (its
+journal is replayed on start, so no answered request's event is lost), and
+passes SIGTERM/SIGINT on to all of them.  Only worker 0 serves the admin
+app, if asked for.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+log = logging.getLogger(__name__)
+REUSE_PORT_ENV = "SCHOOLPROXY_REUSE_PORT"
+RESTART_MAX_S = 30.0
+
+
+def listen_with_reuse_port() -> None:
+    """In a worker: make mitmproxy's regular-mode listener set SO_REUSEPORT,
+    so that every worker can bind the same address (mitmproxy has no option
+    for it; this replaces the one method that creates the socket, for the
+    one mode the product uses)."""
+    from mitmproxy.proxy import mode_servers
+
+    async def listen(self: mode_servers.RegularInstance, host: str, port: int) -> list[asyncio.Server]:
+        return [await asyncio.start_server(self.handle_stream, host or None, port, reuse_port=True)]
+
+    mode_servers.RegularInstance.listen = listen  # type: ignore[method-assign]
+
+
+@dataclass
+class Worker:
+    index: int
+    argv: list[str]
+    proc: subprocess.Popen[bytes] | None = None
+    started: float = 0.0
+    restarts: int = 0
+    backoff: float = 0.5
+    restart_at: float | None = None
+
+    def start(self) -> None:
+        self.proc = subprocess.Popen(self.argv, env={**os.environ, REUSE_PORT_ENV: "1"})
+        self.started = time.monotonic()
+        self.restart_at = None
+
+
+def worker_argv(base: Sequence[str], index: int, instance: str, admin_port: int | None) -> list[str]:
+    """The command line of worker ``index``: ``schoolproxy run`` with the
+    supervisor's arguments, one worker, its own instance name, and the admin
+    app only in worker 0."""
+    out: list[str] = []
+    items = list(base)
+    i = 0
+    while i < len(items):
+        a = items[i]
+        if a in ("--workers", "--admin-port"):
+            i += 2
+            continue
+        if a.startswith(("--workers=", "--admin-port=")):
+            i += 1
+            continue
+        if a == "--set" and i + 1 < len(items) and items[i + 1].startswith("schoolproxy_instance="):
+            i += 2  # replaced by the worker's own name below
+            continue
+        out.append(a)
+        i += 1
+    if "--" not in out:
+        out.append("--")
+    at = out.index("--")
+    if admin_port and index == 0:
+        out[at:at] = ["--admin-port", str(admin_port)]
+        at += 2
+    out[at + 1:at + 1] = ["--set", f"schoolproxy_instance={instance}-w{index}"]
+    return [sys.executable, "-m", "proxy_addon.cli.main", *out]
+
+
+def instance_name(mitmdump_args: Sequence[str], default: str) -> str:
+    """The instance name given with ``--set schoolproxy_instance=…``, else ``default``."""
+    for a, b in zip(mitmdump_args, list(mitmdump_args)[1:]):
+        if a == "--set" and b.startswith("schoolproxy_instance="):
+            return b.split("=", 1)[1]
+    return default
+
+
+def supervise(base: Sequence[str], n: int, instance: str, admin_port: int | None) -> int:
+    """Run ``n`` workers until SIGTERM or SIGINT; returns the exit status."""
+    workers = [Worker(i, worker_argv(base, i, instance, admin_port)) for i in range(n)]
+    stopping = False
+
+    def stop(signum: int, _frame: object) -> None:
+        nonlocal stopping
+        stopping = True
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    for w in workers:
+        w.start()
+    print(f"schoolproxy: {n} workers, pids {', '.join(str(w.proc.pid) for w in workers if w.proc)}", flush=True)
+    while not stopping:
+        time.sleep(0.1)
+        now = time.monotonic()
+        for w in workers:
+            if w.proc is not None and w.proc.poll() is not None and not stopping:
+                # at once the first time; a worker that keeps dying waits longer each time
+                w.backoff = 0.5 if now - w.started > 60 else min(RESTART_MAX_S, w.backoff * 2)
+                print(f"schoolproxy: worker {w.index} (pid {w.proc.pid}) stopped with status "
+                      f"{w.proc.returncode}; restarting it in {w.backoff:g} s", file=sys.stderr, flush=True)
+                w.proc, w.restart_at = None, now + w.backoff
+            if w.proc is None and w.restart_at is not None and now >= w.restart_at and not stopping:
+                w.start()
+                w.restarts += 1
+    for w in workers:
+        if w.proc is not None and w.proc.poll() is None:
+            w.proc.send_signal(signal.SIGTERM)
+    deadline = time.monotonic() + 30
+    for w in workers:
+        if w.proc is None:
+            continue
+        try:
+            w.proc.wait(max(0.1, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            w.proc.kill()
+            w.proc.wait()
+    return 0
