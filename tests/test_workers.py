@@ -73,6 +73,29 @@ def test_two_workers_share_the_address_and_a_killed_one_loses_nothing(config_dir
         t.join()
     assert before_kill > 20 and served_after > 20, (before_kill, served_after)  # the other worker kept serving
     assert failed[0] < 20, failed[0]  # only connections the killed worker held
+
+    # Metrics: any worker's /metrics adds up every worker's figures (the killed one's too),
+    # and the request counters match the audit rows.
+    from prometheus_client.parser import text_string_to_metric_families
+
+    def scrape() -> dict[str, float]:
+        text = httpx.get(f"{proxy.url}/metrics", timeout=5).text
+        out: dict[str, float] = {}
+        for fam in text_string_to_metric_families(text):
+            for sample in fam.samples:
+                key = sample.name + ("" if sample.name != "schoolproxy_requests_total" else
+                                     f"|{sample.labels['action']}|{sample.labels['category']}")
+                out[key] = out.get(key, 0) + sample.value
+        return out
+
+    assert httpx.get(f"{proxy.url}/healthz", timeout=5).text == "ok\n"
+    figures = scrape()
+    counted = sum(v for k, v in figures.items() if k.startswith("schoolproxy_requests_total|"))
+    assert wait_for(lambda: len(proxy.rows()) >= counted, timeout=10)
+    assert counted == len(proxy.rows()), (counted, len(proxy.rows()))
+    assert figures["schoolproxy_requests_total|allow|none"] == len(proxy.rows("action = 'allow'"))
+    assert figures["schoolproxy_request_seconds_count"] == counted
+    assert figures["schoolproxy_bytes_total"] >= 2 * len(answered)  # "ok" each
     assert proxy.stop() == 0
     rows = proxy.rows("url LIKE 'http://site.test/load/%'")
     recorded = [r["url"] for r in rows]
@@ -80,3 +103,23 @@ def test_two_workers_share_the_address_and_a_killed_one_loses_nothing(config_dir
     missing = set(answered) - set(recorded)
     assert not missing, f"{len(missing)} answered requests have no event, e.g. {sorted(missing)[:3]}"
     assert {r["instance"] for r in rows} == set(names)  # both served
+
+
+def test_one_process_serves_its_metrics_and_health_too(config_dir, make_proxy, origin):
+    from prometheus_client.parser import text_string_to_metric_families
+
+    origin.routes["/"] = b"hello"
+    proxy = make_proxy(config_dir, routes={"site.test": origin.port})
+    with httpx.Client(proxy=proxy.url, timeout=5) as c:
+        codes = [c.get(f"http://site.test/{i}").status_code for i in range(5)]
+        codes.append(c.get("http://www.bet365.com/").status_code)
+    assert codes == [200] * 5 + [403]
+    assert httpx.get(f"{proxy.url}/healthz", timeout=5).status_code == 200
+    families = {f.name: f for f in text_string_to_metric_families(httpx.get(f"{proxy.url}/metrics", timeout=5).text)}
+    requests = {(s.labels["action"], s.labels["category"]): s.value for s in families["schoolproxy_requests"].samples
+                if s.name == "schoolproxy_requests_total"}
+    assert requests == {("allow", "none"): 5, ("block", "gambling"): 1}
+    assert len(proxy.wait_rows(6)) == 6
+    decided = [s for s in families["schoolproxy_decision_seconds"].samples if s.name.endswith("_count")]
+    assert decided[0].value == 6
+    assert "schoolproxy_audit_journal_bytes" in families and "schoolproxy_grants_active" in families

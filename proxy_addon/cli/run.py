@@ -35,12 +35,14 @@ def cmd_run(args: argparse.Namespace) -> int:
         import socket
         import sys
 
-        from ..proxy.workers import instance_name, supervise
+        from ..policy.files import data_dir
+        from ..proxy.workers import option_value, supervise
 
         print(f"schoolproxy: listening on {args.listen_host}:{args.listen_port} with {workers} workers, "
               f"rules from {config_dir(args)}, audit log in {_safe_url(audit_db(args))}", flush=True)
-        return supervise(sys.argv[1:], workers, instance_name(args.mitmdump_args, socket.gethostname() or "proxy"),
-                         args.admin_port)
+        instance = option_value(args.mitmdump_args, "schoolproxy_instance") or socket.gethostname() or "proxy"
+        return supervise(sys.argv[1:], workers, instance, args.admin_port,
+                         data_dir(option_value(args.mitmdump_args, "schoolproxy_data_dir")))
     argv = ["--listen-host", args.listen_host, "--listen-port", str(args.listen_port),
             "--set", f"schoolproxy_config={config_dir(args).resolve()}",
             "--set", f"schoolproxy_audit_db={audit_db(args)}"]

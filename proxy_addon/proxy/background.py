@@ -90,11 +90,23 @@ class Background:
                             f"settings.on_audit_failure is "
                             f"{rt.engine.config.settings.on_audit_failure if rt.engine else 'serve'}"))
                     was_ok = ok
+                self._metrics(state)
                 try:
                     await asyncio.to_thread(write_status, rt.data / f"status-{rt.instance}.json", state)
                 except OSError:
                     pass  # a full disk: the log line above says what matters
             await asyncio.sleep(2)
+
+    def _metrics(self, state: dict[str, Any]) -> None:
+        lists = self.rt.engine.lists if self.rt.engine is not None else None
+        built = None
+        if lists is not None:
+            try:
+                built = datetime.fromisoformat(lists.meta["built"]).timestamp()
+            except (KeyError, ValueError):
+                pass
+        self.recorder.metrics.status(state["audit"], lists.entries if lists is not None else None, built,
+                                     len(self.rt.grants))
 
     def _read_clock_offset(self) -> float:
         path = ctx.options.schoolproxy_clock_offset_file

@@ -45,6 +45,7 @@ from .buttons import Buttons
 from .content import ContentControls
 from .guard import ConnectionGuard
 from . import pac
+from ..monitor.metrics import CONTENT_TYPE_LATEST
 from ..monitor.notice import ACK_PATH
 from .notice import Notice
 from .pac import addressed_to_proxy
@@ -214,8 +215,8 @@ class SchoolFilter:
         self.guard.request_started(flow.client_conn)
         engine = self.rt.engine
         pac_rules = engine.config.sections.get("pac") if engine is not None else None
-        if addressed_to_proxy(flow, pac_rules):  # the PAC file; nothing else is served or forwarded
-            pac.answer(flow, pac_rules)
+        if addressed_to_proxy(flow, pac_rules):  # the PAC file, metrics, health; nothing is forwarded
+            pac.answer(flow, pac_rules, self._own_pages)
             return None
         if self._refused_unrecorded(flow):
             return None
@@ -232,6 +233,17 @@ class SchoolFilter:
             return
         if st is not None and self.pagecheck.rules() is not None:
             self.pagecheck.prepare(flow, st)
+
+    def _own_pages(self, path: str) -> tuple[int, bytes, str] | None:
+        """``/metrics`` (Prometheus) and ``/healthz`` (for a balancer: 200 while
+        this proxy has rules and can record, else 503)."""
+        if path == "/metrics":
+            return 200, self.recorder.metrics.exposition(), CONTENT_TYPE_LATEST
+        if path == "/healthz":
+            writer = self.recorder.writer
+            ok = self.rt.engine is not None and writer is not None and writer.can_record
+            return (200, b"ok\n", "text/plain") if ok else (503, b"cannot record\n", "text/plain")
+        return None
 
     def _sign_in_needed(self, flow: http.HTTPFlow) -> bool:
         engine = self.rt.engine

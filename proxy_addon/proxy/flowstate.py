@@ -67,6 +67,7 @@ class FlowState:
     content_kind: str | None = None  # "media" | "download" | None, as the content controls saw it
     resp_headers: tuple[str, str, str] | None = None  # content type, disposition, length
     page_check: bool = False  # its text is judged by the page_content rules (proxy.pagecheck)
+    decision_s: float | None = None  # how long deciding took (the metrics' histogram)
 
 
 class Runtime:

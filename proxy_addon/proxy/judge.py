@@ -6,6 +6,8 @@ and `state` from ``tunnels``."""
 
 from __future__ import annotations
 
+import time
+
 from dataclasses import replace
 from datetime import datetime, timezone
 
@@ -84,7 +86,9 @@ class Judge:
             flow.metadata[KEY] = FlowState(target, who, engine._default, self.rt.now(), feedback=True,
                                            answered=True, method=req.method)
             return  # answered in request(), once the form has been read
+        t0 = time.perf_counter()
         st = self.state(flow, target, tls_mode, also)
+        st.decision_s = time.perf_counter() - t0
         if why:
             st.decision = replace(st.decision, reason=f"{st.decision.reason}; decrypted ({why})")
         self.recorder.track(flow.id, st)

@@ -1,8 +1,9 @@
 """Requests addressed to the proxy itself rather than through it (plain
 HTTP in origin form, outside any tunnel): ``/proxy.pac`` and ``/wpad.dat``
 get the proxy auto-configuration file built from the rules' ``pac`` section
-(``policy.pac``); anything else a short 404 page, never forwarded (it would
-come straight back)."""
+(``policy.pac``); the filter's own pages (``/metrics``, ``/healthz``) are
+answered by the callback it passes; anything else a short 404 page, never
+forwarded (it would come straight back)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,8 @@ import json
 import socket
 
 from mitmproxy import http
+
+from collections.abc import Callable
 
 from ..classify.identity import canonical_ip
 from ..policy.pac import PacRules
@@ -52,8 +55,14 @@ def pac_text(rules: PacRules | None, fetched_from: str) -> str:
     return "\n".join(lines)
 
 
-def answer(flow: http.HTTPFlow, rules: PacRules | None) -> None:
+def answer(flow: http.HTTPFlow, rules: PacRules | None,
+           own: Callable[[str], tuple[int, bytes, str] | None] | None = None) -> None:
     req = flow.request
+    page = own(req.path.split("?", 1)[0]) if own is not None and req.method in ("GET", "HEAD") else None
+    if page is not None:
+        status, body, ctype = page
+        flow.response = http.Response.make(status, body, {"Content-Type": ctype, "Cache-Control": "no-store"})
+        return
     if req.path.split("?", 1)[0] in PATHS and req.method in ("GET", "HEAD"):
         fetched_from = req.host_header or f"{req.host}:{req.port}"
         flow.response = http.Response.make(200, pac_text(rules, fetched_from).encode(),

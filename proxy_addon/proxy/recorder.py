@@ -19,6 +19,7 @@ from ..audit.writer import AuditWriter
 from ..classify.decision import Decision, refusal
 from ..monitor.alerts import Alert, Alerter
 from ..monitor.devices import DeviceNames
+from ..monitor.metrics import Metrics
 from ..monitor.searchterms import extract as extract_search, flagged
 from ..policy.monitoring import Monitoring
 from ..urls.normalize import Target
@@ -36,6 +37,7 @@ class Recorder:
         self.devices = DeviceNames()
         self.open: dict[str, FlowState] = {}
         self.alerter = Alerter()
+        self.metrics = Metrics()
 
     def use_writer(self, db: Any, data: Path, chain: str, interval: float, buffer_bytes: int,
                    seal_interval: int = 0) -> None:
@@ -122,6 +124,8 @@ class Recorder:
             rate = pace.rule.rate_bps or pace.rule.total_bps
             reason = (f"{reason}; throttled ({pace.rule.describe()}) at {rate * 8 / 1e6:g} Mbit/s, "
                       f"held back {pace.waited:.1f} s")
+        duration = time.monotonic() - st.t0
+        bytes_out = st.bytes_out if flow is not None else None
         self.writer.put({
             "ts": st.started,
             "user": st.who.user[:255],
@@ -139,9 +143,9 @@ class Recorder:
             "matched": f"{d.matched} ({d.origin})" if d.matched else None,
             "reason": reason,
             "status_code": status,
-            "bytes_out": st.bytes_out if flow is not None else None,
+            "bytes_out": bytes_out,
             "bytes_in": bytes_in,
-            "duration_ms": int((time.monotonic() - st.t0) * 1000),
+            "duration_ms": int(duration * 1000),
             "tls": st.tls,
             "instance": self.rt.instance,
             "config_digest": engine.config.digest,
@@ -154,6 +158,7 @@ class Recorder:
             "search_terms": search,
             "out_of_hours": engine.out_of_hours(st.who, st.started),
         })
+        self.metrics.request(action, d.category, bytes_in, bytes_out, duration, st.decision_s, st.tls, pace is not None)
 
     def _alerts(self, st: FlowState, d: Decision, action: str, search: str | None, monitoring: Monitoring) -> None:
         cats = self.rt.engine.config.categories  # type: ignore[union-attr]

@@ -29,6 +29,9 @@ import sys
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
+
+from ..monitor.metrics import MULTIPROC_ENV, prepare_multiprocess, worker_died
 
 log = logging.getLogger(__name__)
 REUSE_PORT_ENV = "SCHOOLPROXY_REUSE_PORT"
@@ -94,16 +97,19 @@ def worker_argv(base: Sequence[str], index: int, instance: str, admin_port: int 
     return [sys.executable, "-m", "proxy_addon.cli.main", *out]
 
 
-def instance_name(mitmdump_args: Sequence[str], default: str) -> str:
-    """The instance name given with ``--set schoolproxy_instance=…``, else ``default``."""
+def option_value(mitmdump_args: Sequence[str], name: str) -> str | None:
+    """The value given with ``--set name=…`` among mitmdump's arguments."""
     for a, b in zip(mitmdump_args, list(mitmdump_args)[1:]):
-        if a == "--set" and b.startswith("schoolproxy_instance="):
+        if a == "--set" and b.startswith(f"{name}="):
             return b.split("=", 1)[1]
-    return default
+    return None
 
 
-def supervise(base: Sequence[str], n: int, instance: str, admin_port: int | None) -> int:
-    """Run ``n`` workers until SIGTERM or SIGINT; returns the exit status."""
+def supervise(base: Sequence[str], n: int, instance: str, admin_port: int | None, data: Path) -> int:
+    """Run ``n`` workers until SIGTERM or SIGINT; returns the exit status.
+    Their metrics are gathered in ``<data>/metrics-<instance>``."""
+    os.environ[MULTIPROC_ENV] = str(data / f"metrics-{instance}")
+    prepare_multiprocess(os.environ[MULTIPROC_ENV])
     workers = [Worker(i, worker_argv(base, i, instance, admin_port)) for i in range(n)]
     stopping = False
 
@@ -125,6 +131,7 @@ def supervise(base: Sequence[str], n: int, instance: str, admin_port: int | None
                 w.backoff = 0.5 if now - w.started > 60 else min(RESTART_MAX_S, w.backoff * 2)
                 print(f"schoolproxy: worker {w.index} (pid {w.proc.pid}) stopped with status "
                       f"{w.proc.returncode}; restarting it in {w.backoff:g} s", file=sys.stderr, flush=True)
+                worker_died(w.proc.pid)
                 w.proc, w.restart_at = None, now + w.backoff
             if w.proc is None and w.restart_at is not None and now >= w.restart_at and not stopping:
                 w.start()
