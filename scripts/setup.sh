@@ -27,6 +27,8 @@ if [ "$want" = test ]; then
   command -v ldapadd >/dev/null || need_debs+=(ldap-utils)
   # The review pack's PDF is checked page by page as PNG images.
   command -v pdftoppm >/dev/null || need_debs+=(poppler-utils)
+  # The systemd units are checked with systemd-analyze verify.
+  command -v systemd-analyze >/dev/null || need_debs+=(systemd)
 fi
 if [ ${#need_debs[@]} -gt 0 ]; then
   echo "setup: installing Debian packages: ${need_debs[*]}"

@@ -53,6 +53,10 @@ class Metrics:
         self.index_entries = Gauge("schoolproxy_list_index_entries", "Entries in the list index", registry=r, **mx)
         self.index_age = Gauge("schoolproxy_list_index_age_seconds", "Age of the list index", registry=r, **mx)
         self.grants = Gauge("schoolproxy_grants_active", "Grants in force", registry=r, **mx)
+        for handling in ("passthrough", "intercept", "selective", "interception", "refused"):
+            self.tls.labels(handling)  # every series exists from the start, at 0
+        for direction in ("in", "out"):
+            self.bytes.labels(direction)
         self.up = Gauge("schoolproxy_workers_up", "Proxy processes serving", registry=r, **mode)
         self.up.set(1)
         self._children: dict[tuple[str, str], Any] = {}
