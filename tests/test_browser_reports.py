@@ -4,21 +4,18 @@ from __future__ import annotations
 
 import os
 import sqlite3
-import subprocess
 import sys
-import time
 from datetime import date
 from pathlib import Path
 
 import pytest
 
-from tests.support.proxy import free_port
+from tests.support.admin import admin_app, create_user
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
 from gen_events import generate  # noqa: E402
 
 pytestmark = pytest.mark.e2e
-EXE = str(Path(sys.executable).with_name("schoolproxy"))
 
 
 def test_dashboard_charts_and_history_with_a_concern(tmp_path, browser_launcher):
@@ -28,19 +25,8 @@ def test_dashboard_charts_and_history_with_a_concern(tmp_path, browser_launcher)
     url = f"sqlite:///{db}"
     generate(url, staff=200, days=30, per_day=6, start=date(2026, 10, 1))
     for name, role in (("lead", "slt"), ("safe", "dsl")):
-        subprocess.run([EXE, "admin", "--audit-db", url, "create-user", name, "--role", role, "--password-stdin"],
-                       input=f"{name}-password-123\n", text=True, check=True, capture_output=True)
-    port = free_port()
-    admin = subprocess.Popen([EXE, "admin", "--audit-db", url, "--listen-port", str(port)], cwd=tmp_path,
-                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        for _ in range(100):
-            try:
-                import urllib.request
-                urllib.request.urlopen(f"http://127.0.0.1:{port}/login", timeout=1)
-                break
-            except OSError:
-                time.sleep(0.1)
+        create_user(url, name, role)
+    with admin_app(url, tmp_path) as port:
         browser = browser_launcher()
         page = browser.new_context(viewport={"width": 1100, "height": 900}).new_page()
 
@@ -79,9 +65,6 @@ def test_dashboard_charts_and_history_with_a_concern(tmp_path, browser_launcher)
         assert page.locator("#history tbody tr").count() > 50
         assert "reported as an accident" in page.inner_text("#history")
         page.screenshot(path=str(shots / "admin-history.png"))
-    finally:
-        admin.terminate()
-        admin.wait(10)
     con = sqlite3.connect(db)
     try:
         assert con.execute("SELECT viewer, viewer_role, subject, kind, reference FROM access_reviews").fetchall() == [

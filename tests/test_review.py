@@ -15,8 +15,6 @@ from html import escape
 import re
 import subprocess
 import sys
-import time
-import urllib.request
 from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 
@@ -29,7 +27,7 @@ from proxy_addon.audit.models import ExceptionRequest
 from proxy_addon.classify.engine import Engine
 from proxy_addon.grants.store import create_grant
 from proxy_addon.monitor.decisions import record_note
-from tests.support.proxy import free_port
+from tests.support.admin import admin_app, create_user
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
 from gen_events import generate  # noqa: E402
@@ -69,18 +67,8 @@ def test_the_review_pack_renders_every_section_as_html_and_pdf(config_dir, tmp_p
     month_of_evidence(url, config_dir, start)
 
     # An earlier review, recorded in the admin app by the headteacher.
-    subprocess.run([EXE, "admin", "--audit-db", url, "create-user", "head", "--role", "headteacher",
-                    "--password-stdin"], input="head-password-123\n", text=True, check=True, capture_output=True)
-    port = free_port()
-    admin = subprocess.Popen([EXE, "admin", "--audit-db", url, "--config", str(config_dir), "--listen-port",
-                              str(port)], cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        for _ in range(100):
-            try:
-                urllib.request.urlopen(f"http://127.0.0.1:{port}/login", timeout=1)
-                break
-            except OSError:
-                time.sleep(0.1)
+    create_user(url, "head", "headteacher")
+    with admin_app(url, tmp_path, config_dir) as port:
         page = browser_launcher().new_context(viewport={"width": 1100, "height": 900}).new_page()
         page.goto(f"http://127.0.0.1:{port}/")
         page.fill("#username", "head")
@@ -99,9 +87,6 @@ def test_the_review_pack_renders_every_section_as_html_and_pdf(config_dir, tmp_p
         assert "G. Governor" in reviews and "01 Sep" in reviews and "31 Dec" in reviews, reviews
         assert page.locator("#reviews b").count() == 0
         page.screenshot(path=str(shots / "admin-review.png"), full_page=True)
-    finally:
-        admin.terminate()
-        admin.wait(10)
 
     html_out, pdf_out = tmp_path / "review.html", tmp_path / "review.pdf"
     base = [EXE, "review", "--config", str(config_dir), "--audit-db", url, "--from", start.isoformat(),

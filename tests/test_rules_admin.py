@@ -21,6 +21,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests.support.admin import create_user
 from tests.support.proxy import free_port
 from tests.test_browser import wait_for
 
@@ -37,9 +38,7 @@ def test_technician_changes_rules_with_reasons_and_the_log_shows_hand_edits_too(
     db = tmp_path / "proxy0" / "audit.sqlite"
     (tmp_path / "proxy0").mkdir()
     for user, role in (("tech", "technician"), ("slt", "slt")):
-        subprocess.run([EXE, "admin", "--audit-db", f"sqlite:///{db}", "create-user", user, "--role", role,
-                        "--password-stdin"], input=f"{user}-password-123\n", text=True, check=True,
-                       capture_output=True)
+        create_user(f"sqlite:///{db}", user, role)
     proxy = make_proxy(config_dir, routes={"www.roblox.com": origin.port, "handmade.test": origin.port,
                                            "cigar-lounge.test": origin.port}, admin_port=admin_port)
     app_file = config_dir / "rules" / "60-admin-app.yaml"

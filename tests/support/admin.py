@@ -1,0 +1,44 @@
+"""A real ``schoolproxy admin`` process for browser tests: accounts made with
+the command line, the app started on a free port and waited for."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from tests.support.proxy import free_port
+
+EXE = str(Path(sys.executable).with_name("schoolproxy"))
+
+
+def create_user(db_url: str, name: str, role: str) -> None:
+    """An account whose password is ``<name>-password-123``."""
+    subprocess.run([EXE, "admin", "--audit-db", db_url, "create-user", name, "--role", role, "--password-stdin"],
+                   input=f"{name}-password-123\n", text=True, check=True, capture_output=True)
+
+
+@contextmanager
+def admin_app(db_url: str, cwd: Path, config: Path | None = None) -> Iterator[int]:
+    """The admin app on a free port (yielded) until the block ends."""
+    port = free_port()
+    cmd = [EXE, "admin", "--audit-db", db_url, "--listen-port", str(port)]
+    if config is not None:
+        cmd += ["--config", str(config)]
+    proc = subprocess.Popen(cmd, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            try:
+                urllib.request.urlopen(f"http://127.0.0.1:{port}/login", timeout=1)
+                break
+            except OSError:
+                time.sleep(0.1)
+        yield port
+    finally:
+        proc.terminate()
+        proc.wait(10)
