@@ -49,6 +49,8 @@ def cmd_status(args: argparse.Namespace) -> int:
         directory = s.get("directory") or {}
         if directory.get("directory_problem"):
             problems.append(f"directory: {directory['directory_problem']} (people keep the groups last read)")
+        if str(s.get("shared_limits", "off")).startswith("local"):
+            problems.append(f"shared limits: {s['shared_limits']}")
         if s.get("sealing") not in (None, "off"):
             problems.append(f"sealing: {s['sealing']} (seals are kept until they can be written)")
         for cat, feed in (s.get("locked_feeds") or {}).items():

@@ -20,7 +20,9 @@ or a fork of mitmproxy; it was the approach in the team's mitmproxy notes.
 A transfer draws from two buckets: the person's (per rule) and, if the rule
 sets ``total_mbps``, one shared by everyone under that rule.  Buckets lend
 tokens and make later writes wait, so concurrent transfers under a shared
-total take turns and share it fairly.
+total take turns and share it fairly.  With ``settings.redis`` the buckets
+live in Redis (``content.sharedlimits``), shared by every worker and
+machine; while Redis cannot be reached each process uses its own.
 
 The rules are read by ``policy.bandwidth``.
 """
@@ -33,6 +35,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..policy.bandwidth import BandwidthRule, BandwidthRules
+from .sharedlimits import SharedBuckets
 
 class TokenBucket:
     """Bytes a second with a burst; ``take`` returns how long to wait."""
@@ -55,13 +58,20 @@ class Pace:
     """The buckets one transfer draws from, and how long it was held back."""
 
     rule: BandwidthRule
-    buckets: tuple[TokenBucket, ...]
+    buckets: tuple[TokenBucket, ...]  # this process's (all of them, or the fallback)
+    shared: SharedBuckets | None = None
+    keys: tuple[tuple[str, float, float], ...] = ()  # the shared buckets: (key, rate, burst)
     waited: float = 0.0
     bytes: int = 0
 
-    def take(self, n: int) -> float:
-        now = time.monotonic()
+    async def take(self, n: int) -> float:
+        """How long to wait after sending ``n`` bytes."""
         self.bytes += n
+        if self.shared is not None:
+            wait = await self.shared.take(n, list(self.keys))
+            if wait is not None:
+                return wait
+        now = time.monotonic()
         return max(b.take(n, now) for b in self.buckets)
 
 
@@ -73,8 +83,13 @@ class Throttler:
         self._personal: dict[tuple[str, str], TokenBucket] = {}
         self._shared: dict[str, TokenBucket] = {}
 
-    def pace(self, rule: BandwidthRule, user: str) -> Pace | None:
+    def pace(self, rule: BandwidthRule, user: str, shared: SharedBuckets | None = None) -> Pace | None:
         buckets = []
+        keys = []
+        if rule.rate_bps:
+            keys.append((f"user:{rule.id}:{user}", rule.rate_bps, rule.burst_bytes))
+        if rule.total_bps:
+            keys.append((f"total:{rule.id}", rule.total_bps, rule.burst_bytes))
         if rule.rate_bps:
             b = self._personal.get((user, rule.id))
             if b is None or b.rate != rule.rate_bps or b.burst != rule.burst_bytes:
@@ -85,7 +100,7 @@ class Throttler:
             if s is None or s.rate != rule.total_bps:
                 s = self._shared[rule.id] = TokenBucket(rule.total_bps, rule.burst_bytes)
             buckets.append(s)
-        return Pace(rule, tuple(buckets)) if buckets else None
+        return Pace(rule, tuple(buckets), shared, tuple(keys)) if buckets else None
 
 
 class PacedWriter:
@@ -106,7 +121,7 @@ class PacedWriter:
         pace = self.pace
         if pace is not None and self._pending:
             n, self._pending = self._pending, 0
-            delay = pace.take(n)
+            delay = await pace.take(n)
             if delay > 0:
                 pace.waited += delay
                 await asyncio.sleep(delay)

@@ -53,6 +53,8 @@ class Metrics:
         self.index_entries = Gauge("schoolproxy_list_index_entries", "Entries in the list index", registry=r, **mx)
         self.index_age = Gauge("schoolproxy_list_index_age_seconds", "Age of the list index", registry=r, **mx)
         self.grants = Gauge("schoolproxy_grants_active", "Grants in force", registry=r, **mx)
+        self.local_limits = Gauge("schoolproxy_shared_limits_fallback",
+                                  "1 while the shared limits in Redis cannot be reached", registry=r, **mx)
         for handling in ("passthrough", "intercept", "selective", "interception", "refused"):
             self.tls.labels(handling)  # every series exists from the start, at 0
         for direction in ("in", "out"):
@@ -82,7 +84,7 @@ class Metrics:
             self.throttled.inc()
 
     def status(self, audit: dict[str, Any], index_entries: int | None, index_built: float | None,
-               grants: int) -> None:
+               grants: int, shared_limits: str = "off") -> None:
         self.queue.set(audit.get("pending") or 0)
         self.journal.set(audit.get("journal_bytes") or 0)
         self.lost.set(audit.get("lost") or 0)
@@ -91,6 +93,7 @@ class Metrics:
         if index_built is not None:
             self.index_age.set(max(0.0, time.time() - index_built))
         self.grants.set(grants)
+        self.local_limits.set(1 if shared_limits.startswith("local") else 0)
 
     def exposition(self) -> bytes:
         """The text a Prometheus scrape reads: this process's, or every worker's."""

@@ -160,6 +160,7 @@ class Settings:
     contact: str = "the school office"
     index_dir: str = "index"
     on_audit_failure: str = "serve"  # serve | block, when nothing can be recorded
+    redis: str = ""  # shared limits for every instance (bandwidth totals); empty: each process its own
 
 
 @dataclass(frozen=True, slots=True)

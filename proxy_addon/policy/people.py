@@ -18,7 +18,7 @@ from .model import ACTIONS, TLS_MODES, Device, DeviceNaming, WorkingHours
 from .schedule import ScheduleError, TimeWindow, parse_days, parse_time
 from .yamlsource import Problem, YMap, YSeq
 
-SETTINGS = ("tls", "timezone", "default_action", "contact", "index_dir", "on_audit_failure")
+SETTINGS = ("tls", "timezone", "default_action", "contact", "index_dir", "on_audit_failure", "redis")
 AUDIT_FAILURE = ("serve", "block")
 
 
@@ -36,6 +36,8 @@ def parse_settings(b: Builder, value: Any, doc: YMap) -> None:
     r.choice(s, "tls", TLS_MODES)
     r.choice(s, "default_action", ACTIONS)
     r.choice(s, "on_audit_failure", AUDIT_FAILURE)
+    if "redis" in s and s["redis"] and not str(s["redis"]).startswith(("redis://", "rediss://", "unix://")):
+        r.problem(s, s.line_of("redis"), f"'redis' must be a redis://, rediss:// or unix:// URL, not {s['redis']!r}")
     if "timezone" in s:
         try:
             ZoneInfo(str(s["timezone"]))

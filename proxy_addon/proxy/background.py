@@ -42,6 +42,7 @@ class Background:
         self.signature: Signature | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self._feed_alerted: set[str] = set()  # locked lists whose failure was alerted (once, until fixed)
+        self._shared_alerted = False
 
     def start(self) -> None:
         if self._tasks:
@@ -77,7 +78,9 @@ class Background:
                          "grants_active": len(rt.grants), "audit": writer.status(),
                          "directory": rt.signin.status() if rt.signin is not None and rt.signin.active else None,
                          "locked_feeds": {k: asdict(v) for k, v in load_states(rt.data).items()},
-                         "sealing": self.recorder.sealer.error if self.recorder.sealer is not None else "off"}
+                         "sealing": self.recorder.sealer.error if self.recorder.sealer is not None else "off",
+                         "shared_limits": rt.shared.status() if rt.shared is not None else "off"}
+                self._shared_limits_alert(rt.shared.failing if rt.shared is not None else None)
                 ok = writer.can_record and not state["audit"]["database_error"]
                 if ok != was_ok:
                     (log.info if ok else log.error)("schoolproxy: audit log %s", "recording again" if ok else
@@ -97,6 +100,13 @@ class Background:
                     pass  # a full disk: the log line above says what matters
             await asyncio.sleep(2)
 
+    def _shared_limits_alert(self, failing: str | None) -> None:
+        """Tell the technician once when the shared limits fall back to local ones."""
+        if failing is not None and not self._shared_alerted:
+            self.alerter.note(system_alert(f"the shared limits in Redis cannot be reached ({failing}); each proxy "
+                                           "process applies its own bandwidth limits until it is back"))
+        self._shared_alerted = failing is not None
+
     def _metrics(self, state: dict[str, Any]) -> None:
         lists = self.rt.engine.lists if self.rt.engine is not None else None
         built = None
@@ -106,7 +116,7 @@ class Background:
             except (KeyError, ValueError):
                 pass
         self.recorder.metrics.status(state["audit"], lists.entries if lists is not None else None, built,
-                                     len(self.rt.grants))
+                                     len(self.rt.grants), state["shared_limits"])
 
     def _read_clock_offset(self) -> float:
         path = ctx.options.schoolproxy_clock_offset_file

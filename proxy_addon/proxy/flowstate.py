@@ -85,6 +85,7 @@ class Runtime:
         self.decrypted: dict[str, tuple[str, str]] = {}  # client connection id -> (tls label, why decrypted)
         self.interceptions: tuple[ActiveOrder, ...] = ()  # orders to decrypt one person's correspondence
         self.notice_acks: dict[str, datetime] = {}  # who acknowledged the acceptable-use notice, and when
+        self.shared: Any = None  # content.sharedlimits.SharedBuckets when settings.redis is set
 
     def identify_address(self, client: connection.Client) -> Identity:
         """Who a connection is, by its address alone (no credentials seen yet)."""
