@@ -50,6 +50,7 @@ class Proxy:
     data_dir: Path | None = None  # the proxy's data folder: journal, status (default: workdir/data)
     env: dict[str, str] = field(default_factory=dict)  # extra environment (KRB5_CONFIG for Kerberos tests)
     cli: list[str] = field(default_factory=list)  # further ``schoolproxy run`` options (before ``--``)
+    db_url: str | None = None  # another audit database (PostgreSQL) instead of the SQLite file
     port: int = 0
     proc: subprocess.Popen | None = None
 
@@ -69,7 +70,7 @@ class Proxy:
         self.port = free_port()
         cmd = [str(Path(sys.executable).with_name("schoolproxy")), "run",
                "--config", str(self.config), "--listen-port", str(self.port),
-               "--audit-db", f"sqlite:///{self.db_path}", "--confdir", str(self.workdir / "confdir")]
+               "--audit-db", self.db_url or f"sqlite:///{self.db_path}", "--confdir", str(self.workdir / "confdir")]
         if self.proxyauth:
             cmd += ["--proxyauth", self.proxyauth]
         if self.admin_port:

@@ -1,0 +1,85 @@
+"""Two proxy instances of a trust on one PostgreSQL and one configuration:
+a rule change and a grant made through one instance's admin app (over
+HTTP, signed in, with its CSRF tokens) take effect on the other within
+seconds, and both instances' events land in the one database."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+from sqlalchemy import create_engine, text
+
+from tests.support.admin import create_user
+from tests.support.proxy import free_port
+from tests.test_browser import wait_for
+
+pytestmark = pytest.mark.e2e
+EXE = str(Path(sys.executable).with_name("schoolproxy"))
+
+
+def signed_in(port: int, user: str) -> httpx.Client:
+    c = httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=10, follow_redirects=True)
+    token = re.search(r'name="csrf_token" value="([^"]+)"', c.get("/login").text).group(1)
+    r = c.post("/login", data={"username": user, "password": f"{user}-password-123", "csrf_token": token})
+    assert r.status_code == 200 and user in r.text
+    return c
+
+
+def form_token(c: httpx.Client, path: str) -> str:
+    return re.search(r'name="csrf_token" value="([^"]+)"', c.get(path).text).group(1)
+
+
+def test_a_change_and_a_grant_made_on_one_instance_apply_on_the_other(config_dir, make_proxy, origin, pg_url):
+    origin.routes["/"] = b"the real site"
+    create_user(pg_url, "tech", "technician")
+    create_user(pg_url, "head", "headteacher")
+    admin_port = free_port()
+    routes = {"www.roblox.com": origin.port, "www.bet365.com": origin.port}
+    a = make_proxy(config_dir, routes=routes, db_url=pg_url, admin_port=admin_port,
+                   extra=["--set", "schoolproxy_instance=proxy-a"])
+    b = make_proxy(config_dir, routes=routes, db_url=pg_url,
+                   extra=["--set", "schoolproxy_grants_poll_ms=300", "--set", "schoolproxy_instance=proxy-b"])
+
+    def status_on_b(url: str) -> int:
+        with httpx.Client(proxy=b.url, timeout=10) as c:
+            return c.get(url).status_code
+
+    assert status_on_b("http://www.roblox.com/") == 403 and status_on_b("http://www.bet365.com/") == 403
+
+    tech = signed_in(admin_port, "tech")
+    r = tech.post("/rules/site", data={"action": "allow", "target": "www.roblox.com", "group": "", "category": "",
+                                       "reason": "Computing club", "csrf_token": form_token(tech, "/rules")})
+    assert "Done: allow www.roblox.com" in r.text
+    t0 = time.monotonic()
+    assert wait_for(lambda: status_on_b("http://www.roblox.com/") == 200, timeout=10)
+    rule_s = time.monotonic() - t0
+
+    head = signed_in(admin_port, "head")
+    r = head.post("/grants", data={"subject_kind": "everyone", "subject": "", "target_kind": "host",
+                                   "target": "www.bet365.com", "hours": "1", "reason": "Y6 probability lesson",
+                                   "csrf_token": form_token(head, "/grants")})
+    assert "Grant" in r.text and "made" in r.text
+    t0 = time.monotonic()
+    assert wait_for(lambda: status_on_b("http://www.bet365.com/") == 200, timeout=10)
+    grant_s = time.monotonic() - t0
+    assert rule_s < 5 and grant_s < 5, (rule_s, grant_s)
+
+    with httpx.Client(proxy=a.url, timeout=10) as c:
+        assert c.get("http://www.roblox.com/").status_code == 200  # and on the instance that made the change
+    a.stop()
+    b.stop()
+    eng = create_engine(pg_url)
+    with eng.connect() as c:
+        instances = {r[0] for r in c.execute(text("SELECT DISTINCT instance FROM access_events"))}
+        decisions = [r[0] for r in c.execute(text("SELECT source FROM rule_decisions ORDER BY id"))]
+    eng.dispose()
+    assert instances == {"proxy-a", "proxy-b"}
+    assert decisions[:2] == ["baseline", "app"] and "hand edit" not in decisions  # not a hand edit to the other
+    out = subprocess.run([EXE, "audit", "verify", "--audit-db", pg_url], capture_output=True, text=True)
+    assert out.returncode == 0 and "intact" in out.stdout, out.stdout + out.stderr  # one chain each, both whole
