@@ -83,3 +83,26 @@ def test_a_change_and_a_grant_made_on_one_instance_apply_on_the_other(config_dir
     assert decisions[:2] == ["baseline", "app"] and "hand edit" not in decisions  # not a hand edit to the other
     out = subprocess.run([EXE, "audit", "verify", "--audit-db", pg_url], capture_output=True, text=True)
     assert out.returncode == 0 and "intact" in out.stdout, out.stdout + out.stderr  # one chain each, both whole
+
+
+def test_one_daily_media_budget_across_two_instances(config_dir, make_proxy, origin, pg_url):
+    from tests.test_e2e_content import content_rules, routes
+
+    routes(origin)
+    content_rules(config_dir, "streaming:\n  limits:\n    - {id: everyone, daily_minutes: 0.2, max_stream_minutes: 60}\n")
+    a, b = (make_proxy(config_dir, routes={"media.test": origin.port}, db_url=pg_url,
+                       extra=["--set", f"schoolproxy_instance=proxy-{n}"]) for n in "ab")
+    statuses = []
+    for proxy, segments in ((a, (0, 1)), (b, (2, 3, 4))):  # a player that moves from one proxy to the other
+        with httpx.Client(proxy=proxy.url, timeout=30) as c:
+            assert c.get("http://media.test/hls/playlist.m3u8").status_code == 200
+            for i in segments:
+                statuses.append(c.get(f"http://media.test/hls/seg{i}.ts").status_code)
+                time.sleep(0.4)
+    assert statuses == [200, 200, 200, 429, 429]  # 3 x 4 s = the 0.2-minute budget, spent on both
+    a.stop()
+    b.stop()
+    eng = create_engine(pg_url)
+    with eng.connect() as c:
+        assert c.execute(text("SELECT seconds FROM media_usage")).scalars().all() == [12.0]
+    eng.dispose()
