@@ -155,3 +155,11 @@ def test_a_bad_byte_in_a_list_file_skips_that_line_and_says_where(tmp_path):
     out = subprocess.run([str(Path(sys.executable).with_name("schoolproxy")), "check", "--config", str(root)],
                          capture_output=True, text=True)
     assert out.returncode == 0 and f":{n - 1}: not UTF-8" in out.stdout and "OK:" in out.stdout
+
+
+def test_the_shared_limits_address_must_be_a_redis_url(tmp_path):
+    root = write_config(tmp_path, "settings:\n  tls: hostname\n  redis: localhost:6379\n")
+    assert problems(root) == [f"{root / 'rules' / 'rules.yaml'}:3: 'redis' must be a redis://, rediss:// or unix:// "
+                              "URL, not 'localhost:6379'"]
+    root = write_config(tmp_path / "ok", "settings:\n  redis: redis://127.0.0.1:6379/0\n")
+    assert problems(root) == [] and load_config(root).settings.redis == "redis://127.0.0.1:6379/0"
