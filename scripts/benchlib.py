@@ -189,7 +189,7 @@ def start_school(origin_port: int, config: Path | None = None, extra: list[str] 
     port = free_port()
     work = Path(tempfile.mkdtemp(prefix="bench-school-"))
     cmd = [str(BIN / "schoolproxy"), "run", "--listen-port", str(port), "--audit-db", f"sqlite:///{work}/audit.sqlite",
-           "--confdir", str(work)]
+           "--confdir", str(work), "--workers", "1"]  # one process, pinned to one core, against one mitmdump
     if config is not None:
         cmd += ["--config", str(config)]
     cmd += ["--", *COMMON, "-s", str(ROUTE_ALL), "--set", f"route_all_port={origin_port}",

@@ -27,6 +27,8 @@ if [ "$want" = test ]; then
   command -v ldapadd >/dev/null || need_debs+=(ldap-utils)
   # The review pack's PDF is checked page by page as PNG images.
   command -v pdftoppm >/dev/null || need_debs+=(poppler-utils)
+  # Shared limits: the tests start their own Redis on a free port.
+  command -v redis-server >/dev/null || need_debs+=(redis-server)
   # The systemd units are checked with systemd-analyze verify.
   command -v systemd-analyze >/dev/null || need_debs+=(systemd)
 fi

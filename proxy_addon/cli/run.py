@@ -21,16 +21,20 @@ def _setup_run(p: argparse.ArgumentParser) -> None:
     p.add_argument("--admin-port", type=int, default=None, metavar="P",
                    help="also serve the admin web app on this port (on --listen-host)")
     add_tls_args(p, "admin-")
-    p.add_argument("--workers", default="1", metavar="N",
-                   help="proxy processes behind the one address (SO_REUSEPORT), each on a core: a number, or "
-                        "'auto' for one per core (default 1)")
+    p.add_argument("--workers", default="auto", metavar="N",
+                   help="proxy processes behind the one address (SO_REUSEPORT): a number, or 'auto' for one "
+                        "per core (the default)")
     p.add_argument("mitmdump_args", nargs=argparse.REMAINDER,
                    help="further mitmdump arguments after '--', e.g. -- --set stream_large_bodies=1m")
 
 
 @command("run", "run the filtering proxy (mitmproxy in regular mode with the school's addon)", _setup_run)
 def cmd_run(args: argparse.Namespace) -> int:
-    workers = _workers(args.workers)
+    import os
+
+    from ..proxy.workers import REUSE_PORT_ENV
+
+    workers = 1 if os.environ.get(REUSE_PORT_ENV) else _workers(args.workers)  # a worker is one process
     if workers > 1:
         import socket
         import sys

@@ -62,9 +62,20 @@ class Worker:
     restart_at: float | None = None
 
     def start(self) -> None:
-        self.proc = subprocess.Popen(self.argv, env={**os.environ, REUSE_PORT_ENV: "1"})
+        self.proc = subprocess.Popen(self.argv, env={**os.environ, REUSE_PORT_ENV: "1"}, preexec_fn=_die_with_parent)
         self.started = time.monotonic()
         self.restart_at = None
+
+
+def _die_with_parent() -> None:
+    """In a new worker: stop (SIGTERM, so it writes what it holds) if the
+    supervisor dies, even by SIGKILL, rather than serve on unsupervised."""
+    import ctypes
+
+    try:
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except OSError:
+        pass
 
 
 def worker_argv(base: Sequence[str], index: int, instance: str, admin_port: int | None) -> list[str]:
@@ -90,6 +101,8 @@ def worker_argv(base: Sequence[str], index: int, instance: str, admin_port: int 
     if "--" not in out:
         out.append("--")
     at = out.index("--")
+    out[at:at] = ["--workers", "1"]  # a worker never starts workers of its own
+    at += 2
     if admin_port and index == 0:
         out[at:at] = ["--admin-port", str(admin_port)]
         at += 2

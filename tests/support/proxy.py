@@ -75,7 +75,7 @@ class Proxy:
             cmd += ["--proxyauth", self.proxyauth]
         if self.admin_port:
             cmd += ["--admin-port", str(self.admin_port)]
-        cmd += self.cli
+        cmd += self.cli if "--workers" in self.cli else [*self.cli, "--workers", "1"]  # one process: its pid, its rows
         cmd += ["--", "-s", str(ROUTE_ADDON), "--set", "ssl_insecure=true",
                 "--set", "schoolproxy_data_dir=" + str(self.data_dir or self.workdir / "data"),
                 "--set", "schoolproxy_reload_ms=200"]
