@@ -17,18 +17,9 @@ import pytest
 from tests.support.proxy import free_port
 from tests.test_browser import wait_for
 from tests.test_e2e_content import send
-from tests.test_e2e_throttle import MiB
+from tests.test_e2e_throttle import RULES, MiB  # downloads over 1 MB share one 8 Mbit/s total
 
 pytestmark = pytest.mark.e2e
-RULES = """
-bandwidth:
-  limits:
-    - id: shared-downloads
-      content: download
-      over_mb: 1
-      total_mbps: 8
-      burst_mb: 0.25
-"""
 
 
 @pytest.fixture

@@ -55,10 +55,10 @@ class Metrics:
         self.grants = Gauge("schoolproxy_grants_active", "Grants in force", registry=r, **mx)
         self.local_limits = Gauge("schoolproxy_shared_limits_fallback",
                                   "1 while the shared limits in Redis cannot be reached", registry=r, **mx)
-        for handling in ("passthrough", "intercept", "selective", "interception", "refused"):
-            self.tls.labels(handling)  # every series exists from the start, at 0
-        for direction in ("in", "out"):
-            self.bytes.labels(direction)
+        # every series exists from the start, at 0; the children are kept (labels() locks and looks up)
+        self._tls = {h: self.tls.labels(h) for h in ("passthrough", "intercept", "selective", "interception",
+                                                    "refused")}
+        self._bytes_in, self._bytes_out = self.bytes.labels("in"), self.bytes.labels("out")
         self.up = Gauge("schoolproxy_workers_up", "Proxy processes serving", registry=r, **mode)
         self.up.set(1)
         self._children: dict[tuple[str, str], Any] = {}
@@ -72,14 +72,14 @@ class Metrics:
             child = self._children[key] = self.requests.labels(action, category or "none")
         child.inc()
         if bytes_in:
-            self.bytes.labels("in").inc(bytes_in)
+            self._bytes_in.inc(bytes_in)
         if bytes_out:
-            self.bytes.labels("out").inc(bytes_out)
+            self._bytes_out.inc(bytes_out)
         self.duration.observe(duration_s)
         if decision_s is not None:
             self.decision.observe(decision_s)
         if tls:
-            self.tls.labels(tls).inc()
+            (self._tls.get(tls) or self.tls.labels(tls)).inc()
         if throttled:
             self.throttled.inc()
 

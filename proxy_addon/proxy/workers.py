@@ -57,7 +57,6 @@ class Worker:
     argv: list[str]
     proc: subprocess.Popen[bytes] | None = None
     started: float = 0.0
-    restarts: int = 0
     backoff: float = 0.5
     restart_at: float | None = None
 
@@ -148,7 +147,6 @@ def supervise(base: Sequence[str], n: int, instance: str, admin_port: int | None
                 w.proc, w.restart_at = None, now + w.backoff
             if w.proc is None and w.restart_at is not None and now >= w.restart_at and not stopping:
                 w.start()
-                w.restarts += 1
     for w in workers:
         if w.proc is not None and w.proc.poll() is None:
             w.proc.send_signal(signal.SIGTERM)
