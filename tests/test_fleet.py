@@ -1,7 +1,8 @@
-"""Two proxy instances of a trust on one PostgreSQL and one configuration:
-a rule change and a grant made through one instance's admin app (over
-HTTP, signed in, with its CSRF tokens) take effect on the other within
-seconds, and both instances' events land in the one database."""
+"""Two proxy instances of a trust on one PostgreSQL: a rule change and a
+grant made through one instance's admin app (over HTTP, signed in, with its
+CSRF tokens) take effect on the other within seconds, whether the two share
+one configuration folder or each machine has its own copy, and both
+instances' events land in the one database."""
 
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ import pytest
 from sqlalchemy import create_engine, text
 
 from tests.support.admin import create_user
-from tests.support.proxy import free_port
+from tests.support.proxy import copy_config, free_port
 from tests.test_browser import wait_for
 
 pytestmark = pytest.mark.e2e
@@ -106,3 +107,54 @@ def test_one_daily_media_budget_across_two_instances(config_dir, make_proxy, ori
     with eng.connect() as c:
         assert c.execute(text("SELECT seconds FROM media_usage")).scalars().all() == [12.0]
     eng.dispose()
+
+
+def test_machines_with_their_own_configuration_follow_the_admin_app(tmp_path, make_proxy, origin, pg_url):
+    """Two machines, each with its own copy of the configuration: a change
+    in machine A's admin app is written into machine B's folder and applied
+    there within seconds, recorded once (never as a hand edit on B); a hand
+    edit of the app's file on B is recorded once as a hand edit and followed
+    by A."""
+    conf_a, conf_b = copy_config(tmp_path / "conf-a"), copy_config(tmp_path / "conf-b")
+    origin.routes["/"] = b"the real site"
+    create_user(pg_url, "tech", "technician")
+    admin_port = free_port()
+    routes = {"www.roblox.com": origin.port, "www.miniclip.com": origin.port}
+    a = make_proxy(conf_a, routes=routes, db_url=pg_url, admin_port=admin_port,
+                   extra=["--set", "schoolproxy_instance=machine-a"])
+    b = make_proxy(conf_b, routes=routes, db_url=pg_url, extra=["--set", "schoolproxy_instance=machine-b"])
+
+    def status(p, url: str) -> int:
+        with httpx.Client(proxy=p.url, timeout=10) as c:
+            return c.get(url).status_code
+
+    assert status(b, "http://www.roblox.com/") == 403 and status(a, "http://www.miniclip.com/") == 403
+    tech = signed_in(admin_port, "tech")
+    r = tech.post("/rules/site", data={"action": "allow", "target": "www.roblox.com", "group": "", "category": "",
+                                       "reason": "Computing club", "csrf_token": form_token(tech, "/rules")})
+    assert "Done: allow www.roblox.com" in r.text
+    t0 = time.monotonic()
+    assert wait_for(lambda: status(b, "http://www.roblox.com/") == 200, timeout=10)
+    pulled_s = time.monotonic() - t0
+    app_file = "rules/60-admin-app.yaml"
+    assert (conf_b / app_file).read_text() == (conf_a / app_file).read_text()
+    assert "taken from the database: rules/60-admin-app.yaml" in b.output()
+
+    # a hand edit on machine B (a technician at that machine's console)
+    edited = (conf_b / app_file).read_text().rstrip("\n") + (
+        "\n  - {id: hand-miniclip, action: allow, domains: [www.miniclip.com], reason: \"Games club (by hand on B)\"}\n")
+    (conf_b / app_file).write_text(edited)
+    assert wait_for(lambda: status(a, "http://www.miniclip.com/") == 200, timeout=10), edited + b.output()[-3000:]
+    assert (conf_a / app_file).read_text() == edited
+    assert status(b, "http://www.roblox.com/") == 200  # the app's change still there on both
+    assert status(a, "http://www.roblox.com/") == 200
+    time.sleep(2.5)  # a few more ticks: nothing flips back and forth
+    a.stop()
+    b.stop()
+    eng = create_engine(pg_url)
+    with eng.connect() as c:
+        rows = [tuple(r) for r in c.execute(text("SELECT source, instance, path FROM rule_decisions ORDER BY id"))]
+    eng.dispose()
+    assert [r[0] for r in rows] == ["baseline", "app", "hand edit"], rows
+    assert rows[2][1:] == ("machine-b", app_file)
+    assert pulled_s < 5, pulled_s

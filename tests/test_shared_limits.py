@@ -94,3 +94,29 @@ def test_two_instances_share_one_total_and_fall_back_when_redis_stops(config_dir
     metrics = httpx.get(f"{proxies[0].url}/metrics", timeout=5).text
     assert "schoolproxy_shared_limits_fallback 1.0" in metrics
     assert "shared limits in Redis unreachable" in proxies[0].output()
+
+
+def test_one_continuous_stream_is_measured_across_two_instances(config_dir, make_proxy, origin, redis_server):
+    """A player whose HLS segments reach two instances in turn is cut at the
+    continuous-stream limit of the whole stream; each instance on its own
+    would have seen a stream half as long and let every segment through."""
+    from tests.test_e2e_content import content_rules, routes
+
+    _, port = redis_server
+    routes(origin)
+    content_rules(config_dir, "streaming:\n  limits:\n    - {id: everyone, max_stream_minutes: 0.2}\n")
+    settings = config_dir / "rules" / "00-settings.yaml"
+    settings.write_text(settings.read_text().replace("settings:\n", f"settings:\n  redis: redis://127.0.0.1:{port}/0\n", 1))
+    a, b = (make_proxy(config_dir, routes={"media.test": origin.port}) for _ in range(2))
+    clients = [httpx.Client(proxy=p.url, timeout=30) for p in (a, b)]
+    try:
+        for c in clients:  # each instance learns the playlist's 4-second segments
+            assert c.get("http://media.test/hls/playlist.m3u8").status_code == 200
+        statuses = []
+        for i in range(5):
+            statuses.append(clients[i % 2].get(f"http://media.test/hls/seg{i}.ts").status_code)
+            time.sleep(0.3)
+    finally:
+        for c in clients:
+            c.close()
+    assert statuses == [200, 200, 200, 429, 429]  # 3 x 4 s = the 0.2-minute stream, wherever the segments went

@@ -26,7 +26,7 @@ from ..lists.build import mapping_from_config, rebuild
 from ..lists.lockedfeeds import load_states
 from ..lists.review import answer, answer_file, overreach, suspects
 from ..lists.sources import staged_sources
-from ..monitor.decisions import record_edit
+from ..monitor.rulesync import record_edit
 from ..policy.files import data_dir
 
 log = logging.getLogger(__name__)

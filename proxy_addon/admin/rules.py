@@ -26,7 +26,8 @@ from sqlalchemy.orm import Session
 
 from ..audit.adminlog import record_action
 from ..classify.engine import Engine
-from ..monitor.decisions import as_rows, decisions, record_edit
+from ..monitor.decisions import as_rows, decisions
+from ..monitor.rulesync import record_edit
 from ..monitor.reports import period
 from ..policy.edit import APP_FILE, AppRules, check_change, next_id, read_app_rules, write_atomically
 from ..policy.model import ACTIONS

@@ -203,7 +203,7 @@ def _answer_recorded(args: argparse.Namespace, config: Config, kind: str, subjec
     """Write a review answer into the school's lists, recorded in the decision log."""
     from ..audit.db import open_database
     from ..lists.review import answer, answer_file
-    from ..monitor.decisions import record_edit
+    from ..monitor.rulesync import record_edit
 
     path = answer_file(config.root, kind, args.category)
     record_edit(open_database(audit_db(args)), config.root, path.relative_to(config.root).as_posix(),

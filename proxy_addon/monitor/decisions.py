@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import difflib
 import hashlib
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -69,11 +69,11 @@ def tracked_files(root: Path) -> dict[str, Path]:
     return out
 
 
-def _read(path: Path) -> str:
+def read_tracked(path: Path) -> str:
     return path.read_bytes().decode("utf-8", "replace")
 
 
-def _sha(text: str) -> str:
+def digest(text: str) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
@@ -99,14 +99,14 @@ def record_file_change(s: Session, path: str, before: str | None, after: str | N
     if before is None:
         if s.get(RuleFile, path) is not None:
             return None
-        s.add(RuleFile(path=path, sha256=_sha(after or ""), content=after or "", updated_at=now))
+        s.add(RuleFile(path=path, sha256=digest(after or ""), content=after or "", updated_at=now))
         s.flush()
     elif after is None:
-        if s.query(RuleFile).filter_by(path=path, sha256=_sha(before)).delete() != 1:
+        if s.query(RuleFile).filter_by(path=path, sha256=digest(before)).delete() != 1:
             return None
     else:
-        done = s.execute(update(RuleFile).where(RuleFile.path == path, RuleFile.sha256 == _sha(before))
-                         .values(sha256=_sha(after), content=after, updated_at=now))
+        done = s.execute(update(RuleFile).where(RuleFile.path == path, RuleFile.sha256 == digest(before))
+                         .values(sha256=digest(after), content=after, updated_at=now))
         if done.rowcount != 1:
             return None
     diff = unified(path, before or "", after or "")
@@ -116,25 +116,6 @@ def record_file_change(s: Session, path: str, before: str | None, after: str | N
                        reason=reason, instance=instance)
     s.add(row)
     return row
-
-
-def record_edit(db: Engine, root: Path, rel: str, write: Callable[[], None], actor: str, source: str,
-                reason: str | None, summary: str | None = None, role: str | None = None) -> bool:
-    """Make a change to one tracked file with ``write`` and record it as a
-    decision with its diff and reason.  The file's record is locked before
-    the write, so a proxy that notices the new file waits for this
-    transaction and then finds it recorded: the change is never taken for a
-    hand edit.  Hand edits made before are recorded first, as what they are."""
-    note_changes(db, root)
-    path = root / rel
-    with Session(db) as s, s.begin():
-        s.execute(update(RuleFile).where(RuleFile.path == rel).values(path=RuleFile.path))  # the lock
-        before = s.scalar(select(RuleFile.content).where(RuleFile.path == rel))
-        write()  # inside the transaction: if it fails, nothing is recorded
-        after = _read(path) if path.exists() else None
-        if before == after:
-            return False
-        return record_file_change(s, rel, before, after, actor, source, reason, summary, role) is not None
 
 
 def note_changes(db: Engine, root: Path, instance: str | None = None) -> list[str]:
@@ -149,14 +130,14 @@ def note_changes(db: Engine, root: Path, instance: str | None = None) -> list[st
         if not known:
             now = datetime.now(timezone.utc)
             for rel, p in files.items():
-                text = _read(p)
-                s.add(RuleFile(path=rel, sha256=_sha(text), content=text, updated_at=now))
+                text = read_tracked(p)
+                s.add(RuleFile(path=rel, sha256=digest(text), content=text, updated_at=now))
             s.add(RuleDecision(ts=now, actor="schoolproxy", source="baseline", summary=(
                 f"the rules as first recorded: {len(files)} files; later changes are recorded against them"),
                 instance=instance))
             return []
     for rel in sorted(set(files) | set(known)):
-        after = _read(files[rel]) if rel in files else None
+        after = read_tracked(files[rel]) if rel in files else None
         before = known.get(rel)
         if before == after:
             continue

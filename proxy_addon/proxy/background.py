@@ -22,6 +22,7 @@ from ..content.phrases import matcher_for
 from ..grants.store import load_active
 from ..monitor.alerts import system_alert
 from ..monitor.decisions import note_changes
+from ..monitor.rulesync import pull_shared
 from ..lists.lockedfeeds import load_states, update_locked
 from ..monitor.interception import load_active as load_orders
 from ..monitor.notice import load_acks
@@ -229,12 +230,16 @@ class Background:
     async def _watch_config(self) -> None:
         """Reload when the files change; keep the rules in force if the new
         ones are broken.  Rules that load are compared with the decision
-        log's copy, at start and after each change: a hand edit is recorded."""
+        log's copy, at start and after each change: a hand edit is recorded.
+        Before each look, the files the admin app writes are brought up to
+        the database's copy (changes made on another machine of the trust)."""
+        await self._pull_shared(Path(ctx.options.schoolproxy_config))
         await self._note_hand_edits(Path(ctx.options.schoolproxy_config))
         while True:
             await asyncio.sleep(ctx.options.schoolproxy_reload_ms / 1000)
             assert self.rt.engine is not None
             root = Path(ctx.options.schoolproxy_config)
+            await self._pull_shared(root)
             engine, self.signature = await asyncio.to_thread(reloaded, root, self.rt.engine, self.signature)
             if engine is not None:
                 page_rules = engine.config.sections.get("page_content")
@@ -242,6 +247,19 @@ class Background:
                     await asyncio.to_thread(matcher_for, page_rules)
                 self.rt.engine = engine
                 await self._note_hand_edits(root)
+
+    async def _pull_shared(self, root: Path) -> None:
+        rt = self.rt
+        if rt.db is None or rt.data is None:
+            return
+        try:
+            written = await asyncio.to_thread(pull_shared, rt.db, root, rt.data)
+            if written:
+                log.info("schoolproxy: rules changed on another machine, taken from the database: %s",
+                         ", ".join(written))
+        except Exception as e:  # the rules in force stay; tried again at the next tick
+            log.warning("schoolproxy: could not compare the shared rules files with the database (%s: %s)",
+                        type(e).__name__, e)
 
     async def _note_hand_edits(self, root: Path) -> None:
         if self.rt.db is None:

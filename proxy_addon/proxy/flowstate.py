@@ -21,6 +21,7 @@ from ..classify.engine import Engine
 from ..classify.identity import Identity
 from ..content.media import MediaKind
 from ..content.pacing import Pace
+from ..content.sharedlimits import SharedBuckets
 from ..grants.rules import ActiveGrant
 from ..monitor.interception import ActiveOrder
 from ..policy.content import StreamLimit
@@ -85,12 +86,24 @@ class Runtime:
         self.decrypted: dict[str, tuple[str, str]] = {}  # client connection id -> (tls label, why decrypted)
         self.interceptions: tuple[ActiveOrder, ...] = ()  # orders to decrypt one person's correspondence
         self.notice_acks: dict[str, datetime] = {}  # who acknowledged the acceptable-use notice, and when
-        self.shared: Any = None  # content.sharedlimits.SharedBuckets when settings.redis is set
+        self.shared: SharedBuckets | None = None  # when settings.redis is set (see shared_store)
 
     def identify_address(self, client: connection.Client) -> Identity:
         """Who a connection is, by its address alone (no credentials seen yet)."""
         ip = client.peername[0] if client.peername else ""
         return self.engine.identify(ip) if self.engine else Identity(ip, frozenset(), ip, "ip")
+
+    def shared_store(self) -> SharedBuckets | None:
+        """The limits shared in Redis for ``settings.redis`` (made again if
+        it changes), or None: each process keeps its own."""
+        url = self.engine.config.settings.redis if self.engine is not None else ""
+        store = self.shared
+        if not url:
+            self.shared = None
+            return None
+        if store is None or store.url != url:
+            store = self.shared = SharedBuckets(url)
+        return store
 
     def now(self) -> datetime:
         now = datetime.now(timezone.utc)

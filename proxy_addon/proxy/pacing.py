@@ -11,7 +11,6 @@ from typing import Any
 from mitmproxy import connection, http
 
 from ..content.pacing import PacedWriter, Throttler, choose
-from ..content.sharedlimits import SharedBuckets
 from ..policy.bandwidth import BandwidthRules
 from . import connections
 from .flowstate import FlowState, Runtime, count_stream
@@ -36,7 +35,7 @@ class Pacer:
                       int(length) if length.isdigit() else None)
         if rule is None:
             return
-        pace = self.throttler.pace(rule, st.who.user, self._shared(engine.config.settings.redis))
+        pace = self.throttler.pace(rule, st.who.user, self.rt.shared_store())
         if pace is None:
             return
         # The client's writer is wrapped the first time one of its transfers is
@@ -59,16 +58,6 @@ class Pacer:
             st.counted = True
         elif not resp.stream:
             count_stream(resp, st)
-
-    def _shared(self, url: str) -> SharedBuckets | None:
-        """The Redis-backed buckets for ``settings.redis`` (made again if it changes)."""
-        store = self.rt.shared
-        if not url:
-            self.rt.shared = None
-            return None
-        if store is None or store.url != url:
-            store = self.rt.shared = SharedBuckets(url)
-        return store
 
     def end(self, flow: http.HTTPFlow, st: FlowState) -> None:
         writer = self._writers.get(flow.client_conn.id)

@@ -1,6 +1,8 @@
 """Streaming limits (policy 6.3.1: streaming is limited to short clips):
 daily budgets per person, shared through the database so several proxies
-enforce one budget, and a cap on one continuous stream.
+enforce one budget, and a cap on one continuous stream (shared in Redis
+when ``settings.redis`` is set, so a player whose segments reach several
+workers is measured as one stream).
 
 Responses are metered while they flow through mitmproxy's streaming callback,
 never buffered; a stream past its limit is cut by closing the upstream
@@ -53,9 +55,33 @@ class Streaming:
         return self.rt.engine.local_time(st.started).strftime("%Y-%m-%d")  # type: ignore[union-attr]
 
     def _background(self, fn: Any, *args: Any) -> None:
-        task = asyncio.get_running_loop().create_task(asyncio.to_thread(fn, *args))
+        self._spawn(asyncio.to_thread(fn, *args))
+
+    def _spawn(self, coro: Any) -> None:
+        task = asyncio.get_running_loop().create_task(coro)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+
+    async def _streak(self, user: str) -> float:
+        """Seconds of the person's current segmented stream: from Redis when
+        the limits are shared (a player's segments may reach several
+        workers), else (or when Redis is unreachable) this process's own."""
+        store = self.rt.shared_store()
+        if store is not None:
+            seconds = await store.streak(user, STREAK_GAP)
+            if seconds is not None:
+                return seconds
+        last, seconds = self._streaks.get(user, (0.0, 0.0))
+        return 0.0 if time.monotonic() - last > STREAK_GAP else seconds
+
+    def _add_to_streak(self, user: str, secs: float) -> None:
+        """Kept here always (the fallback) and in Redis when shared."""
+        last, seconds = self._streaks.get(user, (0.0, 0.0))
+        now = time.monotonic()
+        self._streaks[user] = (now, (seconds if now - last <= STREAK_GAP else 0.0) + secs)
+        store = self.rt.shared_store()
+        if store is not None and secs > 0:
+            self._spawn(store.streak(user, STREAK_GAP, secs))
 
     async def start(self, flow: http.HTTPFlow, st: FlowState, kind: MediaKind) -> bool:
         """A media response begins: refuse it if a budget is used up, else
@@ -78,9 +104,7 @@ class Streaming:
                 return self._refuse(flow, st, f"the daily streaming budget of {limit.daily_bytes / 1e6:g} MB "
                                               f"({limit.id}) is used up")
         if limit is not None and limit.max_stream_seconds is not None and kind.kind == "segment":
-            last, seconds = self._streaks.get(st.who.user, (0.0, 0.0))
-            if time.monotonic() - last > STREAK_GAP:
-                seconds = 0.0
+            seconds = await self._streak(st.who.user)
             if seconds >= limit.max_stream_seconds:
                 return self._refuse(flow, st, f"one continuous stream may last at most "
                                               f"{limit.max_stream_seconds / 60:g} minutes ({limit.id})")
@@ -145,8 +169,6 @@ class Streaming:
                                                  rules.video_kbps, rules.audio_kbps, st.declared)
         st.media_seconds = secs
         if st.media.kind == "segment":
-            last, seconds = self._streaks.get(st.who.user, (0.0, 0.0))
-            now = time.monotonic()
-            self._streaks[st.who.user] = (now, (seconds if now - last <= STREAK_GAP else 0.0) + secs)
+            self._add_to_streak(st.who.user, secs)
         if self.rt.db is not None and (secs or st.bytes_out):
             self._background(add_usage, self.rt.db, st.who.user, self._day(st), secs, st.bytes_out)

@@ -1,0 +1,145 @@
+"""The files the admin app writes: changing one (recorded in the decision
+log with its reason), and keeping them alike on every machine of a trust.
+
+Every instance of a trust shares one database, and the decision log keeps
+the last recorded copy of each of the school's rules files there
+(``rule_files``).  For the files the admin app writes (its rules file and
+the school's own lists under ``lists/school/``) that copy is the one the
+fleet follows: a change made in one machine's admin app is recorded there,
+and every other proxy writes it into its own configuration folder within a
+reload tick, where its configuration watcher applies it like any edit.
+
+Which side is newer is decided without trusting clocks: each proxy keeps,
+in its data folder, the digest of every file as it last matched the
+database (``rules-synced.json``).  A local file still equal to that digest
+has not been edited here, so a different database copy was changed
+elsewhere and is written here.  A local file that differs from it was
+edited on this machine by hand: it is left alone, and the decision log's
+hand-edit check records it, which makes it the copy every other machine
+then follows.  A machine with no record yet (new to the trust) takes the
+database's copy unless its own file is newer than that copy.
+
+The write happens while the file's record is locked (as the admin app locks
+it for its own write), so an app's change being written on this machine at
+the same moment is never overwritten with the copy before it.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from collections.abc import Callable
+from pathlib import Path
+
+from sqlalchemy import Engine, or_, select, update
+from sqlalchemy.orm import Session
+
+from ..audit.models import RuleFile
+from ..policy.edit import APP_FILE, write_atomically
+from ..policy.files import data_dir
+from .decisions import digest, note_changes, read_tracked, record_file_change
+
+log = logging.getLogger(__name__)
+SCHOOL_LISTS = "lists/school/"
+STATE_FILE = "rules-synced.json"
+
+
+def is_shared(rel: str) -> bool:
+    """A file the admin app writes, which every machine follows."""
+    return rel == APP_FILE or (rel.startswith(SCHOOL_LISTS) and rel.endswith(".txt") and "/" not in
+                               rel[len(SCHOOL_LISTS):])
+
+
+def _load_state(path: Path) -> dict[str, str]:
+    try:
+        state = json.loads(path.read_text())
+        return {str(k): str(v) for k, v in state.items()} if isinstance(state, dict) else {}
+    except (OSError, ValueError):
+        return {}
+
+
+def _save_state(path: Path, state: dict[str, str]) -> None:
+    """Kept for the next tick; if it cannot be written, the next tick sees a
+    file equal to the database's and writes it again."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}")
+    try:
+        tmp.write_text(json.dumps(state, sort_keys=True))
+        os.replace(tmp, path)
+    except OSError as e:
+        log.warning("schoolproxy: could not save %s (%s)", path, e)
+
+
+def _local(path: Path) -> tuple[str | None, float]:
+    try:
+        return read_tracked(path), path.stat().st_mtime
+    except FileNotFoundError:
+        return None, 0.0
+
+
+def pull_shared(db: Engine, root: Path, data: Path) -> list[str]:
+    """Write the database's copy of every shared file changed elsewhere into
+    ``root``; returns the paths written.  Cheap when nothing changed: one
+    query of paths and digests."""
+    state_path = data / STATE_FILE
+    state = _load_state(state_path)
+    before = dict(state)
+    with Session(db) as s:
+        rows = s.execute(select(RuleFile.path, RuleFile.sha256, RuleFile.updated_at).where(
+            or_(RuleFile.path == APP_FILE, RuleFile.path.like(SCHOOL_LISTS + "%")))).all()
+    written: list[str] = []
+    for rel, sha, updated in rows:
+        if not is_shared(rel):
+            continue
+        text, mtime = _local(root / rel)
+        local_sha = digest(text) if text is not None else None
+        if local_sha == sha:
+            state[rel] = sha
+            continue
+        synced = state.get(rel)
+        if synced is not None and local_sha != synced:
+            continue  # edited here: the hand-edit check records it and the others follow
+        if synced is None and text is not None and mtime > updated.timestamp():
+            continue  # new to the trust, but this machine's file is the newer one
+        with Session(db) as s, s.begin():
+            s.execute(update(RuleFile).where(RuleFile.path == rel).values(path=RuleFile.path))  # the lock
+            row = s.execute(select(RuleFile.sha256, RuleFile.content).where(RuleFile.path == rel)).first()
+            now_text, _ = _local(root / rel)
+            if row is None or now_text != text:
+                continue  # changed meanwhile: looked at again at the next tick
+            write_atomically(root / rel, row.content)
+            state[rel] = row.sha256
+            written.append(rel)
+    if state != before:
+        _save_state(state_path, state)
+    return written
+
+
+def record_edit(db: Engine, root: Path, rel: str, write: Callable[[], None], actor: str, source: str,
+                reason: str | None, summary: str | None = None, role: str | None = None,
+                data: Path | None = None) -> bool:
+    """Make a change to one tracked file with ``write`` and record it as a
+    decision with its diff and reason.  The file's record is locked before
+    the write, so a proxy that notices the new file waits for this
+    transaction and then finds it recorded: the change is never taken for a
+    hand edit.  Changes made on other machines are taken first (this
+    machine's copy may be behind), then hand edits made here are recorded
+    as what they are."""
+    data = data or data_dir()
+    if is_shared(rel):
+        pull_shared(db, root, data)
+    note_changes(db, root)
+    path = root / rel
+    with Session(db) as s, s.begin():
+        s.execute(update(RuleFile).where(RuleFile.path == rel).values(path=RuleFile.path))  # the lock
+        before = s.scalar(select(RuleFile.content).where(RuleFile.path == rel))
+        write()  # inside the transaction: if it fails, nothing is recorded
+        after = read_tracked(path) if path.exists() else None
+        if before == after:
+            return False
+        done = record_file_change(s, rel, before, after, actor, source, reason, summary, role) is not None
+    if done and after is not None and is_shared(rel):
+        state = _load_state(data / STATE_FILE)
+        state[rel] = digest(after)
+        _save_state(data / STATE_FILE, state)
+    return done
