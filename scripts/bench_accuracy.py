@@ -41,6 +41,8 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--data", type=Path, default=None)
     ap.add_argument("--show", type=int, default=200, help="how many top-10,000 blocks to list")
+    ap.add_argument("--misses", type=Path, default=None,
+                    help="write each held-out list's missed hosts to DIR/<category>.txt (for reading, not learning)")
     args = ap.parse_args()
     from proxy_addon.classify.engine import Engine
     from proxy_addon.lists.build import rebuild
@@ -89,7 +91,11 @@ def main() -> None:
             for rel, _ in lists:
                 hosts = sorted(read_hosts(data / rel))
                 a = sum(decide(lists_only, h).category in right for h in hosts) / len(hosts)
-                b = sum(decide(with_scoring, h).category in right for h in hosts) / len(hosts)
+                missed = [h for h in hosts if decide(with_scoring, h).category not in right]
+                b = 1 - len(missed) / len(hosts)
+                if args.misses is not None:
+                    args.misses.mkdir(parents=True, exist_ok=True)
+                    (args.misses / f"{cat}.txt").write_text("".join(f"{h}\n" for h in missed))
                 print(f"{cat:<20} {rel:<46} {len(hosts):>7} {a:>7.3f} {b:>9.3f}")
 
         agree: dict[str, set[str]] = {}
