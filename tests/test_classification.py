@@ -19,7 +19,7 @@ import pytest
 from proxy_addon.classify.engine import Engine
 from proxy_addon.classify.scoring import Scorer
 from proxy_addon.policy.loader import check_config
-from proxy_addon.policy.scoring import ScoringRules
+from proxy_addon.policy.scoring import Patterns, ScoringRules
 from proxy_addon.urls.normalize import normalize_url
 
 EXE = str(Path(sys.executable).with_name("schoolproxy"))
@@ -201,6 +201,48 @@ def test_segmentation_and_subdomain_weight():
     assert named is not None and named.verdict == "block" and named.score == 7.0
     sub = scorer.score("casino.shop.example")  # only in front of the registered name: half weight
     assert sub is not None and sub.score == 3.0 and sub.verdict == "suspect"
+
+
+@pytest.mark.parametrize("host,category,pattern", [
+    ("fapxtube.example", "adult", "fap"),  # fragments: no term blocks these names
+    ("camgirlz.example", "adult", "girl"),
+    ("xhubz.example", "adult", "^xh"),
+])
+def test_names_made_of_fragments_are_recognised_by_learned_patterns(config_dir: Path, host: str, category: str,
+                                                                    pattern: str):
+    d = decide(Engine.load(config_dir), f"https://{host}/")
+    assert (d.action, d.category, d.rule) == ("block", category, f"score:{category}"), d.reason
+    assert "name patterns scored" in d.reason and f"{pattern} +" in d.reason and "base " in d.reason
+    path = config_dir / "rules" / "47-scoring.yaml"  # without the patterns the terms alone do not block it
+    path.write_text("".join(line for line in path.read_text().splitlines(keepends=True)
+                            if not line.lstrip().startswith("patterns_dir:")))
+    assert decide(Engine.load(config_dir), f"https://{host}/").action == "allow"
+
+
+def test_a_pattern_score_is_its_base_plus_the_runs_found_and_says_which():
+    rules = ScoringRules(True, 0.5, {}, {"adult": (5.0, 3.5)},
+                         {"adult": Patterns(-1.0, {"^fap": 2.5, "tube": 3.0, "ube$": 0.5, "news": -4.0})})
+    scorer = Scorer(rules)
+    s = scorer.score("cdn.fapstube.example")  # the registered name only: ^fapstube$
+    assert s is not None and (s.category, s.verdict, s.score, s.base) == ("adult", "block", 5.0, -1.0)
+    assert s.describe() == ("name patterns scored 5.0 for adult (block at 5, review at 3.5): base -1.0, "
+                            "tube +3.0, ^fap +2.5, ube$ +0.5")
+    assert scorer.score("faptubenews.example") is None  # a negative pattern: below review, not scored
+    assert scorer.score("99.example") is None and scorer.score("10.1.2.3") is None  # no letters to read
+
+
+def test_a_bad_patterns_line_is_a_problem_at_its_line(config_dir: Path):
+    path = config_dir / "lists" / "patterns" / "adult.txt"
+    path.write_text(path.read_text() + "much-too-long 1.0\ntube lots\n")
+    n = len(path.read_text().splitlines())
+    problems = [str(p) for p in check_config(config_dir)]
+    assert problems == [f"{path}:{n - 1}: expected '@base N' or 'pattern weight' (3 to 6 characters of ^name$ and "
+                        "a number), not 'much-too-long 1.0'",
+                        f"{path}:{n}: expected '@base N' or 'pattern weight' (3 to 6 characters of ^name$ and "
+                        "a number), not 'tube lots'"]
+    path.write_text("".join(line for line in path.read_text().splitlines(keepends=True)
+                            if not line.startswith(("@base", "much-", "tube lots"))))
+    assert [str(p) for p in check_config(config_dir)] == [f"{path}:1: no '@base N' line: the patterns cannot be scored"]
 
 
 # -- explain many URLs ------------------------------------------------------------------------------

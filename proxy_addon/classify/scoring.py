@@ -19,9 +19,21 @@ Names are read the way people write them to dodge filters:
   ``p0rn``, ``s3x``), and runs of x (``xxx``) are one term;
 * hyphens, dots and digits separate words.
 
-Pure and deterministic: the weights are configuration (``lists/terms/``),
-every score lists the terms that made it, and a host's result is memoised
-(a school's traffic is mostly a few thousand hosts).
+Names are also read as letter sequences (learned patterns,
+``lists/patterns/``): many prohibited sites are named by brands made of word
+fragments (``xvideos``, ``1337x``, ``fmovies``) that contain no term.  Every
+run of 3 to 6 characters of ``^name$`` is looked up, and a category's
+pattern score is its base plus the weights of the runs found
+(``scripts/learn_patterns.py`` learns them, with the base calibrated so the
+category's block threshold applies to both); the category's curated
+negative terms (``essex -5``) count against patterns too.  A category scores
+by terms or by patterns, whichever says more; the explanation names which
+and lists what counted.
+
+Pure and deterministic: the weights are configuration (``lists/terms/``,
+``lists/patterns/``), every score lists the terms or patterns that made it,
+and a host's result is memoised (a school's traffic is mostly a few
+thousand hosts).
 """
 
 from __future__ import annotations
@@ -43,13 +55,15 @@ _CHUNK = re.compile(r"[a-z]+")
 _XRUN = re.compile(r"x{3,}")
 NOISE_LABELS = frozenset({"www", "www1", "www2", "ww", "m", "mobile", "cdn", "static", "img", "api"})
 MEMO = HOST_MEMO  # hosts (and words), at about 200 bytes each
+GRAMS = (3, 6)  # lengths of the character runs patterns are made of
+SHOWN_PATTERNS = 8  # an explanation lists the patterns that counted most
 
 
 @dataclass(frozen=True, slots=True)
 class TermHit:
     term: str
     weight: float  # as applied (subdomain terms already scaled)
-    where: str  # "name" | "subdomain"
+    where: str  # "name" | "subdomain" | "pattern"
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,8 +76,16 @@ class Score:
     block_at: float
     review_at: float
     terms: tuple[TermHit, ...]
+    base: float | None = None  # set when the score is a pattern score
 
     def describe(self) -> str:
+        if self.base is not None:
+            shown = sorted(self.terms, key=lambda h: -abs(h.weight))[:SHOWN_PATTERNS]
+            more = len(self.terms) - len(shown)
+            parts = ", ".join(f"{h.term} {h.weight:+.1f}" for h in shown)
+            return (f"name patterns scored {self.score:.1f} for {self.category} (block at {self.block_at:g}, "
+                    f"review at {self.review_at:g}): base {self.base:+.1f}, {parts}"
+                    + (f" and {more} more" if more > 0 else ""))
         terms = ", ".join(f"{h.term} {h.weight:+.1f}" + (" (subdomain)" if h.where == "subdomain" else "")
                           for h in self.terms)
         return (f"name scored {self.score:.1f} for {self.category} (block at {self.block_at:g}, "
@@ -134,14 +156,39 @@ class Segmenter:
         return words
 
 
+def pattern_text(host: str) -> str | None:
+    """``^name$`` for a host's registered name, the text patterns are read
+    in; None for an address or a name of fewer than three letters (``99``)."""
+    return _name_text(split_registrable(host)[0])
+
+
+def _name_text(name: str) -> str | None:
+    if not name or "." in name or sum(c.isalpha() for c in name) < 3:
+        return None
+    return f"^{name}$"
+
+
+def _runs(text: str) -> set[str]:
+    lo, hi = GRAMS
+    n = len(text)
+    return {text[i:i + k] for k in range(lo, hi + 1) for i in range(n - k + 1)}
+
+
 class Scorer:
-    """Scores hosts for every category with terms (see the module docstring)."""
+    """Scores hosts for every category with terms and patterns (see the
+    module docstring)."""
 
     def __init__(self, rules: ScoringRules) -> None:
         self.rules = rules
         vocabulary = frozenset(t for terms in rules.terms.values() for t in terms)
         self.segmenter = Segmenter(vocabulary)
         self._memo: dict[str, Score | None] = {}
+        grams: dict[str, list[tuple[str, float]]] = {}
+        for category, patterns in rules.patterns.items():
+            for gram, weight in patterns.weights.items():
+                grams.setdefault(gram, []).append((category, weight))
+        self._grams = grams
+        self._gram_keys = frozenset(grams)
 
     def words(self, label: str) -> set[str]:
         """The words of one label, read as written and with digits as letters."""
@@ -191,7 +238,36 @@ class Scorer:
             candidate = Score(category, total, verdict, block_at, review_at, tuple(hits))
             if best is None or _rank(candidate) > _rank(best):
                 best = candidate
+        for candidate in self._patterns(name, named):
+            if best is None or _rank(candidate) > _rank(best):
+                best = candidate
         return best
+
+    def _patterns(self, name: str, named: set[str]) -> list[Score]:
+        """Each patterned category's score for the registered name.  The
+        category's negative terms count here too: a curated ``essex -5`` is
+        the school saying the county is not ``sex``, however it is read."""
+        text = _name_text(name) if self._grams else None
+        if text is None:
+            return []
+        found = _runs(text) & self._gram_keys
+        sums: dict[str, float] = {}
+        for gram in found:  # sums first: most names score nothing worth explaining
+            for category, weight in self._grams[gram]:
+                sums[category] = sums.get(category, 0.0) + weight
+        out = []
+        for category, patterns in self.rules.patterns.items():
+            terms = self.rules.terms.get(category, {})
+            negative = [TermHit(t, terms[t], "name") for t in named if terms.get(t, 0.0) < 0]
+            total = patterns.base + sums.get(category, 0.0) + sum(h.weight for h in negative)
+            block_at, review_at = self.rules.thresholds[category]
+            verdict = "block" if total >= block_at else "suspect" if total >= review_at else "none"
+            if verdict != "none":
+                hits = [TermHit(g, w, "pattern") for g in found for c, w in self._grams[g] if c == category]
+                hits.sort(key=lambda h: (-h.weight, h.term))
+                out.append(Score(category, total, verdict, block_at, review_at, tuple(hits + negative),
+                                 patterns.base))
+        return out
 
 
 def _rank(s: Score) -> tuple[int, float]:

@@ -4,6 +4,7 @@ seen from their names (the scorer itself is ``classify.scoring``).
     scoring:
       enabled: true
       terms_dir: lists/terms          # <category>.txt: "term weight" a line, '#' comments
+      patterns_dir: lists/patterns    # <category>.txt: learned name patterns (optional)
       subdomain_weight: 0.5           # terms in front of the registered name count this much
       thresholds:                     # per category; categories without a terms file are not scored
         adult: {block: 5, review: 3.5}
@@ -12,10 +13,17 @@ seen from their names (the scorer itself is ``classify.scoring``).
 A term file's lines are ``term weight``: lower-case letters (any script),
 weight a number (negative weights lower a score: ``essex -3`` keeps the
 county out of ``adult``).  A school extends a category by adding lines.
+
+A patterns file (``scripts/learn_patterns.py`` writes them) has one
+``@base N`` line and lines ``pattern weight``, a pattern being 3 to 6
+characters of ``^name$`` (letters, digits, ``-``, and ``^``/``$`` for the
+name's start and end).  A name's pattern score is the base plus the weights
+of the patterns it contains, on the same thresholds as terms.
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -24,6 +32,15 @@ from .files import display_path
 from .yamlsource import Problem, YMap
 
 DEFAULT_THRESHOLDS = (6.0, 4.0)
+PATTERN = re.compile(r"\^?[^\s^$#]{1,6}\$?")
+
+
+@dataclass(frozen=True, slots=True)
+class Patterns:
+    """One category's learned name patterns."""
+
+    base: float
+    weights: dict[str, float]
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,6 +49,7 @@ class ScoringRules:
     subdomain_weight: float = 0.5
     terms: dict[str, dict[str, float]] = field(default_factory=dict)  # category -> term -> weight
     thresholds: dict[str, tuple[float, float]] = field(default_factory=dict)  # category -> (block, review)
+    patterns: dict[str, Patterns] = field(default_factory=dict)  # category -> learned name patterns
 
 
 def read_terms(path: Path, problems: list[Problem]) -> dict[str, float]:
@@ -59,15 +77,52 @@ def read_terms(path: Path, problems: list[Problem]) -> dict[str, float]:
     return out
 
 
+def read_patterns(path: Path, problems: list[Problem]) -> Patterns | None:
+    """One category's patterns; a bad line is a problem at its line."""
+    shown = display_path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as e:
+        problems.append(Problem(shown, 1, f"not UTF-8 text: {e}"))
+        return None
+    base: float | None = None
+    weights: dict[str, float] = {}
+    for n, raw in enumerate(text.splitlines(), 1):
+        line = raw.split("#", 1)[0].strip()
+        if not line:
+            continue
+        parts = line.split()
+        try:
+            number = float(parts[1]) if len(parts) == 2 else None
+        except ValueError:
+            number = None
+        if number is not None and parts[0] == "@base":
+            base = number
+        elif number is not None and 3 <= len(parts[0]) <= 6 and PATTERN.fullmatch(parts[0]) \
+                and parts[0] == parts[0].lower():
+            weights[parts[0]] = number
+        else:
+            problems.append(Problem(shown, n, "expected '@base N' or 'pattern weight' (3 to 6 characters of "
+                                              f"^name$ and a number), not {line!r}"))
+    if base is None:
+        if weights:
+            problems.append(Problem(shown, 1, "no '@base N' line: the patterns cannot be scored"))
+        return None
+    return Patterns(base, weights)
+
+
 def parse(b: Any, value: Any, doc: YMap) -> None:
     r = b.r
-    m = r.section(value, doc, "scoring", ("enabled", "terms_dir", "subdomain_weight", "thresholds"))
+    m = r.section(value, doc, "scoring", ("enabled", "terms_dir", "patterns_dir", "subdomain_weight",
+                                                  "thresholds"))
     if m is None:
         return
     enabled = r.flag(m, "enabled", True)
     sub = r.number(m, "subdomain_weight", 0.5)
     rel = r.text(m, "terms_dir", "lists/terms") or "lists/terms"
     terms_dir = Path(rel) if Path(rel).is_absolute() else b.root / rel
+    prel = r.text(m, "patterns_dir", "") or ""
+    patterns_dir = (Path(prel) if Path(prel).is_absolute() else b.root / prel) if prel else None
     thresholds: dict[str, tuple[float, float]] = {}
     if "thresholds" in m:
         tm = r.mapping(m["thresholds"], m, m.line_of("thresholds"), "'thresholds'")
@@ -96,5 +151,20 @@ def parse(b: Any, value: Any, doc: YMap) -> None:
                 terms[cat] = read_terms(path, b.problems)
                 b.list_files.append(path)
                 thresholds.setdefault(cat, DEFAULT_THRESHOLDS)
-    b.sections["scoring"] = ScoringRules(enabled and bool(terms), sub if sub is not None else 0.5, terms,
-                                         thresholds)
+    patterns: dict[str, Patterns] = {}
+    if enabled and patterns_dir is not None:
+        if not patterns_dir.is_dir():
+            r.problem(m, m.line_of("patterns_dir"), f"no patterns folder {prel!r}")
+        else:
+            for path in sorted(patterns_dir.glob("*.txt")):
+                cat = path.stem
+                if cat not in b.categories and b.categories_loaded:
+                    b.problems.append(Problem(display_path(path), 1, f"unknown category {cat!r} (file name)"))
+                    continue
+                found = read_patterns(path, b.problems)
+                b.list_files.append(path)
+                if found is not None:
+                    patterns[cat] = found
+                    thresholds.setdefault(cat, DEFAULT_THRESHOLDS)
+    b.sections["scoring"] = ScoringRules(enabled and bool(terms or patterns), sub if sub is not None else 0.5,
+                                         terms, thresholds, patterns)
