@@ -51,10 +51,21 @@ def is_shared(rel: str) -> bool:
                                rel[len(SCHOOL_LISTS):])
 
 
+_STATES: dict[Path, tuple[tuple[int, int, int], dict[str, str]]] = {}
+
+
 def _load_state(path: Path) -> dict[str, str]:
+    """The record of what matched the database (a copy: callers change it);
+    parsed again only when the file changed."""
     try:
-        state = json.loads(path.read_text())
-        return {str(k): str(v) for k, v in state.items()} if isinstance(state, dict) else {}
+        st = path.stat()
+        key = (st.st_ino, st.st_size, st.st_mtime_ns)
+        known = _STATES.get(path)
+        if known is None or known[0] != key:
+            state = json.loads(path.read_text())
+            known = _STATES[path] = (key, {str(k): str(v) for k, v in state.items()} if isinstance(state, dict)
+                                     else {})
+        return dict(known[1])
     except (OSError, ValueError):
         return {}
 
@@ -70,11 +81,29 @@ def _save_state(path: Path, state: dict[str, str]) -> None:
         log.warning("schoolproxy: could not save %s (%s)", path, e)
 
 
-def _local(path: Path) -> tuple[str | None, float]:
+def _read_or_none(path: Path) -> str | None:
     try:
-        return read_tracked(path), path.stat().st_mtime
+        return read_tracked(path)
     except FileNotFoundError:
+        return None
+
+
+_DIGESTS: dict[Path, tuple[tuple[int, int, int], str]] = {}  # path -> (inode, size, mtime), digest
+
+
+def _local_digest(path: Path) -> tuple[str | None, float]:
+    """The file's digest and time, read again only when its inode, size or
+    time changed: this runs every second in every proxy."""
+    try:
+        st = path.stat()
+    except FileNotFoundError:
+        _DIGESTS.pop(path, None)
         return None, 0.0
+    key = (st.st_ino, st.st_size, st.st_mtime_ns)
+    known = _DIGESTS.get(path)
+    if known is None or known[0] != key:
+        known = _DIGESTS[path] = (key, digest(read_tracked(path)))
+    return known[1], st.st_mtime
 
 
 def pull_shared(db: Engine, root: Path, data: Path) -> list[str]:
@@ -91,21 +120,20 @@ def pull_shared(db: Engine, root: Path, data: Path) -> list[str]:
     for rel, sha, updated in rows:
         if not is_shared(rel):
             continue
-        text, mtime = _local(root / rel)
-        local_sha = digest(text) if text is not None else None
+        local_sha, mtime = _local_digest(root / rel)
         if local_sha == sha:
             state[rel] = sha
             continue
         synced = state.get(rel)
         if synced is not None and local_sha != synced:
             continue  # edited here: the hand-edit check records it and the others follow
-        if synced is None and text is not None and mtime > updated.timestamp():
+        if synced is None and local_sha is not None and mtime > updated.timestamp():
             continue  # new to the trust, but this machine's file is the newer one
         with Session(db) as s, s.begin():
             s.execute(update(RuleFile).where(RuleFile.path == rel).values(path=RuleFile.path))  # the lock
             row = s.execute(select(RuleFile.sha256, RuleFile.content).where(RuleFile.path == rel)).first()
-            now_text, _ = _local(root / rel)
-            if row is None or now_text != text:
+            now_text = _read_or_none(root / rel)
+            if row is None or (digest(now_text) if now_text is not None else None) != local_sha:
                 continue  # changed meanwhile: looked at again at the next tick
             write_atomically(root / rel, row.content)
             state[rel] = row.sha256
