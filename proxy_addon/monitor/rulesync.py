@@ -88,6 +88,8 @@ def _read_or_none(path: Path) -> str | None:
         return None
 
 
+_SHARED_ROWS = select(RuleFile.path, RuleFile.sha256, RuleFile.updated_at).where(
+    or_(RuleFile.path == APP_FILE, RuleFile.path.like(SCHOOL_LISTS + "%")))
 _DIGESTS: dict[Path, tuple[tuple[int, int, int], str]] = {}  # path -> (inode, size, mtime), digest
 
 
@@ -113,9 +115,8 @@ def pull_shared(db: Engine, root: Path, data: Path) -> list[str]:
     state_path = data / STATE_FILE
     state = _load_state(state_path)
     before = dict(state)
-    with Session(db) as s:
-        rows = s.execute(select(RuleFile.path, RuleFile.sha256, RuleFile.updated_at).where(
-            or_(RuleFile.path == APP_FILE, RuleFile.path.like(SCHOOL_LISTS + "%")))).all()
+    with db.connect() as conn:  # a plain connection: this runs every second
+        rows = conn.execute(_SHARED_ROWS).all()
     written: list[str] = []
     for rel, sha, updated in rows:
         if not is_shared(rel):
