@@ -1,5 +1,6 @@
 """Shared limits (``settings.redis``): two proxy instances with one Redis
-enforce one school-wide bandwidth total; when Redis stops, downloads go on
+and one PostgreSQL enforce one school-wide bandwidth total and measure one
+HLS stream whole; when Redis stops, downloads go on
 under each process's own limits, and the fallback is reported (status
 file, metrics), not an error.  The Redis here is one the test starts on a
 free port, not the machine's service."""
@@ -63,13 +64,15 @@ def download_both(proxies, path: str = "/big.bin") -> dict[int, float]:
     return times
 
 
-def test_two_instances_share_one_total_and_fall_back_when_redis_stops(config_dir, make_proxy, origin, redis_server):
+def test_two_instances_share_one_total_and_fall_back_when_redis_stops(config_dir, make_proxy, origin, redis_server,
+                                                                     pg_url):
     proc, port = redis_server
     (config_dir / "rules" / "46-bandwidth.yaml").write_text(RULES)
     settings = config_dir / "rules" / "00-settings.yaml"
     settings.write_text(settings.read_text().replace("settings:\n", f"settings:\n  redis: redis://127.0.0.1:{port}/0\n", 1))
     origin.routes["/big.bin"] = lambda h, b: send(h, 200, b"\x00" * (3 * MiB), Content_Type="application/octet-stream")
-    proxies = [make_proxy(config_dir, routes={"files.test": origin.port}) for _ in range(2)]
+    proxies = [make_proxy(config_dir, routes={"files.test": origin.port}, db_url=pg_url,
+                          extra=["--set", f"schoolproxy_instance=proxy-{n}"]) for n in "ab"]
 
     times = download_both(proxies)
     # 6 MiB through two processes under one 8 Mbit/s (1,000,000 bytes/s) total, less the burst:
@@ -96,7 +99,8 @@ def test_two_instances_share_one_total_and_fall_back_when_redis_stops(config_dir
     assert "shared limits in Redis unreachable" in proxies[0].output()
 
 
-def test_one_continuous_stream_is_measured_across_two_instances(config_dir, make_proxy, origin, redis_server):
+def test_one_continuous_stream_is_measured_across_two_instances(config_dir, make_proxy, origin, redis_server,
+                                                               pg_url):
     """A player whose HLS segments reach two instances in turn is cut at the
     continuous-stream limit of the whole stream; each instance on its own
     would have seen a stream half as long and let every segment through."""
@@ -107,7 +111,8 @@ def test_one_continuous_stream_is_measured_across_two_instances(config_dir, make
     content_rules(config_dir, "streaming:\n  limits:\n    - {id: everyone, max_stream_minutes: 0.2}\n")
     settings = config_dir / "rules" / "00-settings.yaml"
     settings.write_text(settings.read_text().replace("settings:\n", f"settings:\n  redis: redis://127.0.0.1:{port}/0\n", 1))
-    a, b = (make_proxy(config_dir, routes={"media.test": origin.port}) for _ in range(2))
+    a, b = (make_proxy(config_dir, routes={"media.test": origin.port}, db_url=pg_url,
+                       extra=["--set", f"schoolproxy_instance=proxy-{n}"]) for n in "ab")
     clients = [httpx.Client(proxy=p.url, timeout=30) for p in (a, b)]
     try:
         for c in clients:  # each instance learns the playlist's 4-second segments
