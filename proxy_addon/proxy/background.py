@@ -44,6 +44,7 @@ class Background:
         self._tasks: list[asyncio.Task[None]] = []
         self._feed_alerted: set[str] = set()  # locked lists whose failure was alerted (once, until fixed)
         self._shared_alerted = False
+        self._pull_error: str | None = None  # the last failure to sync the shared rules files (logged once)
 
     def start(self) -> None:
         if self._tasks:
@@ -257,9 +258,13 @@ class Background:
             if written:
                 log.info("schoolproxy: rules changed on another machine, taken from the database: %s",
                          ", ".join(written))
-        except Exception as e:  # the rules in force stay; tried again at the next tick
-            log.warning("schoolproxy: could not compare the shared rules files with the database (%s: %s)",
-                        type(e).__name__, e)
+            self._pull_error = None
+        except Exception as e:  # the rules in force stay; tried again at the next tick, said once
+            why = f"{type(e).__name__}: {e}"
+            if why != self._pull_error:
+                log.warning("schoolproxy: could not bring the shared rules files up to the database's copy "
+                            "(%s); the rules in force stay", why)
+            self._pull_error = why
 
     async def _note_hand_edits(self, root: Path) -> None:
         if self.rt.db is None:
