@@ -192,12 +192,14 @@ def small_disk(tmp_path):
 
 
 def fill(mnt: Path) -> Path:
+    """Fill the filesystem to its last byte.  Unbuffered: a buffered file
+    whose last write failed part-way still holds the rest, and closing it
+    raises (it did whenever the free space was not a multiple of 64 KB)."""
     filler = mnt / "filler"
-    with open(filler, "wb") as fh:
+    with open(filler, "wb", buffering=0) as fh:
         try:
             while True:
-                fh.write(b"\0" * 65536)
-                fh.flush()
+                fh.write(b"\0" * 65536)  # a short write, then ENOSPC
         except OSError:
             pass
     return filler
