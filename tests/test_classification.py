@@ -5,6 +5,7 @@ by specificity, name scoring, updates from a mirror, review."""
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -257,6 +258,23 @@ def test_explain_many_urls_in_order_as_json_lines():
     assert lines[2]["rule"] == "score:gambling" and "error" in lines[3] and r.returncode == 1
     plain = run("explain", "--urls", "-", stdin="bet365.com\n").stdout.split("\t")
     assert plain[:4] == ["bet365.com", "block", "gambling", "category:gambling"]
+
+
+def test_explanations_are_the_same_in_every_process():
+    """Scores and their wording do not depend on the order a set yields its
+    members, which Python varies from process to process (hash seeds): the
+    same names, explained by processes with different seeds, read the same."""
+    from tests.support.lists import shared_data_dir
+
+    names = (shared_data_dir() / "top-sites.txt").read_text().split()[50000:54000]
+    names += ["updownstream.xyz", "fapxtube.example", "webproxy.vpncloud.example", "www.wessexwater.example"]
+    outs = []
+    for seed in ("1", "2", "3"):
+        r = subprocess.run([EXE, "explain", "--urls", "-", "--json"], input="\n".join(names) + "\n",
+                           capture_output=True, text=True, env={**os.environ, "PYTHONHASHSEED": seed})
+        outs.append(r.stdout)
+    assert outs[0].count("\n") == len(names) and "name patterns scored" in outs[0]
+    assert outs[0] == outs[1] == outs[2]
 
 
 # -- updates from a mirror, under a running proxy -----------------------------------------------------------

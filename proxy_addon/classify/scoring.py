@@ -183,12 +183,13 @@ class Scorer:
         vocabulary = frozenset(t for terms in rules.terms.values() for t in terms)
         self.segmenter = Segmenter(vocabulary)
         self._memo: dict[str, Score | None] = {}
-        grams: dict[str, list[tuple[str, float]]] = {}
-        for category, patterns in rules.patterns.items():
-            for gram, weight in patterns.weights.items():
-                grams.setdefault(gram, []).append((category, weight))
-        self._grams = grams
-        self._gram_keys = frozenset(grams)
+        self._name_memo: dict[str, tuple[Score, ...]] = {}  # patterns read the registered name only
+        # Per category: its patterns' weights, their keys (intersected with a
+        # name's runs in C), and its curated negative terms.
+        self._patterns_by = [(category, p.base, p.weights, frozenset(p.weights),
+                              {t: w for t, w in rules.terms.get(category, {}).items() if w < 0})
+                             for category, p in rules.patterns.items()]
+        self._gram_keys = frozenset().union(*(keys for _, _, _, keys, _ in self._patterns_by))
 
     def words(self, label: str) -> set[str]:
         """The words of one label, read as written and with digits as letters."""
@@ -231,10 +232,10 @@ class Scorer:
             hits += [TermHit(t, terms[t] * rules.subdomain_weight, "subdomain") for t in sub_words if t in terms]
             if not hits:
                 continue
-            total = sum(h.weight for h in hits)
+            total = math.fsum(h.weight for h in hits)  # exact: the same whatever the set order
             block_at, review_at = rules.thresholds[category]
             verdict = "block" if total >= block_at else "suspect" if total >= review_at else "none"
-            hits.sort(key=lambda h: -h.weight)
+            hits.sort(key=lambda h: (-h.weight, h.term, h.where))  # ties in a fixed order, not the set's
             candidate = Score(category, total, verdict, block_at, review_at, tuple(hits))
             if best is None or _rank(candidate) > _rank(best):
                 best = candidate
@@ -243,30 +244,36 @@ class Scorer:
                 best = candidate
         return best
 
-    def _patterns(self, name: str, named: set[str]) -> list[Score]:
+    def _patterns(self, name: str, named: set[str]) -> tuple[Score, ...]:
+        """Memoised by name: a site's many hosts (``www.``, ``cdn.``, ...) share it."""
+        hit = self._name_memo.get(name)
+        if hit is None:
+            if len(self._name_memo) >= MEMO:
+                self._name_memo.clear()
+            hit = self._name_memo[name] = tuple(self._name_patterns(name, named))
+        return hit
+
+    def _name_patterns(self, name: str, named: set[str]) -> list[Score]:
         """Each patterned category's score for the registered name.  The
         category's negative terms count here too: a curated ``essex -5`` is
         the school saying the county is not ``sex``, however it is read."""
-        text = _name_text(name) if self._grams else None
+        text = _name_text(name) if self._patterns_by else None
         if text is None:
             return []
         found = _runs(text) & self._gram_keys
-        sums: dict[str, float] = {}
-        for gram in found:  # sums first: most names score nothing worth explaining
-            for category, weight in self._grams[gram]:
-                sums[category] = sums.get(category, 0.0) + weight
         out = []
-        for category, patterns in self.rules.patterns.items():
-            terms = self.rules.terms.get(category, {})
-            negative = [TermHit(t, terms[t], "name") for t in named if terms.get(t, 0.0) < 0]
-            total = patterns.base + sums.get(category, 0.0) + sum(h.weight for h in negative)
+        for category, base, weights, keys, negatives in self._patterns_by:
+            mine = found & keys
+            against = named & negatives.keys() if negatives else ()
+            # fsum is exact, so a score never depends on the order a set yields its runs
+            total = math.fsum((base, *map(weights.__getitem__, mine), *map(negatives.__getitem__, against)))
             block_at, review_at = self.rules.thresholds[category]
             verdict = "block" if total >= block_at else "suspect" if total >= review_at else "none"
             if verdict != "none":
-                hits = [TermHit(g, w, "pattern") for g in found for c, w in self._grams[g] if c == category]
+                hits = [TermHit(g, weights[g], "pattern") for g in mine]
+                hits += [TermHit(t, negatives[t], "name") for t in against]
                 hits.sort(key=lambda h: (-h.weight, h.term))
-                out.append(Score(category, total, verdict, block_at, review_at, tuple(hits + negative),
-                                 patterns.base))
+                out.append(Score(category, total, verdict, block_at, review_at, tuple(hits), base))
         return out
 
 
