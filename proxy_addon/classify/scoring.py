@@ -235,7 +235,7 @@ class Scorer:
             total = math.fsum(h.weight for h in hits)  # exact: the same whatever the set order
             block_at, review_at = rules.thresholds[category]
             verdict = "block" if total >= block_at else "suspect" if total >= review_at else "none"
-            hits.sort(key=lambda h: (-h.weight, h.term, h.where))  # ties in a fixed order, not the set's
+            hits.sort(key=_strongest_first)
             candidate = Score(category, total, verdict, block_at, review_at, tuple(hits))
             if best is None or _rank(candidate) > _rank(best):
                 best = candidate
@@ -272,9 +272,14 @@ class Scorer:
             if verdict != "none":
                 hits = [TermHit(g, weights[g], "pattern") for g in mine]
                 hits += [TermHit(t, negatives[t], "name") for t in against]
-                hits.sort(key=lambda h: (-h.weight, h.term))
+                hits.sort(key=_strongest_first)
                 out.append(Score(category, total, verdict, block_at, review_at, tuple(hits), base))
         return out
+
+
+def _strongest_first(h: TermHit) -> tuple[float, str, str]:
+    """Heaviest first; ties in a fixed order, never the order a set yields."""
+    return -h.weight, h.term, h.where
 
 
 def _rank(s: Score) -> tuple[int, float]:

@@ -31,6 +31,7 @@ import logging
 import os
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy import Engine, or_, select, update
 from sqlalchemy.orm import Session
@@ -51,23 +52,40 @@ def is_shared(rel: str) -> bool:
                                rel[len(SCHOOL_LISTS):])
 
 
-_STATES: dict[Path, tuple[tuple[int, int, int], dict[str, str]]] = {}
+_CACHE: dict[tuple[str, Path], tuple[tuple[int, int, int], Any]] = {}
+
+
+def _unless_changed(kind: str, path: Path, read: Callable[[Path], Any]) -> tuple[Any, float] | None:
+    """``read(path)`` and the file's time, read again only when its inode,
+    size or time changed (this runs every second in every proxy); None if
+    there is no file."""
+    try:
+        st = path.stat()
+    except FileNotFoundError:
+        _CACHE.pop((kind, path), None)
+        return None
+    key = (st.st_ino, st.st_size, st.st_mtime_ns)
+    known = _CACHE.get((kind, path))
+    if known is None or known[0] != key:
+        known = _CACHE[(kind, path)] = (key, read(path))
+    return known[1], st.st_mtime
+
+
+def _parse_state(path: Path) -> dict[str, str]:
+    try:
+        state = json.loads(path.read_text())
+    except ValueError:
+        return {}
+    return {str(k): str(v) for k, v in state.items()} if isinstance(state, dict) else {}
 
 
 def _load_state(path: Path) -> dict[str, str]:
-    """The record of what matched the database (a copy: callers change it);
-    parsed again only when the file changed."""
+    """The record of what matched the database (a copy: callers change it)."""
     try:
-        st = path.stat()
-        key = (st.st_ino, st.st_size, st.st_mtime_ns)
-        known = _STATES.get(path)
-        if known is None or known[0] != key:
-            state = json.loads(path.read_text())
-            known = _STATES[path] = (key, {str(k): str(v) for k, v in state.items()} if isinstance(state, dict)
-                                     else {})
-        return dict(known[1])
-    except (OSError, ValueError):
+        found = _unless_changed("state", path, _parse_state)
+    except OSError:
         return {}
+    return dict(found[0]) if found is not None else {}
 
 
 def _save_state(path: Path, state: dict[str, str]) -> None:
@@ -81,31 +99,20 @@ def _save_state(path: Path, state: dict[str, str]) -> None:
         log.warning("schoolproxy: could not save %s (%s)", path, e)
 
 
-def _read_or_none(path: Path) -> str | None:
-    try:
-        return read_tracked(path)
-    except FileNotFoundError:
-        return None
-
-
 _SHARED_ROWS = select(RuleFile.path, RuleFile.sha256, RuleFile.updated_at).where(
     or_(RuleFile.path == APP_FILE, RuleFile.path.like(SCHOOL_LISTS + "%")))
-_DIGESTS: dict[Path, tuple[tuple[int, int, int], str]] = {}  # path -> (inode, size, mtime), digest
 
 
 def _local_digest(path: Path) -> tuple[str | None, float]:
-    """The file's digest and time, read again only when its inode, size or
-    time changed: this runs every second in every proxy."""
-    try:
-        st = path.stat()
-    except FileNotFoundError:
-        _DIGESTS.pop(path, None)
-        return None, 0.0
-    key = (st.st_ino, st.st_size, st.st_mtime_ns)
-    known = _DIGESTS.get(path)
-    if known is None or known[0] != key:
-        known = _DIGESTS[path] = (key, digest(read_tracked(path)))
-    return known[1], st.st_mtime
+    """The file's digest and time ((None, 0) if there is none)."""
+    found = _unless_changed("digest", path, lambda p: digest(read_tracked(p)))
+    return found if found is not None else (None, 0.0)
+
+
+def _lock(s: Session, rel: str) -> None:
+    """Lock the file's record for the transaction (the admin app's write and
+    a proxy's copy from the database take turns)."""
+    s.execute(update(RuleFile).where(RuleFile.path == rel).values(path=RuleFile.path))
 
 
 def pull_shared(db: Engine, root: Path, data: Path) -> list[str]:
@@ -131,10 +138,9 @@ def pull_shared(db: Engine, root: Path, data: Path) -> list[str]:
         if synced is None and local_sha is not None and mtime > updated.timestamp():
             continue  # new to the trust, but this machine's file is the newer one
         with Session(db) as s, s.begin():
-            s.execute(update(RuleFile).where(RuleFile.path == rel).values(path=RuleFile.path))  # the lock
+            _lock(s, rel)
             row = s.execute(select(RuleFile.sha256, RuleFile.content).where(RuleFile.path == rel)).first()
-            now_text = _read_or_none(root / rel)
-            if row is None or (digest(now_text) if now_text is not None else None) != local_sha:
+            if row is None or _local_digest(root / rel)[0] != local_sha:
                 continue  # changed meanwhile: looked at again at the next tick
             write_atomically(root / rel, row.content)
             state[rel] = row.sha256
@@ -160,7 +166,7 @@ def record_edit(db: Engine, root: Path, rel: str, write: Callable[[], None], act
     note_changes(db, root)
     path = root / rel
     with Session(db) as s, s.begin():
-        s.execute(update(RuleFile).where(RuleFile.path == rel).values(path=RuleFile.path))  # the lock
+        _lock(s, rel)
         before = s.scalar(select(RuleFile.content).where(RuleFile.path == rel))
         write()  # inside the transaction: if it fails, nothing is recorded
         after = read_tracked(path) if path.exists() else None

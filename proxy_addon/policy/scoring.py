@@ -24,6 +24,7 @@ of the patterns it contains, on the same thresholds as terms.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -52,41 +53,14 @@ class ScoringRules:
     patterns: dict[str, Patterns] = field(default_factory=dict)  # category -> learned name patterns
 
 
-def read_terms(path: Path, problems: list[Problem]) -> dict[str, float]:
-    """One category's terms; a bad line is a problem at its line."""
-    shown = display_path(path)
-    out: dict[str, float] = {}
+def _weighted_lines(path: Path, problems: list[Problem]) -> Iterator[tuple[int, str, str, float | None]]:
+    """Each line of a ``key number`` file, without comments: (line number,
+    line, key, the number or None if there is none)."""
     try:
         text = path.read_text(encoding="utf-8")
     except UnicodeDecodeError as e:
-        problems.append(Problem(shown, 1, f"not UTF-8 text: {e}"))
-        return out
-    for n, raw in enumerate(text.splitlines(), 1):
-        line = raw.split("#", 1)[0].strip()
-        if not line:
-            continue
-        parts = line.split()
-        try:
-            weight = float(parts[1]) if len(parts) == 2 else None
-        except ValueError:
-            weight = None
-        if weight is None or not parts[0].isalpha() or parts[0] != parts[0].lower():
-            problems.append(Problem(shown, n, f"expected 'term weight' (a lower-case word and a number), not {line!r}"))
-            continue
-        out[parts[0]] = weight
-    return out
-
-
-def read_patterns(path: Path, problems: list[Problem]) -> Patterns | None:
-    """One category's patterns; a bad line is a problem at its line."""
-    shown = display_path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except UnicodeDecodeError as e:
-        problems.append(Problem(shown, 1, f"not UTF-8 text: {e}"))
-        return None
-    base: float | None = None
-    weights: dict[str, float] = {}
+        problems.append(Problem(display_path(path), 1, f"not UTF-8 text: {e}"))
+        return
     for n, raw in enumerate(text.splitlines(), 1):
         line = raw.split("#", 1)[0].strip()
         if not line:
@@ -96,19 +70,50 @@ def read_patterns(path: Path, problems: list[Problem]) -> Patterns | None:
             number = float(parts[1]) if len(parts) == 2 else None
         except ValueError:
             number = None
-        if number is not None and parts[0] == "@base":
+        yield n, line, parts[0], number
+
+
+def read_terms(path: Path, problems: list[Problem]) -> dict[str, float]:
+    """One category's terms; a bad line is a problem at its line."""
+    out: dict[str, float] = {}
+    for n, line, term, weight in _weighted_lines(path, problems):
+        if weight is None or not term.isalpha() or term != term.lower():
+            problems.append(Problem(display_path(path), n,
+                                    f"expected 'term weight' (a lower-case word and a number), not {line!r}"))
+            continue
+        out[term] = weight
+    return out
+
+
+def read_patterns(path: Path, problems: list[Problem]) -> Patterns | None:
+    """One category's patterns; a bad line is a problem at its line."""
+    base: float | None = None
+    weights: dict[str, float] = {}
+    for n, line, key, number in _weighted_lines(path, problems):
+        if number is not None and key == "@base":
             base = number
-        elif number is not None and 3 <= len(parts[0]) <= 6 and PATTERN.fullmatch(parts[0]) \
-                and parts[0] == parts[0].lower():
-            weights[parts[0]] = number
+        elif number is not None and 3 <= len(key) <= 6 and PATTERN.fullmatch(key) and key == key.lower():
+            weights[key] = number
         else:
-            problems.append(Problem(shown, n, "expected '@base N' or 'pattern weight' (3 to 6 characters of "
-                                              f"^name$ and a number), not {line!r}"))
+            problems.append(Problem(display_path(path), n, "expected '@base N' or 'pattern weight' (3 to 6 "
+                                                            f"characters of ^name$ and a number), not {line!r}"))
     if base is None:
         if weights:
-            problems.append(Problem(shown, 1, "no '@base N' line: the patterns cannot be scored"))
+            problems.append(Problem(display_path(path), 1, "no '@base N' line: the patterns cannot be scored"))
         return None
     return Patterns(base, weights)
+
+
+def _category_files(b: Any, folder: Path) -> Iterator[tuple[str, Path]]:
+    """``<category>.txt`` files of a folder, each one the configuration
+    depends on; a file named for no category is a problem."""
+    for path in sorted(folder.glob("*.txt")):
+        cat = path.stem
+        if cat not in b.categories and b.categories_loaded:
+            b.problems.append(Problem(display_path(path), 1, f"unknown category {cat!r} (file name)"))
+            continue
+        b.list_files.append(path)
+        yield cat, path
 
 
 def parse(b: Any, value: Any, doc: YMap) -> None:
@@ -143,26 +148,16 @@ def parse(b: Any, value: Any, doc: YMap) -> None:
         if not terms_dir.is_dir():
             r.problem(m, m.line_of("terms_dir") if "terms_dir" in m else m.line, f"no terms folder {rel!r}")
         else:
-            for path in sorted(terms_dir.glob("*.txt")):
-                cat = path.stem
-                if cat not in b.categories and b.categories_loaded:
-                    b.problems.append(Problem(display_path(path), 1, f"unknown category {cat!r} (file name)"))
-                    continue
+            for cat, path in _category_files(b, terms_dir):
                 terms[cat] = read_terms(path, b.problems)
-                b.list_files.append(path)
                 thresholds.setdefault(cat, DEFAULT_THRESHOLDS)
     patterns: dict[str, Patterns] = {}
     if enabled and patterns_dir is not None:
         if not patterns_dir.is_dir():
             r.problem(m, m.line_of("patterns_dir"), f"no patterns folder {prel!r}")
         else:
-            for path in sorted(patterns_dir.glob("*.txt")):
-                cat = path.stem
-                if cat not in b.categories and b.categories_loaded:
-                    b.problems.append(Problem(display_path(path), 1, f"unknown category {cat!r} (file name)"))
-                    continue
+            for cat, path in _category_files(b, patterns_dir):
                 found = read_patterns(path, b.problems)
-                b.list_files.append(path)
                 if found is not None:
                     patterns[cat] = found
                     thresholds.setdefault(cat, DEFAULT_THRESHOLDS)
