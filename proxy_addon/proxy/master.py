@@ -11,6 +11,10 @@ the same decisions.
 The filter goes in just after ``proxyauth`` (whose 407 it must see answered
 first) and before the script loader, where ``-s`` put it: scripts given on the
 command line (a site's own addons) still see each request after the filter.
+
+The master's addon manager delivers each event only to the addons that can
+receive it (``dispatch``): mitmproxy's own walk of all 36 addons for every
+event was the largest single cost per request.
 """
 
 from __future__ import annotations
@@ -23,12 +27,14 @@ from mitmproxy.addons.script import ScriptLoader
 from mitmproxy.tools import cmdline, dump
 from mitmproxy.tools.main import run
 
+from .dispatch import HookIndex
 from .filter import SchoolFilter
 
 
 class SchoolMaster(dump.DumpMaster):
     def __init__(self, opts: options.Options, **kwargs: Any) -> None:
         super().__init__(opts, **kwargs)
+        HookIndex.adopt(self.addons)  # events reach only the addons that have a hook for them
         school = SchoolFilter()
         self.addons.add(school)
         chain = self.addons.chain
