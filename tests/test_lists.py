@@ -74,6 +74,33 @@ def test_explain_names_the_ut1_category_and_the_file_entry(config_dir: Path, ut1
     assert any(m["via"] == "list" and m["ref"] == "ut1/gambling" for m in d["matches"])
 
 
+def test_the_maintainers_corrections_leave_out_known_false_positives(config_dir: Path, tmp_path: Path):
+    """``lists/corrections.txt``: an analytics counter in a gambling list and an ad
+    tracker in a warez list are not applied (and counted); the same host in
+    another category's list still is; a school can still block one itself."""
+    tree = ut1_slice(tmp_path / "ut1", {"gambling": 50, "warez": 50, "adult": 50},
+                     extra={"gambling/domains": "histats.com\ns4.histats.com\ncasino-test.example\n",
+                            "warez/domains": "bttrack.com\n", "adult/domains": "bttrack.com\n"})
+    assert "histats.com gambling" in (config_dir / "lists/corrections.txt").read_text()  # the shipped file
+    out = run("lists", "import", str(tree), "--config", str(config_dir)).stdout
+    assert "left out, as known false positives of their lists (lists/corrections.txt): 3 entries" in out, out
+    engine = Engine.load(config_dir)
+    assert decide(engine, "http://s4.histats.com/counter.js").category is None
+    assert decide(engine, "http://casino-test.example/").category == "gambling"
+    tracked = decide(engine, "http://bttrack.com/")
+    assert tracked.category == "adult" and tracked.origin.startswith("ut1/adult/domains:")  # only warez was wrong
+    with open(config_dir / "lists/school/gambling.txt", "a") as fh:
+        fh.write("histats.com\n")
+    assert decide(Engine.load(config_dir), "http://histats.com/").category == "gambling"
+    # a correction naming no category, or an unknown one, is refused at FILE:LINE
+    with open(config_dir / "lists/corrections.txt", "a") as fh:
+        fh.write("example.org gamling  # typo\n")
+    bad = run("lists", "import", str(tree), "--config", str(config_dir), check=False)
+    assert bad.returncode != 0
+    assert f"{config_dir / 'lists/corrections.txt'}:" in bad.stdout + bad.stderr
+    assert "unknown: gamling" in bad.stdout + bad.stderr
+
+
 def test_tar_gz_hosts_and_plain_sources_accumulate(config_dir: Path, ut1_tree: Path, tmp_path: Path):
     tgz = tarball(ut1_tree, tmp_path / "blacklists.tar.gz")
     run("lists", "import", str(tgz), "--name", "ut1", "--config", str(config_dir))

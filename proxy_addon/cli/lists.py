@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from ..classify.listindex import ListIndex
-from ..lists.build import DROPPED, PROTECTED_REPORT, BuildResult, Mapping, mapping_from_config, mapping_from_file, rebuild
+from ..lists.build import CORRECTIONS, DROPPED, PROTECTED_REPORT, BuildResult, Mapping, mapping_from_config, mapping_from_file, rebuild
 from ..lists.sources import SourceError, SourceReport, stage_source, staged_sources
 from ..lists.lockedfeeds import update_locked
 from ..lists.update import update_sources
@@ -61,6 +61,8 @@ def _build(config: Config, mapping: Mapping) -> BuildResult:
             print(f"  {p.origin}: {p.entry} would block {p.service} (override {p.override})")
     if result.dropped:
         print(f"left out, as dropped in review ({DROPPED}): {result.dropped} entries")
+    if result.corrected:
+        print(f"left out, as known false positives of their lists ({CORRECTIONS}): {result.corrected} entries")
     if result.skipped:
         shown = ", ".join(result.skipped[:8]) + (f" and {len(result.skipped) - 8} more" if len(result.skipped) > 8 else "")
         print(f"not in the index (mapped to no category in categories.yaml): {shown}")

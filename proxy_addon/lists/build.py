@@ -12,12 +12,19 @@ Two kinds of imported entry are left out, and reported:
   URL-level entries under a service stay: a phishing page on
   ``docs.google.com`` is more specific than the allow, and blocked;
 * an entry the technician dropped in review (``lists/school/dropped.txt``),
-  remembered across updates.
+  remembered across updates;
+* a host-level entry the product's maintainers found wrong when they reviewed
+  the recommended sources against the popular sites (``lists/corrections.txt``:
+  a domain and the categories it is wrongly in, with the reason): an analytics
+  counter in a gambling list, an ad tracker named ``tracker`` in a torrent
+  list.  It covers the domain and its subdomains, only in those categories, so
+  a list that puts the same host in another category still counts; a school can
+  still block it on purpose in its own rules or lists.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -29,6 +36,7 @@ from .sources import staged_entries, staged_sources
 
 Mapping = dict[tuple[str, str], tuple[str, ...]]
 DROPPED = "lists/school/dropped.txt"
+CORRECTIONS = "lists/corrections.txt"
 PROTECTED_REPORT = "protected.tsv"
 
 
@@ -88,6 +96,27 @@ def read_entries(path: Path) -> set[str]:
     return {t for line in path.read_text(encoding="utf-8").splitlines() if (t := line.split("#", 1)[0].strip())}
 
 
+def read_corrections(path: Path, categories: Iterable[str]) -> dict[str, frozenset[str]]:
+    """``lists/corrections.txt``: ``DOMAIN CATEGORY... # why`` a line -> {domain: categories}.
+    A line that names an unknown category or no category is a problem at FILE:LINE."""
+    if not path.exists():
+        return {}
+    known, out, problems = set(categories), {}, []
+    for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+        words = line.split("#", 1)[0].split()
+        if not words:
+            continue
+        bad = [c for c in words[1:] if c not in known]
+        if len(words) < 2 or bad:
+            problems.append(f"{path}:{n}: a correction is 'DOMAIN CATEGORY...' with known categories"
+                            + (f" (unknown: {', '.join(bad)})" if bad else ""))
+            continue
+        out[words[0].lower().rstrip(".")] = frozenset(words[1:])
+    if problems:
+        raise ConfigError(problems)
+    return out
+
+
 @dataclass(frozen=True, slots=True)
 class Protected:
     """An imported entry left out because it would block an essential service."""
@@ -106,6 +135,7 @@ class BuildResult:
     entries: int
     protected: list[Protected] = field(default_factory=list)
     dropped: int = 0
+    corrected: int = 0
 
 
 class _Guard:
@@ -115,21 +145,34 @@ class _Guard:
         self.essential = essential_hosts(config)
         self.parents = {p: h for h in self.essential for p in host_suffixes(h)}  # parents of a service, itself included
         self.dropped = read_entries(config.root / DROPPED)
+        self.corrections = read_corrections(config.root / CORRECTIONS, config.categories)
         self.protected: list[Protected] = []
         self.n_dropped = 0
+        self.n_corrected = 0
 
-    def admit(self, name: str, line: int, host: str, path: str | None) -> bool:
+    def admit(self, name: str, line: int, host: str, path: str | None, cats: tuple[str, ...]) -> bool:
         if self.dropped and (host + (path or "")) in self.dropped:
             self.n_dropped += 1
             return False
         if path is not None:
             return True
+        if self.corrections and self._corrected(host, cats):
+            self.n_corrected += 1
+            return False
         service = host if host in self.essential else self.parents.get(host)
         if service is None:
             service = next((s for s in host_suffixes(host) if s in self.essential), None)
         if service is None:
             return True
         self.protected.append(Protected(f"{name}:{line}", host, service, self.essential[service]))
+        return False
+
+    def _corrected(self, host: str, cats: tuple[str, ...]) -> bool:
+        """Whether the maintainers found this host wrongly in every one of these categories."""
+        for s in host_suffixes(host):
+            wrong = self.corrections.get(s)
+            if wrong is not None and wrong.issuperset(cats):
+                return True
         return False
 
 
@@ -156,10 +199,10 @@ def rebuild(config: Config, mapping: Mapping, progress: Callable[[int], None] | 
         for src in sources:
             for name, line, host, path in staged_entries(idx, src.name):
                 fid = ids.get(name)
-                if fid is not None and guard.admit(name, line, host, path):
+                if fid is not None and guard.admit(name, line, host, path, files[fid].categories):
                     yield fid, StagedEntry(host, path, name, line)
 
     build = build_index(idx, files, entries(), n_entries, progress)
     (build / PROTECTED_REPORT).write_text("".join(f"{p.origin}\t{p.entry}\t{p.service}\t{p.override}\n"
                                                   for p in guard.protected), encoding="utf-8")
-    return BuildResult(build, files, skipped, n_entries, guard.protected, guard.n_dropped)
+    return BuildResult(build, files, skipped, n_entries, guard.protected, guard.n_dropped, guard.n_corrected)
