@@ -162,6 +162,50 @@ def test_sigkill_during_a_database_outage_loses_no_answered_event(config_dir, or
         restarted.stop()
 
 
+def test_an_outage_longer_than_the_memory_bound_is_read_back_from_the_journal_once(config_dir, origin, tmp_path):
+    """While the database is locked, events past ``schoolproxy_audit_memory_rows``
+    are left in the journal, not in memory; when it is back, every answered
+    request has exactly one row (the events queued before the writer fell
+    behind are not written twice)."""
+    work = tmp_path / "proxy"
+    proxy = start(work, config_dir, origin.port, extra=["--set", "schoolproxy_audit_memory_rows=100"])
+    with httpx.Client(proxy=proxy.url, timeout=5) as c:
+        assert c.get("http://allowed.test/warmup").status_code == 200
+    proxy.wait_rows(1)
+    holder = sqlite3.connect(proxy.db_path, timeout=1, isolation_level=None)
+    holder.execute("BEGIN EXCLUSIVE")
+    stop, answered, counter = threading.Event(), set(), [0]
+    threads = load(proxy.url, stop, answered, counter, "long")  # through the outage and the recovery
+    try:
+        time.sleep(3)
+        assert len(answered) > 200, "traffic must flow during the outage and pass the memory bound"
+        status = json.loads((work / "data" / f"status-{proxy_instance(proxy)}.json").read_text())
+        assert status["audit"]["pending"] <= 100 + 1  # the memory bound held
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+        time.sleep(3)  # new events keep coming while the writer catches up
+        stop.set()
+        for t in threads:
+            t.join()
+    try:
+        got = wait_recorded(proxy.db_path, "long", answered)
+        assert answered - got == set(), f"{len(answered - got)} answered requests have no audit row"
+        time.sleep(2)  # anything written twice would be in by now
+        con = sqlite3.connect(proxy.db_path)
+        try:
+            twice = con.execute("SELECT url, count(*) FROM access_events WHERE url LIKE '%/long?n=%' "
+                                "GROUP BY url HAVING count(*) > 1").fetchall()
+        finally:
+            con.close()
+        assert twice == [], f"{len(twice)} events recorded twice, e.g. {twice[:3]}"
+        verify = subprocess.run([str(Path(proxy.proc.args[0])), "audit", "verify", "--audit-db",
+                                 f"sqlite:///{proxy.db_path}"], capture_output=True, text=True)
+        assert verify.returncode == 0, verify.stdout + verify.stderr
+    finally:
+        proxy.stop()
+
+
 def warm_proxy(work: Path, config: Path, origin_port: int) -> Proxy:
     """A proxy that has answered (and journaled) one request."""
     proxy = start(work, config, origin_port)

@@ -47,6 +47,7 @@ def system_row(ts: datetime, action: str, rule: str, reason: str, **fields: Any)
 
 
 ROW_BYTES = 1500  # what a queued event costs in memory, roughly (measured 1.4 KB)
+MEMORY_ROWS = 5000  # journaled events held in memory too (about 7 MB); past that, read back from the journal
 
 
 @dataclass
@@ -86,7 +87,7 @@ def chunk_sizes(n: int, step: int) -> list[int]:
 class AuditWriter:
     def __init__(self, engine: Engine, journal_dir: Path | str | None = None, table: Table | None = None,
                  batch_size: int = 5000, interval: float = 1.0, chain: str | None = None,
-                 buffer_bytes: int = 256 << 20):
+                 buffer_bytes: int = 256 << 20, memory_rows: int = MEMORY_ROWS):
         self.engine = engine
         self.table = table if table is not None else AccessEvent.__table__
         self.interval = interval
@@ -104,6 +105,7 @@ class AuditWriter:
                         if journal_dir is not None and self._chain is not None else None)
         self.max_queue = max(100, buffer_bytes // ROW_BYTES)  # events held in memory: queued or in the batch
         self.batch_size = min(batch_size, self.max_queue)
+        self.memory_rows = max(1, min(memory_rows, self.max_queue))
         self._lock = threading.Lock()
         self._behind = self.journal is not None  # first read back what earlier runs journaled
         self._committed = 0  # the last journal position the database holds
@@ -142,7 +144,7 @@ class AuditWriter:
             if seq:
                 if self._behind:
                     return  # the writer reads it back from the journal
-                if self._has_room:
+                if self.pending < self.memory_rows:
                     row["_jseq"] = seq
                     self._queue.put(row)
                 else:
@@ -353,8 +355,9 @@ class AuditWriter:
                 if self._chain is not None:
                     if not self._chain_loaded:
                         self._load_chain(conn)
-                    if top and top <= self._committed:  # already in (a replay after a crash)
-                        rows = [r for r in rows if r.get("_jseq", self._committed + 1) > self._committed]
+                    done = self._committed  # what the database holds: a replay after a crash, or events
+                    if done and any(r.get("_jseq", done + 1) <= done for r in rows):  # queued before catching up
+                        rows = [r for r in rows if r.get("_jseq", done + 1) > done]
                     self._chain.stamp(rows)
                 cursor = conn.connection.cursor()
                 try:

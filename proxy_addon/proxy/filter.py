@@ -128,6 +128,9 @@ class SchoolFilter:
         loader.add_option("schoolproxy_audit_buffer_mb", int, 256,
                           "How much the audit journal (on disk) and its memory buffer may hold while the "
                           "database cannot take events; past that, settings.on_audit_failure applies.")
+        loader.add_option("schoolproxy_audit_memory_rows", int, 5000,
+                          "Journaled events also held in memory for the audit writer; past that it reads them "
+                          "back from the journal, so a slow database or disk costs disk, not memory.")
         loader.add_option("schoolproxy_audit_batch_ms", int, 1000,
                           "How long the audit writer gathers events into one transaction (milliseconds). Longer "
                           "costs the proxy less CPU; a normal stop writes everything, a crash can lose this much.")
@@ -176,7 +179,8 @@ class SchoolFilter:
         if "schoolproxy_secret_file" in updated:
             rt.secret = load_secret(ctx.options.schoolproxy_secret_file)
         if updated & {"schoolproxy_audit_db", "schoolproxy_data_dir", "schoolproxy_audit_batch_ms",
-                      "schoolproxy_audit_buffer_mb", "schoolproxy_instance", "schoolproxy_seal_interval_s"}:
+                      "schoolproxy_audit_buffer_mb", "schoolproxy_instance", "schoolproxy_seal_interval_s",
+                      "schoolproxy_audit_memory_rows"}:
             try:
                 db = open_database(ctx.options.schoolproxy_audit_db)
             except Exception as e:
@@ -186,7 +190,8 @@ class SchoolFilter:
             self.recorder.use_writer(db, rt.data, rt.instance,
                                      max(0, ctx.options.schoolproxy_audit_batch_ms) / 1000,
                                      max(1, ctx.options.schoolproxy_audit_buffer_mb) << 20,
-                                     max(0, ctx.options.schoolproxy_seal_interval_s))
+                                     max(0, ctx.options.schoolproxy_seal_interval_s),
+                                     max(1, ctx.options.schoolproxy_audit_memory_rows))
 
     def running(self) -> None:
         engine = self.rt.engine

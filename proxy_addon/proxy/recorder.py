@@ -15,7 +15,7 @@ from typing import Any
 from mitmproxy import http
 
 from ..audit.seal import Sealer
-from ..audit.writer import AuditWriter
+from ..audit.writer import MEMORY_ROWS, AuditWriter
 from ..classify.decision import Decision, refusal
 from ..monitor.alerts import Alert, Alerter
 from ..monitor.devices import DeviceNames
@@ -40,7 +40,7 @@ class Recorder:
         self.metrics = Metrics()
 
     def use_writer(self, db: Any, data: Path, chain: str, interval: float, buffer_bytes: int,
-                   seal_interval: int = 0) -> None:
+                   seal_interval: int = 0, memory_rows: int = MEMORY_ROWS) -> None:
         """Start a writer for this database, journaling under ``data`` (one
         journal per instance), and its sealer (``audit.seal``); the previous
         ones write what they hold and stop."""
@@ -48,7 +48,8 @@ class Recorder:
         # database it was written for, never into another one.
         where = hashlib.sha256(db.url.render_as_string(hide_password=True).encode()).hexdigest()[:12]
         old, self.writer = self.writer, AuditWriter(db, data / "journal" / f"{chain}-{where}", chain=chain,
-                                                    interval=interval, buffer_bytes=buffer_bytes)
+                                                    interval=interval, buffer_bytes=buffer_bytes,
+                                                    memory_rows=memory_rows)
         self.writer.start()
         if old is not None:
             old.close()
