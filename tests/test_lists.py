@@ -86,6 +86,9 @@ def test_the_maintainers_corrections_leave_out_known_false_positives(config_dir:
     assert "left out, as known false positives of their lists (lists/corrections.txt): 3 entries" in out, out
     engine = Engine.load(config_dir)
     assert decide(engine, "http://s4.histats.com/counter.js").category is None
+    why = json.loads(run("explain", "http://s4.histats.com/", "--json", "--config", str(config_dir)).stdout)
+    assert why["corrected"].startswith("imported entries for histats.com are left out of gambling (lists/corrections.txt:")
+    assert "visitor counter" in why["corrected"]
     assert decide(engine, "http://casino-test.example/").category == "gambling"
     tracked = decide(engine, "http://bttrack.com/")
     assert tracked.category == "adult" and tracked.origin.startswith("ut1/adult/domains:")  # only warez was wrong

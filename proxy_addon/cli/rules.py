@@ -80,6 +80,7 @@ def cmd_explain(args: argparse.Namespace) -> int:
             "url": target.url, "user": who.user, "groups": sorted(who.groups),
             "at": at.astimezone(timezone.utc).isoformat(), "working_hours": in_hours,
             "matched": decision.matched, "matched_in": decision.origin, "bandwidth": bandwidth,
+            "corrected": _correction(engine, target.host),
             "matches": [{"via": m.via, "category": m.category, "ref": m.ref, "entry": m.entry,
                          "origin": m.origin, "specificity": list(m.specificity), "action": m.action}
                         for m in matches],
@@ -101,6 +102,9 @@ def cmd_explain(args: argparse.Namespace) -> int:
         ("Score", _score_line(engine, target)),
         ("Bandwidth", "; ".join(f"{k}: {v or 'no limit'}" for k, v in bandwidth.items())),
     ]
+    corrected = _correction(engine, target.host)
+    if corrected is not None:
+        rows.append(("Corrected", corrected))
     for k, v in rows:
         print(f"{k:<9} {v}")
     if len(matches) > 1 or (matches and not decision.matched):
@@ -109,6 +113,19 @@ def cmd_explain(args: argparse.Namespace) -> int:
             label = f"override {m.ref} ({m.action})" if m.via == "override" else f"category {m.category}"
             print(f"  {m.entry:<40} {label:<36} {m.origin}")
     return 0
+
+
+def _correction(engine: Any, host: str) -> str | None:
+    """Why an imported list's entry for this host may have been left out
+    (``lists/corrections.txt``): the technician asking "why is this not
+    blocked?" sees the maintainers' reason."""
+    from ..lists.build import CORRECTIONS, correction_for, read_corrections
+
+    c = correction_for(read_corrections(engine.config.root / CORRECTIONS, engine.config.categories), host)
+    if c is None:
+        return None
+    return (f"imported entries for {c.domain} are left out of {', '.join(sorted(c.categories))} "
+            f"({CORRECTIONS}:{c.line}: {c.why or 'no reason given'})")
 
 
 def _bandwidth(engine: Any, who: Any, at: datetime, categories: tuple[str, ...]) -> dict[str, str | None]:

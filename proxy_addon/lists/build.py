@@ -96,14 +96,25 @@ def read_entries(path: Path) -> set[str]:
     return {t for line in path.read_text(encoding="utf-8").splitlines() if (t := line.split("#", 1)[0].strip())}
 
 
-def read_corrections(path: Path, categories: Iterable[str]) -> dict[str, frozenset[str]]:
-    """``lists/corrections.txt``: ``DOMAIN CATEGORY... # why`` a line -> {domain: categories}.
+@dataclass(frozen=True, slots=True)
+class Correction:
+    """A line of ``lists/corrections.txt``: a domain is not in these categories, and why."""
+
+    domain: str
+    categories: frozenset[str]
+    why: str
+    line: int
+
+
+def read_corrections(path: Path, categories: Iterable[str]) -> dict[str, Correction]:
+    """``lists/corrections.txt``: ``DOMAIN CATEGORY... # why`` a line -> {domain: correction}.
     A line that names an unknown category or no category is a problem at FILE:LINE."""
     if not path.exists():
         return {}
     known, out, problems = set(categories), {}, []
     for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
-        words = line.split("#", 1)[0].split()
+        text, _, why = line.partition("#")
+        words = text.split()
         if not words:
             continue
         bad = [c for c in words[1:] if c not in known]
@@ -111,10 +122,16 @@ def read_corrections(path: Path, categories: Iterable[str]) -> dict[str, frozens
             problems.append(f"{path}:{n}: a correction is 'DOMAIN CATEGORY...' with known categories"
                             + (f" (unknown: {', '.join(bad)})" if bad else ""))
             continue
-        out[words[0].lower().rstrip(".")] = frozenset(words[1:])
+        domain = words[0].lower().rstrip(".")
+        out[domain] = Correction(domain, frozenset(words[1:]), why.strip(), n)
     if problems:
         raise ConfigError(problems)
     return out
+
+
+def correction_for(corrections: dict[str, Correction], host: str) -> Correction | None:
+    """The correction covering a host (the domain itself or a parent of it), if any."""
+    return next((c for s in host_suffixes(host) if (c := corrections.get(s)) is not None), None)
 
 
 @dataclass(frozen=True, slots=True)
@@ -170,8 +187,8 @@ class _Guard:
     def _corrected(self, host: str, cats: tuple[str, ...]) -> bool:
         """Whether the maintainers found this host wrongly in every one of these categories."""
         for s in host_suffixes(host):
-            wrong = self.corrections.get(s)
-            if wrong is not None and wrong.issuperset(cats):
+            c = self.corrections.get(s)
+            if c is not None and c.categories.issuperset(cats):
                 return True
         return False
 
