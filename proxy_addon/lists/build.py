@@ -30,7 +30,7 @@ from pathlib import Path
 
 from ..classify.listindex import ListFile, StagedEntry, build_index
 from ..policy.model import Config
-from ..policy.yamlsource import ConfigError, YMap, load_yaml
+from ..policy.yamlsource import ConfigError, Problem, YMap, load_yaml
 from ..urls.matching import host_suffixes
 from .sources import staged_entries, staged_sources
 
@@ -111,7 +111,9 @@ def read_corrections(path: Path, categories: Iterable[str]) -> dict[str, Correct
     A line that names an unknown category or no category is a problem at FILE:LINE."""
     if not path.exists():
         return {}
-    known, out, problems = set(categories), {}, []
+    known: set[str] = set(categories)
+    out: dict[str, Correction] = {}
+    problems: list[Problem] = []
     for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
         text, _, why = line.partition("#")
         words = text.split()
@@ -119,8 +121,8 @@ def read_corrections(path: Path, categories: Iterable[str]) -> dict[str, Correct
             continue
         bad = [c for c in words[1:] if c not in known]
         if len(words) < 2 or bad:
-            problems.append(f"{path}:{n}: a correction is 'DOMAIN CATEGORY...' with known categories"
-                            + (f" (unknown: {', '.join(bad)})" if bad else ""))
+            problems.append(Problem(str(path), n, "a correction is 'DOMAIN CATEGORY...' with known categories"
+                                    + (f" (unknown: {', '.join(bad)})" if bad else "")))
             continue
         domain = words[0].lower().rstrip(".")
         out[domain] = Correction(domain, frozenset(words[1:]), why.strip(), n)
@@ -186,11 +188,8 @@ class _Guard:
 
     def _corrected(self, host: str, cats: tuple[str, ...]) -> bool:
         """Whether the maintainers found this host wrongly in every one of these categories."""
-        for s in host_suffixes(host):
-            c = self.corrections.get(s)
-            if c is not None and c.categories.issuperset(cats):
-                return True
-        return False
+        c = correction_for(self.corrections, host)
+        return c is not None and c.categories.issuperset(cats)
 
 
 def rebuild(config: Config, mapping: Mapping, progress: Callable[[int], None] | None = None) -> BuildResult:

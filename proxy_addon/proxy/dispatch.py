@@ -31,7 +31,7 @@ from mitmproxy.addonmanager import AddonManager, safecall
 class HookIndex(AddonManager):
     """An `AddonManager` whose ``trigger_event`` skips addons without the hook."""
 
-    _index: dict[str, tuple[tuple[Any, ...], list[Any]]]
+    _index: dict[str, tuple[list[Any], list[Any]]]
 
     @classmethod
     def adopt(cls, manager: AddonManager) -> HookIndex:
@@ -43,10 +43,10 @@ class HookIndex(AddonManager):
 
     def receivers(self, name: str) -> list[Any]:
         """The addons of the chain, in order, that an event called ``name`` can reach."""
-        chain = tuple(self.chain)
+        chain = self.chain
         hit = self._index.get(name)
-        if hit is None or hit[0] != chain:  # compares addons by identity, one by one
-            hit = (chain, [a for a in chain if hasattr(a, "addons") or getattr(a, name, None) is not None])
+        if hit is None or hit[0] != chain:  # compares addons by identity, one by one, copying nothing
+            hit = (list(chain), [a for a in chain if hasattr(a, "addons") or getattr(a, name, None) is not None])
             self._index[name] = hit
         return hit[1]
 

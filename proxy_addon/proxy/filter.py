@@ -34,7 +34,7 @@ from mitmproxy import connection, ctx, exceptions, http, tcp, tls
 
 from ..audit.db import default_audit_db, open_database
 from ..audit.secret import DEFAULT_SECRET_FILE, load_secret
-from ..audit.writer import system_row
+from ..audit.writer import MEMORY_ROWS, system_row
 from ..classify.engine import Engine
 from ..policy.files import data_dir, default_config_dir
 from ..policy.yamlsource import ConfigError
@@ -128,7 +128,7 @@ class SchoolFilter:
         loader.add_option("schoolproxy_audit_buffer_mb", int, 256,
                           "How much the audit journal (on disk) and its memory buffer may hold while the "
                           "database cannot take events; past that, settings.on_audit_failure applies.")
-        loader.add_option("schoolproxy_audit_memory_rows", int, 5000,
+        loader.add_option("schoolproxy_audit_memory_rows", int, MEMORY_ROWS,
                           "Journaled events also held in memory for the audit writer; past that it reads them "
                           "back from the journal, so a slow database or disk costs disk, not memory.")
         loader.add_option("schoolproxy_audit_batch_ms", int, 1000,

@@ -15,7 +15,7 @@ from typing import Any
 from mitmproxy import http
 
 from ..audit.seal import Sealer
-from ..audit.writer import MEMORY_ROWS, AuditWriter
+from ..audit.writer import AuditWriter
 from ..classify.decision import Decision, refusal
 from ..monitor.alerts import Alert, Alerter
 from ..monitor.devices import DeviceNames
@@ -40,7 +40,7 @@ class Recorder:
         self.metrics = Metrics()
 
     def use_writer(self, db: Any, data: Path, chain: str, interval: float, buffer_bytes: int,
-                   seal_interval: int = 0, memory_rows: int = MEMORY_ROWS) -> None:
+                   seal_interval: int, memory_rows: int) -> None:
         """Start a writer for this database, journaling under ``data`` (one
         journal per instance), and its sealer (``audit.seal``); the previous
         ones write what they hold and stop."""
