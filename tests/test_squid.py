@@ -151,7 +151,9 @@ def _load(url_of, proxy: str, stop: threading.Event, answered: list[str], worker
     return threads
 
 
-def test_every_request_has_its_audit_row(squid, origin):
+def test_every_request_has_its_audit_row(squid, origin, config_dir):
+    """... and each row names the device, as the mitmproxy front end's do."""
+    (config_dir / "rules" / "11-devices.yaml").write_text("devices:\n  - ip: 127.0.0.1\n    name: library-pc-15\n")
     s = squid()
     stop, answered = threading.Event(), []
     url_of = lambda w, i: (f"http://www.bet365.com:{origin.port}/b{w}-{i}" if i % 3 == 0
@@ -166,6 +168,20 @@ def test_every_request_has_its_audit_row(squid, origin):
     assert sorted(r["url"] for r in rows) == sorted(answered)
     assert len({r["event_uid"] for r in rows}) == len(rows)
     assert all(r["action"] == ("block" if "/b" in r["url"] else "allow") for r in rows)
+    assert {r["device"] for r in rows} == {"library-pc-15"}
+
+
+def test_a_decision_record_written_before_the_device_column_is_still_read():
+    """An upgrade can find records the previous helper wrote, one column short."""
+    import json
+
+    from proxy_addon.squid.protocol import DECISION_KEYS, decode_decision
+
+    old = ["e" * 32, 1795000000.5] + [None] * (len(DECISION_KEYS) - 3)
+    row = decode_decision(json.dumps(old))
+    assert row["event_uid"] == "e" * 32 and "device" not in row and row["ts"].year == 2026
+    with pytest.raises(ValueError):
+        decode_decision(json.dumps(old[:-1]))
 
 
 def test_killing_the_log_daemon_under_load_loses_no_answered_request(squid, origin):

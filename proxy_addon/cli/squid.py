@@ -55,9 +55,11 @@ def cmd_squid_helper(args: argparse.Namespace) -> int:
     rt = _runtime(args)
     rt.start()
     log = DecisionLog(decisions_dir(data_dir(args.data_dir)))
+    helper = Helper(rt, log, args.instance[:64])
     try:
-        Helper(rt, log, args.instance[:64]).serve()
+        helper.serve()
     finally:
+        helper.close()
         log.close()
         rt.stop()
     return 0

@@ -25,6 +25,7 @@ from typing import Any
 from ..classify.decision import Decision, refusal
 from ..grants import feedback
 from ..grants.verdict import connect_port_refusal, verdict
+from ..monitor.devices import DeviceNames
 from ..monitor.searchterms import extract as extract_search
 from ..urls.normalize import InvalidHost, InvalidURL, Target, make_target, split_authority
 from .decisions import DecisionLog
@@ -55,6 +56,10 @@ class Helper:
         self.decisions = decisions
         self.instance = instance
         self._record: list[str] = []  # this batch's lines for the decision record
+        self.devices = DeviceNames()  # the device's name in each row, as the mitmproxy front end records it
+
+    def close(self) -> None:
+        self.devices.close()
 
     def judge(self, ip: str, user: str, method: str, url: str) -> tuple[Decision, dict[str, Any]]:
         """The decision and the audit row's decision fields for one request."""
@@ -81,6 +86,7 @@ class Helper:
             "reason": decision.reason, "grant_id": decision.grant_id, "config_digest": engine.config.digest,
             "search_terms": extract_search(target.host, target.path, target.query),
             "out_of_hours": engine.out_of_hours(who, now), "tls": "squid-tunnel" if method == "CONNECT" else None,
+            "device": self.devices.name(engine.config, who.client_ip),
         }
         return decision, row
 

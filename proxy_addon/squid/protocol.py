@@ -27,9 +27,11 @@ from urllib.parse import unquote
 
 DECISION_KEYS = ("event_uid", "ts", "user", "client_ip", "method", "scheme", "host", "url", "category",
                  "categories", "action", "rule", "clause", "matched", "reason", "grant_id", "config_digest",
-                 "search_terms", "out_of_hours", "tls")
+                 "search_terms", "out_of_hours", "tls", "device")
 """The audit row's columns that the helper decides; the log daemon adds the
-outcome (status, bytes, duration)."""
+outcome (status, bytes, duration).  New columns go at the end: a record
+written before one was added (``device``) is still read, without it."""
+_OLDEST = len(DECISION_KEYS) - 1
 
 
 def parse_request(line: bytes) -> tuple[bytes, list[str]]:
@@ -68,7 +70,7 @@ def encode_decision(row: dict[str, Any]) -> str:
 def decode_decision(text: str) -> dict[str, Any]:
     """Raises ValueError on anything that is not a decision we wrote."""
     values = json.loads(text)
-    if not isinstance(values, list) or len(values) != len(DECISION_KEYS):
+    if not isinstance(values, list) or not _OLDEST <= len(values) <= len(DECISION_KEYS):
         raise ValueError("not a schoolproxy decision")
     row = dict(zip(DECISION_KEYS, values))
     row["ts"] = datetime.fromtimestamp(float(row["ts"]), timezone.utc)
