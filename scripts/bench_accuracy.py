@@ -41,6 +41,9 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--data", type=Path, default=None)
     ap.add_argument("--show", type=int, default=200, help="how many top-10,000 blocks to list")
+    ap.add_argument("--sweep", action="store_true",
+                    help="also print, per held-out list, recall and new blocks among the first 10,000 popular "
+                         "hosts at other block thresholds (the trade-off a school's thresholds choose from)")
     ap.add_argument("--misses", type=Path, default=None,
                     help="write each held-out list's missed hosts to DIR/<category>.txt (for reading, not learning)")
     args = ap.parse_args()
@@ -97,6 +100,9 @@ def main() -> None:
                     args.misses.mkdir(parents=True, exist_ok=True)
                     (args.misses / f"{cat}.txt").write_text("".join(f"{h}\n" for h in missed))
                 print(f"{cat:<20} {rel:<46} {len(hosts):>7} {a:>7.3f} {b:>9.3f}")
+
+        if args.sweep:
+            sweep(data, lists_only, with_scoring, decide, (data / "top-sites.txt").read_text().split()[:10000])
 
         agree: dict[str, set[str]] = {}
         for cat in set(IMPORTED) | set(HELD_OUT):
@@ -155,6 +161,40 @@ def main() -> None:
               f"{p50(warm_off):.1f} us without (+{p50(warm_on) - p50(warm_off):.1f} us)")
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+SWEEP = (2.0, 2.5, 3.0, 3.5, 4.0, 4.5, 5.0, 5.5, 6.0)
+
+
+def sweep(data: Path, lists_only, with_scoring, decide, top: list[str]) -> None:
+    """Recall on each held-out list, and blocks added among popular hosts,
+    if a category's block threshold were each of ``SWEEP``: the list
+    entries' verdict plus the name score of every host no entry covers."""
+    from proxy_addon.urls.normalize import Target
+
+    def judged(hosts):
+        out = []
+        for h in hosts:
+            d = decide(lists_only, h)
+            s = None if d.matched else with_scoring.score(Target("https", h, None, "/"))
+            out.append((d.category, (s.category, s.score) if s else (None, float("-inf"))))
+        return out
+
+    popular = judged(top)
+    print(f"\nThreshold sweep (lists, plus name scoring at each block threshold; 'popular' = hosts among "
+          f"the first {len(top):,} the scores would add as blocks)")
+    print(f"{'category':<20} " + " ".join(f"{t:>11g}" for t in SWEEP))
+    for cat, lists in HELD_OUT.items():
+        right = RIGHT.get(cat, (cat,))
+        for rel, _ in lists:
+            held = judged(sorted(read_hosts(data / rel)))
+            cells = []
+            for t in SWEEP:
+                hit = sum(c in right or (sc[0] == cat and sc[1] >= t) for c, sc in held) / len(held)
+                added = sum(sc[0] == cat and sc[1] >= t for _, sc in popular)
+                cells.append(f"{hit:.3f}/{added:<4}")
+            print(f"{cat:<20} " + " ".join(f"{c:>11}" for c in cells))
+    print("  (each cell: recall on the held-out list / popular hosts added as blocks)")
 
 
 if __name__ == "__main__":
