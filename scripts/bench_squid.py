@@ -32,7 +32,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench_proxy import url_mix  # noqa: E402
-from benchlib import REPO, free_port, start_school  # noqa: E402
+from benchlib import REPO, free_port, start_nginx, start_school  # noqa: E402
 from tests.support.squid import SQUID, SquidFront, wait_port  # noqa: E402
 
 LUA = r"""
@@ -48,22 +48,6 @@ request = function()
   return wrk.format("GET", urls[k], {Host = hosts[k]})
 end
 """
-
-
-def start_nginx(work: Path, size: int = 1024) -> tuple[subprocess.Popen, int]:
-    port = free_port()
-    work = work / "nginx"  # nginx gives its temporary folders to its worker's user
-    work.mkdir()
-    (work / "nginx.conf").write_text(f"""
-daemon off; worker_processes 1; pid {work}/nginx.pid; error_log {work}/nginx.err;
-events {{ worker_connections 4096; }}
-http {{ access_log off; client_body_temp_path {work}; proxy_temp_path {work}; fastcgi_temp_path {work};
-       uwsgi_temp_path {work}; scgi_temp_path {work};
-  server {{ listen 127.0.0.1:{port}; keepalive_requests 1000000; location / {{ return 200 "{'x' * size}"; }} }} }}
-""")
-    proc = subprocess.Popen(["nginx", "-c", str(work / "nginx.conf")], stderr=subprocess.DEVNULL)
-    wait_port(port)
-    return proc, port
 
 
 BASE = """

@@ -30,10 +30,9 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchlib import CLIENT_CPUS, PROXY_CPUS, free_port, pin  # noqa: E402
+from benchlib import CLIENT_CPUS, PROXY_CPUS, pin, start_nginx  # noqa: E402
 from tests.support.origin import make_cert  # noqa: E402
 from tests.support.proxy import Proxy, copy_config, set_tls_mode  # noqa: E402
-from tests.support.squid import wait_port  # noqa: E402
 
 CLIENT = r"""
 import asyncio, json, ssl, sys, time
@@ -63,24 +62,6 @@ asyncio.run(main())
 """
 
 
-def start_nginx(work: Path, cert: Path, key: Path) -> tuple[subprocess.Popen, int]:
-    port = free_port()
-    (work / "nginx").mkdir()
-    conf = work / "nginx" / "nginx.conf"
-    conf.write_text(f"""
-daemon off; worker_processes 1; pid {work}/nginx/nginx.pid; error_log {work}/nginx/err;
-events {{ worker_connections 4096; }}
-http {{ access_log off; client_body_temp_path {work}/nginx; proxy_temp_path {work}/nginx;
-       fastcgi_temp_path {work}/nginx; uwsgi_temp_path {work}/nginx; scgi_temp_path {work}/nginx;
-  server {{ listen 127.0.0.1:{port} ssl; ssl_certificate {cert}; ssl_certificate_key {key};
-           keepalive_requests 1000000; location / {{ return 200 "{'x' * 1024}"; }} }} }}
-""")
-    proc = subprocess.Popen(["nginx", "-c", str(conf)], stderr=subprocess.DEVNULL)
-    pin(proc.pid, CLIENT_CPUS)
-    wait_port(port)
-    return proc, port
-
-
 def load(port: int, host: str, seconds: float, conns: int, per: int) -> dict:
     cpus = ",".join(str(c) for c in sorted(CLIENT_CPUS))
     out = subprocess.run(["taskset", "-c", cpus, sys.executable, "-c", CLIENT, str(port), host, str(seconds),
@@ -97,7 +78,8 @@ def main() -> None:
     args = ap.parse_args()
     work = Path(tempfile.mkdtemp(prefix="bench-tls-"))
     cert, key = make_cert(work, ["allowed.test", "dropbox.com"])
-    nginx, origin = start_nginx(work, cert, key)
+    nginx, origin = start_nginx(work, tls=(cert, key))
+    pin(nginx.pid, CLIENT_CPUS)
     proxies: dict[str, Proxy] = {}
     try:
         for mode in ("hostname", "selective", "intercept"):
