@@ -148,6 +148,10 @@ def test_an_unlisted_casino_is_blocked_by_its_name_and_explain_names_the_terms(c
     ("cheap-eliquid-vape-shop.co.uk", "alcohol_tobacco"),
     ("tactical-gunshop.example", "weapons"),
     ("online-auctioneers.co.uk", "auctions"),
+    ("white-power-music.example", "violence_hate"),   # a compound split by a hyphen
+    ("forum-raciste-negationniste.example", "violence_hate"),  # French
+    ("videos-decapitacion.example", "violence_hate"),  # Spanish
+    ("tienda-escopetas-municion.example", "weapons"),  # Spanish
 ])
 def test_names_score_in_the_right_category(host: str, category: str):
     engine = Engine.load(None)
@@ -159,6 +163,8 @@ def test_names_score_in_the_right_category(host: str, category: str):
     "www.essexcountycouncil.example", "sussex-wildlife.example", "middlesex-cricket.example",
     "alphabet-soup.example", "expertsexchange.example", "therapist.example", "scunthorpe-united.example",
     "www.wessexwater.example", "pointmediatracker.com", "betterhealth.example",
+    # fighting or teaching about hate is not hate (the negative terms)
+    "antiracista.example", "stopgenocide.example", "nazismuseum.example", "holocaust-memorial-nazis.example",
 ])
 def test_innocent_names_are_not_blocked(host: str):
     engine = Engine.load(None)
@@ -202,6 +208,10 @@ def test_segmentation_and_subdomain_weight():
     assert named is not None and named.verdict == "block" and named.score == 7.0
     sub = scorer.score("casino.shop.example")  # only in front of the registered name: half weight
     assert sub is not None and sub.score == 3.0 and sub.verdict == "suspect"
+    joined = scorer.score("cas-ino.example")  # a hyphen inside a word is read across, in the registered name
+    assert joined is not None and joined.score == 6.0 and [h.term for h in joined.terms] == ["casino"]
+    assert scorer.score("www.cas-ino.example").verdict == "block"
+    assert scorer.score("cas-ino.bigsite.com") is None  # in front of it, hyphens join codes: not read across
 
 
 @pytest.mark.parametrize("host,category,pattern", [

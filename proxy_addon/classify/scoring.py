@@ -53,6 +53,7 @@ from ..urls.normalize import HOST_MEMO
 LEET = str.maketrans("013457$@8", "oieastsab")
 _CHUNK = re.compile(r"[a-z]+")
 _XRUN = re.compile(r"x{3,}")
+_HYPHENED = re.compile(r"[a-z]+(?:-[a-z]+)+")
 NOISE_LABELS = frozenset({"www", "www1", "www2", "ww", "m", "mobile", "cdn", "static", "img", "api"})
 MEMO = HOST_MEMO  # hosts (and words), at about 200 bytes each
 GRAMS = (3, 6)  # lengths of the character runs patterns are made of
@@ -191,8 +192,12 @@ class Scorer:
                              for category, p in rules.patterns.items()]
         self._gram_keys = frozenset().union(*(keys for _, _, _, keys, _ in self._patterns_by))
 
-    def words(self, label: str) -> set[str]:
-        """The words of one label, read as written and with digits as letters."""
+    def words(self, label: str, across_hyphens: bool = False) -> set[str]:
+        """The words of one label, read as written and with digits as letters;
+        with ``across_hyphens``, also the words a hyphen splits (for the
+        registered name only: in front of it, infrastructure joins codes with
+        hyphens, ``production-rtb-wins``, and reading across them finds words
+        nobody wrote)."""
         out: set[str] = set()
         for variant in {label, label.translate(LEET)}:
             for chunk in _CHUNK.findall(variant):
@@ -202,7 +207,29 @@ class Scorer:
                 for part in chunk.split():
                     if len(part) >= 3:
                         out.update(w for w in self.segmenter.split(part) if len(w) >= 3)
+            if across_hyphens:
+                for run in _HYPHENED.findall(variant):
+                    out.update(self._across_hyphens(run))
         return out
+
+    def _across_hyphens(self, run: str) -> list[str]:
+        """Words that a hyphen splits (``white-power`` -> whitepower): the
+        run read without its hyphens, keeping only the words that span one,
+        since the rest were read already."""
+        cuts, at = set(), 0
+        for piece in run.split("-")[:-1]:
+            at += len(piece)
+            cuts.add(at)
+        joined = run.replace("-", "")
+        if _XRUN.search(joined):
+            return []
+        found, start = [], 0
+        for w in self.segmenter.split(joined):
+            end = start + len(w)
+            if len(w) >= 3 and any(start < c < end for c in cuts):
+                found.append(w)
+            start = end
+        return found
 
     def score(self, host: str) -> Score | None:
         """The highest-scoring category, or None when no term of any category
@@ -220,7 +247,7 @@ class Scorer:
         name, subs = split_registrable(host)
         if not name:
             return None
-        named = self.words(name)
+        named = self.words(name, across_hyphens=True)
         sub_words = set()
         for label in subs:
             if label not in NOISE_LABELS:
