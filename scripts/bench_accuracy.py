@@ -30,7 +30,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from splits import HELD_OUT, IMPORTED, RIGHT, read_hosts  # noqa: E402
+from splits import HELD_OUT, IMPORTED, RIGHT, read_hosts, test_half  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 PROHIBITED = ("adult", "gambling", "alcohol_tobacco", "drugs", "auctions", "violence_hate", "weapons",
@@ -45,7 +45,8 @@ def main() -> None:
                     help="also print, per held-out list, recall and new blocks among the first 10,000 popular "
                          "hosts at other block thresholds (the trade-off a school's thresholds choose from)")
     ap.add_argument("--misses", type=Path, default=None,
-                    help="write each held-out list's missed hosts to DIR/<category>.txt (for reading, not learning)")
+                    help="write the missed hosts of each held-out list's half that is not the test half to "
+                         "DIR/<category>.txt (for reading, not learning; see splits.test_half)")
     args = ap.parse_args()
     from proxy_addon.classify.engine import Engine
     from proxy_addon.lists.build import rebuild
@@ -88,7 +89,8 @@ def main() -> None:
             return engine.decide(Target("https", host, None, "/"), who, at)
 
         print("\nRecall on held-out lists (share blocked in the right category)")
-        print(f"{'category':<20} {'held-out list':<46} {'hosts':>7} {'lists':>7} {'+scoring':>9}")
+        print(f"{'category':<20} {'held-out list':<46} {'hosts':>7} {'lists':>7} {'+scoring':>9} "
+              f"{'test half':>10}")
         for cat, lists in HELD_OUT.items():
             right = RIGHT.get(cat, (cat,))
             for rel, _ in lists:
@@ -96,10 +98,12 @@ def main() -> None:
                 a = sum(decide(lists_only, h).category in right for h in hosts) / len(hosts)
                 missed = [h for h in hosts if decide(with_scoring, h).category not in right]
                 b = 1 - len(missed) / len(hosts)
+                tested = sum(map(test_half, hosts))
+                c = 1 - sum(map(test_half, missed)) / tested if tested else float("nan")
                 if args.misses is not None:
                     args.misses.mkdir(parents=True, exist_ok=True)
-                    (args.misses / f"{cat}.txt").write_text("".join(f"{h}\n" for h in missed))
-                print(f"{cat:<20} {rel:<46} {len(hosts):>7} {a:>7.3f} {b:>9.3f}")
+                    (args.misses / f"{cat}.txt").write_text("".join(f"{h}\n" for h in missed if not test_half(h)))
+                print(f"{cat:<20} {rel:<46} {len(hosts):>7} {a:>7.3f} {b:>9.3f} {c:>10.3f}")
 
         if args.sweep:
             sweep(data, lists_only, with_scoring, decide, (data / "top-sites.txt").read_text().split()[:10000])

@@ -152,6 +152,8 @@ def test_an_unlisted_casino_is_blocked_by_its_name_and_explain_names_the_terms(c
     ("forum-raciste-negationniste.example", "violence_hate"),  # French
     ("videos-decapitacion.example", "violence_hate"),  # Spanish
     ("tienda-escopetas-municion.example", "weapons"),  # Spanish
+    ("www.bestiality-world.example", "adult"),
+    ("csgocoinflip.example", "gambling"),              # skin gambling
 ])
 def test_names_score_in_the_right_category(host: str, category: str):
     engine = Engine.load(None)
@@ -165,6 +167,8 @@ def test_names_score_in_the_right_category(host: str, category: str):
     "www.wessexwater.example", "pointmediatracker.com", "betterhealth.example",
     # fighting or teaching about hate is not hate (the negative terms)
     "antiracista.example", "stopgenocide.example", "nazismuseum.example", "holocaust-memorial-nazis.example",
+    # health, support and teaching (adult's negative terms)
+    "sexeducationforum.example", "rapecrisis.example", "vaginahealth.example", "csgo-stats.example",
 ])
 def test_innocent_names_are_not_blocked(host: str):
     engine = Engine.load(None)
