@@ -64,3 +64,34 @@ def test_weekly_only_categories_wait_for_the_weekly_report_while_high_risk_ones_
         time.sleep(0.2)
     assert len(smtp.messages) == 1 and "carol" in smtp.messages[0][1] and "bob" not in smtp.messages[0][1]
     assert len(proxy.wait_rows(3, "category = 'violence_hate' AND action = 'block'")) == 3
+
+
+def test_the_filters_own_problems_go_to_the_technician_and_safeguarding_alerts_to_the_dsl(config_dir, make_proxy,
+                                                                                        origin, smtp):
+    """``system_to``: one burst holding both kinds is two messages, each to its own people."""
+    import socket
+
+    with socket.socket() as s:  # a feed address nothing listens on: the locked list cannot be fetched
+        s.bind(("127.0.0.1", 0))
+        dead = s.getsockname()[1]
+    cats = config_dir / "categories.yaml"
+    cats.write_text(cats.read_text().replace(
+        "    digests: [lists/locked/iwf.sha256]\n",
+        f"    digests: [lists/locked/iwf.sha256]\n    feed:\n      url: http://127.0.0.1:{dead}/iwf\n"
+        "      format: urls\n      every_hours: 12\n", 1))
+    mon = config_dir / "rules" / "50-monitoring.yaml"
+    mon.write_text(mon.read_text().replace("    batch_seconds: 60\n", f"""    batch_seconds: 4
+    email: {{host: 127.0.0.1, port: {smtp.port}, from: web-filter@school.example, to: [dsl@school.example],
+             system_to: [technician@school.example]}}
+"""))
+    proxy = make_proxy(config_dir, proxyauth="any")
+    assert curl(proxy.url, "http://www.stormfront.org/thread/1", "--proxy-user", "bob:x").stdout.endswith("\n403")
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline and len(smtp.messages) < 2:
+        time.sleep(0.2)
+    by_rcpt = {tuple(rcpt): body for rcpt, body in smtp.messages}
+    assert set(by_rcpt) == {("technician@school.example",), ("dsl@school.example",)}, smtp.messages
+    tech, dsl = by_rcpt[("technician@school.example",)], by_rcpt[("dsl@school.example",)]
+    assert "Web filter problem" in tech and "the locked list iwf could not be fetched" in tech
+    assert "bob" not in tech and "Violence" not in tech
+    assert "Safeguarding alert" in dsl and "bob" in dsl and "locked list" not in dsl

@@ -18,7 +18,7 @@ import os
 import smtplib
 import time
 import urllib.request
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from datetime import datetime, timezone
 from email.message import EmailMessage
 
@@ -39,7 +39,8 @@ class Alert:
 
 
 def system_alert(what: str) -> Alert:
-    """An alert about the filter itself, for the technician (and whoever the alerts go to)."""
+    """An alert about the filter itself, for the technician (``system_to``;
+    else whoever the alerts go to)."""
     return Alert(datetime.now(timezone.utc), "schoolproxy", "", "system", None, what)
 
 
@@ -110,14 +111,25 @@ class Alerter:
         return batch
 
     def deliver(self, settings: Monitoring, batch: list[Alert], school_time: object) -> None:
-        """Send one message for the batch (email and/or webhook); failures are logged, never raised."""
+        """Send one message for the batch (email and/or webhook); failures are logged, never raised.
+        With ``system_to``, the filter's own problems are a message of their
+        own to the technician: the safeguarding lead is not sent database
+        outages, and the technician is not sent who looked for what."""
         subject, body = compose(batch, school_time)
         if settings.email is not None:
-            try:
-                send_email(settings.email, subject, body)
-                self.sent += 1
-            except (OSError, smtplib.SMTPException) as e:
-                log.error("schoolproxy: could not send the safeguarding email (%s: %s)", type(e).__name__, e)
+            mails = [(settings.email, batch)]
+            if settings.email.system_to:
+                system = [a for a in batch if a.kind == "system"]
+                people = [a for a in batch if a.kind != "system"]
+                mails = [(replace(settings.email, to=settings.email.system_to), system), (settings.email, people)]
+            for email, alerts in mails:
+                if not alerts:
+                    continue
+                try:
+                    send_email(email, *compose(alerts, school_time))
+                    self.sent += 1
+                except (OSError, smtplib.SMTPException) as e:
+                    log.error("schoolproxy: could not send the alert email (%s: %s)", type(e).__name__, e)
         if settings.webhook:
             try:
                 send_webhook(settings.webhook, subject, batch)

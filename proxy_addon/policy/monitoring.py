@@ -14,6 +14,7 @@ and ``retention``.
       alerts:
         batch_seconds: 60
         email: {host: 127.0.0.1, port: 25, from: filter@school.example, to: [dsl@school.example],
+                system_to: [it@school.example],   # problems of the filter itself (default: to)
                 starttls: false, username_env: SMTP_USER, password_env: SMTP_PASSWORD}
         webhook: https://alerts.example/hook
       weekly:                             # the weekly report, by the alerts' email server
@@ -55,6 +56,7 @@ class EmailSettings:
     starttls: bool = False
     username_env: str | None = None
     password_env: str | None = None
+    system_to: tuple[str, ...] = ()  # the filter's own problems go here, if set, instead of to ``to``
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,7 +124,7 @@ def parse_monitoring(b: Any, value: Any, doc: YMap) -> None:
             if "email" in a:
                 e = r.mapping(a["email"], a, a.line_of("email"), "'email'")
                 if e is not None:
-                    r.keys(e, ("host", "port", "from", "to", "starttls", "username_env", "password_env"),
+                    r.keys(e, ("host", "port", "from", "to", "system_to", "starttls", "username_env", "password_env"),
                            ("host", "from", "to"), "'email'")
                     port = e.get("port", 25)
                     if not isinstance(port, int) or isinstance(port, bool):
@@ -130,7 +132,8 @@ def parse_monitoring(b: Any, value: Any, doc: YMap) -> None:
                         port = 25
                     email = EmailSettings(r.text(e, "host") or "", port, r.text(e, "from") or "",
                                           tuple(v for v, _ in r.texts(e, "to")), r.flag(e, "starttls", False),
-                                          r.text(e, "username_env"), r.text(e, "password_env"))
+                                          r.text(e, "username_env"), r.text(e, "password_env"),
+                                          tuple(v for v, _ in r.texts(e, "system_to")))
     weekly = _weekly(r, m) if "weekly" in m else None
     if weekly is not None and email is None:
         r.problem(m, m.line_of("weekly"), "the weekly report is sent by the alerts' email server: give alerts.email")
