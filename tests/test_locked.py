@@ -203,3 +203,43 @@ def test_a_locked_feed_is_fetched_with_credentials_applied_by_a_running_proxy_an
         assert "locked list" not in status.stdout  # the proxy's own fetch worked
     finally:
         feed.close()
+
+
+def test_the_technician_page_shows_a_proxy_whose_locked_feed_fails(config_dir, make_proxy, tmp_path):
+    """The admin app reads the running proxies' status: the technician sees
+    the failing feed there, in the words ``schoolproxy status`` uses."""
+    import re
+    import socket
+    import time
+
+    import httpx
+
+    from tests.support.admin import admin_app, create_user
+
+    with socket.socket() as s:  # a feed address nothing listens on
+        s.bind(("127.0.0.1", 0))
+        dead = s.getsockname()[1]
+    cats = config_dir / "categories.yaml"
+    cats.write_text(cats.read_text().replace(
+        "    digests: [lists/locked/iwf.sha256]\n",
+        f"    digests: [lists/locked/iwf.sha256]\n    feed:\n      url: http://127.0.0.1:{dead}/iwf\n"
+        "      format: urls\n      every_hours: 12\n", 1))
+    proxy = make_proxy(config_dir)
+    data = proxy.workdir / "data"
+    deadline = time.monotonic() + 20
+    status = subprocess.run([EXE, "status", "--data-dir", str(data)], capture_output=True, text=True)
+    while "locked list iwf could not be fetched" not in status.stdout:
+        assert time.monotonic() < deadline, status.stdout + status.stderr
+        time.sleep(0.5)
+        status = subprocess.run([EXE, "status", "--data-dir", str(data)], capture_output=True, text=True)
+    url = f"sqlite:///{proxy.db_path}"
+    create_user(url, "tech", "technician")
+    with admin_app(url, tmp_path, config_dir, data) as port, httpx.Client(base_url=f"http://127.0.0.1:{port}") as c:
+        token = re.search(r'name="csrf_token"[^>]*value="([^"]+)"', c.get("/login").text).group(1)
+        assert c.post("/login", data={"csrf_token": token, "username": "tech",
+                                      "password": "tech-password-123"}).status_code == 302
+        page = c.get("/technician").text
+    assert "The filter&#39;s health" in page or "The filter's health" in page
+    assert "PROBLEM" in page and "locked list iwf could not be fetched" in page
+    assert re.search(r"<td>iwf</td><td>0</td>\s*<td>never</td>", page), page
+    assert f"127.0.0.1:{dead}" in page  # the error names the address it tried

@@ -41,7 +41,9 @@ DURATIONS = [(1, "1 hour"), (4, "4 hours"), (24, "1 day"), (72, "3 days"), (168,
 
 
 def create_app(db: DBEngine, config_root: Path, secret: bytes, session_hours: float = SESSION_HOURS,
-               secure_cookies: bool = False) -> Flask:
+               secure_cookies: bool = False, data: Path | None = None) -> Flask:
+    """``data``: the proxies' data folder, whose status files the technician
+    page reads (None: that part of the page says it does not know)."""
     app = Flask(__name__)
     app.config.update(
         SECRET_KEY=secret,
@@ -274,7 +276,13 @@ def create_app(db: DBEngine, config_root: Path, secret: bytes, session_hours: fl
             stats = {"built": index.meta["built"], "entries": index.entries,
                      "categories": sorted(per_cat.items(), key=lambda kv: -kv[1])}
             index.close()
-        return render_template("technician.html", problems=problems, stats=stats)
+        from ..lists.lockedfeeds import load_states
+        from ..monitor.health import read_health
+
+        healths = read_health(data) if data is not None else None
+        feeds = load_states(data) if data is not None else {}
+        return render_template("technician.html", problems=problems, stats=stats, healths=healths, feeds=feeds,
+                               data=data)
 
     # -- reports ------------------------------------------------------------------------
 

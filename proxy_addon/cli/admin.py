@@ -18,6 +18,9 @@ def _setup_admin(p: argparse.ArgumentParser) -> None:
     p.add_argument("--listen-port", type=int, default=8081)
     p.add_argument("--secret-file", default=DEFAULT_SECRET_FILE,
                    help="the secret that signs sessions ($SCHOOLPROXY_SECRET overrides)")
+    p.add_argument("--data-dir", default=None, metavar="DIR",
+                   help="the proxies' data folder, for their health on the technician page (default: "
+                        "$SCHOOLPROXY_DATA, else logs/ beside the configuration, as the proxies use)")
     add_tls_args(p)
     sub = p.add_subparsers(dest="admin_command", metavar="ACTION")
     cu = sub.add_parser("create-user", help="make an admin account (asks for the password)")
@@ -36,7 +39,10 @@ def cmd_admin(args: argparse.Namespace) -> int:
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
     db = open_database(audit_db(args))
-    app = create_app(db, config_dir(args), load_secret(args.secret_file), secure_cookies=bool(args.tls_cert))
+    from ..policy.files import data_dir
+
+    app = create_app(db, config_dir(args), load_secret(args.secret_file), secure_cookies=bool(args.tls_cert),
+                     data=data_dir(args.data_dir))
     scheme = "https" if args.tls_cert else "http"
     print(f"schoolproxy admin: {scheme}://{args.listen_host}:{args.listen_port}/", flush=True)
     serve(app, args.listen_host, args.listen_port, args.tls_cert, args.tls_key)

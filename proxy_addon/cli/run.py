@@ -105,8 +105,11 @@ def _start_admin_thread(args: argparse.Namespace) -> None:
     from ..admin.app import create_app, serve
     from ..audit.db import open_database
     from ..audit.secret import load_secret
+    from ..policy.files import data_dir
+    from ..proxy.workers import option_value
 
-    app = create_app(open_database(audit_db(args)), config_dir(args), load_secret(), secure_cookies=bool(args.tls_cert))
+    app = create_app(open_database(audit_db(args)), config_dir(args), load_secret(), secure_cookies=bool(args.tls_cert),
+                     data=data_dir(option_value(args.mitmdump_args, "schoolproxy_data_dir")))
     threading.Thread(target=serve, args=(app, args.listen_host, args.admin_port, args.tls_cert, args.tls_key),
                      daemon=True, name="schoolproxy-admin").start()
     scheme = "https" if args.tls_cert else "http"

@@ -23,12 +23,15 @@ def create_user(db_url: str, name: str, role: str) -> None:
 
 
 @contextmanager
-def admin_app(db_url: str, cwd: Path, config: Path | None = None) -> Iterator[int]:
-    """The admin app on a free port (yielded) until the block ends."""
+def admin_app(db_url: str, cwd: Path, config: Path | None = None, data: Path | None = None) -> Iterator[int]:
+    """The admin app on a free port (yielded) until the block ends; ``data``:
+    the proxies' data folder (default: the app's own default, under ``cwd``)."""
     port = free_port()
     cmd = [EXE, "admin", "--audit-db", db_url, "--listen-port", str(port)]
     if config is not None:
         cmd += ["--config", str(config)]
+    if data is not None:
+        cmd += ["--data-dir", str(data)]
     proc = subprocess.Popen(cmd, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         deadline = time.monotonic() + 10

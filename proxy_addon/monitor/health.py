@@ -1,0 +1,69 @@
+"""How each front end on this machine is doing, read from the status files
+they rewrite in their data folder every two seconds (``audit.status``):
+one reading for ``schoolproxy status`` and the admin app's technician page,
+so both name the same problems in the same words."""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+STALE_S = 10.0  # a status older than this: the front end has stopped (or hangs)
+
+
+@dataclass(frozen=True, slots=True)
+class Health:
+    state: dict[str, Any]  # the status file as written
+    problems: tuple[str, ...]
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+
+def read_health(data: Path, now: float | None = None) -> list[Health]:
+    """Every status file in ``data`` with its problems; an unreadable file
+    (being rewritten, or cut by a full disk) is itself a problem."""
+    now = time.time() if now is None else now
+    out = []
+    for f in sorted(data.glob("status-*.json")):
+        try:
+            state = json.loads(f.read_text())
+        except (OSError, ValueError) as e:
+            out.append(Health({"instance": f.stem.removeprefix("status-")}, (f"status file unreadable: {e}",)))
+            continue
+        out.append(Health(state, tuple(problems(state, now))))
+    return out
+
+
+def problems(s: dict[str, Any], now: float) -> list[str]:
+    """What is wrong with one front end, in words a technician can act on."""
+    a = s["audit"]
+    age = now - datetime.fromisoformat(s["at"]).timestamp()
+    found = []
+    if age > STALE_S:
+        found.append(f"no status for {age:.0f} s (stopped?)")
+    if a["database_error"]:
+        found.append(f"database: {a['database_error']}")
+    if a["journal_failing"]:
+        found.append(f"journal: {a['journal_failing']}")
+    if a["lost"]:
+        found.append(f"{a['lost']} events not recorded since {a['lost_from']}")
+    directory = s.get("directory") or {}
+    if directory.get("directory_problem"):
+        found.append(f"directory: {directory['directory_problem']} (people keep the groups last read)")
+    if str(s.get("shared_limits", "off")).startswith("local"):
+        found.append(f"shared limits: {s['shared_limits']}")
+    if s.get("sealing") not in (None, "off"):
+        found.append(f"sealing: {s['sealing']} (seals are kept until they can be written)")
+    for cat, feed in (s.get("locked_feeds") or {}).items():
+        if feed.get("error"):
+            found.append(f"locked list {cat} could not be fetched ({feed['error']}); last updated "
+                         f"{feed.get('last_success') or 'never'}")
+    if a["journal_damaged_lines"]:
+        found.append(f"{a['journal_damaged_lines']} journal lines skipped (cut off by a crash)")
+    return found
