@@ -31,13 +31,25 @@ def read_health(data: Path, now: float | None = None) -> list[Health]:
     now = time.time() if now is None else now
     out = []
     for f in sorted(data.glob("status-*.json")):
-        try:
-            state = json.loads(f.read_text())
-        except (OSError, ValueError) as e:
-            out.append(Health({"instance": f.stem.removeprefix("status-")}, (f"status file unreadable: {e}",)))
-            continue
-        out.append(Health(state, tuple(problems(state, now))))
+        state = _read(f)
+        if isinstance(state, str):
+            out.append(Health({"instance": f.stem.removeprefix("status-")}, (f"status file unreadable: {state}",)))
+        else:
+            out.append(Health(state, tuple(problems(state, now))))
     return out
+
+
+def _read(path: Path, tries: int = 3) -> dict[str, Any] | str:
+    """The file's state, or why it cannot be read.  A front end rewrites it
+    in place, so a read can meet half a rewrite: read again before saying so."""
+    why = ""
+    for attempt in range(tries):
+        try:
+            return json.loads(path.read_text())
+        except (OSError, ValueError) as e:
+            why = str(e)
+            time.sleep(0.05 * (attempt + 1))
+    return why
 
 
 def problems(s: dict[str, Any], now: float) -> list[str]:
