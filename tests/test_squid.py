@@ -237,3 +237,38 @@ def test_helper_speaks_squids_protocol_and_fails_closed(tmp_path, config_dir):
     assert "tag=gambling" in replies[0] and re.search(r"log=[0-9a-f]{32}", replies[1])
     record = "".join(p.read_text() for p in (tmp_path / "data" / "squid" / "decisions").glob("*.dec"))
     assert record.count("\n") == 4 and "circumvention:connect-port" in record and '"malformed"' in record
+
+
+def test_helper_gives_people_their_directory_groups(tmp_path, config_dir):
+    """Behind Squid, the person Squid authenticated (%un) gets the groups the
+    directory gives them, as with ``schoolproxy run``: a real slapd, nested
+    groups, a category rule for one group."""
+    from tests.support.directory import LdapServer, directory_rules
+
+    ldap = LdapServer(tmp_path / "ldap").start()
+    try:
+        alice, bob = ldap.add_person("alice", "alice-pw"), ldap.add_person("bob", "bob-pw")
+        film = ldap.add_group("film-club", [bob])  # nested: film-club is inside media-studies
+        media = ldap.add_group("media-studies", [film])
+        (config_dir / "rules" / "60-directory.yaml").write_text(
+            directory_rules(ldap, None, tmp_path, {"media-studies": media}, ["basic"]) + """
+category_rules:
+  - id: media-studies-auctions
+    category: auctions
+    action: allow
+    groups: [media-studies]
+    reason: "Media studies research auction design"
+""")
+        proc = subprocess.Popen([str(BIN / "schoolproxy"), "squid-helper", "--config", str(config_dir),
+                                 "--audit-db", f"sqlite:///{tmp_path}/a.sqlite", "--data-dir", str(tmp_path / "data"),
+                                 "--secret-file", str(tmp_path / "secret")],
+                                stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        lines = [b"0 10.0.0.5 bob GET http://ebay.co.uk/lot/1 1", b"1 10.0.0.5 alice GET http://ebay.co.uk/lot/2 2",
+                 b"2 10.0.0.6 - GET http://ebay.co.uk/lot/3 3"]
+        out, err = proc.communicate(b"\n".join(lines) + b"\n", timeout=60)
+        replies = out.decode().splitlines()
+        assert [r.split()[1] for r in replies] == ["OK", "ERR", "ERR"], (replies, err.decode()[-2000:])
+        record = "".join(p.read_text() for p in (tmp_path / "data" / "squid" / "decisions").glob("*.dec"))
+        assert "category_rule:media-studies-auctions" in record
+    finally:
+        ldap.stop()

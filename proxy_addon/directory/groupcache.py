@@ -18,7 +18,9 @@ import threading
 import time
 from collections.abc import Callable
 
-from .ldapdir import DirectoryUnavailable
+from ..classify.identity import Identity
+from ..policy.directory import DirectoryRules
+from .ldapdir import Directory, DirectoryUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -92,3 +94,62 @@ class GroupCache:
                 self.refresh_due()
             except Exception:
                 log.exception("schoolproxy: refreshing directory groups failed; will retry")
+
+
+RETRY_AFTER_OUTAGE_S = 30.0
+"""While the directory is down, a person not seen before is asked about at
+most this often: each ask may wait for the connection timeout."""
+
+
+class DirectoryGroups:
+    """The directory and its group cache for the rules in force, as every
+    front end needs them: kept across reloads while the rules name the same
+    directory, replaced when they name another."""
+
+    def __init__(self) -> None:
+        self.directory: Directory | None = None
+        self.cache: GroupCache | None = None
+        self._key: tuple[object, ...] | None = None
+        self._failed_at = -RETRY_AFTER_OUTAGE_S
+
+    def configure(self, rules: DirectoryRules | None) -> None:
+        key = (rules.ldap_url, rules.base_dn, rules.groups, rules.bind_dn) if rules and rules.ldap_url else None
+        if key == self._key and (key is None) == (self.cache is None):
+            return
+        self.stop()
+        self._key = key
+        if rules is None or key is None:
+            self.directory, self.cache = None, None
+            return
+        self.directory = Directory(rules)
+        self.cache = GroupCache(self.directory.groups_of, rules.cache_seconds)
+        self.cache.start()
+
+    def ensure(self, user: str) -> None:
+        """Ask the directory (blocking) about someone it has not been asked
+        about yet; during an outage, no more than every RETRY_AFTER_OUTAGE_S."""
+        cache = self.cache
+        if cache is None or cache.known(user):
+            return
+        if cache.problem is not None and time.monotonic() - self._failed_at < RETRY_AFTER_OUTAGE_S:
+            return
+        cache.fetch(user)
+        if cache.problem is not None:
+            self._failed_at = time.monotonic()
+
+    def with_groups(self, who: Identity) -> Identity:
+        """The person's directory groups added to the ones the rules give
+        (people signed in, and the devices table's names; never an address)."""
+        if self.cache is None or who.via not in ("proxyauth", "device"):
+            return who
+        extra = self.cache.get(who.user)
+        return who if not extra or extra <= who.groups else Identity(who.user, who.groups | extra, who.client_ip,
+                                                                     who.via)
+
+    @property
+    def problem(self) -> str | None:
+        return self.cache.problem if self.cache is not None else None
+
+    def stop(self) -> None:
+        if self.cache is not None:
+            self.cache.stop()

@@ -27,7 +27,7 @@ from typing import Any
 from mitmproxy import connection, http
 
 from ..classify.identity import Identity
-from ..directory.groupcache import GroupCache
+from ..directory.groupcache import DirectoryGroups, GroupCache
 from ..directory.kerberos import Acceptor, TicketRefused
 from ..directory.ldapdir import Directory, DirectoryUnavailable
 from ..policy.directory import DirectoryRules
@@ -40,8 +40,7 @@ class SignIn:
     def __init__(self) -> None:
         self.rules: DirectoryRules | None = None
         self.acceptor: Acceptor | None = None
-        self.directory: Directory | None = None
-        self.groups: GroupCache | None = None
+        self.source = DirectoryGroups()
         self.users: dict[str, str] = {}  # client connection id -> the person signed in on it
         self.exempt: Any = None  # (ip) -> bool: addresses the devices table names
 
@@ -62,19 +61,15 @@ class SignIn:
             except Exception as e:  # a missing or unreadable keytab: Kerberos cannot work; say so
                 log.error("schoolproxy: cannot use the keytab %s (%s); Kerberos sign-in is off", rules.keytab, e)
                 self.acceptor = None
-        if rules is not None and rules.ldap_url:
-            if old is None or (old.ldap_url, old.base_dn, old.groups, old.bind_dn) != \
-                    (rules.ldap_url, rules.base_dn, rules.groups, rules.bind_dn) or self.groups is None:
-                self.directory = Directory(rules)
-                if self.groups is not None:
-                    self.groups.stop()
-                self.groups = GroupCache(self.directory.groups_of, rules.cache_seconds)
-                self.groups.start()
-        else:
-            self.directory = None
-            if self.groups is not None:
-                self.groups.stop()
-            self.groups = None
+        self.source.configure(rules)
+
+    @property
+    def directory(self) -> Directory | None:
+        return self.source.directory
+
+    @property
+    def groups(self) -> GroupCache | None:
+        return self.source.cache
 
     @property
     def active(self) -> bool:
@@ -85,11 +80,7 @@ class SignIn:
 
     def with_groups(self, who: Identity) -> Identity:
         """The person's directory groups added to the ones the rules give."""
-        if self.groups is None or who.via not in ("proxyauth", "device"):
-            return who
-        extra = self.groups.get(who.user)
-        return who if not extra or extra <= who.groups else Identity(who.user, who.groups | extra, who.client_ip,
-                                                                     who.via)
+        return self.source.with_groups(who)
 
     def needed(self, flow: http.HTTPFlow) -> bool:
         if not self.active:
@@ -133,8 +124,7 @@ class SignIn:
         flow.metadata["proxyauth"] = (user, "")
         log.info("schoolproxy: %s signed in (%s) on a connection from %s", user, scheme,
                  flow.client_conn.peername[0] if flow.client_conn.peername else "?")
-        if self.groups is not None and not self.groups.known(user):
-            await asyncio.to_thread(self.groups.fetch, user)
+        await asyncio.to_thread(self.source.ensure, user)
         return True
 
     def _offer(self, tried: str | None) -> list[str]:
@@ -151,12 +141,11 @@ class SignIn:
         self.users.pop(client.id, None)
 
     def stop(self) -> None:
-        if self.groups is not None:
-            self.groups.stop()
+        self.source.stop()
 
     def status(self) -> dict[str, Any]:
         return {"signed_in_connections": len(self.users),
-                "directory_problem": self.groups.problem if self.groups is not None else None,
+                "directory_problem": self.source.problem,
                 "kerberos": self.acceptor is not None}
 
 

@@ -10,9 +10,13 @@ so the log daemon can join the line to the decision record) and, when it has
 one, ``tag=`` (the category, for Squid's ``delay_pools``).  A block also carries ``message=``: a signed token naming
 the block event, which ``deny_info`` puts in the redirect to the block page.
 
-The helper never blocks: decisions are made in memory; the rules and grants
-are refreshed by a thread (``runtime``); the one write per batch of answers
-is the decision record (``decisions``), made before Squid sees the answers.
+The helper never blocks but once: decisions are made in memory; the rules
+and grants are refreshed by a thread (``runtime``); the one write per batch
+of answers is the decision record (``decisions``), made before Squid sees
+the answers.  The once: with a ``directory`` in the rules, the first request
+of a person Squid authenticated asks the directory for their groups (as
+``schoolproxy run`` does at sign-in); a thread keeps them fresh after that,
+and during an outage a newcomer is asked about at most every 30 s.
 Fail-closed: a request the helper cannot judge is answered ``ERR``.
 """
 
@@ -66,6 +70,9 @@ class Helper:
         engine = self.rt.engine
         now = self.rt.now()
         who = engine.identify(ip if ip != "-" else "", None if user in ("-", "") else user)
+        if who.via == "proxyauth":  # the person Squid authenticated: their groups from the directory
+            self.rt.directory.ensure(who.user)
+        who = self.rt.directory.with_groups(who)
         try:
             target = request_target(method, url)
         except (InvalidURL, InvalidHost) as e:

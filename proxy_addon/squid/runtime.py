@@ -18,6 +18,7 @@ from ..audit.db import open_database
 from ..audit.secret import load_secret
 from ..classify.engine import Engine
 from ..classify.reload import reloaded
+from ..directory.groupcache import DirectoryGroups
 from ..grants.rules import ActiveGrant
 from ..grants.store import load_active
 from ..policy.reloader import signature
@@ -34,6 +35,8 @@ class PolicyRuntime:
         self.db: Any = open_database(audit_db)
         self.secret = load_secret(secret_file)
         self.grants: tuple[ActiveGrant, ...] = ()
+        self.directory = DirectoryGroups()  # people's directory groups (rules section ``directory``)
+        self.directory.configure(self.engine.config.sections.get("directory"))
         self.reload_s = reload_s
         self.grants_s = grants_s
         self._stop = threading.Event()
@@ -49,6 +52,7 @@ class PolicyRuntime:
 
     def stop(self) -> None:
         self._stop.set()
+        self.directory.stop()
         if self._thread is not None:
             self._thread.join(5)
 
@@ -64,6 +68,7 @@ class PolicyRuntime:
         if engine is None:
             return False
         self.engine = engine
+        self.directory.configure(engine.config.sections.get("directory"))
         return True
 
     def _run(self) -> None:
