@@ -10,7 +10,9 @@ list entries alone and with name scoring as well.  Then the blocks among the
 first 1,000 / 10,000 / 100,000 popular hosts (``top-sites.txt``; only ranks
 50,001+ were learned from), each block in the first 10,000 listed with why,
 and whether any shared list agrees it is prohibited.  Then every essential
-service must be allowed, and the cost of scoring per request.
+service must be allowed, and the teaching and support sites of
+``lists/must-not-block.txt`` are counted if blocked or suspected; then the
+cost of scoring per request.
 
     .venv/bin/python scripts/bench_accuracy.py [--data DIR] [--show 200]
 """
@@ -143,6 +145,15 @@ def main() -> None:
         ess = [e for e in ess if e]
         bad = [e for e in ess for host in (e, f"www.{e}") if decide(with_scoring, host).action == "block"]
         print(f"  {len(ess)} services (and their www. hosts): {len(bad)} blocked {bad[:10]}")
+
+        print("\nTeaching, safeguarding and support sites (lists/must-not-block.txt) with the imported lists:")
+        must = [l.split("#")[0].strip() for l in (REPO / "lists/must-not-block.txt").read_text().splitlines()]
+        must = [m for m in must if m]
+        judged = {host: decide(with_scoring, host) for m in must for host in (m, f"www.{m}")}
+        bad = [f"{h} ({d.rule})" for h, d in judged.items() if d.action == "block"]
+        suspected = [h for h, d in judged.items() if d.action != "block" and d.rule.startswith("suspect:")]
+        print(f"  {len(must)} sites (and their www. hosts): {len(bad)} blocked {bad[:10]}, "
+              f"{len(suspected)} suspected {suspected[:10]}")
 
         print("\nScoring cost per request for hosts in no list (the engine's decide, p50):")
         unlisted = [h for h in top[50000:60000] if not decide(lists_only, h).matched][:5000]

@@ -274,6 +274,21 @@ def test_explain_many_urls_in_order_as_json_lines():
     assert plain[:4] == ["bet365.com", "block", "gambling", "category:gambling"]
 
 
+def test_teaching_and_support_sites_are_neither_blocked_nor_suspected():
+    """lists/must-not-block.txt (learning platforms, safeguarding and support
+    services, Holocaust and anti-racism education, gambling and drug support):
+    the bundled rules, starter lists and name scoring leave them alone, with
+    and without www."""
+    path = Path(__file__).resolve().parents[1] / "lists" / "must-not-block.txt"
+    hosts = [ln.strip() for ln in path.read_text().splitlines() if ln.strip() and not ln.startswith("#")]
+    assert len(hosts) > 80
+    r = run("explain", "--urls", "-", "--json", stdin="".join(f"{h}\nwww.{h}\n" for h in hosts))
+    lines = [json.loads(line) for line in r.stdout.splitlines()]
+    assert len(lines) == 2 * len(hosts)
+    wrong = [(x["url"], x["rule"]) for x in lines if x["action"] != "allow" or x["rule"].startswith("suspect:")]
+    assert wrong == []
+
+
 def test_explanations_are_the_same_in_every_process():
     """Scores and their wording do not depend on the order a set yields its
     members, which Python varies from process to process (hash seeds): the
