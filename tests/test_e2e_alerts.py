@@ -69,16 +69,9 @@ def test_weekly_only_categories_wait_for_the_weekly_report_while_high_risk_ones_
 def test_the_filters_own_problems_go_to_the_technician_and_safeguarding_alerts_to_the_dsl(config_dir, make_proxy,
                                                                                         origin, smtp):
     """``system_to``: one burst holding both kinds is two messages, each to its own people."""
-    import socket
+    from tests.support.lists import feed_nobody_serves
 
-    with socket.socket() as s:  # a feed address nothing listens on: the locked list cannot be fetched
-        s.bind(("127.0.0.1", 0))
-        dead = s.getsockname()[1]
-    cats = config_dir / "categories.yaml"
-    cats.write_text(cats.read_text().replace(
-        "    digests: [lists/locked/iwf.sha256]\n",
-        f"    digests: [lists/locked/iwf.sha256]\n    feed:\n      url: http://127.0.0.1:{dead}/iwf\n"
-        "      format: urls\n      every_hours: 12\n", 1))
+    dead = feed_nobody_serves(config_dir)
     mon = config_dir / "rules" / "50-monitoring.yaml"
     mon.write_text(mon.read_text().replace("    batch_seconds: 60\n", f"""    batch_seconds: 4
     email: {{host: 127.0.0.1, port: {smtp.port}, from: web-filter@school.example, to: [dsl@school.example],

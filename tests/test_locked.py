@@ -209,21 +209,14 @@ def test_the_technician_page_shows_a_proxy_whose_locked_feed_fails(config_dir, m
     """The admin app reads the running proxies' status: the technician sees
     the failing feed there, in the words ``schoolproxy status`` uses."""
     import re
-    import socket
     import time
 
     import httpx
 
     from tests.support.admin import admin_app, create_user
+    from tests.support.lists import feed_nobody_serves
 
-    with socket.socket() as s:  # a feed address nothing listens on
-        s.bind(("127.0.0.1", 0))
-        dead = s.getsockname()[1]
-    cats = config_dir / "categories.yaml"
-    cats.write_text(cats.read_text().replace(
-        "    digests: [lists/locked/iwf.sha256]\n",
-        f"    digests: [lists/locked/iwf.sha256]\n    feed:\n      url: http://127.0.0.1:{dead}/iwf\n"
-        "      format: urls\n      every_hours: 12\n", 1))
+    dead = feed_nobody_serves(config_dir)
     proxy = make_proxy(config_dir)
     data = proxy.workdir / "data"
     deadline = time.monotonic() + 20

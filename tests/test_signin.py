@@ -10,16 +10,8 @@ import time
 
 import pytest
 
+from tests.support.directory import MEDIA_STUDIES_AUCTIONS as GROUP_RULES
 from tests.support.directory import LdapServer, Realm, directory_rules
-
-GROUP_RULES = """
-category_rules:
-  - id: media-studies-auctions
-    category: auctions
-    action: allow
-    groups: [media-studies]
-    reason: "Media studies research auction design"
-"""
 
 
 @pytest.fixture(scope="module")

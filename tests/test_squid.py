@@ -243,7 +243,7 @@ def test_helper_gives_people_their_directory_groups(tmp_path, config_dir):
     """Behind Squid, the person Squid authenticated (%un) gets the groups the
     directory gives them, as with ``schoolproxy run``: a real slapd, nested
     groups, a category rule for one group."""
-    from tests.support.directory import LdapServer, directory_rules
+    from tests.support.directory import MEDIA_STUDIES_AUCTIONS, LdapServer, directory_rules
 
     ldap = LdapServer(tmp_path / "ldap").start()
     try:
@@ -251,14 +251,7 @@ def test_helper_gives_people_their_directory_groups(tmp_path, config_dir):
         film = ldap.add_group("film-club", [bob])  # nested: film-club is inside media-studies
         media = ldap.add_group("media-studies", [film])
         (config_dir / "rules" / "60-directory.yaml").write_text(
-            directory_rules(ldap, None, tmp_path, {"media-studies": media}, ["basic"]) + """
-category_rules:
-  - id: media-studies-auctions
-    category: auctions
-    action: allow
-    groups: [media-studies]
-    reason: "Media studies research auction design"
-""")
+            directory_rules(ldap, None, tmp_path, {"media-studies": media}, ["basic"]) + MEDIA_STUDIES_AUCTIONS)
         proc = subprocess.Popen([str(BIN / "schoolproxy"), "squid-helper", "--config", str(config_dir),
                                  "--audit-db", f"sqlite:///{tmp_path}/a.sqlite", "--data-dir", str(tmp_path / "data"),
                                  "--secret-file", str(tmp_path / "secret")],

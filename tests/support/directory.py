@@ -217,3 +217,14 @@ def directory_rules(ldap: LdapServer | None, realm: Realm | None, work: Path, gr
                   '  user_filter: "(uid={user})"', "  groups:"]
         lines += [f'    {name}: "{dn}"' for name, dn in groups.items()]
     return "\n".join(lines) + "\n"
+
+
+MEDIA_STUDIES_AUCTIONS = """
+category_rules:
+  - id: media-studies-auctions
+    category: auctions
+    action: allow
+    groups: [media-studies]
+    reason: "Media studies research auction design"
+"""
+"""A rule for one directory group: media studies may reach auction sites."""

@@ -53,3 +53,18 @@ def tarball(tree: Path, dest: Path) -> Path:
 def first_lines(path: Path, n: int) -> list[str]:
     with open(path, encoding="utf-8", errors="replace") as fh:
         return [next(fh).strip() for _ in range(n)]
+
+
+def feed_nobody_serves(config_dir: Path) -> int:
+    """Give the locked IWF list a feed on a local port nothing listens on, so
+    a running proxy fails to fetch it (a system problem, for alerts and
+    health); returns the port."""
+    from tests.support.proxy import free_port
+
+    dead = free_port()
+    cats = config_dir / "categories.yaml"
+    cats.write_text(cats.read_text().replace(
+        "    digests: [lists/locked/iwf.sha256]\n",
+        f"    digests: [lists/locked/iwf.sha256]\n    feed:\n      url: http://127.0.0.1:{dead}/iwf\n"
+        "      format: urls\n      every_hours: 12\n", 1))
+    return dead
