@@ -125,3 +125,24 @@ def test_the_review_pack_renders_every_section_as_html_and_pdf(config_dir, tmp_p
     if os.environ.get("SCHOOLPROXY_SCREENSHOTS"):
         for i, p in enumerate(pages[:3], 1):
             (shots / f"review-pack-page-{i}.png").write_bytes(p.read_bytes())
+
+
+def test_the_review_pack_checks_teaching_and_support_sites_against_the_rules_in_force(config_dir, tmp_path):
+    """The standards ask the annual review to check for over-blocking: the
+    pack judges lists/must-not-block.txt with the rules as they are, and names
+    what a school's own entry blocks."""
+    url = f"sqlite:///{tmp_path / 'audit.sqlite'}"
+    out = tmp_path / "review.html"
+    today = date.today()
+    cmd = [EXE, "review", "--config", str(config_dir), "--audit-db", url, "--from",
+           (today - timedelta(days=7)).isoformat(), "--to", today.isoformat(), "--output", str(out)]
+    subprocess.run(cmd, check=True, capture_output=True, text=True)
+    n = sum(1 for ln in (config_dir / "lists" / "must-not-block.txt").read_text().splitlines()
+            if ln.strip() and not ln.startswith("#"))
+    assert f"All {n} sites of lists/must-not-block.txt are allowed" in out.read_text()
+    with open(config_dir / "lists" / "school" / "drugs.txt", "a") as f:
+        f.write("release.org.uk\n")  # a technician's mistake: the drugs-law charity
+    subprocess.run(cmd, check=True, capture_output=True, text=True)
+    html = out.read_text()
+    assert f"1 of the {n} sites" in html
+    assert re.search(r"<td>release\.org\.uk</td><td>blocked</td><td>drugs</td><td>category:drugs</td>", html), html

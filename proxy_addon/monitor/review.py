@@ -133,6 +133,38 @@ def _by_month(db: DBEngine, engine: Engine, t0: datetime, t1: datetime) -> tuple
     return months, per
 
 
+MUST_NOT_BLOCK = "lists/must-not-block.txt"
+
+
+def over_blocking(engine: Engine, at: datetime) -> str:
+    """The teaching, safeguarding and support sites of ``MUST_NOT_BLOCK``
+    (in the configuration) judged by the rules in force, for someone with no
+    group: the standards ask the review to check that teaching is not
+    over-blocked, so the pack shows the result, not a promise."""
+    from ..urls.normalize import Target
+
+    path = engine.config.root / MUST_NOT_BLOCK
+    title = "<h2>Over-blocking check: teaching, safeguarding and support sites</h2>"
+    try:
+        hosts = [h for h in (ln.split("#")[0].strip() for ln in path.read_text(encoding="utf-8").splitlines()) if h]
+    except OSError:
+        return title + f"<p>Not checked: the configuration has no {escape(MUST_NOT_BLOCK)}.</p>"
+    who = engine.identify("", None)
+    wrong = []
+    for host in hosts:
+        d = engine.decide(Target("https", host, None, "/"), who, at)
+        if d.action == "block" or d.rule.startswith("suspect:"):
+            wrong.append([host, "blocked" if d.action == "block" else "suspected", d.category or "", d.rule,
+                          d.reason])
+    if not wrong:
+        return title + (f"<p>All {len(hosts)} sites of {escape(MUST_NOT_BLOCK)} are allowed by the rules in force "
+                        f"at {at:%d %B %Y %H:%M} UTC.</p>")
+    return _table("Over-blocking check: teaching, safeguarding and support sites",
+                  ["site", "result", "category", "rule", "why"], wrong, "",
+                  f"{len(wrong)} of the {len(hosts)} sites of {MUST_NOT_BLOCK} are not simply allowed by the rules "
+                  f"in force at {at:%d %B %Y %H:%M} UTC: correct the rule, or record here why it is right.")
+
+
 def review_pack(db: DBEngine, engine: Engine, t0: datetime, t1: datetime, school: str = "") -> str:
     """The pack as one HTML document."""
     zone = engine.config.zone
@@ -212,6 +244,7 @@ def review_pack(db: DBEngine, engine: Engine, t0: datetime, t1: datetime, school
         _table("Self-tests (schoolproxy selftest: known test sites through the proxy)",
                ["when", "proxy", "passed", "failed checks"], selftests,
                "No self-test was run in this period: run 'schoolproxy selftest' at least each term."),
+        over_blocking(engine, datetime.now(timezone.utc)),
         "<h2>What the filter cannot do</h2><ul>" + "".join(f"<li>{escape(t)}</li>" for t in LIMITATIONS) + "</ul>",
         "</body></html>",
     ]
