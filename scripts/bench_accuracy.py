@@ -53,6 +53,7 @@ def main() -> None:
     from proxy_addon.classify.engine import Engine
     from proxy_addon.lists.build import rebuild
     from proxy_addon.lists.sources import stage_source
+    from proxy_addon.monitor.review import must_not_block
     from proxy_addon.policy.loader import load_config
     from proxy_addon.policy.scoring import ScoringRules
     from proxy_addon.urls.matching import host_suffixes
@@ -147,8 +148,7 @@ def main() -> None:
         print(f"  {len(ess)} services (and their www. hosts): {len(bad)} blocked {bad[:10]}")
 
         print("\nTeaching, safeguarding and support sites (lists/must-not-block.txt) with the imported lists:")
-        must = [l.split("#")[0].strip() for l in (REPO / "lists/must-not-block.txt").read_text().splitlines()]
-        must = [m for m in must if m]
+        must = must_not_block(REPO)
         judged = {host: decide(with_scoring, host) for m in must for host in (m, f"www.{m}")}
         bad = [f"{h} ({d.rule})" for h, d in judged.items() if d.action == "block"]
         suspected = [h for h, d in judged.items() if d.action != "block" and d.rule.startswith("suspect:")]

@@ -25,10 +25,10 @@ def _setup(p: argparse.ArgumentParser) -> None:
 @command("status", "how the proxy instances on this machine are doing (audit log, journal, rules)", _setup)
 def cmd_status(args: argparse.Namespace) -> int:
     data = args.data_dir or Path(os.environ.get("SCHOOLPROXY_DATA") or default_config_dir() / "logs")
-    if not any(data.glob("status-*.json")):
+    healths = read_health(data)
+    if not healths:
         print(f"schoolproxy: no proxy has written a status in {data}", file=sys.stderr)
         return 1
-    healths = read_health(data)
     if args.json:
         print(json.dumps([h.state for h in healths], indent=1))
     worst = 0

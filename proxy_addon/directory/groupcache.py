@@ -114,16 +114,16 @@ class DirectoryGroups:
 
     def configure(self, rules: DirectoryRules | None) -> None:
         key = (rules.ldap_url, rules.base_dn, rules.groups, rules.bind_dn) if rules and rules.ldap_url else None
-        if key == self._key and (key is None) == (self.cache is None):
+        if key == self._key:
             return
         self.stop()
-        self._key = key
+        self.directory, self.cache, self._key = None, None, None
         if rules is None or key is None:
-            self.directory, self.cache = None, None
             return
         self.directory = Directory(rules)
         self.cache = GroupCache(self.directory.groups_of, rules.cache_seconds)
         self.cache.start()
+        self._key = key  # only once it stands: a directory that failed to start is tried again
 
     def ensure(self, user: str) -> None:
         """Ask the directory (blocking) about someone it has not been asked

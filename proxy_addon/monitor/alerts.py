@@ -115,7 +115,6 @@ class Alerter:
         With ``system_to``, the filter's own problems are a message of their
         own to the technician: the safeguarding lead is not sent database
         outages, and the technician is not sent who looked for what."""
-        subject, body = compose(batch, school_time)
         if settings.email is not None:
             mails = [(settings.email, batch)]
             if settings.email.system_to:
@@ -132,7 +131,7 @@ class Alerter:
                     log.error("schoolproxy: could not send the alert email (%s: %s)", type(e).__name__, e)
         if settings.webhook:
             try:
-                send_webhook(settings.webhook, subject, batch)
+                send_webhook(settings.webhook, compose(batch, school_time)[0], batch)
             except (OSError, ValueError) as e:
                 log.error("schoolproxy: could not call the alert webhook (%s)", type(e).__name__)
 

@@ -136,6 +136,12 @@ def _by_month(db: DBEngine, engine: Engine, t0: datetime, t1: datetime) -> tuple
 MUST_NOT_BLOCK = "lists/must-not-block.txt"
 
 
+def must_not_block(root: Path) -> list[str]:
+    """The hosts of a configuration's ``MUST_NOT_BLOCK`` file, in order."""
+    text = (root / MUST_NOT_BLOCK).read_text(encoding="utf-8")
+    return [h for h in (ln.split("#")[0].strip() for ln in text.splitlines()) if h]
+
+
 def over_blocking(engine: Engine, at: datetime) -> str:
     """The teaching, safeguarding and support sites of ``MUST_NOT_BLOCK``
     (in the configuration) judged by the rules in force, for someone with no
@@ -143,10 +149,9 @@ def over_blocking(engine: Engine, at: datetime) -> str:
     over-blocked, so the pack shows the result, not a promise."""
     from ..urls.normalize import Target
 
-    path = engine.config.root / MUST_NOT_BLOCK
     title = "<h2>Over-blocking check: teaching, safeguarding and support sites</h2>"
     try:
-        hosts = [h for h in (ln.split("#")[0].strip() for ln in path.read_text(encoding="utf-8").splitlines()) if h]
+        hosts = must_not_block(engine.config.root)
     except OSError:
         return title + f"<p>Not checked: the configuration has no {escape(MUST_NOT_BLOCK)}.</p>"
     who = engine.identify("", None)
