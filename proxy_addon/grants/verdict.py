@@ -3,7 +3,9 @@ addon and the Squid helper): the engine's decision on the target and on every
 other name the request goes by, then the Headteacher's grants.
 
 If any name is blocked the request is, so a permitted name cannot front for a
-blocked one (domain fronting); a grant is applied last, and never lifts a
+blocked one (domain fronting); a request that relays a blocked site (a web
+proxy, a translation or archive service: ``classify.webproxy``) is blocked
+whatever allow its host has; a grant is applied last, and never lifts a
 category that is not bypassable.
 """
 
@@ -18,6 +20,7 @@ from ..classify.decision import Decision
 from ..classify.engine import Engine
 from ..classify.identity import Identity
 from ..urls.normalize import Target
+from ..classify.webproxy import relayed_verdict
 from .rules import ActiveGrant, apply_grants
 
 
@@ -38,6 +41,10 @@ def verdict(engine: Engine, grants: Sequence[ActiveGrant], target: Target, who: 
                 decision = replace(other, rule="circumvention:fronting",
                                    reason=f"circumvention: domain fronting: the request names {names}; "
                                           f"{host} is blocked: {other.reason}")
+    if decision.action != "block":
+        relayed = relayed_verdict(engine, target, who, now)
+        if relayed is not None:
+            decision = relayed
     if decision.action == "block" and grants:
         decision = apply_grants(engine.config, decision, target, who, now, grants)
     return decision

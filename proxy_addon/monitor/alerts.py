@@ -32,10 +32,51 @@ class Alert:
     ts: datetime
     user: str
     client_ip: str
-    kind: str  # "category" | "search" | "system" (the filter itself: cannot record, a list not fetched)
+    kind: str  # "category" | "search" | "circumvention" | "system" (the filter itself: cannot record, ...)
     category: str | None
     title: str | None
     term: str | None = None
+    severity: str = "high"  # "technician": a circumvention attempt for the technician only (see ``for_technician``)
+
+    @property
+    def for_technician(self) -> bool:
+        return self.kind in ("system", "circumvention")
+
+    @property
+    def for_safeguarding(self) -> bool:
+        return self.kind != "system" and self.severity == "high"
+
+
+CIRCUMVENTION_KINDS = {
+    "non-tls-tunnel": "a VPN or SSH tunnel", "websocket-tunnel": "a tunnel inside a WebSocket",
+    "web-proxy": "a web proxy or unblocker", "fronting": "domain fronting", "connect-port":
+    "a tunnel to a port other than HTTPS", "bare-ip": "browsing by IP address", "doh": "DNS over HTTPS",
+}
+
+
+class CircumventionCounter:
+    """Attempts to get round the filter per person and kind, per day: the
+    first of a kind tells the technician, the ``after``-th the safeguarding
+    lead too; the others are in the log and the weekly report, not in more
+    email."""
+
+    def __init__(self) -> None:
+        self._day = ""
+        self._counts: dict[tuple[str, str], int] = {}
+        self._people: dict[str, int] = {}
+
+    def note(self, ts: datetime, user: str, kind: str, technician: bool, after: int) -> str | None:
+        """The severity to alert with, or None for no alert."""
+        day = ts.date().isoformat()
+        if day != self._day:
+            self._day, self._counts, self._people = day, {}, {}
+        n = self._counts[(user, kind)] = self._counts.get((user, kind), 0) + 1
+        total = self._people[user] = self._people.get(user, 0) + 1
+        if after and total == after:
+            return "high"
+        if technician and n == 1:
+            return "technician"
+        return None
 
 
 def system_alert(what: str) -> Alert:
@@ -46,19 +87,26 @@ def system_alert(what: str) -> Alert:
 
 def compose(alerts: list[Alert], school_time: object) -> tuple[str, str]:
     people = sorted({a.user for a in alerts if a.kind != "system"})
+    named = ", ".join(people[:5]) + (" and others" if len(people) > 5 else "")
     if not people:
         subject = f"Web filter problem: {alerts[0].title}"[:200]
+    elif all(a.kind == "circumvention" for a in alerts):
+        subject = f"Filter circumvention: {len(alerts)} attempt(s) by {named}"
     else:
-        subject = f"Safeguarding alert: {len(alerts)} event(s) for {', '.join(people[:5])}" + (
-            " and others" if len(people) > 5 else "")
+        subject = f"Safeguarding alert: {len(alerts)} event(s) for {named}"
     lines = ["The school's web filter recorded the following. Details are in the admin app.", ""]
     for a in alerts:
         when = a.ts.astimezone(school_time).strftime("%d %b %Y %H:%M:%S")  # type: ignore[arg-type]
         if a.kind == "system":
             lines.append(f"- {when}: the web filter itself: {a.title}")
             continue
-        what = (f"attempt to reach a site in '{a.title or a.category}'" if a.kind == "category"
-                else f"search including the safeguarding term '{a.term}'")
+        if a.kind == "circumvention":
+            what = f"attempt to get round the filter: {a.title}" + (
+                " (repeated today)" if a.severity == "high" else "")
+        elif a.kind == "category":
+            what = f"attempt to reach a site in '{a.title or a.category}'"
+        else:
+            what = f"search including the safeguarding term '{a.term}'"
         lines.append(f"- {when}: {a.user} ({a.client_ip}): {what}")
     lines += ["", "This message deliberately contains no web addresses."]
     return subject, "\n".join(lines)
@@ -118,8 +166,8 @@ class Alerter:
         if settings.email is not None:
             mails = [(settings.email, batch)]
             if settings.email.system_to:
-                system = [a for a in batch if a.kind == "system"]
-                people = [a for a in batch if a.kind != "system"]
+                system = [a for a in batch if a.for_technician]
+                people = [a for a in batch if a.for_safeguarding]
                 mails = [(replace(settings.email, to=settings.email.system_to), system), (settings.email, people)]
             for email, alerts in mails:
                 if not alerts:

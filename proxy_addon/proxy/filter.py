@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any, Optional, TypeVar
 
 from mitmproxy import connection, ctx, exceptions, http, tcp, tls
+from mitmproxy.proxy import layer, server_hooks
 
 from ..audit.db import default_audit_db, open_database
 from ..audit.secret import DEFAULT_SECRET_FILE, load_secret
@@ -44,6 +45,8 @@ from .blocking import Pages
 from .buttons import Buttons
 from .content import ContentControls
 from .guard import ConnectionGuard
+from . import connections
+from .websockets import WebSockets
 from . import pac
 from ..monitor.metrics import CONTENT_TYPE_LATEST
 from ..monitor.notice import ACK_PATH
@@ -104,6 +107,7 @@ class SchoolFilter:
         self.content = ContentControls(rt, self.pages)
         self.judge = Judge(rt, self.recorder, self.pages, self.content)
         self.tunnels = Tunnels(rt, self.judge, self.recorder, self.notice.due_for)
+        self.websockets = WebSockets(rt, self.recorder)
         self.pacer = Pacer(rt, self.content.download_sniffer)
         self.pagecheck = PageCheck(rt, self.pages)
         self.background = Background(rt, self.recorder)
@@ -304,6 +308,8 @@ class SchoolFilter:
         st: FlowState | None = flow.metadata.get(KEY)
         if st is None or st.answered or flow.response is None:
             return None
+        if self.judge.relay_response(flow, st):
+            return None
         if self.content.needs_judging(flow, st):
             return self._judge_response(flow, st)
         self.pacer.start(flow, st)
@@ -384,8 +390,25 @@ class SchoolFilter:
         except Exception:  # noqa: BLE001 - a failed handshake is over already; never let this break the proxy
             log.exception("schoolproxy: internal error noting a refused certificate")
 
+    def next_layer(self, nl: layer.NextLayer) -> None:
+        try:
+            self.tunnels.next_layer(nl)
+        except Exception:  # noqa: BLE001 - fail closed: a connection we cannot judge is closed
+            log.exception("schoolproxy: internal error judging a tunnel; the connection is closed")
+            connections.close(nl.context.client)
+
     def tcp_start(self, flow: tcp.TCPFlow) -> None:
         self.tunnels.tcp_start(flow)
+
+    def server_connect(self, data: server_hooks.ServerConnectionHookData) -> None:
+        self.tunnels.server_connect(data.client, data.server)
+
+    def websocket_message(self, flow: http.HTTPFlow) -> None:
+        try:
+            self.websockets.message(flow)
+        except Exception:  # noqa: BLE001 - fail closed: a message we cannot judge is not relayed
+            log.exception("schoolproxy: internal error judging a WebSocket message; the connection is closed")
+            self.websockets.refuse(flow, "internal error judging a WebSocket message")
 
     def client_disconnected(self, client: connection.Client) -> None:
         self.guard.client_disconnected(client)

@@ -84,6 +84,7 @@ class Runtime:
         self.data: Path | None = None  # the proxy's own data folder (journal, status)
         self.signin: Any = None  # proxy.signin.SignIn: who signed in on which connection
         self.decrypted: dict[str, tuple[str, str]] = {}  # client connection id -> (tls label, why decrypted)
+        self.connects: dict[str, FlowState] = {}  # client connection id -> its decrypted CONNECT, until a request
         self.interceptions: tuple[ActiveOrder, ...] = ()  # orders to decrypt one person's correspondence
         self.notice_acks: dict[str, datetime] = {}  # who acknowledged the acceptable-use notice, and when
         self.shared: SharedBuckets | None = None  # when settings.redis is set (see shared_store)

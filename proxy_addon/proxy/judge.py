@@ -17,6 +17,7 @@ from ..classify.circumvention import circumvention_decision, doh_content
 from ..classify.decision import Decision, refusal
 from ..classify.identity import Identity
 from ..classify.safesearch import request_plan
+from ..classify.webproxy import header_shape, shape_decision
 from ..grants import feedback
 from ..grants.verdict import verdict
 from ..urls.normalize import InvalidHost, InvalidURL, Target, make_target, normalize_host, split_authority
@@ -62,6 +63,20 @@ class Judge:
         decision = verdict(engine, self.rt.grants, target, who, now, also)
         return FlowState(target, who, decision, now, tls=tls_mode, method=flow.request.method)
 
+    def relay_response(self, flow: http.HTTPFlow, st: FlowState) -> bool:
+        """A response in a web proxy's relay protocol (a bare server's
+        ``X-Bare-*`` headers): replaced by the block page; True if so."""
+        engine = self.rt.engine
+        resp = flow.response
+        if engine is None or resp is None or not engine.circumvention.web_proxy_headers:
+            return False
+        found = header_shape(engine.circumvention, unusual_header_names(resp))
+        if found is None:
+            return False
+        self.pages.replace(flow, st, shape_decision(found, "a response header"))
+        st.answered = True
+        return True
+
     def requestheaders(self, flow: http.HTTPFlow) -> None:
         engine = self.rt.engine
         if flow.response is not None or engine is None:
@@ -80,6 +95,9 @@ class Judge:
             return
         label, why = self.rt.decrypted.get(flow.client_conn.id, ("intercept", "")) if req.scheme == "https" else (
             None, "")
+        connect = self.rt.connects.pop(flow.client_conn.id, None) if self.rt.connects else None
+        if connect is not None:  # the tunnel is on the record through its requests from here
+            self.recorder.forget(connect)
         tls_mode = label
         if target.path.startswith(feedback.PREFIX):
             who = self.identity(flow, flow.client_conn)
@@ -98,6 +116,10 @@ class Judge:
                 engine.circumvention, headers.get("content-type", ""), headers.get("accept", "")):
             st.decision = circumvention_decision("doh", "a DNS-over-HTTPS message (application/dns-message) "
                                                         "resolves names round the school's DNS")
+        if st.decision.action != "block" and engine.circumvention.web_proxy_headers:
+            found = header_shape(engine.circumvention, unusual_header_names(req))
+            if found is not None:
+                st.decision = shape_decision(found, "a request header")
         if st.decision.action != "block" and self.content.on_requestheaders(flow, st):
             pass  # a content control stopped it; st.decision says why
         if st.decision.action == "block":
@@ -131,6 +153,13 @@ def names(flow: http.HTTPFlow) -> tuple[Target, tuple[str, ...]]:
     if sni:
         found.append(normalize_host(sni))
     return target, tuple(n for n in dict.fromkeys(found) if n != target.host)
+
+
+def unusual_header_names(msg: http.Message) -> list[str]:
+    """The ``X-`` header names of a request or response, lower case: the only
+    ones a web proxy's relay protocol uses (a raw pass, no parsing)."""
+    return [name.decode("latin-1").lower() for name, _ in msg.data.headers.fields
+            if name[:2] in (b"x-", b"X-")]
 
 
 def malformed(target_text: str, why: str) -> Decision:

@@ -60,7 +60,9 @@ class PageCheck:
         resp = flow.response
         if resp is None or resp.status_code != 200 or not self.applies(st):
             return False
-        return resp.headers.get("content-type", "").lower().startswith(TEXT_TYPES)
+        ctype = resp.headers.get("content-type", "").strip().lower()
+        # No type at all (a bare server relaying a page): scored as text, never skipped.
+        return not ctype or ctype.startswith(TEXT_TYPES)
 
     def start(self, flow: http.HTTPFlow, st: FlowState) -> None:
         """Hold the page (known length within the limit) or stream it through

@@ -17,7 +17,7 @@ from mitmproxy import http
 from ..audit.seal import Sealer
 from ..audit.writer import AuditWriter
 from ..classify.decision import Decision, refusal
-from ..monitor.alerts import Alert, Alerter
+from ..monitor.alerts import CIRCUMVENTION_KINDS, Alert, Alerter, CircumventionCounter
 from ..monitor.devices import DeviceNames
 from ..monitor.metrics import Metrics
 from ..monitor.searchterms import extract as extract_search, flagged
@@ -37,6 +37,7 @@ class Recorder:
         self.devices = DeviceNames()
         self.open: dict[str, FlowState] = {}
         self.alerter = Alerter()
+        self.circumvention = CircumventionCounter()
         self.metrics = Metrics()
 
     def use_writer(self, db: Any, data: Path, chain: str, interval: float, buffer_bytes: int,
@@ -161,12 +162,29 @@ class Recorder:
         })
         self.metrics.request(action, d.category, bytes_in, bytes_out, duration, st.decision_s, st.tls, pace is not None)
 
+    def _circumvention_kind(self, d: Decision) -> str | None:
+        """What way round the filter a block was, or None if it was not one."""
+        if d.rule.startswith("circumvention:"):
+            return d.rule[len("circumvention:"):]
+        cats = self.rt.engine.config.categories  # type: ignore[union-attr]
+        cat = cats.get(d.category) if d.category else None
+        return "a VPN, proxy or anonymiser site" if cat is not None and cat.circumvention else None
+
     def _alerts(self, st: FlowState, d: Decision, action: str, search: str | None, monitoring: Monitoring) -> None:
         cats = self.rt.engine.config.categories  # type: ignore[union-attr]
         cat = cats.get(d.category) if d.category else None
         if action == "block" and cat is not None and (cat.alert or cat.id in monitoring.alert_categories) \
                 and (cat.locked or cat.id not in monitoring.weekly_only):  # a locked list is always high-risk
             self.alerter.note(Alert(st.started, st.who.user, st.who.client_ip, "category", cat.id, cat.title))
+        if action == "block":
+            kind = self._circumvention_kind(d)
+            if kind is not None:
+                rules = self.rt.engine.circumvention  # type: ignore[union-attr]
+                severity = self.circumvention.note(st.started, st.who.user, kind, rules.alert_technician,
+                                                   rules.safeguarding_after)
+                if severity is not None:
+                    self.alerter.note(Alert(st.started, st.who.user, st.who.client_ip, "circumvention", d.category,
+                                            CIRCUMVENTION_KINDS.get(kind, kind), severity=severity))
         if search and monitoring.safeguarding_terms:
             for term in flagged(search, monitoring.safeguarding_terms):
                 self.alerter.note(Alert(st.started, st.who.user, st.who.client_ip, "search", None, None, term))

@@ -7,9 +7,23 @@
   URL entries and content checks work inside HTTPS.  Categories with
   ``decrypt: false`` (banking, health) pass through untouched but are logged.
 
-Also here: CONNECT ports, tunnels that carry neither TLS nor HTTP, and the
-forced-safe front ends of search engines.  An undecrypted tunnel is one audit
-row, written when the client disconnects.
+* ``selective``: decrypted only when the decision needs what is inside.
+
+The same refusals in every mode, before any ``200``: CONNECT ports the rules
+do not allow, bare IP addresses, and sites whose category is a way round the
+filter (anonymisers, VPNs, DNS over HTTPS); the block page inside TLS is for
+web categories only.  Every name counts: the CONNECT host and the SNI are
+each judged, and a tunnel that passes through undecrypted is refused if
+either is blocked (a mismatch is recorded as fronting).
+
+A tunnel that carries neither TLS nor HTTP (SSH, OpenVPN, SOCKS, ...) is
+refused in ``next_layer``, before mitmproxy opens the server connection or
+relays a byte either way (mitmproxy 11 ignores ``flow.kill()`` in
+``tcp_start``; a server that speaks first is never reached, as the proxy
+connects lazily).  Also here: the forced-safe front ends of search engines.
+Every CONNECT leaves a row: an undecrypted tunnel when the client
+disconnects, a decrypted one through its requests or, if none was made,
+when the client disconnects.
 """
 
 from __future__ import annotations
@@ -19,8 +33,11 @@ from dataclasses import replace
 from datetime import datetime, timezone
 
 from mitmproxy import connection, http, tcp, tls
+from mitmproxy.proxy import layer
+from mitmproxy.proxy.layers import TCPLayer
 
 from ..classify.circumvention import circumvention_decision
+from ..classify.protocols import describe
 from ..classify.decision import Decision, refusal
 from ..classify.identity import Identity
 from ..classify.safesearch import tunnel_front
@@ -28,6 +45,7 @@ from ..grants.verdict import connect_port_refusal
 from ..monitor.interception import ActiveOrder, covering, order_reason
 from ..urls.normalize import InvalidHost, InvalidURL, Target, make_target, normalize_host
 from . import connections
+from .refuse import RefuseLayer
 from .selective import PinnedClients, inside_reason
 from .flowstate import FlowState, Runtime
 from .judge import Judge, malformed
@@ -41,6 +59,7 @@ class Tunnels:
         self.judge = judge
         self.recorder = recorder
         self.open: dict[str, FlowState] = {}  # client connection id -> its undecrypted tunnel
+        self.refused_relays: set[str] = set()  # client connection ids whose raw relay must not connect
         self.pinned = PinnedClients()
         self.notice_due = notice_due  # proxy.notice: a tunnel is decrypted for a due notice in selective mode
 
@@ -63,9 +82,15 @@ class Tunnels:
         mode = engine.config.settings.tls
         st = self.judge.state(flow, target)
         refused = connect_port_refusal(engine, req.port)
-        if refused is not None and st.decision.action != "block":
+        if refused is not None:
+            if st.decision.action == "block":
+                refused = replace(refused, reason=f"{refused.reason}; and the host: {st.decision.reason}")
             st.decision = refused
             self._refuse(flow, st, f"tunnels to port {req.port} are not allowed (policy {st.decision.clause})")
+            return
+        if st.decision.action == "block" and self.refused_before_tls(st.decision):
+            # A way round the filter is never opened for a block page inside TLS.
+            self._refuse(flow, st, f"{st.decision.title or 'blocked site'} (policy {st.decision.clause or '6.3.1'})")
             return
         passthrough = mode == "hostname" or not st.decision.decrypt
         ip = flow.client_conn.peername[0] if flow.client_conn.peername else ""
@@ -94,7 +119,20 @@ class Tunnels:
             st.tls = "passthrough"
             self.open[flow.client_conn.id] = st
             self.recorder.track("tunnel:" + flow.client_conn.id, st)
-        # intercept mode: the decrypted requests are judged and logged one by one
+        else:
+            # Decrypted: its requests are judged and logged one by one; if none
+            # is made, the CONNECT itself is recorded when the client leaves.
+            st.tls = self.rt.decrypted.get(flow.client_conn.id, ("intercept", ""))[0]
+            self.rt.connects[flow.client_conn.id] = st
+            self.recorder.track("connect:" + flow.client_conn.id, st)
+
+    def refused_before_tls(self, decision: Decision) -> bool:
+        """A block that no mode opens a tunnel for: a circumvention rule (bare
+        IP, ...) or a category that is a way round the filter."""
+        if decision.rule.startswith("circumvention:"):
+            return True
+        cats = self.rt.engine.config.categories if self.rt.engine is not None else {}
+        return any(c in cats and cats[c].circumvention for c in (decision.category, *decision.categories))
 
     def order_for(self, who: Identity, decision: Decision, now: datetime) -> ActiveOrder | None:
         """The interception order that opens this person's correspondence here, if any."""
@@ -119,6 +157,7 @@ class Tunnels:
             return
         client = data.context.client
         tunnel = self.open.get(client.id)
+        connect = self.rt.connects.get(client.id)
         sni = data.client_hello.sni
         mode = engine.config.settings.tls
         passthrough = tunnel is not None or mode == "hostname"
@@ -135,23 +174,43 @@ class Tunnels:
                 decision = engine.decide(target, who, now)
                 if not decision.decrypt and self.order_for(who, decision, now) is None:
                     passthrough = True
-                if decision.action == "block" and (mode == "hostname" or not decision.decrypt):
-                    st = FlowState(target, who, decision, now, tls="sni-refused", method="TLS")
-                    old = self.open.pop(client.id, None)
-                    if old is not None:
-                        self.recorder.forget(old)
-                    self.recorder.emit(st, None)
-                    data.ignore_connection = True
-                    connections.close(client)
+                named = tunnel or connect
+                if decision.action == "block" and named is not None:
+                    decision = fronting(decision, named.target.host, sni_host)
+                if decision.action == "block" and (passthrough or not decision.decrypt):
+                    self._refuse_hello(data, FlowState(target, who, decision, now, tls="sni-refused", method="TLS"))
                     return
+                if tunnel is not None:
+                    tunnel.decision = replace(tunnel.decision, reason=f"{tunnel.decision.reason}; its TLS names "
+                                                                      f"{sni_host} (allowed)")
+        if passthrough and connect is not None and connect.decision.action == "block":
+            # The tunnel would go, undecrypted, to the blocked CONNECT host.
+            self._refuse_hello(data, FlowState(connect.target, connect.who, fronting(
+                connect.decision, connect.target.host, sni or "no SNI"), datetime.now(timezone.utc),
+                tls="sni-refused", method="TLS"))
+            return
         if passthrough:
             data.ignore_connection = True
+            if connect is not None:  # recorded as an undecrypted tunnel when the client leaves
+                self.rt.connects.pop(client.id, None)
+                connect.tls = "passthrough"
+                self.open[client.id] = connect
+
+    def _refuse_hello(self, data: tls.ClientHelloData, st: FlowState) -> None:
+        """Close a tunnel at its ClientHello: nothing reaches the server."""
+        client = data.context.client
+        for old in (self.open.pop(client.id, None), self.rt.connects.pop(client.id, None)):
+            if old is not None:
+                self.recorder.forget(old)
+        self.recorder.emit(st, None)
+        data.ignore_connection = True
+        connections.close(client)
 
     def refuse_handshake(self, data: tls.ClientHelloData, why: str) -> None:
         """Close a connection whose handshake could not be judged, and record it."""
         client = data.context.client
         sni = (data.client_hello.sni or "unknown")[:255]
-        tunnel = self.open.pop(client.id, None)
+        tunnel = self.open.pop(client.id, None) or self.rt.connects.pop(client.id, None)
         if tunnel is not None:
             self.recorder.forget(tunnel)
         who = tunnel.who if tunnel is not None else self.rt.identify_address(client)
@@ -161,27 +220,49 @@ class Tunnels:
         data.ignore_connection = True
         connections.close(client)
 
-    def tcp_start(self, flow: tcp.TCPFlow) -> None:
-        """A tunnel that carries neither TLS nor HTTP (SSH, a VPN, ...)."""
+    def next_layer(self, nl: layer.NextLayer) -> None:
+        """Refuse a tunnel that mitmproxy would relay as raw TCP (neither TLS
+        nor HTTP), before the server connection is opened: no byte crosses."""
+        chosen = nl.layer
         engine = self.rt.engine
-        if engine is None or not engine.circumvention.non_tls_tunnels:
+        if not isinstance(chosen, TCPLayer) or chosen.flow is None or engine is None \
+                or not engine.circumvention.non_tls_tunnels:
             return
-        client = flow.client_conn
-        tunnel = self.open.pop(client.id, None)
+        client = nl.context.client
+        why = describe(nl.data_client(), nl.data_server())
+        del nl.context.layers[nl.context.layers.index(chosen):]
+        nl.layer = RefuseLayer(nl.context)
+        self._record_tunnel(client, nl.context.server.address, why)
+
+    def _record_tunnel(self, client: connection.Client, address: tuple[str, int] | None, why: str) -> None:
+        tunnel = self.open.pop(client.id, None) or self.rt.connects.pop(client.id, None)
         if tunnel is not None:
             self.recorder.forget(tunnel)
-        address = flow.server_conn.address
         host = address[0] if address else "unknown"
         try:
             target = tunnel.target if tunnel is not None else Target("tcp", normalize_host(host), None, "/")
         except InvalidHost:
             target = Target("tcp", host[:255], None, "/")
         who = tunnel.who if tunnel is not None else self.judge.identity(None, client)
-        st = FlowState(target, who, circumvention_decision(
-            "non-tls-tunnel", "a tunnel (CONNECT) that carries neither TLS nor HTTP"),
-            datetime.now(timezone.utc), tls="refused", method="CONNECT")
+        st = FlowState(target, who, circumvention_decision("non-tls-tunnel", f"{why}; closed before anything was "
+                                                                             "relayed"),
+                       datetime.now(timezone.utc), tls="refused", method="CONNECT")
         self.recorder.emit(st, None)
+
+    def tcp_start(self, flow: tcp.TCPFlow) -> None:
+        """A raw TCP relay that ``next_layer`` did not replace (another addon
+        chose it): its server connection is refused in ``server_connect``."""
+        engine = self.rt.engine
+        if engine is None or not engine.circumvention.non_tls_tunnels:
+            return
+        self.refused_relays.add(flow.client_conn.id)
+        first = flow.messages[0].content if flow.messages else b""
+        self._record_tunnel(flow.client_conn, flow.server_conn.address, describe(first, b""))
         flow.kill()
+
+    def server_connect(self, client: connection.Client, server: connection.Server) -> None:
+        if client.id in self.refused_relays:
+            server.error = "a tunnel that carries neither TLS nor HTTP was refused"  # type: ignore[assignment]
 
     def tls_failed_client(self, data: tls.TlsData) -> None:
         """The client refused the school's certificate (a pinned app, a device
@@ -198,6 +279,9 @@ class Tunnels:
             return
         ip = client.peername[0] if client.peername else ""
         self.pinned.note(ip, target.host)
+        connect = self.rt.connects.pop(client.id, None)
+        if connect is not None:  # this row says what happened to the tunnel
+            self.recorder.forget(connect)
         who = self.judge.identity(None, client)
         decision = engine.decide(target, who, datetime.now(timezone.utc))
         st = FlowState(target, who, replace(decision, reason=f"{decision.reason}; the client refused the school's "
@@ -209,9 +293,23 @@ class Tunnels:
 
     def client_disconnected(self, client: connection.Client) -> None:
         self.rt.decrypted.pop(client.id, None)
+        self.refused_relays.discard(client.id)
         st = self.open.pop(client.id, None)
         if st is not None:
             self.recorder.emit(st, None, status=200)
+        st = self.rt.connects.pop(client.id, None)
+        if st is not None:
+            self.recorder.emit(st, None, status=200, error="no request was made inside the tunnel")
 
     def clear(self) -> None:
         self.open.clear()
+        self.rt.connects.clear()
+
+
+def fronting(decision: Decision, connect_host: str, sni: str) -> Decision:
+    """A blocked tunnel whose CONNECT host and TLS SNI differ, recorded as fronting."""
+    if connect_host == sni:
+        return decision
+    return replace(decision, rule="circumvention:fronting",
+                   reason=f"circumvention: domain fronting: the tunnel names {connect_host} and its TLS names "
+                          f"{sni}: {decision.reason}")
