@@ -13,10 +13,15 @@ from mitmproxy.proxy import commands, events, layer
 
 
 class RefuseLayer(layer.Layer):
+    closed = False
+
     def _handle_event(self, event: events.Event) -> layer.CommandGenerator[None]:
-        if isinstance(event, events.Start):
-            server = self.context.server
-            if server.state is not ConnectionState.CLOSED:
-                yield commands.CloseConnection(server)
-            yield commands.CloseConnection(self.context.client)
-        # everything after (data already read, the close) is dropped
+        # The first event replayed to this layer may be Start or the data that
+        # made the decision: either way, close at once; drop everything after.
+        if self.closed:
+            return
+        self.closed = True
+        server = self.context.server
+        if server.state is not ConnectionState.CLOSED:
+            yield commands.CloseConnection(server)
+        yield commands.CloseConnection(self.context.client)

@@ -32,7 +32,7 @@ from collections.abc import Callable
 from dataclasses import replace
 from datetime import datetime, timezone
 
-from mitmproxy import connection, http, tcp, tls
+from mitmproxy import connection, ctx, http, tcp, tls
 from mitmproxy.proxy import layer
 from mitmproxy.proxy.layers import TCPLayer
 
@@ -222,7 +222,14 @@ class Tunnels:
 
     def next_layer(self, nl: layer.NextLayer) -> None:
         """Refuse a tunnel that mitmproxy would relay as raw TCP (neither TLS
-        nor HTTP), before the server connection is opened: no byte crosses."""
+        nor HTTP), before the server connection is opened: no byte crosses.
+        The filter sits before mitmproxy's own ``nextlayer`` addon in the
+        chain, so that addon is asked first (it leaves a layer already set
+        alone, so its own turn later changes nothing)."""
+        if nl.layer is None:
+            chooser = ctx.master.addons.get("nextlayer")
+            if chooser is not None:
+                chooser.next_layer(nl)
         chosen = nl.layer
         engine = self.rt.engine
         if not isinstance(chosen, TCPLayer) or chosen.flow is None or engine is None \
@@ -232,6 +239,9 @@ class Tunnels:
         why = describe(nl.data_client(), nl.data_server())
         del nl.context.layers[nl.context.layers.index(chosen):]
         nl.layer = RefuseLayer(nl.context)
+        # Inside a CONNECT, the layer's close reaches the client only as an
+        # HTTP stream error; close the socket itself too.
+        connections.close(client)
         self._record_tunnel(client, nl.context.server.address, why)
 
     def _record_tunnel(self, client: connection.Client, address: tuple[str, int] | None, why: str) -> None:
