@@ -31,12 +31,24 @@ if [ "$want" = test ]; then
   command -v redis-server >/dev/null || need_debs+=(redis-server)
   # The systemd units are checked with systemd-analyze verify.
   command -v systemd-analyze >/dev/null || need_debs+=(systemd)
+  # Circumvention tests (issue 27) use the real tools: ssh through nc -X connect
+  # to an sshd, openvpn --http-proxy, websockify, and npm unblockers under node.
+  [ -x /usr/sbin/sshd ] || need_debs+=(openssh-server)
+  command -v ssh >/dev/null || need_debs+=(openssh-client)
+  nc -h 2>&1 | grep -q -- '-X proxy_protocol' || need_debs+=(netcat-openbsd)
+  [ -x /usr/sbin/openvpn ] || need_debs+=(openvpn)
+  command -v websockify >/dev/null || need_debs+=(websockify)
+  command -v npm >/dev/null || need_debs+=(nodejs npm)
 fi
 if [ ${#need_debs[@]} -gt 0 ]; then
   echo "setup: installing Debian packages: ${need_debs[*]}"
   sudo_=""; [ "$(id -u)" = 0 ] || sudo_=sudo
   $sudo_ apt-get update -qq || true
   DEBIAN_FRONTEND=noninteractive $sudo_ apt-get install -y -qq "${need_debs[@]}"
+fi
+
+if [ "$want" = test ] && { [ ! -d tests/node/node_modules ] || [ tests/node/package-lock.json -nt tests/node/node_modules ]; }; then
+  (cd tests/node && npm ci --no-audit --no-fund --loglevel=error) && touch tests/node/node_modules
 fi
 
 py=${PYTHON:-python3}

@@ -80,7 +80,7 @@ def ssh(key: Path, proxy_port: int, host: str, port: int, proxy_command: str | N
     command = proxy_command or f"nc -X connect -x 127.0.0.1:{proxy_port} %h %p"
     return subprocess.run(
         ["ssh", "-v", "-F", "/dev/null", "-i", str(key), "-p", str(port), "-o", "BatchMode=yes",
-         "-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null", "-o", "ConnectTimeout=15",
+         "-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null", "-o", "ConnectTimeout=5",
          "-o", f"ProxyCommand={command}", f"root@{host}", "echo", "crossed"],
         capture_output=True, text=True, timeout=timeout)
 
@@ -110,7 +110,7 @@ def start_openvpn_client(work: Path, key: Path, proxy_port: int, host: str, port
     proc = subprocess.Popen(["/usr/sbin/openvpn", "--proto", "tcp-client", "--remote", host, str(port),
                              "--http-proxy", "127.0.0.1", str(proxy_port), "--dev", "null", "--secret", str(key),
                              "--cipher", "AES-256-CBC", "--auth", "SHA256", "--verb", "4", "--connect-retry", "1",
-                             "--connect-retry-max", "3", "--log", str(log)])
+                             "--connect-retry-max", "1", "--log", str(log)])
     return Server(proc, 0, log)
 
 
