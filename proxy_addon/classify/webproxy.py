@@ -28,9 +28,11 @@ base64, in Ultraviolet's XOR codec, rot13): requests without it are not decoded.
 
 def shape(rules: CircumventionRules, target: Target) -> WebProxyShape | None:
     """The web-proxy address pattern this request matches, or None."""
-    if not rules.web_proxy_urls:
+    if rules.web_proxy_any is None:
         return None
     text = f"{target.path}?{target.query}" if target.query else target.path
+    if rules.web_proxy_any.search(text) is None:
+        return None
     for s in rules.web_proxy_urls:
         if s.search(text):
             return s

@@ -82,6 +82,7 @@ class CircumventionRules:
     non_tls_tunnels: bool = True
     web_proxy_urls: tuple[WebProxyShape, ...] = ()
     web_proxy_headers: tuple[WebProxyShape, ...] = ()
+    web_proxy_any: re.Pattern[str] | None = None  # every url pattern in one: one search per request
     alert_technician: bool = True
     safeguarding_after: int = 3
 
@@ -108,7 +109,14 @@ def parse(b: Any, value: Any, doc: YMap) -> None:
     )
 
 
-def _web_proxies(b: Any, m: YMap) -> tuple[tuple[WebProxyShape, ...], tuple[WebProxyShape, ...]]:
+def any_of(shapes: tuple[WebProxyShape, ...]) -> re.Pattern[str] | None:
+    if not shapes:
+        return None
+    return re.compile("|".join(f"(?:{s.pattern.pattern})" for s in shapes), re.IGNORECASE)
+
+
+def _web_proxies(b: Any, m: YMap) -> tuple[tuple[WebProxyShape, ...], tuple[WebProxyShape, ...],
+                                           re.Pattern[str] | None]:
     r = b.r
     files = r.texts(m, "web_proxies") if "web_proxies" in m else [(f, m.line) for f in DEFAULT_WEB_PROXY_FILES]
     urls: list[WebProxyShape] = []
@@ -121,7 +129,7 @@ def _web_proxies(b: Any, m: YMap) -> tuple[tuple[WebProxyShape, ...], tuple[WebP
             continue
         b.list_files.append(path.resolve())
         read_web_proxies(path, urls, headers, b.problems)
-    return tuple(urls), tuple(headers)
+    return tuple(urls), tuple(headers), any_of(tuple(urls))
 
 
 def read_web_proxies(path: Path, urls: list[WebProxyShape], headers: list[WebProxyShape],
