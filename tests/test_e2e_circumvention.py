@@ -87,8 +87,9 @@ def test_ssh_to_a_bare_ip_on_22_and_to_a_listed_vpn_host_are_refused_before_200(
 
 
 @pytest.mark.parametrize("mode", MODES)
-def test_openvpn_through_the_proxy_never_connects(mode, config_dir, make_proxy, tmp_path):
+def test_openvpn_through_the_proxy_never_connects(mode, config_dir, make_proxy, tmp_path, smtp):
     set_tls_mode(config_dir, mode)
+    alerting(config_dir, smtp)
     server, key = start_openvpn_server(tmp_path / "ovpn")
     client = None
     try:
@@ -105,6 +106,8 @@ def test_openvpn_through_the_proxy_never_connects(mode, config_dir, make_proxy, 
         refused_row(proxy, "category:anonymizers", VPN_HOST)
         listed.proc.wait(60)
         assert connections(server) == before
+        mail = wait_mail(smtp)
+        assert mail and "a VPN or SSH tunnel" in mail[0][1], mail
     finally:
         if client is not None:
             client.stop()
@@ -112,8 +115,10 @@ def test_openvpn_through_the_proxy_never_connects(mode, config_dir, make_proxy, 
 
 
 @pytest.mark.parametrize("mode", MODES)
-def test_ssh_over_a_websocket_tunnel_is_closed_at_its_first_message(mode, config_dir, make_proxy, sshd, tmp_path):
+def test_ssh_over_a_websocket_tunnel_is_closed_at_its_first_message(mode, config_dir, make_proxy, sshd, tmp_path,
+                                                                    smtp):
     set_tls_mode(config_dir, mode)
+    alerting(config_dir, smtp)
     relay = start_websockify(tmp_path, sshd.port)
     try:
         proxy = make_proxy(config_dir, routes={"tunnel.test": relay.port})
@@ -129,6 +134,8 @@ def test_ssh_over_a_websocket_tunnel_is_closed_at_its_first_message(mode, config
         assert "Connection closed by 127.0.0.1" in sshd.text() or "banner exchange" in sshd.text() \
             or connections(sshd) == before
         assert "Authenticat" not in sshd.text()
+        mail = wait_mail(smtp)
+        assert mail and "a tunnel inside a WebSocket" in mail[0][1], mail
     finally:
         relay.stop()
 
@@ -157,9 +164,10 @@ def test_node_unblocker_cannot_fetch_a_blocked_site(mode, config_dir, make_proxy
 
 
 @pytest.mark.parametrize("mode", MODES)
-def test_a_bare_server_cannot_fetch_a_blocked_site(mode, config_dir, make_proxy, unblockers):
+def test_a_bare_server_cannot_fetch_a_blocked_site(mode, config_dir, make_proxy, unblockers, smtp):
     """What Ultraviolet's service worker sends its bare server (v3: the target in X-Bare-URL)."""
     set_tls_mode(config_dir, mode)
+    alerting(config_dir, smtp)
     proxy = make_proxy(config_dir, routes={"relay.test": unblockers.port})
     target = f"http://www.bet365.com:{unblockers.casino.port}/casino"
     r = curl(proxy.url, "http://relay.test/bare/v3/", "-H", f"X-Bare-URL: {target}", "-H", "X-Bare-Headers: {}")
@@ -170,6 +178,8 @@ def test_a_bare_server_cannot_fetch_a_blocked_site(mode, config_dir, make_proxy,
     assert r.stdout.endswith("\n403")
     assert unblockers.casino.seen == []
     refused_row(proxy, "circumvention:web-proxy", "relay.test")
+    mail = wait_mail(smtp)
+    assert len(mail) == 1 and "a web proxy or unblocker" in mail[0][1]  # two attempts, one alert for the technician
 
 
 def test_unblocker_addresses_in_every_codec_are_judged_as_their_target(config_dir, make_proxy, origin):

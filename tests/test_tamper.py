@@ -5,6 +5,7 @@ second, stops cleanly, and each attack on a copy of its database is found by
 
 from __future__ import annotations
 
+import hashlib
 import json
 import shutil
 import sqlite3
@@ -210,3 +211,103 @@ def test_a_real_purge_after_the_retention_period_still_verifies(sealed_log, tmp_
         early = datetime.now(timezone.utc) + timedelta(days=89)
         assert verify(c, report.sealed, Retention(), early)[1]
     assert evolve(key.k0, 0) == key.k0
+
+
+def forge(con: sqlite3.Connection, chain: str, n: int, after: dict | None) -> None:
+    """Append ``n`` made-up visits to ``chain`` after row ``after`` (None: a new
+    chain), hashed with the project's own digest, and move the chain head on."""
+    con.row_factory = sqlite3.Row
+    template = dict(con.execute("SELECT * FROM access_events ORDER BY id DESC LIMIT 1").fetchone())
+    seq, prev = (after["chain_seq"], after["chain_hash"]) if after else (0, "0" * 64)
+    for i in range(n):
+        r = dict(template, id=None, user="alice", host="www.bet365.com", url=f"http://www.bet365.com/made-up/{i}",
+                 action="allow", chain=chain, chain_seq=seq + 1 + i)
+        r["ts"] = datetime.fromisoformat(r["ts"]).replace(tzinfo=timezone.utc)
+        r["out_of_hours"] = None if r["out_of_hours"] is None else bool(r["out_of_hours"])
+        r["chain_hash"] = prev = digest(prev, r, chain, r["chain_seq"])
+        r["ts"] = r["ts"].replace(tzinfo=None).isoformat(" ", "microseconds")
+        cols = [k for k in r if k != "id"]
+        con.execute(f"INSERT INTO access_events ({', '.join(cols)}) VALUES ({', '.join('?' * len(cols))})",
+                    [r[k] for k in cols])
+    if after:
+        con.execute("UPDATE audit_chains SET seq = ?, hash = ? WHERE chain = ?", (seq + n, prev, chain))
+    else:
+        con.execute("INSERT INTO audit_chains (chain, seq, hash, journaled) VALUES (?, ?, ?, 0)", (chain, n, prev))
+    con.commit()
+
+
+def last_row(con: sqlite3.Connection) -> dict:
+    con.row_factory = sqlite3.Row
+    return dict(con.execute("SELECT * FROM access_events WHERE chain = ? ORDER BY chain_seq DESC LIMIT 1",
+                            (INSTANCE,)).fetchone())
+
+
+def test_rows_appended_after_the_last_seal_do_not_verify(sealed_log, tmp_path):
+    path, con = copy(sealed_log, tmp_path)
+    forge(con, INSTANCE, 3, last_row(con))
+    assert audit_verify(path).returncode == 0  # the hash chain alone is fooled
+    r = audit_verify(path, sealed_log[1])
+    assert r.returncode == 1 and "3 rows after its last seal (positions 61 to 63" in r.stdout, r.stdout
+
+
+def test_a_whole_new_chain_that_no_seal_names_does_not_verify(sealed_log, tmp_path):
+    path, con = copy(sealed_log, tmp_path)
+    forge(con, "made-up", 2, None)
+    forge(con, f"{INSTANCE}/extra", 2, None)
+    r = audit_verify(path, sealed_log[1])
+    assert r.returncode == 1 and "chain 'made-up': 2 rows that no seal names" in r.stdout, r.stdout
+    assert f"chain '{INSTANCE}/extra': 2 rows" in r.stdout and "that no seal names" in r.stdout
+
+
+def test_a_start_does_not_adopt_a_forged_chain_head(sealed_log, tmp_path, config_module, origin_module):
+    """The attacker appends rows while the proxy is stopped; the next start
+    must not continue (and seal) that chain."""
+    from tests.support.proxy import Proxy
+
+    path, con = copy(sealed_log, tmp_path)
+    forge(con, INSTANCE, 2, last_row(con))
+    con.close()
+    data = tmp_path / "data"
+    shutil.copytree(sealed_log[2], data)
+    # The proxy's own record of what it wrote is kept per database: follow the copy.
+    (old,) = (data / "journal").glob(f"{INSTANCE}-*")
+    old.rename(old.with_name(f"{INSTANCE}-{hashlib.sha256(f'sqlite:///{path}'.encode()).hexdigest()[:12]}"))
+    proxy = Proxy(tmp_path, config_module, routes={"allowed.test": origin_module.port}, db_file=path, data_dir=data,
+                  extra=["--set", "schoolproxy_seal_interval_s=1", "--set", f"schoolproxy_instance={INSTANCE}"])
+    proxy.start()
+    try:
+        refused = proxy.wait_rows(1, "rule = 'audit:chain-refused'")
+        assert refused and "ends at position 62" in refused[0]["reason"] and "last wrote position 60" in \
+            refused[0]["reason"], proxy.rows()[-3:]
+        with httpx.Client(proxy=proxy.url, timeout=10) as c:
+            assert c.get("http://allowed.test/after-restart").status_code == 200
+        new = proxy.wait_rows(1, "url = 'http://allowed.test/after-restart'")
+        assert new[0]["chain"] == f"{INSTANCE}/2"
+    finally:
+        assert proxy.stop() == 0
+    con = sqlite3.connect(path)
+    seals = [h for (h,) in con.execute("SELECT heads FROM audit_seals ORDER BY id")]
+    assert all(f"{INSTANCE} 62 " not in h for h in seals)  # the forged head was never sealed
+    assert any(f"{INSTANCE}/2 " in h for h in seals)
+    r = audit_verify(path, sealed_log[1])
+    assert r.returncode == 1 and f"chain '{INSTANCE}': 2 rows after its last seal" in r.stdout, r.stdout
+    assert f"'{INSTANCE}/2'" not in r.stdout  # the new chain verifies
+
+
+def test_verify_names_a_malformed_row_and_a_duplicated_one(sealed_log, tmp_path):
+    path, con = copy(sealed_log, tmp_path)
+    con.execute("UPDATE access_events SET ts = 'not a time' WHERE chain_seq = 30")
+    con.commit()
+    r = audit_verify(path, sealed_log[1])
+    assert r.returncode == 1 and "Traceback" not in r.stderr and "(position 30): a malformed value" in r.stdout, \
+        r.stdout + r.stderr
+    (tmp_path / "second").mkdir()
+    path, con = copy(sealed_log, tmp_path / "second")
+    con.row_factory = sqlite3.Row
+    row = dict(con.execute("SELECT * FROM access_events WHERE chain_seq = 20").fetchone())
+    cols = [k for k in row if k != "id"]
+    con.execute(f"INSERT INTO access_events ({', '.join(cols)}) VALUES ({', '.join('?' * len(cols))})",
+                [row[k] for k in cols])
+    con.commit()
+    r = audit_verify(path)
+    assert r.returncode == 1 and "position 20 appears again after position 60" in r.stdout, r.stdout

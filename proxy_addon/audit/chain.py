@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
-from sqlalchemy import Boolean, Connection, Float, insert, select, update
+from sqlalchemy import Boolean, Connection, Float, String, insert, select, type_coerce, update
 
 from .models import AccessEvent, AuditAnchor, AuditChainHead, UTCDateTime
 from ..policy.monitoring import Retention
@@ -179,7 +179,10 @@ def verify(conn: Connection, sealed: dict[str, list[SealedHead]] | None = None, 
         findings += _check_anchor(a.chain, a.seq, a.hash, sealed.get(a.chain, []), now, min(
             days[k] for k in ("allowed_events", "blocked_events", "other_events")))
     broken: set[str] = {f.chain for f in findings}
-    cols = [AccessEvent.__table__.c[c] for c in ("id", "chain", "chain_seq", "chain_hash", "purged", *HASHED)]
+    # The time is read as the database holds it and parsed here, so a row with
+    # a malformed one is named as a finding instead of stopping the check.
+    cols = [type_coerce(AccessEvent.__table__.c[c], String).label(c) if c == "ts" else AccessEvent.__table__.c[c]
+            for c in ("id", "chain", "chain_seq", "chain_hash", "purged", *HASHED)]
     checked, last_id = 0, 0
     while True:
         rows = conn.execute(select(*cols).where(AccessEvent.id > last_id, AccessEvent.chain.is_not(None))
@@ -193,7 +196,10 @@ def verify(conn: Connection, sealed: dict[str, list[SealedHead]] | None = None, 
                 continue
             checked += 1
             seq, prev = state.get(chain, (0, GENESIS))
-            problem = _row_problem(r, seq, prev, at_seq.get(chain, {}), days, now)
+            try:
+                problem = _row_problem(_parsed(r), seq, prev, at_seq.get(chain, {}), days, now)
+            except (ValueError, TypeError) as e:
+                problem = f"a malformed value ({type(e).__name__}: {str(e)[:120]}): altered by hand"
             if problem is not None:
                 findings.append(Finding(chain, r["id"], r["chain_seq"], problem))
                 broken.add(chain)
@@ -214,8 +220,24 @@ def verify(conn: Connection, sealed: dict[str, list[SealedHead]] | None = None, 
     return checked, findings
 
 
+def _parsed(r: Any) -> dict[str, Any]:
+    """A row with its time parsed (as the ORM would: aware UTC); raises ValueError on a malformed one."""
+    row = dict(r)
+    ts = row["ts"]
+    if isinstance(ts, str):
+        ts = datetime.fromisoformat(ts)
+    if isinstance(ts, datetime) and ts.tzinfo is None:
+        ts = ts.replace(tzinfo=timezone.utc)
+    row["ts"] = ts
+    if not isinstance(row["chain_seq"], int):
+        raise ValueError(f"position {row['chain_seq']!r} is not a number")
+    return row
+
+
 def _row_problem(r: Any, seq: int, prev: str, sealed: dict[int, SealedHead], days: dict[str, float],
                  now: datetime) -> str | None:
+    if r["chain_seq"] <= seq:
+        return (f"position {r['chain_seq']} appears again after position {seq}: a duplicated or inserted row")
     if r["chain_seq"] != seq + 1:
         return f"rows {seq + 1} to {r['chain_seq'] - 1} of the chain are missing (removed)"
     if r["action"] == PURGED and not r["purged"]:

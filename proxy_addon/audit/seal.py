@@ -37,15 +37,16 @@ import logging
 import os
 import secrets
 import threading
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Connection, Engine, select
+from sqlalchemy import Connection, Engine, func, select
 
 from .chain import SealedHead
-from .models import AuditChainHead, AuditSeal
+from .models import AccessEvent, AuditChainHead, AuditSeal
 
 log = logging.getLogger(__name__)
 GENESIS = "0" * 64
@@ -106,6 +107,7 @@ class KeyState:
     key: str
     last_mac: str = GENESIS
     last_kind: str = "none"  # the last seal's kind; "none": no seal made with this key yet
+    chains: list[str] | None = None  # the chains sealed so far (None: a key file from before this was kept)
 
     def epoch(self, now: float) -> int:
         return max(0, int((now - self.t0) // self.interval))
@@ -149,8 +151,14 @@ def load_state(data: Path, instance: str) -> KeyState | None:
 class Sealer:
     """Seals one instance's chains every ``interval`` on a thread of its own."""
 
-    def __init__(self, db: Engine, data: Path, instance: str, interval: int) -> None:
+    def __init__(self, db: Engine, data: Path, instance: str, interval: int,
+                 live: Callable[[], tuple[str, set[str]]] | None = None) -> None:
         self.db = db
+        # The writer's chain now and the ones it refused (``witness``): the
+        # sealer seals only its own chains (those it sealed before, the
+        # writer's, the block-page feedback's), never one someone added or
+        # one whose head the writer refused.
+        self.live = live or (lambda: (instance, set()))
         self.data = data
         self.instance = instance
         self.interval = max(1, interval)
@@ -212,7 +220,14 @@ class Sealer:
         except Exception as e:
             self._failed(e)
             return self._last_heads
-        mine = sorted(r for r in rows if r[0] == self.instance or r[0].startswith(self.instance + "/"))
+        current, abandoned = self.live()
+        state = self.state
+        known = {current, f"{self.instance}/feedback"[:80]}
+        if state is not None and state.chains is not None:
+            known.update(state.chains)
+        else:  # a key file from before the chains were kept: every chain of the instance, as then
+            known.update(r[0] for r in rows if r[0] == self.instance or r[0].startswith(self.instance + "/"))
+        mine = sorted(r for r in rows if r[0] in known and r[0] not in abandoned)
         self._last_heads = "\n".join(f"{c} {s} {h}" for c, s, h in mine)
         return self._last_heads
 
@@ -230,6 +245,7 @@ class Sealer:
             seal = {"instance": self.instance, "key_id": state.kid, "idx": idx, "kind": kind, "ts": ts,
                     "heads": heads, "prev": state.last_mac, "mac": mac}
             state.key, state.idx, state.last_mac, state.last_kind = evolve(key).hex(), idx + 1, mac, kind
+            state.chains = sorted(line.rsplit(" ", 2)[0] for line in heads.splitlines())
             try:
                 with open(self.pending_path, "a") as fh:
                     fh.write(json.dumps(seal) + "\n")
@@ -356,3 +372,49 @@ def _walk(inst: str, seals: list[Any], by_kid: dict[str, VerificationKey], repor
                                                                   f"seal {s.id} of {s.ts[:19]}"))
         prev = s
     return prev
+
+
+def unsealed(conn: Connection, report: SealReport, keys: list[VerificationKey], now: datetime | None = None,
+             slack: float = 30) -> None:
+    """Rows no genuine seal vouches for, added to ``report``: rows after a
+    chain's last seal (fabricated, unless the instance is running and they
+    are within one seal interval of now), and chains no seal names at all
+    (a chain made up with correctly chained hashes).  Only with keys: without
+    them nothing is vouched for."""
+    if not keys:
+        return
+    now = now or datetime.now(timezone.utc)
+    by_instance = {k.instance: k for k in keys}
+    table = AuditSeal.__table__
+    sealed_instances = set(conn.execute(select(table.c.instance).distinct()).scalars())
+    E = AccessEvent.__table__.c
+    tops = conn.execute(select(E.chain, func.max(E.chain_seq), func.count()).where(E.chain.is_not(None))
+                        .group_by(E.chain)).all()
+    for chain, top, count in tops:
+        inst = next((i for i in by_instance if chain == i or chain.startswith(i + "/")), None)
+        if inst is None:
+            owner = chain.split("/")[0]
+            if owner not in sealed_instances:
+                report.findings.append(f"chain {chain!r}: {count} rows that no seal names, of no instance that seals "
+                                       "its log: made up (with chained hashes), or give that instance's key")
+            continue
+        heads = report.sealed.get(chain, [])
+        sealed_top = max((h.seq for h in heads), default=0)
+        if top <= sealed_top:
+            continue
+        since = conn.execute(select(func.min(E.ts)).where(E.chain == chain, E.chain_seq > sealed_top)).scalar()
+        n = top - sealed_top
+        last = conn.execute(select(table.c.kind, table.c.ts).where(table.c.instance == inst)
+                            .order_by(table.c.id.desc()).limit(1)).first()
+        running = last is not None and last.kind != "close" and (
+            now - datetime.fromisoformat(last.ts)).total_seconds() <= by_instance[inst].interval + slack
+        when = f"{since:%Y-%m-%d %H:%M:%S}" if isinstance(since, datetime) else str(since)[:19]
+        if running and heads:
+            report.notes.append(f"chain {chain!r}: {n} rows since its last seal (the instance is running)")
+        elif not heads:
+            report.findings.append(f"chain {chain!r}: {n} rows (from {when}) that no seal names: made up, or "
+                                   "written by a start that refused to continue a forged chain")
+        else:
+            report.findings.append(f"chain {chain!r}: {n} rows after its last seal (positions {sealed_top + 1} to "
+                                   f"{top}, from {when}) are unsealed: added by someone with database access, or "
+                                   "written in the last seal interval before a crash")

@@ -34,6 +34,7 @@ from sqlalchemy import Engine, Table
 
 from .chain import Chain
 from .journal import Journal
+from .witness import Witness
 from .models import AccessEvent, UTCDateTime
 
 log = logging.getLogger(__name__)
@@ -100,6 +101,13 @@ class AuditWriter:
         self.db_error: str | None = None  # why the last write failed, while it fails
         self._chain = Chain(chain) if chain and self.table is AccessEvent.__table__ else None
         self._chain_loaded = False
+        # What this writer last wrote (``witness``): a start never adopts a head it did not write.
+        self._witness_path = Path(journal_dir) / "head" if journal_dir is not None and self._chain else None
+        self._witness = Witness.read(self._witness_path, chain) if self._witness_path and chain else None
+        if self._witness is not None and self._chain is not None:
+            self._chain = Chain(self._witness.chain)  # the chain that replaced one refused at an earlier start
+        self.abandoned: set[str] = set(self._witness.abandoned) if self._witness is not None else set()
+        self.chain_refused: str | None = None  # why this start refused the chain head it found
         # The journal needs a chain: its head records how far the database got.
         self.journal = (Journal(Path(journal_dir), buffer_bytes)
                         if journal_dir is not None and self._chain is not None else None)
@@ -178,7 +186,13 @@ class AuditWriter:
 
     # -- lifecycle --------------------------------------------------------------
 
+    def live_chains(self) -> tuple[str, set[str]]:
+        """The chain written now, and those refused (for the sealer)."""
+        return (self._chain.name if self._chain is not None else ""), set(self.abandoned)
+
     def start(self) -> None:
+        if self._chain is not None and self._witness is not None:
+            self._load_head()  # judge the head before the sealer's first seal can vouch for it
         self._thread = threading.Thread(target=self._run, name="schoolproxy-audit", daemon=True)
         self._thread.start()
 
@@ -298,12 +312,47 @@ class AuditWriter:
     def _load_chain(self, conn: Any) -> None:
         assert self._chain is not None
         self._chain.load(conn)
+        w = self._witness
+        if w is not None and w.chain == self._chain.name and not w.vouches_for(self._chain.seq, self._chain.last):
+            self._refuse_head(conn, w)
         self._chain_loaded = True
         self._committed = max(self._committed, self._chain.journaled)
         if self.journal is not None:
             with self._lock:
                 # a journal folder that was emptied must not reuse positions the database holds
                 self.journal.seq = max(self.journal.seq, self._committed)
+
+    def _refuse_head(self, conn: Any, w: Witness) -> None:
+        """The database's head of this chain is not one this writer wrote:
+        abandon the chain (never sealed again) and start the next empty one."""
+        assert self._chain is not None
+        old, found, wrote = self._chain.name, self._chain.seq, w.seq
+        self.abandoned.add(old)
+        name = w.successor()
+        while True:
+            chain = Chain(name).load(conn)
+            if chain.seq == 0:
+                break
+            self.abandoned.add(name)  # someone made this one too
+            name = Witness(name).successor()
+        self._chain = chain
+        self.chain_refused = (f"the audit chain {old!r} ends at position {found} in the database, but this writer "
+                              f"last wrote position {wrote} there: rows it never wrote were added or rewritten. "
+                              f"Not continued: new chain {name!r}")
+        # A warning, not an error: mitmproxy exits on an error logged at start, and the proxy must
+        # go on recording (on the new chain); the technician is alerted (``chain_refused``).
+        log.warning("audit log: %s", self.chain_refused)
+        self._witness = Witness(name, 0, "", sorted(self.abandoned))
+        if self._witness_path is not None:
+            self._witness.write(self._witness_path)
+        self.put(system_row(datetime.now(timezone.utc), "audit_gap", "audit:chain-refused", self.chain_refused))
+
+    def _note_head(self) -> None:
+        """Record, before the commit, the head about to be written."""
+        if self._witness_path is None or self._chain is None:
+            return
+        w = self._witness = Witness(self._chain.name, self._chain.seq, self._chain.last, sorted(self.abandoned))
+        w.write(self._witness_path)
 
     def _record_gap(self) -> None:
         """Once recording works again, record what could not be recorded."""
@@ -359,6 +408,7 @@ class AuditWriter:
                     if done and any(r.get("_jseq", done + 1) <= done for r in rows):  # queued before catching up
                         rows = [r for r in rows if r.get("_jseq", done + 1) > done]
                     self._chain.stamp(rows)
+                    self._note_head()
                 cursor = conn.connection.cursor()
                 try:
                     if self._copy is not None:

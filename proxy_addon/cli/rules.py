@@ -9,6 +9,7 @@ import sys
 from datetime import datetime, timezone
 from typing import Any
 
+from ..classify.webproxy import relayed_verdict
 from ..policy.yamlsource import ConfigError
 from .base import add_config_arg, command, config_dir, load_engine, parse_at
 
@@ -70,7 +71,7 @@ def cmd_explain(args: argparse.Namespace) -> int:
         at = at.replace(tzinfo=engine.config.zone)
     who = identify(engine.config, args.ip, args.user)
     matches = engine.matches(target)
-    decision = engine.decide_from(matches, target, who, at)
+    decision = relayed_or(engine, engine.decide_from(matches, target, who, at), target, who, at)
     local = engine.local_time(at)
     in_hours = engine.in_working_hours(who, local)
     bandwidth = _bandwidth(engine, who, at, decision.categories)
@@ -149,6 +150,13 @@ def _score_line(engine: Any, target: Any) -> str:
     return f"{s.describe()}; {s.verdict if s.verdict != 'none' else 'below the review threshold'}"
 
 
+def relayed_or(engine: Any, decision: Any, target: Any, who: Any, at: datetime) -> Any:
+    """The decision, or the block of a web proxy relaying a blocked site, as the proxy decides."""
+    if decision.action == "block":
+        return decision
+    return relayed_verdict(engine, target, who, at) or decision
+
+
 def _explain_many(engine: Any, args: argparse.Namespace) -> int:
     """One decision per input line, in order, as fast as the engine decides."""
     from ..classify.identity import identify
@@ -173,7 +181,7 @@ def _explain_many(engine: Any, args: argparse.Namespace) -> int:
                 out.write(json.dumps({"url": text, "error": str(e)}) + "\n" if args.json
                           else f"{text}\tinvalid\t-\t-\t{e}\n")
                 continue
-            d = engine.decide(target, who, at)
+            d = relayed_or(engine, engine.decide(target, who, at), target, who, at)
             if args.json:
                 out.write(json.dumps({"url": text, "action": d.action, "category": d.category, "rule": d.rule,
                                       "matched": d.matched, "matched_in": d.origin, "reason": d.reason}) + "\n")

@@ -17,7 +17,7 @@ from mitmproxy import http
 from ..audit.seal import Sealer
 from ..audit.writer import AuditWriter
 from ..classify.decision import Decision, refusal
-from ..monitor.alerts import CIRCUMVENTION_KINDS, Alert, Alerter, CircumventionCounter
+from ..monitor.alerts import CIRCUMVENTION_KINDS, Alert, Alerter, CircumventionCounter, system_alert
 from ..monitor.devices import DeviceNames
 from ..monitor.metrics import Metrics
 from ..monitor.searchterms import extract as extract_search, flagged
@@ -52,13 +52,16 @@ class Recorder:
                                                     interval=interval, buffer_bytes=buffer_bytes,
                                                     memory_rows=memory_rows)
         self.writer.start()
+        if self.writer.chain_refused:
+            self.alerter.note(system_alert(f"audit log: {self.writer.chain_refused}"))
         if old is not None:
             old.close()
         if self.sealer is not None:
             self.sealer.close()
             self.sealer = None
         if seal_interval > 0:
-            self.sealer = Sealer(db, data, chain, seal_interval)
+            writer = self.writer
+            self.sealer = Sealer(db, data, chain, seal_interval, writer.live_chains)
             self.sealer.start()
 
     def track(self, key: str, st: FlowState) -> None:

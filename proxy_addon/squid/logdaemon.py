@@ -86,7 +86,9 @@ class LogDaemon:
                                    grace=float(settings.get("grace_s", 600)))
         self.sweep_s = float(settings.get("sweep_s", 2.0))
         seal_s = int(settings.get("seal_interval_s", 60))
-        self.sealer = Sealer(self.db, self.data, self.instance, seal_s) if seal_s > 0 else None
+        writer = self.writer
+        self.sealer = (Sealer(self.db, self.data, self.instance, seal_s, writer.live_chains)
+                       if seal_s > 0 else None)
         self.lines = 0
         self.bad = 0
         self._stop = threading.Event()
