@@ -34,6 +34,9 @@ def sealed_log(tmp_path_factory, origin_module, config_module):
     from tests.support.proxy import Proxy
 
     work = tmp_path_factory.mktemp("sealed")
+    setup = subprocess.run([EXE, "audit", "seal-setup", "--instance", INSTANCE, "--data-dir", str(work / "data"),
+                            "--interval", "1", "--plain"], capture_output=True, text=True, timeout=60)
+    key = setup.stdout.strip()
     proxy = Proxy(work, config_module, routes={"allowed.test": origin_module.port, "www.bet365.com": origin_module.port},
                   extra=["--set", "schoolproxy_seal_interval_s=1", "--set", f"schoolproxy_instance={INSTANCE}"])
     proxy.start()
@@ -52,8 +55,8 @@ def sealed_log(tmp_path_factory, origin_module, config_module):
             break
         time.sleep(0.2)
     assert proxy.stop() == 0
-    key = (work / "data" / f"seal-{INSTANCE}.verification-key").read_text().strip()
     assert key.startswith("spseal1:") and key.split(":")[1] not in proxy.output()  # never logged
+    assert not list((work / "data").glob("*verification-key*"))  # and never on the proxy's disk
     con = sqlite3.connect(proxy.db_path)
     con.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     con.close()
@@ -311,3 +314,39 @@ def test_verify_names_a_malformed_row_and_a_duplicated_one(sealed_log, tmp_path)
     con.commit()
     r = audit_verify(path)
     assert r.returncode == 1 and "position 20 appears again after position 60" in r.stdout, r.stdout
+
+
+def test_without_a_terminal_the_proxy_keeps_no_key_and_says_sealing_is_not_set_up(config_module, origin_module,
+                                                                                    tmp_path):
+    """A proxy started as a service (no terminal) cannot hand the key to a
+    person: it sets none up, writes none, and status says what to do; a key
+    file planted in the data folder is reported."""
+    from tests.support.proxy import Proxy
+
+    proxy = Proxy(tmp_path, config_module, routes={"allowed.test": origin_module.port},
+                  extra=["--set", "schoolproxy_instance=nokey"])
+    proxy.start()
+    data = tmp_path / "data"
+    try:
+        deadline = time.monotonic() + 20
+        status = None
+        while time.monotonic() < deadline:
+            status = subprocess.run([EXE, "status", "--data-dir", str(data)], capture_output=True, text=True)
+            if "sealing: not set up" in status.stdout:
+                break
+            time.sleep(0.2)
+        assert "sealing: not set up" in status.stdout and "seal-setup --instance nokey" in status.stdout, status.stdout
+        assert not list(data.glob("seal-nokey*")), list(data.iterdir())
+        (data / "seal-nokey.verification-key").write_text("spseal1:" + "ab" * 32 + ":0:60:nokey\n")
+        status = subprocess.run([EXE, "status", "--data-dir", str(data)], capture_output=True, text=True)
+        assert "a verification key is stored" in status.stdout, status.stdout
+    finally:
+        proxy.stop()
+
+
+def test_seal_setup_shows_the_key_once_with_a_qr_code(tmp_path):
+    r = subprocess.run([EXE, "audit", "seal-setup", "--instance", "qr", "--data-dir", str(tmp_path)],
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0 and "spseal1:" in r.stdout and "\u2588" in r.stdout, r.stdout  # block characters
+    key = next(line for line in r.stdout.splitlines() if line.startswith("spseal1:"))
+    assert not any(key.split(":")[1] in f.read_text(errors="replace") for f in tmp_path.iterdir() if f.is_file())

@@ -135,7 +135,8 @@ def setup(data: Path, instance: str, interval: int, now: float | None = None) ->
     vkey = VerificationKey(secrets.token_bytes(32), int(now), max(1, interval), instance)
     data.mkdir(parents=True, exist_ok=True)
     last = load_state(data, instance)
-    state = KeyState(instance, vkey.kid, vkey.t0, vkey.interval, 0, vkey.k0.hex(),
+    # The key file starts at epoch 1: the verification key (epoch 0's) is never on disk.
+    state = KeyState(instance, vkey.kid, vkey.t0, vkey.interval, 1, evolve(vkey.k0).hex(),
                      last.last_mac if last else GENESIS)
     _write_private(key_path(data, instance), json.dumps(asdict(state)))
     return vkey
@@ -171,15 +172,23 @@ class Sealer:
         self._last_heads = ""
         self._pending_in_memory: list[dict[str, Any]] = []  # seals the disk could not take
 
-    def start(self) -> None:
+    def start(self, show: Callable[[VerificationKey], bool] | None = None) -> None:
+        """Seal from now on.  With no key yet, one is set up only if ``show``
+        can hand its verification key to a person (a terminal): the key is
+        never written to the data folder, where anyone who can read the disk
+        could use it to forge the whole log.  Otherwise sealing waits for
+        ``schoolproxy audit seal-setup`` and says so (``error``)."""
         state = load_state(self.data, self.instance)
         if state is None:
-            vkey = setup(self.data, self.instance, self.interval)
-            where = self.data / f"seal-{self.instance}.verification-key"
-            _write_private(where, vkey.text() + "\n")
-            log.warning("audit log: sealing set up for instance %s; its verification key is in %s: copy it "
-                        "somewhere safe offline (the headteacher or the trust keeps it) and delete the file",
-                        self.instance, where)
+            vkey = setup(self.data, self.instance, self.interval) if show is not None else None
+            if vkey is None or not show(vkey):
+                key_path(self.data, self.instance).unlink(missing_ok=True)
+                self.error = (f"not set up: run `schoolproxy audit seal-setup --instance {self.instance}` at a "
+                              "terminal (it shows the verification key once), then restart")
+                log.warning("audit log: sealing is %s", self.error)
+                return
+            log.warning("audit log: sealing set up for instance %s; its verification key was shown on the "
+                        "terminal once and is kept nowhere on this machine", self.instance)
             state = load_state(self.data, self.instance)
         assert state is not None
         self.state = state

@@ -12,6 +12,7 @@ from sqlalchemy import inspect
 from .base import add_config_arg, add_db_arg, audit_db, command_group, load_engine
 from ..audit.chain import verify
 from ..audit.db import open_database
+from ..audit.keyshow import key_message
 from ..audit.seal import VerificationKey, load_state, setup, unsealed, verify_seals
 from ..policy.files import data_dir
 from ..policy.monitoring import Retention
@@ -35,6 +36,7 @@ def _setup_audit(p: argparse.ArgumentParser) -> None:
     s.add_argument("--interval", type=int, default=60, help="seconds between seals (default 60)")
     s.add_argument("--force", action="store_true", help="replace an existing key (keep the old verification key "
                                                          "too: verify needs both)")
+    s.add_argument("--plain", action="store_true", help="print only the key (for a script that hands it on)")
     s.set_defaults(func=cmd_seal_setup)
 
 
@@ -81,7 +83,5 @@ def cmd_seal_setup(args: argparse.Namespace) -> int:
               file=sys.stderr)
         return 1
     vkey = setup(data, args.instance, args.interval)
-    print("The verification key of this instance's audit log (shown once; keep it offline, e.g. printed in the "
-          "school safe; `schoolproxy audit verify --key KEY` needs it):")
-    print(vkey.text())
+    print(key_message(vkey) if not args.plain else vkey.text())
     return 0

@@ -35,7 +35,12 @@ def read_health(data: Path, now: float | None = None) -> list[Health]:
         if isinstance(state, str):
             out.append(Health({"instance": f.stem.removeprefix("status-")}, (f"status file unreadable: {state}",)))
         else:
-            out.append(Health(state, tuple(problems(state, now))))
+            found = problems(state, now)
+            if (data / f"seal-{state.get('instance')}.verification-key").exists():
+                found.append(f"a verification key is stored in {data} (seal-{state.get('instance')}"
+                             ".verification-key): anyone who can read this disk could forge the audit log so that "
+                             "it verifies. Keep it offline and delete the file")
+            out.append(Health(state, tuple(found)))
     return out
 
 
@@ -70,8 +75,10 @@ def problems(s: dict[str, Any], now: float) -> list[str]:
         found.append(f"directory: {directory['directory_problem']} (people keep the groups last read)")
     if str(s.get("shared_limits", "off")).startswith("local"):
         found.append(f"shared limits: {s['shared_limits']}")
-    if s.get("sealing") not in (None, "off"):
-        found.append(f"sealing: {s['sealing']} (seals are kept until they can be written)")
+    sealing = s.get("sealing")
+    if sealing not in (None, "off"):
+        found.append(f"sealing: {sealing}" + ("" if str(sealing).startswith("not set up")
+                                              else " (seals are kept until they can be written)"))
     for cat, feed in (s.get("locked_feeds") or {}).items():
         if feed.get("error"):
             found.append(f"locked list {cat} could not be fetched ({feed['error']}); last updated "

@@ -14,6 +14,7 @@ from typing import Any
 
 from mitmproxy import http
 
+from ..audit.keyshow import show_on_terminal
 from ..audit.seal import Sealer
 from ..audit.writer import AuditWriter
 from ..classify.decision import Decision, refusal
@@ -62,7 +63,7 @@ class Recorder:
         if seal_interval > 0:
             writer = self.writer
             self.sealer = Sealer(db, data, chain, seal_interval, writer.live_chains)
-            self.sealer.start()
+            self.sealer.start(show_on_terminal)
 
     def track(self, key: str, st: FlowState) -> None:
         st.key = key
