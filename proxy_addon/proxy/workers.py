@@ -57,8 +57,9 @@ class Worker:
     argv: list[str]
     proc: subprocess.Popen[bytes] | None = None
     started: float = 0.0
-    backoff: float = 0.5
+    backoff: float = 0.0
     restart_at: float | None = None
+    died_young: bool = False  # its last run ended within a minute of its start
 
     def start(self) -> None:
         self.proc = subprocess.Popen(self.argv, env={**os.environ, REUSE_PORT_ENV: "1"}, preexec_fn=_die_with_parent)
@@ -139,8 +140,11 @@ def supervise(base: Sequence[str], n: int, instance: str, admin_port: int | None
         now = time.monotonic()
         for w in workers:
             if w.proc is not None and w.proc.poll() is not None and not stopping:
-                # at once the first time; a worker that keeps dying waits longer each time
-                w.backoff = 0.5 if now - w.started > 60 else min(RESTART_MAX_S, w.backoff * 2)
+                # At once, unless it keeps dying young: then 0.5 s, 1 s, 2 s, ... (a killed worker is half
+                # of a two-core school's capacity; waiting helps only a worker that cannot start).
+                young = now - w.started <= 60
+                w.backoff = min(RESTART_MAX_S, max(0.5, w.backoff * 2)) if young and w.died_young else 0.0
+                w.died_young = young
                 print(f"schoolproxy: worker {w.index} (pid {w.proc.pid}) stopped with status "
                       f"{w.proc.returncode}; restarting it in {w.backoff:g} s", file=sys.stderr, flush=True)
                 worker_died(w.proc.pid)
