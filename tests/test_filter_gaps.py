@@ -140,3 +140,36 @@ def test_one_address_cannot_hold_more_than_its_share_of_connections(config_dir, 
     time.sleep(0.5)  # the closed ones no longer count
     assert status(raw(proxy.port, b"GET http://allowed.test/ HTTP/1.1\r\nHost: allowed.test\r\n"
                                   b"Connection: close\r\n\r\n")) == 200
+
+
+@pytest.mark.parametrize("request_line", [
+    b"GET http://www.bet365.com\x00.allowed.test/ HTTP/1.1",   # a NUL in the absolute URL's host
+    b"GET http://www.bet%33365.com/ HTTP/1.1",                # a % in it
+    b"GET http://someone@www.bet365.com/ HTTP/1.1",           # user@ in it
+])
+def test_a_request_mitmproxy_cannot_parse_leaves_a_row(config_dir, make_proxy, origin, request_line):
+    """mitmproxy answers these 400 before any hook runs; the refusal is still recorded."""
+    proxy = make_proxy(config_dir, routes={"allowed.test": origin.port, "www.bet365.com": origin.port})
+    r = raw(proxy.port, request_line + b"\r\nHost: allowed.test\r\nConnection: close\r\n\r\n")
+    assert status(r) == 400, r[:200]
+    rows = proxy.wait_rows(1)
+    assert [(x["action"], x["rule"], x["status_code"]) for x in rows] == [("block", "malformed", 400)]
+    assert "refused before it could be read" in rows[0]["reason"] and "\x00" not in rows[0]["reason"]
+    assert origin.seen == []
+
+
+def test_a_smuggling_attempt_is_recorded_as_refused_with_its_status(config_dir, make_proxy, origin):
+    proxy = make_proxy(config_dir, routes={"allowed.test": origin.port})
+    r = raw(proxy.port, b"POST http://allowed.test/ HTTP/1.1\r\nHost: allowed.test\r\nContent-Length: 5\r\n"
+                        b"Transfer-Encoding: chunked\r\nConnection: close\r\n\r\n0\r\n\r\n")
+    assert status(r) == 400, r[:200]
+    rows = proxy.wait_rows(1)
+    assert [(x["action"], x["rule"], x["status_code"]) for x in rows] == [("block", "malformed", 400)]
+    assert "smuggling" in rows[0]["reason"] and origin.seen == []
+
+
+def test_a_nul_in_the_path_is_logged_escaped_not_cut(config_dir, make_proxy, origin):
+    proxy = make_proxy(config_dir, routes={"allowed.test": origin.port})
+    raw(proxy.port, b"GET http://allowed.test/a\x00b?q=\x01 HTTP/1.1\r\nHost: allowed.test\r\nConnection: close\r\n\r\n")
+    rows = proxy.wait_rows(1)
+    assert rows and rows[0]["url"] == "http://allowed.test/a%00b?q=%01", rows[0]["url"]

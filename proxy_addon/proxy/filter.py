@@ -45,6 +45,7 @@ from .blocking import Pages
 from .buttons import Buttons
 from .content import ContentControls
 from .guard import ConnectionGuard
+from .unparsed import UnparsedRequests
 from . import connections
 from .websockets import WebSockets
 from . import pac
@@ -53,7 +54,7 @@ from ..monitor.notice import ACK_PATH
 from .notice import Notice
 from .pac import addressed_to_proxy
 from .flowstate import KEY, FlowState, Runtime, stream_if_large
-from .judge import Judge
+from .judge import Judge, malformed
 from .pacing import Pacer
 from .pagecheck import PageCheck
 from .recorder import Recorder
@@ -97,6 +98,13 @@ def fail_closed(hook: F) -> F:
     return wrapper  # type: ignore[return-value]
 
 
+def client_refused(msg: str) -> bool:
+    """An error that is mitmproxy refusing what the client sent (not the
+    client going away, and not a kill of ours)."""
+    low = msg.lower()
+    return "disconnect" not in low and "killed" not in low and "closed" not in low
+
+
 class SchoolFilter:
     def __init__(self) -> None:
         self.rt = rt = Runtime()
@@ -112,6 +120,7 @@ class SchoolFilter:
         self.pagecheck = PageCheck(rt, self.pages)
         self.background = Background(rt, self.recorder)
         self.guard = ConnectionGuard()
+        self.unparsed = UnparsedRequests(self.recorder.record_unparsed)
         self.signin = rt.signin = SignIn()
         self._signin_rules_of: Engine | None = None
 
@@ -206,8 +215,10 @@ class SchoolFilter:
                         "(schoolproxy run does)", ctx.options.connection_strategy)
         self.background.start()
         self.guard.start()
+        self.unparsed.install()
 
     def done(self) -> None:
+        self.unparsed.remove()
         self.background.stop()
         self.signin.stop()
         self.guard.stop()
@@ -360,6 +371,15 @@ class SchoolFilter:
     def error(self, flow: http.HTTPFlow) -> None:
         self.guard.request_ended(flow.client_conn)
         st: FlowState | None = flow.metadata.get(KEY)
+        server = flow.server_conn
+        if st is not None and flow.response is None and server.timestamp_start is None \
+                and flow.request.timestamp_end is None and not st.answered and flow.error is not None \
+                and client_refused(flow.error.msg):
+            # mitmproxy refused the request itself while reading it (request smuggling, a malformed
+            # body) and answered 400 before any server was contacted: a refusal, not an allowed request.
+            st.decision = malformed(st.target.host, flow.error.msg[:200])
+            self.recorder.emit(st, flow, status=400, error="refused by the proxy; nothing was sent on")
+            return
         if st is not None:
             self.pacer.end(flow, st)
             self.content.finish(st)

@@ -23,7 +23,7 @@ from ..monitor.devices import DeviceNames
 from ..monitor.metrics import Metrics
 from ..monitor.searchterms import extract as extract_search, flagged
 from ..policy.monitoring import Monitoring
-from ..urls.normalize import Target
+from ..urls.normalize import Target, escape_controls
 from .flowstate import KEY, FlowState, Runtime
 
 AUDIT_ACTION = {"allow": "allow", "limit": "allow", "block": "block"}
@@ -88,6 +88,17 @@ class Recorder:
                                st.decision.clause, st.decision.matched, st.decision.origin, why)
         st.answered = True
 
+    def record_unparsed(self, ip: str, why: str) -> None:
+        """A request mitmproxy answered 400 before it could be read (``unparsed``)."""
+        engine = self.rt.engine
+        if engine is None:
+            return
+        who = engine.identify(ip)
+        st = FlowState(Target("http", "(unparsed)", None, "/"), who,
+                       refusal("malformed", f"malformed request, refused before it could be read (400): "
+                                            f"{escape_controls(why)[:300]}"), self.rt.now(), method="?")
+        self.emit(st, None, status=400)
+
     def close(self) -> None:
         """The proxy stops: record every open decision, flush the writer, send
         the alerts still gathering."""
@@ -139,8 +150,8 @@ class Recorder:
             "device": self.devices.name(engine.config, st.who.client_ip),
             "method": st.method[:16],
             "scheme": st.target.scheme[:16],
-            "host": st.target.host[:255],
-            "url": st.target.url[:URL_LIMIT],
+            "host": escape_controls(st.target.host)[:255],
+            "url": escape_controls(st.target.url)[:URL_LIMIT],
             "category": d.category,
             "categories": ",".join(d.categories) or None,
             "action": action,

@@ -283,6 +283,15 @@ def normalize_url(url: str, default_scheme: str = "http") -> Target:
     return make_target(scheme, host, port, rest or "/")
 
 
+_CONTROLS = {c: f"%{c:02X}" for c in (*range(32), 127)}
+
+
+def escape_controls(text: str) -> str:
+    """``text`` with control characters percent-escaped, as it is logged: a
+    NUL would otherwise cut it short in a database or a report."""
+    return text.translate(_CONTROLS)
+
+
 def reversed_labels(host: str) -> str:
     """``a.b.example.com`` -> ``com.example.b.a.``: the key under which a host
     and all its parents are prefixes, so one prefix walk finds every entry that
