@@ -288,8 +288,9 @@ _CONTROLS = {c: f"%{c:02X}" for c in (*range(32), 127)}
 
 def escape_controls(text: str) -> str:
     """``text`` with control characters percent-escaped, as it is logged: a
-    NUL would otherwise cut it short in a database or a report."""
-    return text.translate(_CONTROLS)
+    NUL would otherwise cut it short in a database or a report.  (Checked
+    first with ``isprintable``, in C: almost every address has none.)"""
+    return text if text.isascii() and text.isprintable() else text.translate(_CONTROLS)
 
 
 def reversed_labels(host: str) -> str:
