@@ -115,9 +115,15 @@ def test_allowed_https_passes_through_undecrypted(config_dir, make_proxy, tmp_pa
         # The client trusts only the origin's own certificate: success proves no interception.
         r = curl(proxy.url, "https://allowed.test/secure", "--cacert", str(cert))
         assert r.stdout.endswith("\n200") and "hello from origin GET /secure" in r.stdout, r.stderr
-        rows = proxy.wait_rows(1)
+        rows = proxy.wait_rows(2)
+        # On the record when it opens; its end (a "tunnel" row naming it) when it closes, with its bytes.
         assert [(x["method"], x["host"], x["action"], x["tls"], x["status_code"]) for x in rows] == [
-            ("CONNECT", "allowed.test", "allow", "passthrough", 200)]
+            ("CONNECT", "allowed.test", "allow", "passthrough", 200),
+            ("CONNECT", "allowed.test", "tunnel", "passthrough", 200)]
+        opened, ended = rows
+        assert ended["related_uid"] == opened["event_uid"] and opened["bytes_out"] is None
+        assert ended["bytes_out"] > len("hello from origin GET /secure") and ended["bytes_in"] > 100  # TLS both ways
+        assert "closed after" in ended["reason"]
     finally:
         tls_origin.close()
 
@@ -137,12 +143,13 @@ def test_intercept_mode_serves_the_block_page_inside_tls(config_dir, make_proxy,
         origin_cert = str(tmp_path / "origin-cert.pem")
         bank = curl(proxy.url, "https://www.hsbc.co.uk/login", "--cacert", origin_cert)
         assert bank.stdout.endswith("\n200"), bank.stderr
-        rows = proxy.wait_rows(3)
+        rows = proxy.wait_rows(4)
         got = {(r["host"], r["method"], r["action"], r["category"], r["tls"], r["status_code"]) for r in rows}
         assert got == {
             ("www.bet365.com", "GET", "block", "gambling", "intercept", 403),
             ("allowed.test", "GET", "allow", None, "intercept", 200),
             ("www.hsbc.co.uk", "CONNECT", "allow", "banking", "passthrough", 200),
+            ("www.hsbc.co.uk", "CONNECT", "tunnel", "banking", "passthrough", 200),  # its end, with its bytes
         }
         assert [s.path for s in tls_origin.seen] == ["/inner?x=1", "/login"]
     finally:

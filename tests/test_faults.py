@@ -341,3 +341,60 @@ def test_a_journal_cut_off_by_a_crash_is_tolerated_and_reported(config_dir, orig
         assert "cut off or garbled" in restarted.output()
     finally:
         restarted.stop()
+
+
+def open_tunnel(proxy: Proxy, host: str, cafile: str):
+    """A browser-like HTTPS tunnel through the proxy, one request made and the connection kept open."""
+    import socket
+    import ssl
+
+    raw = socket.create_connection(("127.0.0.1", proxy.port), timeout=10)
+    raw.sendall(f"CONNECT {host}:443 HTTP/1.1\r\nHost: {host}:443\r\n\r\n".encode())
+    assert b" 200 " in raw.recv(1024)
+    tls = ssl.create_default_context(cafile=cafile).wrap_socket(raw, server_hostname=host)
+    tls.sendall(f"GET /still-open HTTP/1.1\r\nHost: {host}\r\n\r\n".encode())
+    assert b"200" in tls.recv(4096)
+    return tls
+
+
+def test_a_tunnel_open_at_a_crash_is_on_the_record_after_restart(config_dir, tmp_path):
+    """Its row is written when it opens, not when it closes; the next start
+    records its end as interrupted."""
+    from tests.support.origin import start_tls_origin
+
+    site, cert = start_tls_origin(tmp_path, ["allowed.test"])
+    try:
+        work = tmp_path / "proxy"
+        proxy = start(work, config_dir, site.port)
+        tunnel = open_tunnel(proxy, "allowed.test", str(cert))
+        opened = proxy.wait_rows(1, "method = 'CONNECT' AND action = 'allow'")  # while it is still open
+        assert opened and opened[0]["event_uid"] and "tunnel opened" in opened[0]["reason"]
+        proxy.proc.send_signal(signal.SIGKILL)
+        proxy.proc.wait()
+        tunnel.close()
+        restarted = start(work, config_dir, site.port)
+        try:
+            ends = restarted.wait_rows(1, "action = 'tunnel'", timeout=30)
+            assert len(ends) == 1 and ends[0]["related_uid"] == opened[0]["event_uid"], [dict(r) for r in ends]
+            assert ends[0]["reason"].startswith("interrupted: the proxy stopped")
+            assert len(restarted.rows("method = 'CONNECT' AND action = 'allow'")) == 1  # the opening row, once
+        finally:
+            restarted.stop()
+    finally:
+        site.close()
+
+
+def test_a_closed_tunnel_has_its_bytes_and_a_long_one_is_written_up(config_dir, tmp_path):
+    from tests.support.origin import start_tls_origin
+
+    site, cert = start_tls_origin(tmp_path, ["allowed.test"])
+    try:
+        proxy = start(tmp_path / "proxy", config_dir, site.port, extra=["--set", "schoolproxy_tunnel_report_s=1"])
+        tunnel = open_tunnel(proxy, "allowed.test", str(cert))
+        progress = proxy.wait_rows(1, "action = 'tunnel' AND reason LIKE '%still open after%'")
+        assert progress and progress[0]["bytes_out"] > 0, proxy.rows()
+        tunnel.close()
+        ends = proxy.wait_rows(1, "action = 'tunnel' AND reason LIKE '%closed after%'")
+        assert ends and ends[0]["bytes_out"] > 0 and ends[0]["bytes_in"] > 0 and "closed after" in ends[0]["reason"]
+    finally:
+        site.close()

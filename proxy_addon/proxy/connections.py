@@ -33,8 +33,14 @@ def close(client: connection.Client, conn: connection.Connection | None = None) 
 def wrap_client_writer(client: connection.Client, wrap: Any) -> Any:
     """Replace the client connection's stream writer with ``wrap(writer)``
     (used to pace what is sent to the client); returns the wrapper or None."""
+    return wrap_writer(client, None, wrap)
+
+
+def wrap_writer(client: connection.Client, conn: connection.Connection | None, wrap: Any) -> Any:
+    """Replace the stream writer of ``conn`` (default: the client connection)
+    of ``client``'s handler with ``wrap(writer)``; returns it, or None."""
     h = _handler(client)
-    io = h.transports.get(h.client) if h is not None else None
+    io = h.transports.get(conn if conn is not None else h.client) if h is not None else None
     if io is None or io.writer is None:
         return None
     io.writer = wrap(io.writer)

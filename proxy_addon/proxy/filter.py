@@ -22,6 +22,7 @@ never lets the request through unfiltered.
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import inspect
 import logging
@@ -123,6 +124,7 @@ class SchoolFilter:
         self.unparsed = UnparsedRequests(self.recorder.record_unparsed)
         self.signin = rt.signin = SignIn()
         self._signin_rules_of: Engine | None = None
+        self._tunnel_log: asyncio.Task[None] | None = None
 
     @property
     def engine(self) -> Engine | None:
@@ -168,6 +170,9 @@ class SchoolFilter:
                           "Seconds a new connection has to send its first request headers.")
         loader.add_option("schoolproxy_idle_timeout_s", int, 300,
                           "Seconds a keep-alive connection may sit idle (0: no limit; tunnels are exempt).")
+        loader.add_option("schoolproxy_tunnel_report_s", int, 600,
+                          "An undecrypted tunnel open this long gets a row with its bytes so far, and again each "
+                          "time as long again passes (seconds).")
         loader.add_option("schoolproxy_clock_offset_file", Optional[str], None,
                           "Testing aid: a file holding seconds to add to the clock (re-read with the grants).")
 
@@ -178,6 +183,7 @@ class SchoolFilter:
         # Always set: mitmproxy does not list an option left at its default among
         # the updated ones at start, and every row and chain needs an instance.
         rt.instance = (ctx.options.schoolproxy_instance or socket.gethostname() or "proxy")[:64]
+        self.tunnels.log.report_s = max(1, ctx.options.schoolproxy_tunnel_report_s)
         if "schoolproxy_config" in updated:
             root = Path(ctx.options.schoolproxy_config)
             try:
@@ -216,9 +222,13 @@ class SchoolFilter:
         self.background.start()
         self.guard.start()
         self.unparsed.install()
+        self._tunnel_log = asyncio.get_running_loop().create_task(
+            self.tunnels.log.run(lambda: list(self.tunnels.open.values())))
 
     def done(self) -> None:
         self.unparsed.remove()
+        if self._tunnel_log is not None:
+            self._tunnel_log.cancel()
         self.background.stop()
         self.signin.stop()
         self.guard.stop()
@@ -422,6 +432,9 @@ class SchoolFilter:
 
     def server_connect(self, data: server_hooks.ServerConnectionHookData) -> None:
         self.tunnels.server_connect(data.client, data.server)
+
+    def server_connected(self, data: server_hooks.ServerConnectionHookData) -> None:
+        self.tunnels.server_connected(data.client, data.server)
 
     def websocket_message(self, flow: http.HTTPFlow) -> None:
         try:

@@ -69,6 +69,8 @@ class FlowState:
     resp_headers: tuple[str, str, str] | None = None  # content type, disposition, length
     page_check: bool = False  # its text is judged by the page_content rules (proxy.pagecheck)
     decision_s: float | None = None  # how long deciding took (the metrics' histogram)
+    related_uid: str | None = None  # a tunnel's end names its opening row (``proxy.tunnellog``)
+    reported: float = 0.0  # when a long tunnel was last written up
 
 
 class Runtime:

@@ -129,7 +129,7 @@ class Recorder:
             raw = flow.request.raw_content
             bytes_in = len(raw) if raw is not None else (st.bytes_in or None)
         else:
-            bytes_in = None
+            bytes_in = st.bytes_in if st.counted else None  # a tunnel counts its own (``tunnellog``)
         reason = d.reason if error is None else f"{d.reason}; {error}"
         search = extract_search(st.target.host, st.target.path, st.target.query) if flow is not None else None
         action = st.audit_action or AUDIT_ACTION.get(d.action, d.action)
@@ -142,7 +142,7 @@ class Recorder:
             reason = (f"{reason}; throttled ({pace.rule.describe()}) at {rate * 8 / 1e6:g} Mbit/s, "
                       f"held back {pace.waited:.1f} s")
         duration = time.monotonic() - st.t0
-        bytes_out = st.bytes_out if flow is not None else None
+        bytes_out = st.bytes_out if flow is not None or st.counted else None
         self.writer.put({
             "ts": st.started,
             "user": st.who.user[:255],
@@ -167,7 +167,7 @@ class Recorder:
             "instance": self.rt.instance,
             "config_digest": engine.config.digest,
             "event_uid": st.uid,
-            "related_uid": None,
+            "related_uid": st.related_uid,
             "grant_id": d.grant_id,
             "media_seconds": round(st.media_seconds, 3) if st.media_seconds is not None else None,
             "throttle_bps": int((pace.rule.rate_bps or pace.rule.total_bps) * 8) if pace is not None else None,

@@ -46,6 +46,7 @@ from ..monitor.interception import ActiveOrder, covering, order_reason
 from ..urls.normalize import InvalidHost, InvalidURL, Target, make_target, normalize_host
 from . import connections
 from .refuse import RefuseLayer
+from .tunnellog import TunnelLog
 from .selective import PinnedClients, inside_reason
 from .flowstate import FlowState, Runtime
 from .judge import Judge, malformed
@@ -60,6 +61,7 @@ class Tunnels:
         self.recorder = recorder
         self.open: dict[str, FlowState] = {}  # client connection id -> its undecrypted tunnel
         self.refused_relays: set[str] = set()  # client connection ids whose raw relay must not connect
+        self.log = TunnelLog(rt, recorder)
         self.pinned = PinnedClients()
         self.notice_due = notice_due  # proxy.notice: a tunnel is decrypted for a due notice in selective mode
 
@@ -119,6 +121,7 @@ class Tunnels:
             st.tls = "passthrough"
             self.open[flow.client_conn.id] = st
             self.recorder.track("tunnel:" + flow.client_conn.id, st)
+            self.log.opened(flow.client_conn, st)
         else:
             # Decrypted: its requests are judged and logged one by one; if none
             # is made, the CONNECT itself is recorded when the client leaves.
@@ -191,17 +194,29 @@ class Tunnels:
             return
         if passthrough:
             data.ignore_connection = True
-            if connect is not None:  # recorded as an undecrypted tunnel when the client leaves
+            if connect is not None:  # now an undecrypted tunnel, on the record from here
                 self.rt.connects.pop(client.id, None)
                 connect.tls = "passthrough"
                 self.open[client.id] = connect
+                self.log.opened(client, connect)
+
+    def _end(self, client: connection.Client, why: str) -> FlowState | None:
+        """Take this client's tunnel (undecrypted or decrypted) off the open
+        ones; an undecrypted one's end is recorded.  Returns it."""
+        tunnel = self.open.pop(client.id, None)
+        if tunnel is not None and tunnel.related_uid is not None:
+            self.log.ended(tunnel, why)
+        elif tunnel is not None:
+            self.recorder.forget(tunnel)
+        connect = self.rt.connects.pop(client.id, None)
+        if connect is not None:
+            self.recorder.forget(connect)
+        return tunnel or connect
 
     def _refuse_hello(self, data: tls.ClientHelloData, st: FlowState) -> None:
         """Close a tunnel at its ClientHello: nothing reaches the server."""
         client = data.context.client
-        for old in (self.open.pop(client.id, None), self.rt.connects.pop(client.id, None)):
-            if old is not None:
-                self.recorder.forget(old)
+        self._end(client, "closed: refused at its TLS handshake (the next row)")
         self.recorder.emit(st, None)
         data.ignore_connection = True
         connections.close(client)
@@ -210,9 +225,7 @@ class Tunnels:
         """Close a connection whose handshake could not be judged, and record it."""
         client = data.context.client
         sni = (data.client_hello.sni or "unknown")[:255]
-        tunnel = self.open.pop(client.id, None) or self.rt.connects.pop(client.id, None)
-        if tunnel is not None:
-            self.recorder.forget(tunnel)
+        tunnel = self._end(client, "closed: its TLS handshake could not be judged (the next row)")
         who = tunnel.who if tunnel is not None else self.rt.identify_address(client)
         st = FlowState(Target("https", sni, None, "/"), who, refusal("error", f"{why} (TLS SNI {sni!r})"),
                        datetime.now(timezone.utc), tls="refused", method="TLS")
@@ -245,9 +258,7 @@ class Tunnels:
         self._record_tunnel(client, nl.context.server.address, why)
 
     def _record_tunnel(self, client: connection.Client, address: tuple[str, int] | None, why: str) -> None:
-        tunnel = self.open.pop(client.id, None) or self.rt.connects.pop(client.id, None)
-        if tunnel is not None:
-            self.recorder.forget(tunnel)
+        tunnel = self._end(client, "closed before anything was relayed: it carried neither TLS nor HTTP (the next row)")
         host = address[0] if address else "unknown"
         try:
             target = tunnel.target if tunnel is not None else Target("tcp", normalize_host(host), None, "/")
@@ -273,6 +284,11 @@ class Tunnels:
     def server_connect(self, client: connection.Client, server: connection.Server) -> None:
         if client.id in self.refused_relays:
             server.error = "a tunnel that carries neither TLS nor HTTP was refused"  # type: ignore[assignment]
+
+    def server_connected(self, client: connection.Client, server: connection.Server) -> None:
+        tunnel = self.open.get(client.id)
+        if tunnel is not None and tunnel.related_uid is not None:
+            self.log.server_connected(client, server, tunnel)
 
     def tls_failed_client(self, data: tls.TlsData) -> None:
         """The client refused the school's certificate (a pinned app, a device
@@ -305,7 +321,9 @@ class Tunnels:
         self.rt.decrypted.pop(client.id, None)
         self.refused_relays.discard(client.id)
         st = self.open.pop(client.id, None)
-        if st is not None:
+        if st is not None and st.related_uid is not None:
+            self.log.ended(st, "closed")
+        elif st is not None:
             self.recorder.emit(st, None, status=200)
         st = self.rt.connects.pop(client.id, None)
         if st is not None:

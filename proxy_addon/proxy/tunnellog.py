@@ -1,0 +1,108 @@
+"""Undecrypted tunnels on the record from their first moment (``audit.tunnels``):
+the opening row when the tunnel is let through, bytes counted as they are
+written to either side (a wrapped stream writer: one addition per chunk, no
+hook), a ``tunnel`` row when it closes and every ten minutes while it stays
+open, and at start the ends of tunnels a crash left open."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from dataclasses import replace
+from datetime import datetime, timezone
+from typing import Any
+
+from mitmproxy import connection
+
+from ..audit.tunnels import ACTION, REPORT_S, interrupted_row, unfinished
+from ..grants.feedback import new_event_uid
+from . import connections
+from .flowstate import FlowState, Runtime
+from .recorder import Recorder
+
+log = logging.getLogger(__name__)
+OPENED = "; tunnel opened (its end is recorded when it closes)"
+
+
+class CountingWriter:
+    """A stream writer that adds what it writes to a tunnel's byte count."""
+
+    def __init__(self, writer: Any, st: FlowState, to_client: bool) -> None:
+        self._writer = writer
+        self._st = st
+        self._to_client = to_client
+
+    def write(self, data: bytes) -> None:
+        self._writer.write(data)
+        if self._to_client:
+            self._st.bytes_out += len(data)
+        else:
+            self._st.bytes_in += len(data)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._writer, name)
+
+
+class TunnelLog:
+    def __init__(self, rt: Runtime, recorder: Recorder) -> None:
+        self.rt = rt
+        self.recorder = recorder
+        self.started = datetime.now(timezone.utc)
+        self.report_s = REPORT_S  # option schoolproxy_tunnel_report_s
+
+    def opened(self, client: connection.Client, st: FlowState) -> None:
+        """The tunnel is let through: its row now; ``st`` becomes its end."""
+        uid = new_event_uid()
+        opening = replace(st, logged=False, key="", uid=uid, decision=replace(
+            st.decision, reason=st.decision.reason + OPENED))
+        self.recorder.emit(opening, None, status=200)
+        st.uid, st.related_uid, st.audit_action, st.counted = None, uid, ACTION, True
+        st.bytes_out = st.bytes_in = 0
+        st.reported = time.monotonic()
+        connections.wrap_writer(client, None, lambda w: CountingWriter(w, st, True))
+
+    def server_connected(self, client: connection.Client, server: connection.Server, st: FlowState) -> None:
+        connections.wrap_writer(client, server, lambda w: CountingWriter(w, st, False))
+
+    def ended(self, st: FlowState, why: str) -> None:
+        if st.related_uid is None:
+            return
+        self.recorder.emit(self._noted(st, why), None, status=200)
+
+    def _noted(self, st: FlowState, why: str) -> FlowState:
+        took = time.monotonic() - st.t0
+        st.decision = replace(st.decision, reason=f"{st.decision.reason}; {why} after {took:.0f} s: {st.bytes_out} "
+                                                  f"bytes to the client, {st.bytes_in} from it")
+        return st
+
+    def report(self, tunnels: list[FlowState]) -> None:
+        """A row for each tunnel open for another ``report_s``, with its bytes so far."""
+        now = time.monotonic()
+        for st in tunnels:
+            if st.related_uid is not None and now - st.reported >= self.report_s:
+                st.reported = now
+                progress = replace(st, logged=False, key="", decision=st.decision)
+                self.recorder.emit(self._noted(progress, "still open"), None, status=200)
+
+    async def run(self, tunnels: Any) -> None:
+        """Write up long tunnels; once the audit writer has caught up, record
+        the ends of the tunnels the last run left open."""
+        recovered = False
+        while True:
+            await asyncio.sleep(1.0)
+            self.report(list(tunnels()))
+            writer, db = self.recorder.writer, self.rt.db
+            if not recovered and writer is not None and db is not None and writer.settled:
+                try:
+                    rows = await asyncio.to_thread(unfinished, db, self.rt.instance, self.started)
+                except Exception as e:  # noqa: BLE001 - the database may be away: try again
+                    log.warning("schoolproxy: could not look for tunnels left open by a crash (%s)", type(e).__name__)
+                    continue
+                now = datetime.now(timezone.utc)
+                for opened in rows:
+                    writer.put(interrupted_row(opened, now, self.rt.instance))
+                if rows:
+                    log.warning("schoolproxy: %d tunnels were open when the proxy last stopped uncleanly; "
+                                "recorded as interrupted", len(rows))
+                recovered = True
