@@ -267,7 +267,8 @@ def test_a_full_disk_follows_on_audit_failure_and_nothing_recorded_is_lost(confi
                 assert c.get(f"http://allowed.test/before?n={i}").status_code == 200
         proxy.wait_rows(20)
         filler = fill(small_disk)
-        codes = send_parallel(proxy.url, "full", 1200)  # more than the memory buffer (about 700 events at 1 MB)
+        # more than the memory buffer (about 700 events at 1 MB) and the journal's reserve (256 KB, about 250)
+        codes = send_parallel(proxy.url, "full", 1600)
         if policy == "serve":
             assert set(codes.values()) == {200}, "traffic flows while nothing can be recorded"
         else:
@@ -307,7 +308,7 @@ def test_a_full_disk_follows_on_audit_failure_and_nothing_recorded_is_lost(confi
         refused_rows = proxy.rows("rule = 'audit:cannot-record'")
         refused = sum(1 for c in codes.values() if c == 503)
         # every event of the period is recorded or counted in a gap, exactly once
-        assert len(full) + len(refused_rows) + lost == 1200 + polls_refused, (len(full), len(refused_rows), lost)
+        assert len(full) + len(refused_rows) + lost == 1600 + polls_refused, (len(full), len(refused_rows), lost)
         assert {int(r["url"].rsplit("n=", 1)[1]) for r in full} <= {n for n, c in codes.items() if c == 200}
         if policy == "serve":
             assert refused == polls_refused == 0
@@ -398,3 +399,45 @@ def test_a_closed_tunnel_has_its_bytes_and_a_long_one_is_written_up(config_dir, 
         assert ends and ends[0]["bytes_out"] > 0 and ends[0]["bytes_in"] > 0 and "closed after" in ends[0]["reason"]
     finally:
         site.close()
+
+
+def test_a_full_disk_then_a_crash_leaves_every_answered_event_recorded_or_counted(config_dir, origin, tmp_path,
+                                                                                   small_disk):
+    """Events the journal could not take (its reserve used up) wait in memory;
+    a SIGKILL then must not make them vanish: the next start records their
+    count in an audit_gap row, so recorded + counted = answered, exactly."""
+    settings = config_dir / "rules" / "00-settings.yaml"
+    settings.write_text(settings.read_text().replace("settings:\n", "settings:\n  on_audit_failure: serve\n", 1))
+    work = tmp_path / "proxy"
+    where = dict(db_file=small_disk / "audit.sqlite", data_dir=small_disk / "data",
+                 extra=["--set", "schoolproxy_audit_buffer_mb=1"])
+    proxy = start(work, config_dir, origin.port, **where)
+    with httpx.Client(proxy=proxy.url, timeout=5) as c:
+        for i in range(20):
+            assert c.get(f"http://allowed.test/before?n={i}").status_code == 200
+    proxy.wait_rows(20)
+    filler = fill(small_disk)
+    codes = send_parallel(proxy.url, "crash", 1000)
+    answered = {n for n, c in codes.items() if c == 200}
+    assert len(answered) == 1000
+    proxy.proc.send_signal(signal.SIGKILL)
+    proxy.proc.wait()
+    filler.unlink()
+    restarted = start(work, config_dir, origin.port, **where)
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            gaps = restarted.rows("action = 'audit_gap' AND reason LIKE '%stopped before writing them%'")
+            got = recorded(restarted.db_path, "crash")
+            counted = sum(int(g["reason"].split()[0]) for g in gaps)
+            if (gaps and len(got) + counted >= len(answered)) or time.monotonic() > deadline:
+                break
+            time.sleep(0.2)
+        assert gaps, "the events held in memory at the crash are counted"
+        assert got <= answered and len(got) + counted == len(answered), (len(got), counted, len(answered))
+        con = sqlite3.connect(restarted.db_path)
+        dupes = con.execute("SELECT url FROM access_events GROUP BY url HAVING count(*) > 1").fetchall()
+        con.close()
+        assert dupes == []
+    finally:
+        restarted.stop()

@@ -31,6 +31,7 @@ does not parse.
 
 from __future__ import annotations
 
+import errno
 import json
 import logging
 import mmap
@@ -41,6 +42,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
+
+from .diskguard import HeldCounter, Reserve
 
 log = logging.getLogger(__name__)
 SEGMENT_BYTES = 16 << 20
@@ -73,10 +76,15 @@ class Journal:
     when the disk is full, `append` returns 0 and the writer falls back to its
     bounded memory buffer."""
 
-    def __init__(self, directory: Path, max_bytes: int = 256 << 20) -> None:
+    def __init__(self, directory: Path, max_bytes: int = 256 << 20, reserve_bytes: int | None = None) -> None:
         self.directory = directory
         self.max_bytes = max_bytes
         directory.mkdir(parents=True, exist_ok=True)
+        # Space of its own for a full disk, and a durable count of what even that could not take.
+        self.reserve = Reserve(directory / "reserve", reserve_bytes if reserve_bytes is not None
+                               else max(256 << 10, min(max_bytes // 8, 64 << 20)))
+        self.reserve.ensure()
+        self.counter = HeldCounter(directory / "unjournaled")
         self.damage = Damage()
         self._terminate_stub()
         self.seq = self._last_seq()
@@ -134,8 +142,9 @@ class Journal:
         self._fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
         self._segment_bytes = self._reserved = max(data, 0)
 
-    def append(self, row: dict[str, Any]) -> int:
-        """Journal one event; its sequence number, or 0 if it could not be."""
+    def append(self, row: dict[str, Any], retry: bool = True) -> int:
+        """Journal one event; its sequence number, or 0 if it could not be.
+        On a full disk the reserve is given back and the event written into it."""
         if self.size >= self.max_bytes:
             self.failing = f"the journal is full ({self.max_bytes >> 20} MB)"
             return 0
@@ -155,6 +164,8 @@ class Journal:
         except (OSError, ValueError) as e:  # ENOSPC reserving space; a map closed under us
             self.failing = f"cannot write the journal: {getattr(e, 'strerror', None) or e}"
             self._close_fd()
+            if retry and getattr(e, "errno", None) == errno.ENOSPC and self.reserve.release():
+                return self.append(row, retry=False)
             return 0
         self.seq = seq
         self._segment_bytes = end
@@ -210,6 +221,7 @@ class Journal:
     def close(self) -> None:
         self.sync()
         self._close_fd()
+        self.counter.close()
 
     # -- reading back (writer thread) -----------------------------------------------
 
@@ -306,6 +318,8 @@ class Journal:
                     continue
                 with self._lock:
                     self.size -= size
+        if self.reserve.in_use or self.reserve.missing:
+            self.reserve.ensure()  # set aside again once there is room
 
 
 def _cut_reserve(path: Path) -> int:

@@ -111,6 +111,9 @@ class AuditWriter:
         # The journal needs a chain: its head records how far the database got.
         self.journal = (Journal(Path(journal_dir), buffer_bytes)
                         if journal_dir is not None and self._chain is not None else None)
+        self._startup_gap: Row | None = None
+        if self.journal is not None:
+            self._count_previous(self.journal)
         self.max_queue = max(100, buffer_bytes // ROW_BYTES)  # events held in memory: queued or in the batch
         self.batch_size = min(batch_size, self.max_queue)
         self.memory_rows = max(1, min(memory_rows, self.max_queue))
@@ -159,10 +162,15 @@ class AuditWriter:
                     self._behind = True
                 return
             if self._has_room:
+                if journal is not None:  # only in memory: counted on disk until it is written
+                    row["_held"] = True
+                    journal.counter.held(1, row["ts"])
                 self._queue.put(row)
                 return
             self.lost.note(row["ts"], journal.failing if journal is not None and journal.failing else
                            self.db_error or "the audit buffer is full")
+            if journal is not None:
+                journal.counter.lost(1, row["ts"])
 
     @property
     def _has_room(self) -> bool:
@@ -181,6 +189,10 @@ class AuditWriter:
                 "journal_dir": str(j.directory) if j else None, "journal_bytes": j.size if j else None,
                 "journal_failing": j.failing if j else None, "journal_damaged_lines": j.damage.lines if j else 0,
                 "behind": self._behind, "lost": self.lost.count,
+                "journal_reserve": (None if j is None else "in use" if j.reserve.in_use
+                                    else f"not set aside: {j.reserve.missing}" if j.reserve.missing else "ok"),
+                "journal_reserve_mb": (j.reserve.size >> 20) if j else None,
+                "held_in_memory": j.counter.counts.held if j else 0,
                 "lost_from": self.lost.first.isoformat() if self.lost.first else None,
                 "lost_to": self.lost.last.isoformat() if self.lost.last else None}
 
@@ -191,6 +203,9 @@ class AuditWriter:
         return (self._chain.name if self._chain is not None else ""), set(self.abandoned)
 
     def start(self) -> None:
+        if self._startup_gap is not None:
+            self.put(self._startup_gap)
+            self._startup_gap = None
         if self._chain is not None and self._witness is not None:
             self._load_head()  # judge the head before the sealer's first seal can vouch for it
         self._thread = threading.Thread(target=self._run, name="schoolproxy-audit", daemon=True)
@@ -322,6 +337,20 @@ class AuditWriter:
                 # a journal folder that was emptied must not reuse positions the database holds
                 self.journal.seq = max(self.journal.seq, self._committed)
 
+    def _count_previous(self, journal: Journal) -> None:
+        """Events the last run held only in memory (a full disk) or kept
+        nowhere, and then lost in a crash: one ``audit_gap`` row for them."""
+        prev = journal.counter.previous
+        if not prev.total:
+            return
+        first = min(t for t in (prev.held_from, prev.lost_from) if t) if (prev.held_from or prev.lost_from) \
+            else prev.last
+        self._startup_gap = system_row(
+            datetime.fromtimestamp(first or prev.last, timezone.utc), "audit_gap", "audit:gap",
+            f"{prev.total} events {prev.span()} could not be recorded: the disk was full (held in memory: "
+            f"{prev.held}; kept nowhere: {prev.lost}) and the proxy stopped before writing them",
+            instance=self._chain.name if self._chain else None)
+
     def _refuse_head(self, conn: Any, w: Witness) -> None:
         """The database's head of this chain is not one this writer wrote:
         abandon the chain (never sealed again) and start the next empty one."""
@@ -366,6 +395,8 @@ class AuditWriter:
         self.put(system_row(gap.first, "audit_gap", "audit:gap",
                             f"{gap.count} events between {gap.first.isoformat()} and {gap.last.isoformat()} "
                             f"could not be recorded: {gap.why}", instance=self._chain.name if self._chain else None))
+        if self.journal is not None:
+            self.journal.counter.lost(-gap.count)  # the gap row says it now
 
     def _row_values(self, rows: list[Row]) -> Iterator[list[Any]]:
         """Each row's values in column order, timestamps as naive UTC (text on
@@ -431,6 +462,9 @@ class AuditWriter:
             return False
         self.written += len(rows)
         self.db_error = None
+        held = sum(1 for r in rows if r.pop("_held", False))
+        if held and self.journal is not None:
+            self.journal.counter.held(-held)
         if top > self._committed:
             self._committed = top
             if self.journal is not None:

@@ -68,6 +68,15 @@ def problems(s: dict[str, Any], now: float) -> list[str]:
         found.append(f"database: {a['database_error']}")
     if a["journal_failing"]:
         found.append(f"journal: {a['journal_failing']}")
+    reserve = a.get("journal_reserve")
+    if reserve == "in use":
+        found.append(f"the disk is full: the audit journal is writing into its {a.get('journal_reserve_mb')} MB "
+                     "reserve; free space before it runs out")
+    elif reserve and reserve != "ok":
+        found.append(f"the audit journal's reserve is {reserve}")
+    if a.get("held_in_memory"):
+        found.append(f"{a['held_in_memory']} events held only in memory (the journal cannot take them); "
+                     "a crash now would lose them (they are counted on disk)")
     if a["lost"]:
         found.append(f"{a['lost']} events not recorded since {a['lost_from']}")
     directory = s.get("directory") or {}
