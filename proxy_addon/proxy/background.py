@@ -44,6 +44,7 @@ class Background:
         self._tasks: list[asyncio.Task[None]] = []
         self._feed_alerted: set[str] = set()  # locked lists whose failure was alerted (once, until fixed)
         self._shared_alerted = False
+        self._reserve_alerted = False
         self._pull_error: str | None = None  # the last failure to sync the shared rules files (logged once)
 
     def start(self) -> None:
@@ -83,6 +84,7 @@ class Background:
                          "sealing": self.recorder.sealer.error if self.recorder.sealer is not None else "off",
                          "shared_limits": rt.shared.status() if rt.shared is not None else "off"}
                 self._shared_limits_alert(rt.shared.failing if rt.shared is not None else None)
+                self._reserve_alert(state["audit"])
                 ok = writer.can_record and not state["audit"]["database_error"]
                 if ok != was_ok:
                     (log.info if ok else log.error)("schoolproxy: audit log %s", "recording again" if ok else
@@ -101,6 +103,15 @@ class Background:
                 except OSError:
                     pass  # a full disk: the log line above says what matters
             await asyncio.sleep(2)
+
+    def _reserve_alert(self, audit: dict[str, Any]) -> None:
+        """Tell the technician once when the disk fills and the journal starts on its reserve."""
+        in_use = audit.get("journal_reserve") == "in use"
+        if in_use and not self._reserve_alerted:
+            self.alerter.note(system_alert(
+                f"the disk is full: the audit journal is writing into its {audit.get('journal_reserve_mb')} MB "
+                "reserve. Free space now: when the reserve is used up, events wait in memory (counted on disk)"))
+        self._reserve_alerted = in_use
 
     def _shared_limits_alert(self, failing: str | None) -> None:
         """Tell the technician once when the shared limits fall back to local ones."""
