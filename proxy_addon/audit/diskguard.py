@@ -29,6 +29,10 @@ _MAGIC = b"SPH1"
 _SIZE = 64
 
 
+def size_text(n: int) -> str:
+    return f"{n >> 20} MB" if n >= 1 << 20 else f"{n >> 10} KB"
+
+
 class Reserve:
     def __init__(self, path: Path, size: int) -> None:
         self.path = path
@@ -66,7 +70,7 @@ class Reserve:
         except OSError:
             return False
         self.in_use = True
-        log.warning("audit journal: the disk is full; writing into the journal's reserve (%d MB)", self.size >> 20)
+        log.warning("audit journal: the disk is full; writing into the journal's reserve (%s)", size_text(self.size))
         return True
 
 

@@ -33,6 +33,7 @@ from typing import Any
 from sqlalchemy import Engine, Table
 
 from .chain import Chain
+from .diskguard import size_text
 from .journal import Journal
 from .witness import Witness
 from .models import AccessEvent, UTCDateTime
@@ -191,7 +192,7 @@ class AuditWriter:
                 "behind": self._behind, "lost": self.lost.count,
                 "journal_reserve": (None if j is None else "in use" if j.reserve.in_use
                                     else f"not set aside: {j.reserve.missing}" if j.reserve.missing else "ok"),
-                "journal_reserve_mb": (j.reserve.size >> 20) if j else None,
+                "journal_reserve_size": size_text(j.reserve.size) if j else None,
                 "held_in_memory": j.counter.counts.held if j else 0,
                 "lost_from": self.lost.first.isoformat() if self.lost.first else None,
                 "lost_to": self.lost.last.isoformat() if self.lost.last else None}

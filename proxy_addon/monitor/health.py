@@ -70,7 +70,7 @@ def problems(s: dict[str, Any], now: float) -> list[str]:
         found.append(f"journal: {a['journal_failing']}")
     reserve = a.get("journal_reserve")
     if reserve == "in use":
-        found.append(f"the disk is full: the audit journal is writing into its {a.get('journal_reserve_mb')} MB "
+        found.append(f"the disk is full: the audit journal is writing into its {a.get('journal_reserve_size')} "
                      "reserve; free space before it runs out")
     elif reserve and reserve != "ok":
         found.append(f"the audit journal's reserve is {reserve}")

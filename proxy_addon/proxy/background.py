@@ -109,7 +109,7 @@ class Background:
         in_use = audit.get("journal_reserve") == "in use"
         if in_use and not self._reserve_alerted:
             self.alerter.note(system_alert(
-                f"the disk is full: the audit journal is writing into its {audit.get('journal_reserve_mb')} MB "
+                f"the disk is full: the audit journal is writing into its {audit.get('journal_reserve_size')} "
                 "reserve. Free space now: when the reserve is used up, events wait in memory (counted on disk)"))
         self._reserve_alerted = in_use
 
