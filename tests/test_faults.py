@@ -249,6 +249,17 @@ def fill(mnt: Path) -> Path:
     return filler
 
 
+def start_on(disk: Path, work: Path, config: Path, origin_port: int) -> Proxy:
+    """A proxy whose audit database and journal are on ``disk`` (1 MB buffer), with 20 requests recorded."""
+    proxy = start(work, config, origin_port, db_file=disk / "audit.sqlite", data_dir=disk / "data",
+                  extra=["--set", "schoolproxy_audit_buffer_mb=1"])
+    with httpx.Client(proxy=proxy.url, timeout=5) as c:
+        for i in range(20):
+            assert c.get(f"http://allowed.test/before?n={i}").status_code == 200
+    proxy.wait_rows(20)
+    return proxy
+
+
 @pytest.mark.parametrize("policy", ["serve", "block"])
 def test_a_full_disk_follows_on_audit_failure_and_nothing_recorded_is_lost(config_dir, origin, tmp_path,
                                                                          small_disk, policy, smtp):
@@ -258,14 +269,8 @@ def test_a_full_disk_follows_on_audit_failure_and_nothing_recorded_is_lost(confi
     mon.write_text(mon.read_text().replace("    batch_seconds: 60\n", "    batch_seconds: 1\n    email: {host: 127.0.0.1, "
                                            f"port: {smtp.port}, from: filter@school.example, "
                                            "to: [technician@school.example]}\n"))
-    work = tmp_path / "proxy"
-    proxy = start(work, config_dir, origin.port, db_file=small_disk / "audit.sqlite", data_dir=small_disk / "data",
-                  extra=["--set", "schoolproxy_audit_buffer_mb=1"])
+    proxy = start_on(small_disk, tmp_path / "proxy", config_dir, origin.port)
     try:
-        with httpx.Client(proxy=proxy.url, timeout=5) as c:
-            for i in range(20):
-                assert c.get(f"http://allowed.test/before?n={i}").status_code == 200
-        proxy.wait_rows(20)
         filler = fill(small_disk)
         # more than the memory buffer (about 700 events at 1 MB) and the journal's reserve (256 KB, about 250)
         codes = send_parallel(proxy.url, "full", 1600)
@@ -411,13 +416,7 @@ def test_a_full_disk_then_a_crash_leaves_every_answered_event_recorded_or_counte
     settings = config_dir / "rules" / "00-settings.yaml"
     settings.write_text(settings.read_text().replace("settings:\n", "settings:\n  on_audit_failure: serve\n", 1))
     work = tmp_path / "proxy"
-    where = dict(db_file=small_disk / "audit.sqlite", data_dir=small_disk / "data",
-                 extra=["--set", "schoolproxy_audit_buffer_mb=1"])
-    proxy = start(work, config_dir, origin.port, **where)
-    with httpx.Client(proxy=proxy.url, timeout=5) as c:
-        for i in range(20):
-            assert c.get(f"http://allowed.test/before?n={i}").status_code == 200
-    proxy.wait_rows(20)
+    proxy = start_on(small_disk, work, config_dir, origin.port)
     filler = fill(small_disk)
     codes = send_parallel(proxy.url, "crash", 1000)
     answered = {n for n, c in codes.items() if c == 200}
@@ -425,7 +424,8 @@ def test_a_full_disk_then_a_crash_leaves_every_answered_event_recorded_or_counte
     proxy.proc.send_signal(signal.SIGKILL)
     proxy.proc.wait()
     filler.unlink()
-    restarted = start(work, config_dir, origin.port, **where)
+    restarted = start(work, config_dir, origin.port, db_file=small_disk / "audit.sqlite",
+                      data_dir=small_disk / "data", extra=["--set", "schoolproxy_audit_buffer_mb=1"])
     try:
         deadline = time.monotonic() + 30
         while True:

@@ -127,24 +127,21 @@ class HeldCounter:
 
     def held(self, n: int, ts: datetime | None = None) -> None:
         """``n`` more (or, negative, fewer: written after all) events held only in memory."""
-        c = self.counts
-        c.held = max(0, c.held + n)
-        if n > 0 and ts is not None:
-            c.held_from = c.held_from or ts.timestamp()
-            c.last = ts.timestamp()
-        if c.held == 0:
-            c.held_from = 0.0
-        self._flush()
+        self._add("held", n, ts)
 
     def lost(self, n: int, ts: datetime | None = None) -> None:
         """``n`` more events kept nowhere (negative: their gap row was journaled)."""
+        self._add("lost", n, ts)
+
+    def _add(self, kind: str, n: int, ts: datetime | None) -> None:
         c = self.counts
-        c.lost = max(0, c.lost + n)
+        count = max(0, getattr(c, kind) + n)
+        setattr(c, kind, count)
         if n > 0 and ts is not None:
-            c.lost_from = c.lost_from or ts.timestamp()
+            setattr(c, f"{kind}_from", getattr(c, f"{kind}_from") or ts.timestamp())
             c.last = ts.timestamp()
-        if c.lost == 0:
-            c.lost_from = 0.0
+        if count == 0:
+            setattr(c, f"{kind}_from", 0.0)
         self._flush()
 
     def close(self) -> None:
