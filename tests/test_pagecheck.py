@@ -118,3 +118,23 @@ def test_a_page_is_scored_the_same_whether_runs_are_cut_before_or_after_reading_
         assert m.score_page(raw).totals == m.score(page_text(raw)).totals, raw[:40]
     assert m.score_page("<p>nothing here</p>", "online casino").totals == \
         m.score(page_text("<p>nothing here</p>")[:0] + " online casino " + page_text("<p>nothing here</p>")[1:]).totals
+
+
+def untyped(body: bytes):
+    """A page sent with no Content-Type at all, as a bare server relays one."""
+    def handler(h, _):
+        h.send_response(200)
+        h.send_header("Content-Length", str(len(body)))
+        h.end_headers()
+        h.wfile.write(body)
+    return handler
+
+
+def test_a_page_without_a_content_type_is_scored_not_skipped(config_dir, make_proxy, origin):
+    origin.routes.update({"/relayed": untyped(GAMBLING), "/plain": untyped(ORDINARY)})
+    proxy = make_proxy(config_dir, routes={"unlisted-relay.test": origin.port})
+    with httpx.Client(proxy=proxy.url, timeout=30) as c:
+        r = c.get("http://unlisted-relay.test/relayed")
+        assert r.status_code == 403 and "zq-unique-page-words" not in r.text
+        assert c.get("http://unlisted-relay.test/plain").content == ORDINARY
+    assert proxy.wait_rows(1, "rule = 'content:gambling'")

@@ -345,6 +345,8 @@ class SchoolFilter:
             handled = await self.content.on_responseheaders(flow, st)
             self.pacer.start(flow, st)
             if handled:
+                if st.sniff and self.pagecheck.wants(flow, st):
+                    st.page_check = True  # held whole to be sniffed (no type): its text is scored too
                 return
         except Exception:  # fail closed: never pass content we failed to judge
             log.exception("schoolproxy: internal error in the content checks")
