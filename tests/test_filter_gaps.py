@@ -173,3 +173,18 @@ def test_a_nul_in_the_path_is_logged_escaped_not_cut(config_dir, make_proxy, ori
     raw(proxy.port, b"GET http://allowed.test/a\x00b?q=\x01 HTTP/1.1\r\nHost: allowed.test\r\nConnection: close\r\n\r\n")
     rows = proxy.wait_rows(1)
     assert rows and rows[0]["url"] == "http://allowed.test/a%00b?q=%01", rows[0]["url"]
+
+
+def test_two_host_headers_on_an_origin_form_request_leave_a_row(config_dir, make_proxy, origin):
+    """mitmproxy answers this 400 with no hook and no log line: the connection's bytes give it away."""
+    proxy = make_proxy(config_dir, routes={"allowed.test": origin.port, "www.bet365.com": origin.port})
+    r = raw(proxy.port, b"GET /path HTTP/1.1\r\nHost: allowed.test\r\nHost: www.bet365.com\r\n"
+                        b"Connection: close\r\n\r\n")
+    assert status(r) == 400, r[:200]
+    rows = proxy.wait_rows(1)
+    assert [(x["action"], x["rule"]) for x in rows] == [("block", "malformed")]
+    assert "never became a request" in rows[0]["reason"] and origin.seen == []
+    with socket.create_connection(("127.0.0.1", proxy.port), timeout=5):
+        pass  # a connection that sends nothing is no refusal
+    raw(proxy.port, b"GET http://allowed.test/ok HTTP/1.1\r\nHost: allowed.test\r\nConnection: close\r\n\r\n")
+    assert [x["rule"] for x in proxy.wait_rows(2)] == ["malformed", "default"]

@@ -45,3 +45,13 @@ def wrap_writer(client: connection.Client, conn: connection.Connection | None, w
         return None
     io.writer = wrap(io.writer)
     return io.writer
+
+
+def wrap_reader(client: connection.Client, wrap: Any) -> Any:
+    """Replace the client connection's stream reader with ``wrap(reader)``; returns it, or None."""
+    h = _handler(client)
+    io = h.transports.get(h.client) if h is not None else None
+    if io is None or io.reader is None:
+        return None
+    io.reader = wrap(io.reader)
+    return io.reader

@@ -239,6 +239,8 @@ class SchoolFilter:
 
     def client_connected(self, client: connection.Client) -> None:
         self.guard.client_connected(client)
+        if client.error is None:
+            self.unparsed.watch(client)
 
     @fail_closed
     def requestheaders(self, flow: http.HTTPFlow) -> Any:
@@ -446,7 +448,7 @@ class SchoolFilter:
             self.websockets.refuse(flow, "internal error judging a WebSocket message")
 
     def client_disconnected(self, client: connection.Client) -> None:
-        self.guard.client_disconnected(client)
+        self.unparsed.left(client, self.guard.client_disconnected(client))
         self.signin.client_disconnected(client)
         self.pacer.client_disconnected(client)
         self.tunnels.client_disconnected(client)

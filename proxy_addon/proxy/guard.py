@@ -59,7 +59,8 @@ class ConnectionGuard:
         now = time.monotonic()
         self._clients[client.id] = _Client(client, ip, now, now)
 
-    def client_disconnected(self, client: connection.Client) -> None:
+    def client_disconnected(self, client: connection.Client) -> bool:
+        """Forget the client; whether any request or tunnel of it was judged."""
         c = self._clients.pop(client.id, None)
         if c is not None:
             left = self._per_ip.get(c.ip, 1) - 1
@@ -67,6 +68,7 @@ class ConnectionGuard:
                 self._per_ip[c.ip] = left
             else:
                 self._per_ip.pop(c.ip, None)
+        return c is None or c.requests > 0  # a client the guard closed or never took is not a refusal of a request
 
     def request_started(self, client: connection.Client, tunnel: bool = False) -> None:
         c = self._clients.get(client.id)

@@ -88,16 +88,17 @@ class Recorder:
                                st.decision.clause, st.decision.matched, st.decision.origin, why)
         st.answered = True
 
-    def record_unparsed(self, ip: str, why: str) -> None:
-        """A request mitmproxy answered 400 before it could be read (``unparsed``)."""
+    def record_unparsed(self, ip: str, why: str, status: int | None) -> None:
+        """What a client sent that mitmproxy refused before any hook (``unparsed``)."""
         engine = self.rt.engine
         if engine is None:
             return
         who = engine.identify(ip)
         st = FlowState(Target("http", "(unparsed)", None, "/"), who,
-                       refusal("malformed", f"malformed request, refused before it could be read (400): "
-                                            f"{escape_controls(why)[:300]}"), self.rt.now(), method="?")
-        self.emit(st, None, status=400)
+                       refusal("malformed", f"malformed request, refused before it could be read"
+                                            f"{' (400)' if status else ''}: {escape_controls(why)[:300]}"),
+                       self.rt.now(), method="?")
+        self.emit(st, None, status=status)
 
     def close(self) -> None:
         """The proxy stops: record every open decision, flush the writer, send
