@@ -163,3 +163,18 @@ def test_the_shared_limits_address_must_be_a_redis_url(tmp_path):
                               "URL, not 'localhost:6379'"]
     root = write_config(tmp_path / "ok", "settings:\n  redis: redis://127.0.0.1:6379/0\n")
     assert problems(root) == [] and load_config(root).settings.redis == "redis://127.0.0.1:6379/0"
+
+
+def test_a_typo_in_an_override_action_is_a_file_line_problem_not_a_traceback(tmp_path):
+    """The bundled rules with one word mistyped, as a technician would: `check` names it (issue 31)."""
+    from tests.support.proxy import copy_config
+
+    root = copy_config(tmp_path / "config")
+    overrides = root / "rules" / "30-overrides.yaml"
+    text = overrides.read_text()
+    overrides.write_text(text.replace("    action: allow", "    action: blok", 1))
+    line = next(n for n, l in enumerate(overrides.read_text().splitlines(), 1) if "blok" in l)
+    r = subprocess.run([str(Path(sys.executable).with_name("schoolproxy")), "check", "--config", str(root)],
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 1 and "Traceback" not in r.stderr, r.stderr
+    assert f"30-overrides.yaml:{line}: 'action' must be one of allow, block, not 'blok'" in r.stdout + r.stderr

@@ -83,7 +83,10 @@ def lifting_attempts(entries: list[tuple[Any, Any]], categories: dict[str, Categ
     locked = [(e, ref) for e, ref in entries if ref.kind == "category" and categories[ref.ref].locked]
     if not locked:
         return []
-    allows = [(e, ref) for e, ref in entries if ref.kind == "override" and overrides[ref.ref].action == "allow"]
+    # An override whose own lines are broken (``action: blok``) is not among ``overrides``: its
+    # problem is reported where it is written, and it allows nothing.
+    allows = [(e, ref) for e, ref in entries
+              if ref.kind == "override" and getattr(overrides.get(ref.ref), "action", None) == "allow"]
     by_host: dict[str, list[tuple[Any, Any]]] = {}
     for e, ref in locked:
         by_host.setdefault(e.host, []).append((e, ref))
