@@ -434,9 +434,6 @@ class SchoolFilter:
     def tcp_start(self, flow: tcp.TCPFlow) -> None:
         self.tunnels.tcp_start(flow)
 
-    def server_connect(self, data: server_hooks.ServerConnectionHookData) -> None:
-        self.tunnels.server_connect(data.client, data.server)
-
     def server_connected(self, data: server_hooks.ServerConnectionHookData) -> None:
         self.tunnels.server_connected(data.client, data.server)
 

@@ -31,14 +31,19 @@ class CountingWriter:
     def __init__(self, writer: Any, st: FlowState, to_client: bool) -> None:
         self._writer = writer
         self._st = st
-        self._to_client = to_client
+        self._raw = writer.write
+        self.write = self._to_client if to_client else self._to_server  # type: ignore[method-assign]
+        # mitmproxy drains every writer after every read: bound here, not found through __getattr__
+        self.drain = writer.drain
+        self.is_closing = writer.is_closing
 
-    def write(self, data: bytes) -> None:
-        self._writer.write(data)
-        if self._to_client:
-            self._st.bytes_out += len(data)
-        else:
-            self._st.bytes_in += len(data)
+    def _to_client(self, data: bytes) -> None:
+        self._raw(data)
+        self._st.bytes_out += len(data)
+
+    def _to_server(self, data: bytes) -> None:
+        self._raw(data)
+        self._st.bytes_in += len(data)
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._writer, name)

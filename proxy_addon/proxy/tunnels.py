@@ -60,7 +60,6 @@ class Tunnels:
         self.judge = judge
         self.recorder = recorder
         self.open: dict[str, FlowState] = {}  # client connection id -> its undecrypted tunnel
-        self.refused_relays: set[str] = set()  # client connection ids whose raw relay must not connect
         self.log = TunnelLog(rt, recorder)
         self.pinned = PinnedClients()
         self.notice_due = notice_due  # proxy.notice: a tunnel is decrypted for a due notice in selective mode
@@ -271,19 +270,18 @@ class Tunnels:
         self.recorder.emit(st, None)
 
     def tcp_start(self, flow: tcp.TCPFlow) -> None:
-        """A raw TCP relay that ``next_layer`` did not replace (another addon
-        chose it): its server connection is refused in ``server_connect``."""
+        """A raw TCP relay that ``next_layer`` did not replace (only another
+        addon choosing a layer before this one could do that): closed and
+        recorded.  Defence in depth: ``next_layer`` is what guarantees that
+        no byte crosses."""
         engine = self.rt.engine
         if engine is None or not engine.circumvention.non_tls_tunnels:
             return
-        self.refused_relays.add(flow.client_conn.id)
         first = flow.messages[0].content if flow.messages else b""
         self._record_tunnel(flow.client_conn, flow.server_conn.address, describe(first, b""))
         flow.kill()
-
-    def server_connect(self, client: connection.Client, server: connection.Server) -> None:
-        if client.id in self.refused_relays:
-            server.error = "a tunnel that carries neither TLS nor HTTP was refused"  # type: ignore[assignment]
+        connections.close(flow.client_conn, flow.server_conn)
+        connections.close(flow.client_conn)
 
     def server_connected(self, client: connection.Client, server: connection.Server) -> None:
         tunnel = self.open.get(client.id)
@@ -319,7 +317,6 @@ class Tunnels:
 
     def client_disconnected(self, client: connection.Client) -> None:
         self.rt.decrypted.pop(client.id, None)
-        self.refused_relays.discard(client.id)
         st = self.open.pop(client.id, None)
         if st is not None and st.related_uid is not None:
             self.log.ended(st, "closed")
