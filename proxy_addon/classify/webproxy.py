@@ -41,8 +41,9 @@ def shape(rules: CircumventionRules, target: Target) -> WebProxyShape | None:
 
 def header_shape(rules: CircumventionRules, names: Iterable[str]) -> WebProxyShape | None:
     """The web-proxy header pattern one of these header names matches, or None."""
-    for s in rules.web_proxy_headers:
-        for name in names:
+    shapes = rules.web_proxy_headers
+    for name in names:  # almost always none: a request or response seldom has an X- header of a relay
+        for s in shapes:
             if s.search(name):
                 return s
     return None

@@ -31,7 +31,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Optional, TypeVar
 
-from mitmproxy import connection, ctx, exceptions, http, tcp, tls
+from mitmproxy import connection, ctx, exceptions, http, tls
 from mitmproxy.proxy import layer, server_hooks
 
 from ..audit.db import default_audit_db, open_database
@@ -430,9 +430,6 @@ class SchoolFilter:
         except Exception:  # noqa: BLE001 - fail closed: a connection we cannot judge is closed
             log.exception("schoolproxy: internal error judging a tunnel; the connection is closed")
             connections.close(nl.context.client)
-
-    def tcp_start(self, flow: tcp.TCPFlow) -> None:
-        self.tunnels.tcp_start(flow)
 
     def server_connected(self, data: server_hooks.ServerConnectionHookData) -> None:
         self.tunnels.server_connected(data.client, data.server)

@@ -7,6 +7,7 @@ and `state` from ``tunnels``."""
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
 
 from dataclasses import replace
 from datetime import datetime, timezone
@@ -155,11 +156,10 @@ def names(flow: http.HTTPFlow) -> tuple[Target, tuple[str, ...]]:
     return target, tuple(n for n in dict.fromkeys(found) if n != target.host)
 
 
-def unusual_header_names(msg: http.Message) -> list[str]:
+def unusual_header_names(msg: http.Message) -> Iterator[str]:
     """The ``X-`` header names of a request or response, lower case: the only
-    ones a web proxy's relay protocol uses (a raw pass, no parsing)."""
-    return [name.decode("latin-1").lower() for name, _ in msg.data.headers.fields
-            if name[:2] in (b"x-", b"X-")]
+    ones a web proxy's relay protocol uses (a raw pass, no parsing, no list)."""
+    return (name.decode("latin-1").lower() for name, _ in msg.data.headers.fields if name[:2] in (b"x-", b"X-"))
 
 
 def malformed(target_text: str, why: str) -> Decision:

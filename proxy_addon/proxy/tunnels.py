@@ -32,7 +32,7 @@ from collections.abc import Callable
 from dataclasses import replace
 from datetime import datetime, timezone
 
-from mitmproxy import connection, ctx, http, tcp, tls
+from mitmproxy import connection, ctx, http, tls
 from mitmproxy.proxy import layer
 from mitmproxy.proxy.layers import TCPLayer
 
@@ -268,20 +268,6 @@ class Tunnels:
                                                                              "relayed"),
                        datetime.now(timezone.utc), tls="refused", method="CONNECT")
         self.recorder.emit(st, None)
-
-    def tcp_start(self, flow: tcp.TCPFlow) -> None:
-        """A raw TCP relay that ``next_layer`` did not replace (only another
-        addon choosing a layer before this one could do that): closed and
-        recorded.  Defence in depth: ``next_layer`` is what guarantees that
-        no byte crosses."""
-        engine = self.rt.engine
-        if engine is None or not engine.circumvention.non_tls_tunnels:
-            return
-        first = flow.messages[0].content if flow.messages else b""
-        self._record_tunnel(flow.client_conn, flow.server_conn.address, describe(first, b""))
-        flow.kill()
-        connections.close(flow.client_conn, flow.server_conn)
-        connections.close(flow.client_conn)
 
     def server_connected(self, client: connection.Client, server: connection.Server) -> None:
         tunnel = self.open.get(client.id)
