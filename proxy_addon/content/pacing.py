@@ -104,21 +104,25 @@ class Throttler:
 
 
 class PacedWriter:
-    """A client connection's writer whose ``drain`` also waits for tokens."""
+    """A client connection's writer whose ``drain`` also waits for tokens.
+    Bytes are charged to the pace in force when they were written: the
+    ``response`` hook that ends a transfer can run before the last drain."""
 
     def __init__(self, writer: Any):
         self._writer = writer
         self.pace: Pace | None = None
         self._pending = 0
+        self._charged: Pace | None = None
 
     def write(self, data: bytes) -> None:
         self._writer.write(data)
         if self.pace is not None:
+            self._charged = self.pace
             self._pending += len(data)
 
     async def drain(self) -> None:
         await self._writer.drain()
-        pace = self.pace
+        pace = self._charged
         if pace is not None and self._pending:
             n, self._pending = self._pending, 0
             delay = await pace.take(n)

@@ -47,10 +47,13 @@ def wrap_writer(client: connection.Client, conn: connection.Connection | None, w
     return io.writer
 
 
-def wrap_reader(client: connection.Client, wrap: Any) -> Any:
-    """Replace the client connection's stream reader with ``wrap(reader)``; returns it, or None."""
+def wrap_reader(client: connection.Client, wrap: Any, conn: connection.Connection | None = None) -> Any:
+    """Replace the stream reader of ``conn`` (default: the client connection)
+    of ``client``'s handler with ``wrap(reader)``; returns it, or None.  The
+    handler reads through the reader it found when the connection opened, so
+    this works only from ``client_connected`` and ``server_connected``."""
     h = _handler(client)
-    io = h.transports.get(h.client) if h is not None else None
+    io = h.transports.get(conn if conn is not None else h.client) if h is not None else None
     if io is None or io.reader is None:
         return None
     io.reader = wrap(io.reader)

@@ -61,6 +61,7 @@ from .pagecheck import PageCheck
 from .recorder import Recorder
 from .signin import SignIn
 from ..policy.reloader import signature
+from .readgate import ReadGates
 from .tunnels import Tunnels
 
 log = logging.getLogger(__name__)
@@ -118,6 +119,7 @@ class SchoolFilter:
         self.tunnels = Tunnels(rt, self.judge, self.recorder, self.notice.due_for)
         self.websockets = WebSockets(rt, self.recorder)
         self.pacer = Pacer(rt, self.content.download_sniffer)
+        self.gates = ReadGates()
         self.pagecheck = PageCheck(rt, self.pages)
         self.background = Background(rt, self.recorder)
         self.guard = ConnectionGuard()
@@ -343,6 +345,7 @@ class SchoolFilter:
         return None
 
     async def _judge_response(self, flow: http.HTTPFlow, st: FlowState) -> None:
+        gate = self.gates.hold(flow.server_conn)
         try:
             handled = await self.content.on_responseheaders(flow, st)
             self.pacer.start(flow, st)
@@ -356,6 +359,9 @@ class SchoolFilter:
             flow.response = http.Response.make(503, b"The school's web filter had an internal error.",
                                                {"Content-Type": "text/plain", "Connection": "close"})
             return
+        finally:
+            if gate is not None:
+                gate.release()
         stream_if_large(flow, st)
 
     def response(self, flow: http.HTTPFlow) -> None:
@@ -432,7 +438,11 @@ class SchoolFilter:
             connections.close(nl.context.client)
 
     def server_connected(self, data: server_hooks.ServerConnectionHookData) -> None:
+        self.gates.server_connected(data.client, data.server)
         self.tunnels.server_connected(data.client, data.server)
+
+    def server_disconnected(self, data: server_hooks.ServerConnectionHookData) -> None:
+        self.gates.server_disconnected(data.server)
 
     def websocket_message(self, flow: http.HTTPFlow) -> None:
         try:
