@@ -1,14 +1,23 @@
 # The README's two commands: `make run` and `make test`.
-.PHONY: run test bench
+# `make test-fast`: the in-process tests only (tests/unit), for a change to the engine.
+.PHONY: run test test-fast lint bench
 
 run:
 	scripts/setup.sh run
 	.venv/bin/schoolproxy run $(ARGS)
 
-test:
-	scripts/setup.sh test
-	.venv/bin/lint-imports
+test: lint
 	.venv/bin/python -m pytest $(PYTEST_ARGS)
+
+test-fast:
+	scripts/setup.sh test
+	.venv/bin/python -m pytest -q tests/unit $(PYTEST_ARGS)
+
+lint:
+	scripts/setup.sh test
+	.venv/bin/ruff check proxy_addon tests scripts
+	.venv/bin/mypy
+	.venv/bin/lint-imports
 
 bench:
 	scripts/setup.sh test

@@ -16,8 +16,8 @@ between the two proxies and the median rate of each is reported.
 from __future__ import annotations
 
 import argparse
-import statistics
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -27,7 +27,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchlib import REPO, CLIENT_CPUS, free_port, pin, rss_mb, start_bare, start_school, wait_port  # noqa: E402
+from benchlib import CLIENT_CPUS, REPO, free_port, pin, rss_mb, start_bare, start_school, wait_port  # noqa: E402
 
 BIG_ORIGIN = r"""
 import asyncio, sys

@@ -173,7 +173,7 @@ def main() -> None:
     index_path = config / "index" / "current"
     size_mb = sum(p.stat().st_size for p in index_path.resolve().iterdir()) / 1e6
     t_open = float(subprocess.run(
-        [sys.executable, "-c", "import time,sys; sys.path.insert(0, %r); t=time.perf_counter();"
+        [sys.executable, "-c", "import time,sys; sys.path.insert(0, %r); t=time.perf_counter();"  # noqa: UP031
          "from proxy_addon.classify.listindex import ListIndex; i=ListIndex(__import__('pathlib').Path(%r)); "
          "print(time.perf_counter()-t)" % (str(REPO), str(index_path.resolve()))],
         capture_output=True, text=True, check=True).stdout)

@@ -83,7 +83,7 @@ def scoring(repeat: int) -> dict[str, float]:
     out = {}
     for name, html in pages.items():
         body = html.encode()
-        out[name] = p50_ms(lambda: matcher.score_page(body.decode("utf-8", "replace")), repeat)
+        out[name] = p50_ms(lambda body=body: matcher.score_page(body.decode("utf-8", "replace")), repeat)
         s = matcher.score_page(html)
         print(f"scoring, {name} ({len(body) // 1000} KB): p50 {out[name]:.2f} ms; verdict "
               f"{s.verdict(rules) or 'none'}", flush=True)

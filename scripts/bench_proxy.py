@@ -8,7 +8,8 @@ them in short slices (bare, school, bare, school, ...) so that drift and
 noisy neighbours hit both alike; the reported ratio is the median over the
 pairs.  Many one-second slices beat a few long ones: on a shared VM the
 ratio of a 3 s pair ranged 0.85-1.14, and the median of 8 such pairs moved by
-5% from run to run; the median of 30 one-second pairs moved by under 1%.  It also prints the CPU time each proxy spent per request, a steadier
+5% from run to run; the median of 30 one-second pairs moved by under 1%.  It
+also prints the CPU time each proxy spent per request, a steadier
 measure of the same overhead.  Every request through schoolproxy is audited;
 the audit row count is checked at the end.
 

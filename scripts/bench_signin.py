@@ -31,6 +31,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench_proxy import url_mix  # noqa: E402
 from benchlib import run_load, start_origin, start_school  # noqa: E402
+
 from tests.support.directory import Realm, directory_rules  # noqa: E402
 
 

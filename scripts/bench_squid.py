@@ -33,6 +33,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench_proxy import url_mix  # noqa: E402
 from benchlib import REPO, free_port, start_nginx, start_school  # noqa: E402
+
 from tests.support.squid import SQUID, SquidFront, wait_port  # noqa: E402
 
 LUA = r"""

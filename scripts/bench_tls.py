@@ -31,6 +31,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchlib import CLIENT_CPUS, PROXY_CPUS, pin, start_nginx  # noqa: E402
+
 from tests.support.origin import make_cert  # noqa: E402
 from tests.support.proxy import Proxy, copy_config, set_tls_mode  # noqa: E402
 

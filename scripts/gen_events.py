@@ -25,8 +25,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from proxy_addon.audit.writer import AuditWriter  # noqa: E402
 from proxy_addon.audit.db import open_database  # noqa: E402
+from proxy_addon.audit.writer import AuditWriter  # noqa: E402
 from proxy_addon.classify.engine import Engine  # noqa: E402
 
 ALLOWED = ["www.bbc.co.uk", "www.gov.uk", "docs.google.com", "classroom.google.com", "www.theguardian.com",

@@ -12,7 +12,7 @@ import pytest
 
 from proxy_addon.classify.engine import Engine
 from proxy_addon.classify.protocols import describe, openvpn_tcp, tunnel_protocol
-from proxy_addon.grants.verdict import verdict
+from proxy_addon.gate.verdict import verdict
 from proxy_addon.monitor.alerts import Alert, CircumventionCounter, compose
 from proxy_addon.policy.yamlsource import ConfigError
 from proxy_addon.urls.embedded import embedded_urls, from_translate_goog, uv_xor

@@ -58,7 +58,7 @@ def test_errors_name_file_line_and_key(tmp_path):
     f = str(root / "rules" / "rules.yaml")
     assert got == [
         f"{f}:3: 'tls' must be one of hostname, selective, intercept, not 'sometimes'",
-        f"{f}:4: unknown key 'colour' in 'settings' (expected one of: contact, default_action, index_dir, on_audit_failure, redis, timezone, tls)",
+        f"{f}:4: unknown key 'colour' in 'settings' (expected one of: contact, default_action, index_dir, on_audit_failure, redis, timezone, tls)",  # noqa: E501 - one row of a table
         f"{f}:12: unknown category 'nosuch'",
         f"{f}:14: unknown group 'nobody'",
         f"{f}:15: duplicate id 'r1' (first at {f}:11)",
@@ -77,7 +77,8 @@ def test_unquoted_times_are_times_not_yaml_sexagesimal_numbers(tmp_path):
 def test_public_suffix_entries_are_refused_in_category_lists(tmp_path):
     root = write_config(tmp_path, "", **{"lists__extra.txt": "ok.example\nco.uk\n0.0.0.0 fine.example\nnot a domain\n"})
     cats = (root / "categories.yaml").read_text().replace(
-        "    domains: [casino.example, example.co.uk]", "    domains: [casino.example, example.co.uk]\n    lists: [lists/extra.txt, lists/missing.txt]")
+        "    domains: [casino.example, example.co.uk]",
+        "    domains: [casino.example, example.co.uk]\n    lists: [lists/extra.txt, lists/missing.txt]")
     (root / "categories.yaml").write_text(cats)
     got = problems(root)
     lists = str(root / "lists" / "extra.txt")

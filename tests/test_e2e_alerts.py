@@ -71,7 +71,7 @@ def test_the_filters_own_problems_go_to_the_technician_and_safeguarding_alerts_t
     """``system_to``: one burst holding both kinds is two messages, each to its own people."""
     from tests.support.lists import feed_nobody_serves
 
-    dead = feed_nobody_serves(config_dir)
+    feed_nobody_serves(config_dir)
     mon = config_dir / "rules" / "50-monitoring.yaml"
     mon.write_text(mon.read_text().replace("    batch_seconds: 60\n", f"""    batch_seconds: 4
     email: {{host: 127.0.0.1, port: {smtp.port}, from: web-filter@school.example, to: [dsl@school.example],

@@ -13,8 +13,16 @@ import pytest
 
 from tests.support.origin import start_origin
 from tests.support.proxy import set_tls_mode
-from tests.support.tunnels import (connections, ssh, start_openvpn_client, start_openvpn_server, start_sshd,
-                                   start_unblockers, start_websockify, ws_pipe_command)
+from tests.support.tunnels import (
+    connections,
+    ssh,
+    start_openvpn_client,
+    start_openvpn_server,
+    start_sshd,
+    start_unblockers,
+    start_websockify,
+    ws_pipe_command,
+)
 from tests.test_e2e_proxy import curl
 
 pytestmark = pytest.mark.e2e

@@ -4,9 +4,9 @@ local origin servers on 127.0.0.1, and the audit rows it writes."""
 from __future__ import annotations
 
 import concurrent.futures
-import sys
 import socket
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -273,7 +273,7 @@ def test_a_tunnel_to_an_allowed_host_with_the_sni_of_a_blocked_one_is_closed(con
 
 
 def test_mitmdump_with_the_addon_file_works_as_mitmproxy_users_expect(config_dir, tmp_path, origin):
-    from tests.support.proxy import ROUTE_ADDON, REPO, free_port
+    from tests.support.proxy import REPO, ROUTE_ADDON, free_port
 
     port = free_port()
     mitmdump = str(Path(sys.executable).with_name("mitmdump"))

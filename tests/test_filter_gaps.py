@@ -22,7 +22,7 @@ def raw(proxy_port: int, data: bytes, timeout: float = 5) -> bytes:
                 out += chunk
                 if b"\r\n\r\n" in out and (b"Content-Length: 0" in out or out.count(b"\r\n\r\n") and len(out) > 40):
                     break
-        except (socket.timeout, ConnectionResetError):
+        except (TimeoutError, ConnectionResetError):
             pass
         return out
 
@@ -102,7 +102,7 @@ def closed_within(s: socket.socket, seconds: float) -> bool:
         while True:
             if s.recv(4096) == b"":
                 return True
-    except (socket.timeout, TimeoutError):
+    except TimeoutError:
         return False
     except (ConnectionResetError, BrokenPipeError):
         return True

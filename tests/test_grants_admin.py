@@ -14,11 +14,11 @@ from sqlalchemy.orm import Session
 from proxy_addon.admin.app import create_app
 from proxy_addon.admin.auth import FAIL_DELAY_BASE, create_user
 from proxy_addon.audit.db import open_database
+from proxy_addon.audit.models import AccessEvent, AdminAction, ExceptionRequest, Grant
 from proxy_addon.classify.engine import Engine
+from proxy_addon.classify.identity import Identity
 from proxy_addon.grants.rules import GrantError, apply_grants, make_active
 from proxy_addon.grants.store import create_grant, load_active, revoke_grant
-from proxy_addon.classify.identity import Identity
-from proxy_addon.audit.models import AccessEvent, AdminAction, ExceptionRequest, Grant
 from proxy_addon.urls.normalize import normalize_url
 
 NOW = datetime(2026, 11, 25, 10, 0, tzinfo=timezone.utc)

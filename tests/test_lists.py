@@ -12,11 +12,12 @@ from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from proxy_addon.classify.engine import Engine
-from proxy_addon.urls.entries import Entry
 from proxy_addon.classify.listindex import ListFile, ListIndex, StagedEntry, build_index
+from proxy_addon.urls.entries import Entry
 from proxy_addon.urls.matching import SuffixMatcher
 from proxy_addon.urls.normalize import normalize_url
 from tests.support.lists import SHARED, UT1, first_lines, tarball, ut1_slice

@@ -2,10 +2,17 @@ import ipaddress
 import re
 
 import pytest
-from hypothesis import given, strategies as st
+from hypothesis import given
+from hypothesis import strategies as st
 
 from proxy_addon.urls.normalize import (
-    InvalidHost, InvalidURL, normalize_host, normalize_path, normalize_url, parse_ipv4, reversed_labels,
+    InvalidHost,
+    InvalidURL,
+    normalize_host,
+    normalize_path,
+    normalize_url,
+    parse_ipv4,
+    reversed_labels,
 )
 
 

@@ -10,14 +10,14 @@ from pathlib import Path
 import httpx
 
 EXE = str(Path(sys.executable).with_name("schoolproxy"))
-GAMBLING = ("<!doctype html><html><body><h1>Best online casino</h1><p>Free spins and a welcome bonus on your "
-            "first deposit. Sports betting, roulette and blackjack: place your bet now!</p>"
-            "<p id='marker'>zq-unique-page-words</p></body></html>").encode()
-SPANISH = ("<!doctype html><html><body><h1>Casino online</h1><p>Apuestas deportivas, tragamonedas y casino online: "
-           "las mejores apuestas deportivas del mundo.</p></body></html>").encode()
-DODGED = "<!doctype html><html><body><p>best c4sino, fr33 sp1ns, c4sino bonus, c4sino games</p></body></html>".encode()
-ORDINARY = ("<!doctype html><html><body><h1>Year 9 probability</h1><p>We roll two dice and count outcomes. "
-            "The council's library opens at nine; pupils present science projects.</p></body></html>").encode()
+GAMBLING = (b"<!doctype html><html><body><h1>Best online casino</h1><p>Free spins and a welcome bonus on your "
+            b"first deposit. Sports betting, roulette and blackjack: place your bet now!</p>"
+            b"<p id='marker'>zq-unique-page-words</p></body></html>")
+SPANISH = (b"<!doctype html><html><body><h1>Casino online</h1><p>Apuestas deportivas, tragamonedas y casino online: "
+           b"las mejores apuestas deportivas del mundo.</p></body></html>")
+DODGED = b"<!doctype html><html><body><p>best c4sino, fr33 sp1ns, c4sino bonus, c4sino games</p></body></html>"
+ORDINARY = (b"<!doctype html><html><body><h1>Year 9 probability</h1><p>We roll two dice and count outcomes. "
+            b"The council's library opens at nine; pupils present science projects.</p></body></html>")
 
 
 def chunked(body: bytes):

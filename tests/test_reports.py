@@ -14,12 +14,12 @@ from sqlalchemy.orm import Session
 
 from proxy_addon.audit.chain import verify
 from proxy_addon.audit.db import open_database
+from proxy_addon.audit.models import AccessEvent, AuditAnchor
+from proxy_addon.audit.retention import purge
 from proxy_addon.classify.engine import Engine
 from proxy_addon.monitor.history import Concern, ConcernRequired, open_history, reviews_of
-from proxy_addon.audit.models import AccessEvent, AuditAnchor
-from proxy_addon.policy.monitoring import Retention
 from proxy_addon.monitor.reports import REPORTS, out_of_hours, period, render, searches
-from proxy_addon.audit.retention import purge
+from proxy_addon.policy.monitoring import Retention
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
 from gen_events import generate  # noqa: E402

@@ -11,11 +11,11 @@ from __future__ import annotations
 
 import json
 import os
-from html import escape
 import re
 import subprocess
 import sys
 from datetime import date, datetime, timedelta, timezone
+from html import escape
 from pathlib import Path
 
 import pytest

@@ -153,6 +153,8 @@ def test_technician_changes_rules_with_reasons_and_the_log_shows_hand_edits_too(
 def test_category_actions_for_a_group_and_taking_a_change_back(config_dir, tmp_path):
     """Through the app (Flask's client): a category's action for a group; a
     prohibited category cannot be allowed; a change taken back; each a decision."""
+    from datetime import datetime, timedelta, timezone
+
     from proxy_addon.admin.app import create_app
     from proxy_addon.admin.auth import create_user
     from proxy_addon.audit.db import open_database
@@ -160,7 +162,6 @@ def test_category_actions_for_a_group_and_taking_a_change_back(config_dir, tmp_p
     from proxy_addon.classify.identity import Identity
     from proxy_addon.monitor.decisions import decisions
     from proxy_addon.urls.normalize import normalize_url
-    from datetime import datetime, timedelta, timezone
 
     db = open_database(f"sqlite:///{tmp_path}/audit.sqlite")
     create_user(db, "tech", "technician", "tech-password-123")

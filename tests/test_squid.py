@@ -65,7 +65,8 @@ def test_https_connect_to_a_blocked_host_is_refused(squid, origin):
     r = curl(s.url, "-i", "https://www.bet365.com/")
     assert r.returncode != 0 and "403" in (r.stdout + r.stderr)
     rows = s.wait_rows(1, "host = 'www.bet365.com'")
-    assert rows[0]["method"] == "CONNECT" and rows[0]["action"] == "block" and rows[0]["status_code"] == 403, (rows[0]["reason"], rows[0]["status_code"], rows[0]["rule"], len(rows))
+    assert rows[0]["method"] == "CONNECT" and rows[0]["action"] == "block" and rows[0]["status_code"] == 403, (
+        rows[0]["reason"], rows[0]["status_code"], rows[0]["rule"], len(rows))
 
 
 def test_tunnel_to_a_port_the_rules_do_not_allow_is_refused(squid, origin):
@@ -247,7 +248,8 @@ def test_helper_gives_people_their_directory_groups(tmp_path, config_dir):
 
     ldap = LdapServer(tmp_path / "ldap").start()
     try:
-        alice, bob = ldap.add_person("alice", "alice-pw"), ldap.add_person("bob", "bob-pw")
+        ldap.add_person("alice", "alice-pw")
+        bob = ldap.add_person("bob", "bob-pw")
         film = ldap.add_group("film-club", [bob])  # nested: film-club is inside media-studies
         media = ldap.add_group("media-studies", [film])
         (config_dir / "rules" / "60-directory.yaml").write_text(

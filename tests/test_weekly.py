@@ -16,6 +16,7 @@ from pathlib import Path
 from proxy_addon.audit.db import open_database
 from proxy_addon.audit.writer import AuditWriter
 from proxy_addon.classify.engine import Engine
+
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
 from gen_events import generate  # noqa: E402
 

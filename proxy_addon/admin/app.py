@@ -11,11 +11,11 @@ from __future__ import annotations
 
 import functools
 import math
-from urllib.parse import urlsplit
 from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from flask import Flask, abort, flash, g, redirect, render_template, request, session, url_for
 from flask_wtf.csrf import CSRFError, CSRFProtect
@@ -24,17 +24,17 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, aliased
 
 from ..audit.adminlog import record_action
-from ..policy.yamlsource import ConfigError
+from ..audit.models import AccessEvent, AdminAction, AdminUser, ExceptionRequest
 from ..classify.engine import Engine
 from ..grants.rules import SUBJECT_KINDS, TARGET_KINDS, GrantError
 from ..grants.store import create_grant, list_grants, revoke_grant
-from ..audit.models import AccessEvent, AdminAction, AdminUser, ExceptionRequest
+from ..policy.yamlsource import ConfigError
 from .auth import LoginThrottle, authenticate, get_user
 from .concerns import register_concerns
+from .forms import checked_period, finite_hours
 from .listreview import register_list_review
 from .review import register_review
 from .rules import register_rules
-from .forms import checked_period, finite_hours
 
 SESSION_HOURS = 8
 DURATIONS = [(1, "1 hour"), (4, "4 hours"), (24, "1 day"), (72, "3 days"), (168, "1 week")]
@@ -259,8 +259,8 @@ def create_app(db: DBEngine, config_root: Path, secret: bytes, session_hours: fl
     @app.get("/technician")
     @roles("technician", "headteacher")
     def technician() -> Any:
-        from ..policy.loader import check_config
         from ..classify.listindex import ListIndex
+        from ..policy.loader import check_config
 
         problems = check_config(config_root)
         stats = None
@@ -289,9 +289,10 @@ def create_app(db: DBEngine, config_root: Path, secret: bytes, session_hours: fl
     @app.get("/dashboard")
     @roles("slt", "headteacher", "dsl")
     def dashboard() -> Any:
-        from ..monitor.reports import blocked, grants as grants_report, out_of_hours, period, self_reports as sr_report
-        from ..monitor.reports import streaming, top_blocked
         from ..monitor.charts import bars, hbars
+        from ..monitor.reports import blocked, out_of_hours, period, streaming, top_blocked
+        from ..monitor.reports import grants as grants_report
+        from ..monitor.reports import self_reports as sr_report
 
         eng = engine()
         t0, t1 = checked_period(period, request.args.get("from"), request.args.get("to"), eng.config.zone)

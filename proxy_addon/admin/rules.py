@@ -27,8 +27,8 @@ from sqlalchemy.orm import Session
 from ..audit.adminlog import record_action
 from ..classify.engine import Engine
 from ..monitor.decisions import as_rows, decisions
-from ..monitor.rulesync import record_edit
 from ..monitor.reports import period
+from ..monitor.rulesync import record_edit
 from ..policy.edit import APP_FILE, AppRules, check_change, next_id, read_app_rules, write_atomically
 from ..policy.model import ACTIONS
 from ..policy.yamlsource import ConfigError, Problem

@@ -25,8 +25,8 @@ from typing import Any
 
 from sqlalchemy import Boolean, Connection, Float, String, insert, select, type_coerce, update
 
-from .models import AccessEvent, AuditAnchor, AuditChainHead, UTCDateTime
 from ..policy.monitoring import Retention
+from .models import AccessEvent, AuditAnchor, AuditChainHead, UTCDateTime
 
 GENESIS = "0" * 64
 HASHED = tuple(c.name for c in AccessEvent.__table__.columns
@@ -82,7 +82,7 @@ def digest(prev: str, row: dict[str, Any], chain: str, seq: int) -> str:
     if row.get("action") == PURGED and row.get("purged"):
         action, _, personal = str(row["purged"]).partition(" ")
         return link(prev, chain, seq, row.get("ts"), action, personal)
-    return link(prev, chain, seq, row.get("ts"), row.get("action"), personal_digest(row))
+    return link(prev, chain, seq, row.get("ts"), str(row.get("action")), personal_digest(row))
 
 
 def tombstone(row: dict[str, Any]) -> str:
@@ -100,13 +100,14 @@ class Chain:
     journaled: int = 0  # the last journal position whose event is in the database
 
     def load(self, conn: Connection) -> Chain:
-        row = conn.execute(select(AuditChainHead.seq, AuditChainHead.hash, AuditChainHead.journaled)
-                           .where(AuditChainHead.chain == self.name)).first()
-        if row is None:
-            row = conn.execute(select(AuditAnchor.seq, AuditAnchor.hash).where(AuditAnchor.chain == self.name)).first()
-        if row is not None:
-            self.seq, self.last = int(row[0]), row[1]
-            self.journaled = int(row[2] or 0) if len(row) > 2 else 0
+        head = conn.execute(select(AuditChainHead.seq, AuditChainHead.hash, AuditChainHead.journaled)
+                            .where(AuditChainHead.chain == self.name)).first()
+        if head is not None:
+            self.seq, self.last, self.journaled = int(head[0]), head[1], int(head[2] or 0)
+            return self
+        anchor = conn.execute(select(AuditAnchor.seq, AuditAnchor.hash).where(AuditAnchor.chain == self.name)).first()
+        if anchor is not None:
+            self.seq, self.last, self.journaled = int(anchor[0]), anchor[1], 0
         return self
 
     def stamp(self, rows: Iterable[dict[str, Any]]) -> None:

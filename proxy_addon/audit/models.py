@@ -363,3 +363,9 @@ class AdminAction(Base):
 
 
 EVENT_COLUMNS = frozenset(c.name for c in AccessEvent.__table__.columns) - {"id"}
+
+
+def column_widths() -> dict[str, int]:
+    """The width of each text column of an access event that has one."""
+    return {c.name: c.type.length for c in AccessEvent.__table__.columns
+            if isinstance(c.type, String) and c.type.length}

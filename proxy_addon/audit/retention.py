@@ -18,10 +18,10 @@ from typing import Any
 from sqlalchemy import Engine as DBEngine
 from sqlalchemy import bindparam, delete, func, select, text, update
 
+from ..policy.monitoring import Retention
 from .chain import HASHED, PURGED, tombstone
 from .db import refresh_statistics
 from .models import AccessEvent, AccessReview, AdminAction, AuditAnchor, ExceptionRequest, Grant, Interception
-from ..policy.monitoring import Retention
 
 E = AccessEvent
 _ERASED = {"user": "", "client_ip": "", "device": None, "method": "", "scheme": "", "host": "", "url": "", "action": PURGED,

@@ -37,13 +37,13 @@ import logging
 import os
 import secrets
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Connection, Engine, func, select
+from sqlalchemy import Connection, Engine, func, insert, select
 
 from .chain import SealedHead
 from .models import AccessEvent, AuditChainHead, AuditSeal
@@ -181,7 +181,7 @@ class Sealer:
         state = load_state(self.data, self.instance)
         if state is None:
             vkey = setup(self.data, self.instance, self.interval) if show is not None else None
-            if vkey is None or not show(vkey):
+            if vkey is None or show is None or not show(vkey):
                 key_path(self.data, self.instance).unlink(missing_ok=True)
                 self.error = (f"not set up: run `schoolproxy audit seal-setup --instance {self.instance}` at a "
                               "terminal (it shows the verification key once), then restart")
@@ -281,7 +281,7 @@ class Sealer:
                            .scalars())
                 new = [s for s in seals if s["mac"] not in done]
                 if new:
-                    conn.execute(AuditSeal.__table__.insert(), new)
+                    conn.execute(insert(AuditSeal), new)
         except Exception as e:
             self._failed(e)
             return
@@ -338,7 +338,7 @@ def verify_seals(conn: Connection, keys: list[VerificationKey], now: datetime | 
     return report
 
 
-def _walk(inst: str, seals: list[Any], by_kid: dict[str, VerificationKey], report: SealReport) -> Any:
+def _walk(inst: str, seals: Sequence[Any], by_kid: dict[str, VerificationKey], report: SealReport) -> Any:
     """Follow one instance's seals; return the last genuine one in an unbroken run."""
     prev: Any = None
     keys: dict[str, tuple[int, bytes]] = {}

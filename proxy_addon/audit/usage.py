@@ -8,7 +8,7 @@ transfer starts.
 from __future__ import annotations
 
 from sqlalchemy import Engine as DBEngine
-from sqlalchemy import select, update
+from sqlalchemy import insert, select, update
 from sqlalchemy.orm import Session
 
 from .db import detached
@@ -26,20 +26,17 @@ def add_usage(db: DBEngine, user: str, day: str, seconds: float, nbytes: int) ->
     with db.begin() as conn:
         name = conn.dialect.name
         if name in ("sqlite", "postgresql"):
-            if name == "sqlite":
-                from sqlalchemy.dialects.sqlite import insert
-            else:
-                from sqlalchemy.dialects.postgresql import insert
-            stmt = insert(MediaUsage).values(**values)
-            stmt = stmt.on_conflict_do_update(index_elements=["user", "day"], set_={
+            from sqlalchemy.dialects import postgresql, sqlite
+
+            stmt = (sqlite.insert if name == "sqlite" else postgresql.insert)(MediaUsage).values(**values)
+            conn.execute(stmt.on_conflict_do_update(index_elements=["user", "day"], set_={
                 "seconds": MediaUsage.seconds + stmt.excluded.seconds,
-                "bytes": MediaUsage.bytes + stmt.excluded.bytes})
-            conn.execute(stmt)
+                "bytes": MediaUsage.bytes + stmt.excluded.bytes}))
             return
         done = conn.execute(update(MediaUsage).where(MediaUsage.user == user, MediaUsage.day == day)
                             .values(seconds=MediaUsage.seconds + seconds, bytes=MediaUsage.bytes + nbytes))
         if not done.rowcount:
-            conn.execute(MediaUsage.__table__.insert().values(**values))
+            conn.execute(insert(MediaUsage).values(**values))
 
 
 def usage_rows(db: DBEngine, day: str) -> list[MediaUsage]:

@@ -24,10 +24,10 @@ from __future__ import annotations
 import logging
 import queue
 import threading
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from collections.abc import Iterator
 from typing import Any
 
 from sqlalchemy import Engine, Table
@@ -35,8 +35,8 @@ from sqlalchemy import Engine, Table
 from .chain import Chain
 from .diskguard import size_text
 from .journal import Journal
-from .witness import Witness
 from .models import AccessEvent, UTCDateTime
+from .witness import Witness
 
 log = logging.getLogger(__name__)
 Row = dict[str, Any]
@@ -91,7 +91,7 @@ class AuditWriter:
                  batch_size: int = 5000, interval: float = 1.0, chain: str | None = None,
                  buffer_bytes: int = 256 << 20, memory_rows: int = MEMORY_ROWS):
         self.engine = engine
-        self.table = table if table is not None else AccessEvent.__table__
+        self.table: Table = table if table is not None else AccessEvent.__table__  # type: ignore[assignment]
         self.interval = interval
         self._queue: queue.SimpleQueue[Row] = queue.SimpleQueue()
         self._stop = threading.Event()

@@ -41,20 +41,25 @@ from ..policy.loader import load_config
 from ..policy.model import ACTIONS, Category, Config
 from ..policy.safesearch import SafeSearchRules
 from ..policy.scoring import ScoringRules
+from ..urls.entries import digest_forms
+from ..urls.matching import specificity
+from ..urls.normalize import HOST_MEMO, Target
 from .circumvention import bare_ip_refused, circumvention_decision, doh_path
 from .decision import Decision, Match
 from .identity import Identity, identify
 from .listindex import CURRENT, ListIndex
 from .scoring import Score, Scorer
-from ..urls.entries import digest_forms
-from ..urls.matching import specificity
-from ..urls.normalize import HOST_MEMO, Target
 
 _RANK = {a: i for i, a in enumerate(ACTIONS)}
 
 
 class ListLookup(Protocol):
     """The compiled index of imported category lists (see ``listindex``)."""
+
+    meta: dict[str, Any]  # how it was built (``built``: when)
+
+    @property
+    def entries(self) -> int: ...
 
     def lookup_ex(self, target: Target) -> tuple[list[Match], bool]: ...
 
@@ -213,7 +218,7 @@ class Engine:
         if when.always:
             return True
         local = self.local_time(at)
-        return when.applies(local, self.in_working_hours(who, local))
+        return bool(when.applies(local, self.in_working_hours(who, local)))
 
     # -- decision ------------------------------------------------------------
 

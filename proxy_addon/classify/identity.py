@@ -8,8 +8,8 @@ wins, so one PC can be named inside a named room); otherwise the address.
 from __future__ import annotations
 
 import ipaddress
-from functools import lru_cache
 from dataclasses import dataclass
+from functools import lru_cache
 
 from ..policy.model import Config
 from ..urls.normalize import HOST_MEMO

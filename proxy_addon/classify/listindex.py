@@ -56,9 +56,9 @@ from typing import Any
 
 import marisa_trie
 
-from .decision import Match
 from ..urls.entries import multi_label_suffixes
 from ..urls.normalize import Target, is_ip_literal, reversed_labels
+from .decision import Match
 
 FORMAT = 4
 LINE_BITS = 23
@@ -343,8 +343,8 @@ def build_index(index_dir: Path, files: list[ListFile], entries: Iterable[tuple[
         lines = []
         with open(path, encoding="utf-8") as fh:
             for raw in fh:
-                kind, key, fid, line = raw.rstrip("\n").split("\t")
-                lines.append((kind, key, int(fid), int(line)))
+                t_kind, t_key, t_fid, t_line = raw.rstrip("\n").split("\t")
+                lines.append((t_kind, t_key, int(t_fid), int(t_line)))
         _write_bucket(tmp, n, lines)
         path.unlink()
     meta = {

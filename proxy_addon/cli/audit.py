@@ -9,13 +9,13 @@ from pathlib import Path
 
 from sqlalchemy import inspect
 
-from .base import add_config_arg, add_db_arg, audit_db, command_group, load_engine
 from ..audit.chain import verify
 from ..audit.db import open_database
 from ..audit.keyshow import key_message
 from ..audit.seal import VerificationKey, load_state, setup, unsealed, verify_seals
 from ..policy.files import data_dir
 from ..policy.monitoring import Retention
+from .base import add_config_arg, add_db_arg, audit_db, command_group, load_engine
 
 TABLES = ("access_events", "audit_chains", "audit_anchors", "audit_seals")
 

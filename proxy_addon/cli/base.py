@@ -15,9 +15,9 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from ..audit.db import default_audit_db
 from ..policy.files import default_config_dir
 from ..policy.yamlsource import ConfigError
-from ..audit.db import default_audit_db
 
 Command = Callable[[argparse.Namespace], int]
 COMMANDS: dict[str, tuple[Callable[[argparse.ArgumentParser], None], Command, str]] = {}
@@ -82,7 +82,7 @@ def load_engine(args: argparse.Namespace) -> Any:
     try:
         return Engine.load(config_dir(args))
     except ConfigError as e:
-        raise SystemExit(f"schoolproxy: the configuration has problems (run 'schoolproxy check'):\n{e}")
+        raise SystemExit(f"schoolproxy: the configuration has problems (run 'schoolproxy check'):\n{e}") from None
 
 
 def parse_at(text: str | None) -> datetime:
@@ -93,4 +93,4 @@ def parse_at(text: str | None) -> datetime:
     try:
         return datetime.fromisoformat(text)
     except ValueError:
-        raise SystemExit(f"schoolproxy: bad --at time {text!r}: use ISO 8601, e.g. 2026-11-25T14:30")
+        raise SystemExit(f"schoolproxy: bad --at time {text!r}: use ISO 8601, e.g. 2026-11-25T14:30") from None

@@ -7,10 +7,10 @@ import argparse
 import sys
 from datetime import datetime, timezone
 
-from .base import add_config_arg, add_db_arg, audit_db, command_group, load_engine, parse_at
 from ..audit.db import open_database
 from ..grants.rules import TARGET_KINDS, GrantError
 from ..grants.store import create_grant, list_grants, revoke_grant
+from .base import add_config_arg, add_db_arg, audit_db, command_group, load_engine, parse_at
 
 
 def _setup_grant(p: argparse.ArgumentParser) -> None:

@@ -8,11 +8,11 @@ import argparse
 import sys
 from datetime import datetime, timezone
 
-from .base import add_config_arg, add_db_arg, audit_db, command_group, load_engine
 from ..audit.db import open_database
 from ..monitor.history import Concern, ConcernRequired
 from ..monitor.interception import list_interceptions, order_interception, revoke_interception
 from ..policy.monitoring import Monitoring
+from .base import add_config_arg, add_db_arg, audit_db, command_group, load_engine
 
 
 def _setup(p: argparse.ArgumentParser) -> None:

@@ -10,9 +10,18 @@ from pathlib import Path
 from typing import Any
 
 from ..classify.listindex import ListIndex
-from ..lists.build import CORRECTIONS, DROPPED, PROTECTED_REPORT, BuildResult, Mapping, mapping_from_config, mapping_from_file, rebuild
-from ..lists.sources import SourceError, SourceReport, stage_source, staged_sources
+from ..lists.build import (
+    CORRECTIONS,
+    DROPPED,
+    PROTECTED_REPORT,
+    BuildResult,
+    Mapping,
+    mapping_from_config,
+    mapping_from_file,
+    rebuild,
+)
 from ..lists.lockedfeeds import update_locked
+from ..lists.sources import SourceError, SourceReport, stage_source, staged_sources
 from ..lists.update import update_sources
 from ..policy.files import data_dir
 from ..policy.listsources import FORMATS

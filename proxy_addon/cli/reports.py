@@ -11,11 +11,11 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
-from .base import add_config_arg, add_db_arg, audit_db, command, load_engine
 from ..audit.db import open_database
 from ..monitor.history import EXPORT_COLUMNS, Concern, ConcernRequired, events, open_history, record_review
-from ..policy.monitoring import Monitoring, Retention
 from ..monitor.reports import REPORTS, period, render
+from ..policy.monitoring import Monitoring, Retention
+from .base import add_config_arg, add_db_arg, audit_db, command, load_engine
 
 
 def _period_args(p: argparse.ArgumentParser) -> None:

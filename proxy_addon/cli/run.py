@@ -92,7 +92,7 @@ def _workers(text: str) -> int:
     try:
         n = int(text)
     except ValueError:
-        raise SystemExit(f"schoolproxy: --workers must be a number or 'auto', not {text!r}")
+        raise SystemExit(f"schoolproxy: --workers must be a number or 'auto', not {text!r}") from None
     if not 1 <= n <= 256:
         raise SystemExit("schoolproxy: --workers must be between 1 and 256")
     return n

@@ -57,7 +57,7 @@ def cmd_selftest(args: argparse.Namespace) -> int:
 
     run = uuid.uuid4().hex[:8]
     db = open_database(audit_db(args))
-    results = []
+    results: list[dict[str, str | bool]] = []
     with httpx.Client(proxy=f"http://{args.proxy}", timeout=20, follow_redirects=False) as client:
         for check in CHECKS:
             url = check.url + ("&" if "?" in check.url else "?") + f"selftest={run}"
@@ -74,7 +74,7 @@ def cmd_selftest(args: argparse.Namespace) -> int:
                 ok, seen = _safe_search_applied(db, run, select, Session, AccessEvent), f"{status}"
             results.append({"check": check.name, "url": check.url, "expected": check.expect, "got": seen,
                             "pass": ok})
-    passed = sum(r["pass"] for r in results)
+    passed = sum(bool(r["pass"]) for r in results)
     summary = f"{passed} of {len(results)} checks passed through {args.proxy}"
     with Session(db) as s, s.begin():
         record_action(s, "selftest", "selftest", args.proxy, json.dumps({"run": run, "results": results}),
@@ -82,13 +82,14 @@ def cmd_selftest(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps({"summary": summary, "results": results}, indent=1))
     else:
-        for r in results:
-            print(f"{'PASS' if r['pass'] else 'FAIL'}  {r['check']:32} expected {r['expected']:16} got {r['got']}")
+        for res in results:
+            print(f"{'PASS' if res['pass'] else 'FAIL'}  {res['check']!s:32} expected {res['expected']!s:16} "
+                  f"got {res['got']}")
         print(summary)
     return 0 if passed == len(results) else 1
 
 
-def _safe_search_applied(db, run, select, Session, AccessEvent) -> bool:  # type: ignore[no-untyped-def]
+def _safe_search_applied(db, run, select, Session, AccessEvent) -> bool:
     """The proxy's own record of the search request says safe search was
     enforced on it (the audit writer gathers for up to a second)."""
     deadline = time.monotonic() + 5

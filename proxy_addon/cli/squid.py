@@ -32,14 +32,14 @@ def _secret(args: argparse.Namespace) -> Path:
     return Path(args.secret_file) if args.secret_file else (default_config_dir() / DEFAULT_SECRET_FILE).resolve()
 
 
-def _runtime(args: argparse.Namespace):  # type: ignore[no-untyped-def]
+def _runtime(args: argparse.Namespace):
     from ..policy.yamlsource import ConfigError
     from ..squid.runtime import PolicyRuntime
 
     try:
         return PolicyRuntime(config_dir(args), audit_db(args), _secret(args))
     except ConfigError as e:
-        raise SystemExit(f"schoolproxy: the configuration has problems (run 'schoolproxy check'):\n{e}")
+        raise SystemExit(f"schoolproxy: the configuration has problems (run 'schoolproxy check'):\n{e}") from None
 
 
 def _helper_setup(p: argparse.ArgumentParser) -> None:

@@ -166,10 +166,11 @@ def form_files(content_type: str, body: bytes) -> list[tuple[str, bytes]]:
         b"Content-Type: " + content_type.encode("latin-1", "replace") + b"\r\n\r\n" + body)
     if not message.is_multipart():
         return []
-    out = []
+    out: list[tuple[str, bytes]] = []
     for part in message.iter_parts():
         data = part.get_payload(decode=True)
-        if data is None:
+        if not isinstance(data, bytes):
             continue
-        out.append((part.get_filename() or part.get_param("name", header="content-disposition") or "part", data))
+        name = part.get_filename() or part.get_param("name", header="content-disposition")
+        out.append((name if isinstance(name, str) else "part", data))
     return out

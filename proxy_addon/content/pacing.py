@@ -37,6 +37,7 @@ from typing import Any
 from ..policy.bandwidth import BandwidthRule, BandwidthRules
 from .sharedlimits import SharedBuckets
 
+
 class TokenBucket:
     """Bytes a second with a burst; ``take`` returns how long to wait."""
 

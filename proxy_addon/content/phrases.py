@@ -132,7 +132,7 @@ class PhraseMatcher:
         if self.parts:
             self.auto.make_automaton()
         self.longest_run = max((len(m.group(0)) for p in self.parts for m in _RUN.finditer(p)), default=1)
-        self._runs = re.compile(r"(.)\1{%d,}" % self.longest_run)
+        self._runs = re.compile(r"(.)\1{" + str(self.longest_run) + ",}")
         # Parts made of one repeated character ("xxx") match at every
         # character of a run of it: such runs are cut before matching, by a
         # single-character repeat that the regular expression engine scans
@@ -206,7 +206,7 @@ _MATCHERS: dict[int, PhraseMatcher] = {}
 
 def matcher_for(rules: PageContentRules) -> PhraseMatcher:
     """One matcher per rules object (a reload builds a new one, off the event
-    loop: ``proxy.background``).  The last two are kept, so the rules in force
+    loop: ``proxy.upkeep.rulewatch``).  The last two are kept, so the rules in force
     and the ones being loaded never evict each other."""
     found = _MATCHERS.get(id(rules))
     if found is None or found.phrases is not rules.phrases:

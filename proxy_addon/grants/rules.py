@@ -23,12 +23,12 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 
+from ..classify.decision import Decision
+from ..classify.identity import Identity
 from ..policy.grants import GrantRules
 from ..policy.locked import overlaps
 from ..policy.model import Config
-from ..classify.decision import Decision
 from ..urls.entries import Entry, InvalidEntry, parse_entry
-from ..classify.identity import Identity
 from ..urls.matching import path_covers
 from ..urls.normalize import Target
 

@@ -10,13 +10,12 @@ from sqlalchemy import Engine as DBEngine
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from ..audit.db import detached
 from ..audit.adminlog import record_action, record_refusal
-from ..classify.engine import Engine
-from .rules import (SUBJECT_KINDS, ActiveGrant, GrantError, GrantRules, check_new_grant, grant_window,
-                     make_active)
+from ..audit.db import detached
 from ..audit.models import ExceptionRequest, Grant
+from ..classify.engine import Engine
 from ..urls.normalize import make_target
+from .rules import SUBJECT_KINDS, ActiveGrant, GrantError, GrantRules, check_new_grant, grant_window, make_active
 
 
 def load_active(db: DBEngine, now: datetime) -> tuple[ActiveGrant, ...]:
@@ -27,8 +26,8 @@ def load_active(db: DBEngine, now: datetime) -> tuple[ActiveGrant, ...]:
         return tuple(make_active(r) for r in rows)
 
 
-def _categories_of(engine: Engine):  # type: ignore[no-untyped-def]
-    def categories(entry):  # type: ignore[no-untyped-def]
+def _categories_of(engine: Engine):
+    def categories(entry):
         target = make_target("http", entry.host, None, entry.path or "/")
         return {m.category for m in engine.matches(target) if m.category}
     return categories

@@ -74,7 +74,7 @@ def overreach(engine: Engine, popular: Iterable[str], top: int) -> list[Overreac
             if m.entry in done:
                 continue
             item = found.setdefault(m.entry, Overreach(m.entry, m.origin, []))
-            if m.category not in item.categories:
+            if m.category is not None and m.category not in item.categories:
                 item.categories.append(m.category)
             if not item.hosts or item.hosts[-1][1] != host:
                 item.hosts.append((rank, host))

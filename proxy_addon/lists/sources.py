@@ -28,10 +28,10 @@ import tarfile
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
+from functools import partial
 from pathlib import Path
 from typing import IO
 from zlib import error as ZlibError
-
 
 from ..policy.listsources import FORMATS
 from ..urls.entries import InvalidEntry, entry_from_list_line
@@ -100,13 +100,17 @@ def category_of_file(path: Path | str) -> str:
 ListFileSpec = tuple[str, str, Callable[[], IO[bytes]], int]
 
 
+def _opener(path: Path) -> Callable[[], IO[bytes]]:
+    return lambda: open(path, "rb")
+
+
 def _ut1_dir(root: Path, source: str) -> Iterator[ListFileSpec]:
     for cat_dir in sorted(p for p in root.iterdir() if p.is_dir() and not p.is_symlink()):
         for kind in ("domains", "urls"):
             f = cat_dir / kind
             if f.is_file() and not f.is_symlink():
                 yield (f"{source}/{cat_dir.name}/{kind}", cat_dir.name,
-                       lambda f=f: open(f, "rb"), f.stat().st_size)
+                       _opener(f), f.stat().st_size)
 
 
 def _ut1_tar(path: Path, source: str) -> Iterator[ListFileSpec]:
@@ -123,7 +127,7 @@ def _ut1_tar(path: Path, source: str) -> Iterator[ListFileSpec]:
                 if fh is None:
                     continue
                 data = fh.read()  # one list file at a time: the largest UT1 file is ~100 MB
-                yield f"{source}/{category}/{kind}", category, lambda data=data: io.BytesIO(data), len(data)
+                yield f"{source}/{category}/{kind}", category, partial(io.BytesIO, data), len(data)
     except (tarfile.TarError, EOFError, OSError, ZlibError) as e:
         raise SourceError(f"{path}: not a readable archive ({type(e).__name__}: {e}); it may be truncated") from e
 
@@ -139,7 +143,7 @@ def list_files(path: Path, fmt: str, source: str) -> Iterator[ListFileSpec]:
         if f.name.upper().startswith(("LICENSE", "README", "SOURCES", "COPYING")):
             continue
         cat = category_of_file(f)
-        yield f"{source}/{cat}", cat, lambda f=f: open(f, "rb"), f.stat().st_size
+        yield f"{source}/{cat}", cat, _opener(f), f.stat().st_size
 
 
 def stage_source(path: Path, index_dir: Path, name: str | None = None, fmt: str | None = None,
@@ -203,7 +207,7 @@ def stage_source(path: Path, index_dir: Path, name: str | None = None, fmt: str 
 
 
 def staged_sources(index_dir: Path) -> list[SourceReport]:
-    out = []
+    out: list[SourceReport] = []
     staged = index_dir / STAGED
     if not staged.is_dir():
         return out

@@ -3,10 +3,11 @@ JavaScript, no CDN (the school's own filter might block one), readable on a phon
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from html import escape
 
 
-def bars(title: str, labels: list[str], values: list[float], unit: str = "", width: int = 640,
+def bars(title: str, labels: list[str], values: Sequence[float], unit: str = "", width: int = 640,
          height: int = 220, colour: str = "#1d4ed8") -> str:
     """A vertical bar chart; labels along the bottom (every few when crowded)."""
     n = max(1, len(values))

@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
-from sqlalchemy import Engine, select, update
+from sqlalchemy import CursorResult, Engine, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -107,7 +107,7 @@ def record_file_change(s: Session, path: str, before: str | None, after: str | N
     else:
         done = s.execute(update(RuleFile).where(RuleFile.path == path, RuleFile.sha256 == digest(before))
                          .values(sha256=digest(after), content=after, updated_at=now))
-        if done.rowcount != 1:
+        if not isinstance(done, CursorResult) or done.rowcount != 1:
             return None
     diff = unified(path, before or "", after or "")
     what = summary or (f"{path}: new file, {summarise(diff)}" if before is None else

@@ -29,8 +29,8 @@ from sqlalchemy import Engine as DBEngine
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from ..audit.db import detached
 from ..audit.adminlog import record_action, record_refusal
+from ..audit.db import detached
 from ..audit.models import Interception
 from ..policy.monitoring import Monitoring
 from .history import Concern, ConcernRequired, add_review, check_concern

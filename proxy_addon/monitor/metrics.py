@@ -19,10 +19,16 @@ from __future__ import annotations
 
 import os
 import time
-from typing import Any
+from typing import Any, Literal
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
-from prometheus_client import CONTENT_TYPE_LATEST  # noqa: F401  (re-exported for the proxy's endpoint)
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,  # noqa: F401  (re-exported for the proxy's endpoint)
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+)
 
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 LATENCY = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
@@ -44,12 +50,12 @@ class Metrics:
                                   buckets=LATENCY, registry=r)
         self.duration = Histogram("schoolproxy_request_seconds", "Time from request to the end of the response",
                                   buckets=LATENCY, registry=r)
-        mode = {"multiprocess_mode": "livesum"}
+        mode: dict[str, Literal["livesum"]] = {"multiprocess_mode": "livesum"}
         self.queue = Gauge("schoolproxy_audit_queue_events", "Audit events waiting to be written", registry=r, **mode)
         self.journal = Gauge("schoolproxy_audit_journal_bytes", "Size of the audit journal", registry=r, **mode)
         self.lost = Gauge("schoolproxy_audit_unrecorded_events", "Events that could not be recorded (a gap)",
                           registry=r, **mode)
-        mx = {"multiprocess_mode": "max"}
+        mx: dict[str, Literal["max"]] = {"multiprocess_mode": "max"}
         self.index_entries = Gauge("schoolproxy_list_index_entries", "Entries in the list index", registry=r, **mx)
         self.index_age = Gauge("schoolproxy_list_index_age_seconds", "Age of the list index", registry=r, **mx)
         self.grants = Gauge("schoolproxy_grants_active", "Grants in force", registry=r, **mx)

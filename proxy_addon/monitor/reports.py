@@ -23,12 +23,12 @@ from html import escape
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy.orm import Session
 from sqlalchemy import Engine as DBEngine
 from sqlalchemy import String, and_, cast, func, or_, select, text
+from sqlalchemy.orm import Session
 
-from ..classify.engine import Engine
 from ..audit.models import BLOCKS, MEDIA, OUT_OF_HOURS, SEARCHES, SELF_REPORTS, AccessEvent, Grant
+from ..classify.engine import Engine
 
 E = AccessEvent
 
@@ -165,7 +165,7 @@ def searches(db: DBEngine, engine: Engine, t0: datetime, t1: datetime, limit: in
                          .group_by(E.search_terms).order_by(func.count().desc())).all()
     flagged_counts: dict[str, int] = defaultdict(int)
     for terms, n in rows:
-        for t in flagged(terms, mon.safeguarding_terms):
+        for t in flagged(terms or "", mon.safeguarding_terms):
             flagged_counts[t] += n
     out = [[t, n, "safeguarding term"] for t, n in sorted(flagged_counts.items(), key=lambda kv: -kv[1])]
     out += [[terms, n, ""] for terms, n in rows[:limit]]

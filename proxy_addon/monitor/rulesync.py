@@ -150,7 +150,7 @@ def pull_shared(db: Engine, root: Path, data: Path) -> list[str]:
     return written
 
 
-def record_edit(db: Engine, root: Path, rel: str, write: Callable[[], None], actor: str, source: str,
+def record_edit(db: Engine, root: Path, rel: str, write: Callable[[], object], actor: str, source: str,
                 reason: str | None, summary: str | None = None, role: str | None = None,
                 data: Path | None = None) -> bool:
     """Make a change to one tracked file with ``write`` and record it as a

@@ -12,10 +12,10 @@ _GOOGLE = re.compile(r"(?:www\.)?google\.(?:[a-z]{2,3}|co\.[a-z]{2}|com\.[a-z]{2
 # host test, path test, query parameter
 _ENGINES = (
     ("google", lambda h: bool(_GOOGLE.match(h)) or h == "forcesafesearch.google.com", ("/search",), "q"),
-    ("bing", lambda h: h in ("www.bing.com", "bing.com", "strict.bing.com"), ("/search", "/images/search", "/videos/search"), "q"),
-    ("duckduckgo", lambda h: h in ("duckduckgo.com", "www.duckduckgo.com", "html.duckduckgo.com", "safe.duckduckgo.com"), ("/", "/html", "/html/"), "q"),
+    ("bing", lambda h: h in ("www.bing.com", "bing.com", "strict.bing.com"), ("/search", "/images/search", "/videos/search"), "q"),  # noqa: E501 - one row of a table
+    ("duckduckgo", lambda h: h in ("duckduckgo.com", "www.duckduckgo.com", "html.duckduckgo.com", "safe.duckduckgo.com"), ("/", "/html", "/html/"), "q"),  # noqa: E501 - one row of a table
     ("yahoo", lambda h: h == "search.yahoo.com" or h.endswith(".search.yahoo.com"), ("/search",), "p"),
-    ("youtube", lambda h: h in ("www.youtube.com", "m.youtube.com", "youtube.com", "restrict.youtube.com", "restrictmoderate.youtube.com"), ("/results",), "search_query"),
+    ("youtube", lambda h: h in ("www.youtube.com", "m.youtube.com", "youtube.com", "restrict.youtube.com", "restrictmoderate.youtube.com"), ("/results",), "search_query"),  # noqa: E501 - one row of a table
     ("ecosia", lambda h: h in ("www.ecosia.org", "ecosia.org"), ("/search", "/images", "/videos"), "q"),
 )
 

@@ -28,9 +28,8 @@ from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
 from ..audit.adminlog import record_action
+from ..audit.models import BLOCKS, AdminAction
 from ..audit.models import AccessEvent as E
-from ..audit.models import AdminAction
-from ..audit.models import BLOCKS
 from ..classify.engine import Engine
 from ..policy.monitoring import Monitoring
 from . import reports
@@ -66,9 +65,9 @@ def weekly(db: DBEngine, engine: Engine, t0: datetime, t1: datetime) -> Weekly:
         def hits(cats: list[str]) -> list[Any]:
             if not cats:
                 return []
-            return c.execute(select(E.category, func.count(), func.min(E.id), func.max(E.id))
+            return list(c.execute(select(E.category, func.count(), func.min(E.id), func.max(E.id))
                              .where(reports.where(BLOCKS), reports.between(t0, t1), E.category.in_(cats))
-                             .group_by(E.category)).all()
+                             .group_by(E.category)).all())
         locked_hits, safe_hits = hits(locked), hits(safeguarding)
         digests = c.execute(select(E.config_digest, func.min(E.ts), func.count())
                             .where(reports.between(t0, t1), E.config_digest.is_not(None))

@@ -18,7 +18,7 @@ from ..urls.entries import InvalidEntry, entry_from_list_line, parse_entry
 from ..urls.matching import SuffixMatcher
 from .bulklist import BULK_BYTES, BulkError, load_compiled
 from .files import display_path
-from .locked import check_category, parse_feed, lifting_attempts, read_digests
+from .locked import check_category, lifting_attempts, parse_feed, read_digests
 from .model import ACTIONS, Audience, BulkRef, Category, CategoryRule, Device, EntryRef, Override, When, WorkingHours
 from .reader import Reader
 from .schedule import ScheduleError, TimeWindow, parse_days, parse_span
@@ -318,8 +318,9 @@ class Builder:
         reached_default = None
         for wh in self.working_hours:
             if reached_default is not None:
-                file, _, line = wh.origin.rpartition(":")
-                self.problems.append(Problem(file, int(line), f"unreachable: the working hours for everyone at {reached_default} come first"))
+                file, _, at = wh.origin.rpartition(":")
+                self.problems.append(Problem(file, int(at), "unreachable: the working hours for everyone at "
+                                                              f"{reached_default} come first"))
             elif wh.audience.everyone:
                 reached_default = wh.origin
 

@@ -58,7 +58,7 @@ def parse(b: Any, value: Any, doc: YMap) -> None:
         if "files" in item:
             fm = r.mapping(item["files"], item, item.line_of("files"), "'files'")
             for cat in fm or {}:
-                files.append((str(cat), str(fm[cat])))  # type: ignore[index]
+                files.append((str(cat), str(fm[cat])))
         if (url is None) == (not files):
             r.problem(item, item.line, "a list source needs either 'url' or 'files'")
         for u in ([url] if url else []) + [u for _, u in files]:

@@ -16,8 +16,8 @@ from __future__ import annotations
 import hashlib
 from pathlib import Path
 
-from .builder import Builder
 from . import listsources
+from .builder import Builder
 from .files import CATEGORIES_FILE, SOURCES_FILE, config_files, default_config_dir, display_path
 from .model import Config, Settings
 from .sections import PARSERS, REPEATABLE

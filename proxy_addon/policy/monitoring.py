@@ -43,8 +43,9 @@ from .yamlsource import YMap
 DEFAULT_HISTORY_ROLES = frozenset({"headteacher", "dsl"})
 DEFAULT_INTERCEPTION_ROLES = frozenset({"headteacher"})
 ROLES = ("technician", "headteacher", "slt", "dsl")
-DEFAULT_RETENTION = {"allowed_events": 90, "blocked_events": 365, "other_events": 365, "exception_requests": 365,
-                     "grants": 2190, "access_reviews": 2190, "admin_actions": 2190}
+DEFAULT_RETENTION: dict[str, float] = {
+    "allowed_events": 90, "blocked_events": 365, "other_events": 365, "exception_requests": 365,
+    "grants": 2190, "access_reviews": 2190, "admin_actions": 2190}
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,18 +123,18 @@ def parse_monitoring(b: Any, value: Any, doc: YMap) -> None:
             batch = r.number(a, "batch_seconds", 60.0, positive=True) or 60.0
             webhook = r.text(a, "webhook")
             if "email" in a:
-                e = r.mapping(a["email"], a, a.line_of("email"), "'email'")
-                if e is not None:
-                    r.keys(e, ("host", "port", "from", "to", "system_to", "starttls", "username_env", "password_env"),
+                em = r.mapping(a["email"], a, a.line_of("email"), "'email'")
+                if em is not None:
+                    r.keys(em, ("host", "port", "from", "to", "system_to", "starttls", "username_env", "password_env"),
                            ("host", "from", "to"), "'email'")
-                    port = e.get("port", 25)
+                    port = em.get("port", 25)
                     if not isinstance(port, int) or isinstance(port, bool):
-                        r.problem(e, e.line_of("port"), "'port' must be a number")
+                        r.problem(em, em.line_of("port"), "'port' must be a number")
                         port = 25
-                    email = EmailSettings(r.text(e, "host") or "", port, r.text(e, "from") or "",
-                                          tuple(v for v, _ in r.texts(e, "to")), r.flag(e, "starttls", False),
-                                          r.text(e, "username_env"), r.text(e, "password_env"),
-                                          tuple(v for v, _ in r.texts(e, "system_to")))
+                    email = EmailSettings(r.text(em, "host") or "", port, r.text(em, "from") or "",
+                                          tuple(v for v, _ in r.texts(em, "to")), r.flag(em, "starttls", False),
+                                          r.text(em, "username_env"), r.text(em, "password_env"),
+                                          tuple(v for v, _ in r.texts(em, "system_to")))
     weekly = _weekly(r, m) if "weekly" in m else None
     if weekly is not None and email is None:
         r.problem(m, m.line_of("weekly"), "the weekly report is sent by the alerts' email server: give alerts.email")

@@ -58,7 +58,7 @@ class Reader:
         if not isinstance(m[key], bool):
             self.problem(m, m.line_of(key), f"{key!r} must be true or false")
             return default
-        return m[key]
+        return bool(m[key])
 
     def texts(self, m: YMap, key: str) -> list[tuple[str, int]]:
         """A string or a list of strings, each with its line."""

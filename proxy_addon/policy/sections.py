@@ -7,8 +7,22 @@ nothing registers itself as a side effect of being imported.
 
 from __future__ import annotations
 
-from . import (bandwidth, circumvention, content, directory, grants, listsources, monitoring, notice, overrides,
-               pac, pagecontent, people, safesearch, scoring)
+from . import (
+               bandwidth,
+               circumvention,
+               content,
+               directory,
+               grants,
+               listsources,
+               monitoring,
+               notice,
+               overrides,
+               pac,
+               pagecontent,
+               people,
+               safesearch,
+               scoring,
+)
 from .builder import SectionParser
 
 PARSERS: dict[str, SectionParser] = {

@@ -41,7 +41,7 @@ class ConfigError(Exception):
         super().__init__("\n".join(str(p) for p in problems))
 
 
-class YMap(dict):
+class YMap(dict[str, Any]):
     """A mapping that knows its own line and the line of each key."""
 
     file: str = ""
@@ -55,7 +55,7 @@ class YMap(dict):
         return self.key_lines.get(key, self.line)
 
 
-class YSeq(list):
+class YSeq(list[Any]):
     """A sequence that knows its own line and the line of each item."""
 
     file: str = ""
@@ -99,6 +99,7 @@ def _build(loader: Any, node: yaml.Node, file: str, problems: list[Problem]) -> 
             seq.append(_build(loader, item, file, problems))
             seq.item_lines.append(item.start_mark.line + 1)
         return seq
+    assert isinstance(node, yaml.ScalarNode)
     return _scalar(loader, node)
 
 

@@ -11,8 +11,8 @@ import logging
 from mitmproxy import http
 
 from ..grants import feedback
-from ..urls.normalize import InvalidHost, InvalidURL, normalize_host, split_authority
 from ..grants.blockpage import message_page
+from ..urls.normalize import InvalidHost, InvalidURL, normalize_host, split_authority
 from .flowstate import FlowState, Runtime
 
 log = logging.getLogger(__name__)
@@ -48,10 +48,10 @@ class Buttons:
         try:
             event = feedback.verify_event(rt.secret, form.get("token", ""), st.who.user)
             if st.target.path == feedback.SELF_REPORT:
-                await asyncio.to_thread(feedback.self_report, rt.db, event, st.who.client_ip, rt.instance, rt.now())
+                await asyncio.to_thread(feedback.self_report, rt.database(), event, st.who.client_ip, rt.instance, rt.now())
                 return 200, feedback.THANKS_SELF_REPORT
             if st.target.path == feedback.REQUEST:
-                rid = await asyncio.to_thread(feedback.request_exception, rt.db, event,
+                rid = await asyncio.to_thread(feedback.request_exception, rt.database(), event,
                                               form.get("reason", ""), st.who.client_ip, rt.now())
                 return 200, feedback.THANKS_REQUEST.format(id=rid)
         except feedback.Refused as e:

@@ -15,7 +15,7 @@ from typing import Any
 from mitmproxy import connection, ctx
 
 
-def _handler(client: connection.Client):  # type: ignore[no-untyped-def]
+def _handler(client: connection.Client):
     server = ctx.master.addons.get("proxyserver")
     return server.connections.get(client.id) if server is not None else None
 

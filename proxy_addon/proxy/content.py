@@ -26,9 +26,9 @@ from typing import Any
 from mitmproxy import http
 
 from ..classify.decision import Decision
+from ..content.documents import form_files
 from ..content.downloads import SNIFF_BYTES, filename_of, is_attachment, is_torrent, is_tracker_request, sniff_software
 from ..content.media import classify
-from ..content.documents import form_files
 from ..content.personaldata import Scanner, UploadScan, scan_upload
 from ..policy.content import DownloadRules, UploadRules
 from . import connections

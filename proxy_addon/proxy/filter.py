@@ -7,7 +7,7 @@
 * `ContentControls` (``content``, ``streaming``): downloads, uploads, media;
 * `Pacer` (``pacing``): bandwidth rules;
 * `Recorder` (``recorder``): one audit row per decision, and alerts;
-* `Background` (``background``): reloads, grants, purge, alert delivery.
+* the background tasks (``upkeep``): reloads, grants, feeds, status, reports, purge, alert delivery.
 
 Why one addon class dispatching to them rather than one addon each, as
 mitmproxy's own addons are written: mitmproxy calls every hook of every
@@ -22,7 +22,6 @@ never lets the request through unfiltered.
 
 from __future__ import annotations
 
-import asyncio
 import functools
 import inspect
 import logging
@@ -38,31 +37,37 @@ from ..audit.db import default_audit_db, open_database
 from ..audit.secret import DEFAULT_SECRET_FILE, load_secret
 from ..audit.writer import MEMORY_ROWS, system_row
 from ..classify.engine import Engine
-from ..policy.files import data_dir, default_config_dir
-from ..policy.yamlsource import ConfigError
-from .background import Background
 from ..grants.blockpage import message_page
+from ..monitor.metrics import CONTENT_TYPE_LATEST
+from ..monitor.notice import ACK_PATH
+from ..policy.files import data_dir, default_config_dir
+from ..policy.reloader import signature
+from ..policy.yamlsource import ConfigError
+from . import connections, pac
 from .blocking import Pages
 from .buttons import Buttons
 from .content import ContentControls
+from .flowstate import KEY, FlowState, Runtime, stream_if_large
 from .guard import ConnectionGuard
-from .unparsed import UnparsedRequests
-from . import connections
-from .websockets import WebSockets
-from . import pac
-from ..monitor.metrics import CONTENT_TYPE_LATEST
-from ..monitor.notice import ACK_PATH
+from .judge import Judge, malformed
 from .notice import Notice
 from .pac import addressed_to_proxy
-from .flowstate import KEY, FlowState, Runtime, stream_if_large
-from .judge import Judge, malformed
 from .pacing import Pacer
 from .pagecheck import PageCheck
+from .readgate import ReadGates
 from .recorder import Recorder
 from .signin import SignIn
-from ..policy.reloader import signature
-from .readgate import ReadGates
 from .tunnels import Tunnels
+from .unparsed import UnparsedRequests
+from .upkeep.alertsend import AlertSend
+from .upkeep.dailypurge import DailyPurge
+from .upkeep.feedcheck import FeedCheck
+from .upkeep.grantpoll import GrantPoll
+from .upkeep.rulewatch import RuleWatch
+from .upkeep.statusfile import StatusFile
+from .upkeep.supervisor import Supervisor, Task
+from .upkeep.weeklysend import WeeklySend
+from .websockets import WebSockets
 
 log = logging.getLogger(__name__)
 F = TypeVar("F", bound=Callable[..., Any])
@@ -121,12 +126,11 @@ class SchoolFilter:
         self.pacer = Pacer(rt, self.content.download_sniffer)
         self.gates = ReadGates()
         self.pagecheck = PageCheck(rt, self.pages)
-        self.background = Background(rt, self.recorder)
+        self.upkeep = Supervisor()
         self.guard = ConnectionGuard()
         self.unparsed = UnparsedRequests(self.recorder.record_unparsed)
         self.signin = rt.signin = SignIn()
         self._signin_rules_of: Engine | None = None
-        self._tunnel_log: asyncio.Task[None] | None = None
 
     @property
     def engine(self) -> Engine | None:
@@ -175,7 +179,7 @@ class SchoolFilter:
         loader.add_option("schoolproxy_tunnel_report_s", int, 600,
                           "An undecrypted tunnel open this long gets a row with its bytes so far, and again each "
                           "time as long again passes (seconds).")
-        loader.add_option("schoolproxy_clock_offset_file", Optional[str], None,
+        loader.add_option("schoolproxy_clock_offset_file", Optional[str], None,  # noqa: UP045 - mitmproxy's option types are typing forms
                           "Testing aid: a file holding seconds to add to the clock (re-read with the grants).")
 
     def configure(self, updated: set[str]) -> None:
@@ -192,7 +196,7 @@ class SchoolFilter:
                 rt.engine = engine = Engine.load(root)
             except ConfigError as e:
                 raise exceptions.OptionsError(f"schoolproxy: configuration has problems:\n{e}") from e
-            self.background.signature = signature(root, engine.watched_files)
+            rt.signature = signature(root, engine.watched_files)
             log.info("schoolproxy: rules loaded from %s (%d categories, digest %s)",
                      root, len(engine.config.categories), engine.config.digest)
             for w in engine.config.warnings:
@@ -221,17 +225,23 @@ class SchoolFilter:
             log.warning("schoolproxy: connection_strategy is %r: in intercept mode mitmproxy will contact blocked "
                         "sites before their requests are judged; use --set connection_strategy=lazy "
                         "(schoolproxy run does)", ctx.options.connection_strategy)
-        self.background.start()
+        self.upkeep.start(self._background_tasks())
         self.guard.start()
         self.unparsed.install()
-        self._tunnel_log = asyncio.get_running_loop().create_task(
-            self.tunnels.log.run(lambda: list(self.tunnels.open.values())))
+
+    def _background_tasks(self) -> list[Task]:
+        rt, recorder = self.rt, self.recorder
+        tasks: list[Task] = [GrantPoll(rt), DailyPurge(rt), AlertSend(rt, recorder), StatusFile(rt, recorder),
+                             WeeklySend(rt), self.tunnels.log]
+        if ctx.options.schoolproxy_reload_ms > 0:
+            tasks.insert(0, RuleWatch(rt))
+        if ctx.options.schoolproxy_feed_check_s > 0:
+            tasks.append(FeedCheck(rt, recorder.alerter))
+        return tasks
 
     def done(self) -> None:
         self.unparsed.remove()
-        if self._tunnel_log is not None:
-            self._tunnel_log.cancel()
-        self.background.stop()
+        self.upkeep.stop()
         self.signin.stop()
         self.guard.stop()
         self.tunnels.clear()

@@ -2,27 +2,24 @@
 and what every part of the addon reads (`Runtime`): the engine in force, the
 audit database, the active grants, the signing secret and the clock.
 
-The engine and the grants are swapped by single assignments, so a reload
-never leaves a request half under old rules.
 """
 
 from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from mitmproxy import connection, http
 
 from ..classify.decision import Decision
-from ..classify.engine import Engine
 from ..classify.identity import Identity
 from ..content.media import MediaKind
 from ..content.pacing import Pace
 from ..content.sharedlimits import SharedBuckets
-from ..grants.rules import ActiveGrant
+from ..gate.runtime import RulesInForce
 from ..monitor.interception import ActiveOrder
 from ..policy.content import StreamLimit
 from ..urls.normalize import Target
@@ -73,16 +70,12 @@ class FlowState:
     reported: float = 0.0  # when a long tunnel was last written up
 
 
-class Runtime:
-    """What is in force now, shared by every part of the addon."""
+class Runtime(RulesInForce):
+    """What is in force now (``gate.runtime``), with what the addon tracks
+    per connection, shared by every part of the addon."""
 
     def __init__(self) -> None:
-        self.engine: Engine | None = None
-        self.db: Any = None
-        self.grants: tuple[ActiveGrant, ...] = ()
-        self.secret = b""
-        self.instance = ""
-        self.clock_offset = 0.0
+        super().__init__()
         self.data: Path | None = None  # the proxy's own data folder (journal, status)
         self.signin: Any = None  # proxy.signin.SignIn: who signed in on which connection
         self.decrypted: dict[str, tuple[str, str]] = {}  # client connection id -> (tls label, why decrypted)
@@ -108,9 +101,6 @@ class Runtime:
             store = self.shared = SharedBuckets(url)
         return store
 
-    def now(self) -> datetime:
-        now = datetime.now(timezone.utc)
-        return now + timedelta(seconds=self.clock_offset) if self.clock_offset else now
 
 
 def count_stream(resp: http.Response, st: FlowState) -> None:

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
-
 from dataclasses import replace
 from datetime import datetime, timezone
 
@@ -19,8 +18,8 @@ from ..classify.decision import Decision, refusal
 from ..classify.identity import Identity
 from ..classify.safesearch import request_plan
 from ..classify.webproxy import header_shape, shape_decision
+from ..gate.verdict import verdict
 from ..grants import feedback
-from ..grants.verdict import verdict
 from ..urls.normalize import InvalidHost, InvalidURL, Target, make_target, normalize_host, split_authority
 from .blocking import Pages
 from .content import ContentControls

@@ -71,7 +71,7 @@ class Notice:
                 subject = notice.subject_of(rules, st.who.user, st.who.client_ip)
                 url = notice.read_token(rt.secret, req.urlencoded_form.get("token", ""), subject)
                 now = rt.now()
-                await asyncio.to_thread(notice.record_ack, rt.db, subject, st.who.user, st.who.client_ip,
+                await asyncio.to_thread(notice.record_ack, rt.database(), subject, st.who.user, st.who.client_ip,
                                         rt.instance, now)
                 rt.notice_acks[subject] = now
                 flow.response = http.Response.make(303, b"", {"Location": url, "Cache-Control": "no-store"})

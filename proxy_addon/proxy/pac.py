@@ -9,10 +9,9 @@ from __future__ import annotations
 
 import json
 import socket
+from collections.abc import Callable
 
 from mitmproxy import http
-
-from collections.abc import Callable
 
 from ..classify.identity import canonical_ip
 from ..policy.pac import PacRules

@@ -119,7 +119,10 @@ class PageCheck:
             try:
                 from mitmproxy.net import encoding as enc
 
-                body = enc.decode(body, encoding)[: rules.scan_bytes]  # the part that arrived may be cut
+                decoded_body = enc.decode(body, encoding)
+                if not isinstance(decoded_body, bytes):
+                    return False
+                body = decoded_body[: rules.scan_bytes]  # the part that arrived may be cut
             except (ValueError, OSError):
                 return False
         search = extract_search(st.target.host, st.target.path, st.target.query)

@@ -18,16 +18,14 @@ from ..audit.keyshow import show_on_terminal
 from ..audit.seal import Sealer
 from ..audit.writer import AuditWriter
 from ..classify.decision import Decision, refusal
+from ..gate.record import AUDIT_ACTION, Outcome, Seen, access_row, search_of
 from ..monitor.alerts import CIRCUMVENTION_KINDS, Alert, Alerter, CircumventionCounter, system_alert
 from ..monitor.devices import DeviceNames
 from ..monitor.metrics import Metrics
-from ..monitor.searchterms import extract as extract_search, flagged
+from ..monitor.searchterms import flagged
 from ..policy.monitoring import Monitoring
 from ..urls.normalize import Target, escape_controls
 from .flowstate import KEY, FlowState, Runtime
-
-AUDIT_ACTION = {"allow": "allow", "limit": "allow", "block": "block"}
-URL_LIMIT = 4096
 
 
 class Recorder:
@@ -132,7 +130,7 @@ class Recorder:
         else:
             bytes_in = st.bytes_in if st.counted else None  # a tunnel counts its own (``tunnellog``)
         reason = d.reason if error is None else f"{d.reason}; {error}"
-        search = extract_search(st.target.host, st.target.path, st.target.query) if flow is not None else None
+        search = search_of(st.target) if flow is not None else None
         action = st.audit_action or AUDIT_ACTION.get(d.action, d.action)
         monitoring: Monitoring | None = engine.config.sections.get("monitoring")
         if monitoring is not None:
@@ -144,38 +142,15 @@ class Recorder:
                       f"held back {pace.waited:.1f} s")
         duration = time.monotonic() - st.t0
         bytes_out = st.bytes_out if flow is not None or st.counted else None
-        self.writer.put({
-            "ts": st.started,
-            "user": st.who.user[:255],
-            "client_ip": st.who.client_ip[:64],
-            "device": self.devices.name(engine.config, st.who.client_ip),
-            "method": st.method[:16],
-            "scheme": st.target.scheme[:16],
-            "host": escape_controls(st.target.host)[:255],
-            "url": escape_controls(st.target.url)[:URL_LIMIT],
-            "category": d.category,
-            "categories": ",".join(d.categories) or None,
-            "action": action,
-            "rule": d.rule[:160] if d.rule else None,
-            "clause": d.clause,
-            "matched": f"{d.matched} ({d.origin})" if d.matched else None,
-            "reason": reason,
-            "status_code": status,
-            "bytes_out": bytes_out,
-            "bytes_in": bytes_in,
-            "duration_ms": int(duration * 1000),
-            "tls": st.tls,
-            "instance": self.rt.instance,
-            "config_digest": engine.config.digest,
-            "event_uid": st.uid,
-            "related_uid": st.related_uid,
-            "grant_id": d.grant_id,
-            "media_seconds": round(st.media_seconds, 3) if st.media_seconds is not None else None,
-            "throttle_bps": int((pace.rule.rate_bps or pace.rule.total_bps) * 8) if pace is not None else None,
-            "throttled_ms": int(pace.waited * 1000) if pace is not None else None,
-            "search_terms": search,
-            "out_of_hours": engine.out_of_hours(st.who, st.started),
-        })
+        outcome = Outcome(
+            status=status, bytes_out=bytes_out, bytes_in=bytes_in, duration_ms=int(duration * 1000),
+            media_seconds=round(st.media_seconds, 3) if st.media_seconds is not None else None,
+            throttle_bps=int((pace.rule.rate_bps or pace.rule.total_bps) * 8) if pace is not None else None,
+            throttled_ms=int(pace.waited * 1000) if pace is not None else None)
+        self.writer.put(access_row(
+            engine, d, Seen(st.started, st.who, st.method, st.target, st.tls), instance=self.rt.instance,
+            device=self.devices.name(engine.config, st.who.client_ip), event_uid=st.uid, search=search,
+            outcome=outcome, action=action, reason=reason, related_uid=st.related_uid))
         self.metrics.request(action, d.category, bytes_in, bytes_out, duration, st.decision_s, st.tls, pace is not None)
 
     def _circumvention_kind(self, d: Decision) -> str | None:

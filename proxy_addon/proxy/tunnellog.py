@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Callable, Iterable
 from dataclasses import replace
 from datetime import datetime, timezone
 from typing import Any
@@ -32,7 +33,7 @@ class CountingWriter:
         self._writer = writer
         self._st = st
         self._raw = writer.write
-        self.write = self._to_client if to_client else self._to_server  # type: ignore[method-assign]
+        self.write = self._to_client if to_client else self._to_server
         # mitmproxy drains every writer after every read: bound here, not found through __getattr__
         self.drain = writer.drain
         self.is_closing = writer.is_closing
@@ -50,9 +51,10 @@ class CountingWriter:
 
 
 class TunnelLog:
-    def __init__(self, rt: Runtime, recorder: Recorder) -> None:
+    def __init__(self, rt: Runtime, recorder: Recorder, tunnels: Callable[[], Iterable[FlowState]]) -> None:
         self.rt = rt
         self.recorder = recorder
+        self.tunnels = tunnels  # the tunnels open now
         self.started = datetime.now(timezone.utc)
         self.report_s = REPORT_S  # option schoolproxy_tunnel_report_s
 
@@ -90,13 +92,13 @@ class TunnelLog:
                 progress = replace(st, logged=False, key="", decision=st.decision)
                 self.recorder.emit(self._noted(progress, "still open"), None, status=200)
 
-    async def run(self, tunnels: Any) -> None:
+    async def run(self) -> None:
         """Write up long tunnels; once the audit writer has caught up, record
         the ends of the tunnels the last run left open."""
         recovered = False
         while True:
             await asyncio.sleep(1.0)
-            self.report(list(tunnels()))
+            self.report(list(self.tunnels()))
             writer, db = self.recorder.writer, self.rt.db
             if not recovered and writer is not None and db is not None and writer.settled:
                 try:

@@ -37,20 +37,20 @@ from mitmproxy.proxy import layer
 from mitmproxy.proxy.layers import TCPLayer
 
 from ..classify.circumvention import circumvention_decision
-from ..classify.protocols import describe
 from ..classify.decision import Decision, refusal
 from ..classify.identity import Identity
+from ..classify.protocols import describe
 from ..classify.safesearch import tunnel_front
-from ..grants.verdict import connect_port_refusal
+from ..gate.verdict import connect_port_refusal
 from ..monitor.interception import ActiveOrder, covering, order_reason
 from ..urls.normalize import InvalidHost, InvalidURL, Target, make_target, normalize_host
 from . import connections
-from .refuse import RefuseLayer
-from .tunnellog import TunnelLog
-from .selective import PinnedClients, inside_reason
 from .flowstate import FlowState, Runtime
 from .judge import Judge, malformed
 from .recorder import Recorder
+from .refuse import RefuseLayer
+from .selective import PinnedClients, inside_reason
+from .tunnellog import TunnelLog
 
 
 class Tunnels:
@@ -60,7 +60,7 @@ class Tunnels:
         self.judge = judge
         self.recorder = recorder
         self.open: dict[str, FlowState] = {}  # client connection id -> its undecrypted tunnel
-        self.log = TunnelLog(rt, recorder)
+        self.log = TunnelLog(rt, recorder, self.open.values)
         self.pinned = PinnedClients()
         self.notice_due = notice_due  # proxy.notice: a tunnel is decrypted for a due notice in selective mode
 

@@ -48,7 +48,7 @@ def listen_with_reuse_port() -> None:
     async def listen(self: mode_servers.RegularInstance, host: str, port: int) -> list[asyncio.Server]:
         return [await asyncio.start_server(self.handle_stream, host or None, port, reuse_port=True)]
 
-    mode_servers.RegularInstance.listen = listen  # type: ignore[method-assign]
+    mode_servers.RegularInstance.listen = listen  # type: ignore[method-assign,assignment]
 
 
 @dataclass

@@ -27,18 +27,17 @@ import os
 from typing import Any
 
 from ..classify.decision import Decision, refusal
+from ..classify.identity import Identity
+from ..gate.record import Seen, access_row, search_of
+from ..gate.verdict import connect_port_refusal, verdict
 from ..grants import feedback
-from ..grants.verdict import connect_port_refusal, verdict
 from ..monitor.devices import DeviceNames
-from ..monitor.searchterms import extract as extract_search
 from ..urls.normalize import InvalidHost, InvalidURL, Target, make_target, split_authority
 from .decisions import DecisionLog
 from .protocol import encode_decision, parse_request, reply
 from .runtime import PolicyRuntime
 
 log = logging.getLogger(__name__)
-AUDIT_ACTION = {"allow": "allow", "limit": "allow", "block": "block"}
-URL_LIMIT = 4096
 
 
 def request_target(method: str, url: str) -> Target:
@@ -82,19 +81,9 @@ class Helper:
             decision = verdict(engine, self.rt.grants, target, who, now)
             if decision.action != "block" and method == "CONNECT":
                 decision = connect_port_refusal(engine, split_authority(url)[1]) or decision
-        row = {
-            "event_uid": os.urandom(16).hex(), "ts": now, "user": who.user[:255], "client_ip": who.client_ip[:64],
-            "method": method[:16], "scheme": target.scheme[:16], "host": target.host[:255],
-            "url": target.url[:URL_LIMIT], "category": decision.category,
-            "categories": ",".join(decision.categories) or None,
-            "action": AUDIT_ACTION.get(decision.action, decision.action),
-            "rule": decision.rule[:160] if decision.rule else None, "clause": decision.clause,
-            "matched": f"{decision.matched} ({decision.origin})" if decision.matched else None,
-            "reason": decision.reason, "grant_id": decision.grant_id, "config_digest": engine.config.digest,
-            "search_terms": extract_search(target.host, target.path, target.query),
-            "out_of_hours": engine.out_of_hours(who, now), "tls": "squid-tunnel" if method == "CONNECT" else None,
-            "device": self.devices.name(engine.config, who.client_ip),
-        }
+        row = access_row(engine, decision, Seen(now, who, method, target, "squid-tunnel" if method == "CONNECT" else None),
+                         instance=self.instance, device=self.devices.name(engine.config, who.client_ip),
+                         event_uid=os.urandom(16).hex(), search=search_of(target))
         return decision, row
 
     def answer(self, fields: list[str]) -> tuple[str, dict[str, str], str]:
@@ -119,16 +108,16 @@ class Helper:
 
     def judge_error(self, ip: str, user: str, method: str, url: str, why: str) -> tuple[Decision, dict[str, Any]]:
         decision = refusal("error", why)
-        now = self.rt.now()
-        row = {"event_uid": os.urandom(16).hex(), "ts": now, "user": user if user != "-" else ip,
-               "client_ip": ip, "method": method[:16], "scheme": "-", "host": "-", "url": url[:URL_LIMIT],
-               "action": "block", "rule": "error", "reason": why, "config_digest": self.rt.engine.config.digest}
+        who = Identity(user if user != "-" else ip, frozenset(), ip, "ip")
+        seen = Seen(self.rt.now(), who, method, Target("-", "-", None, "/"), url=url)
+        row = access_row(self.rt.engine, decision, seen, instance=self.instance, device=None,
+                         event_uid=os.urandom(16).hex(), search=None, judged=False)
         return decision, row
 
     def handle(self, lines: list[bytes]) -> bytes:
         """Answer a batch; the decisions are recorded before the answers go back."""
         out: list[bytes] = []
-        self._record: list[str] = []
+        self._record = []
         for line in lines:
             channel = line.split(b" ", 1)[0]
             try:

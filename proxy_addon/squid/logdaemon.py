@@ -35,9 +35,13 @@ from typing import Any
 from urllib.parse import unquote
 
 from ..audit.db import open_database
-from ..audit.status import write_status
 from ..audit.seal import Sealer
+from ..audit.status import write_status
 from ..audit.writer import AuditWriter
+from ..classify.decision import Decision
+from ..classify.identity import Identity
+from ..gate.record import Seen, access_row
+from ..urls.normalize import Target
 from .decisions import decisions_dir
 from .protocol import decode_decision
 from .reconcile import DONE, Decisions
@@ -66,12 +70,13 @@ def squid_only_row(fields: list[str]) -> dict[str, Any]:
     user = unquote(fields[9])
     url = fields[8]
     host = url.split("://", 1)[-1].split("/", 1)[0].rsplit(":", 1)[0] if fields[7] != "CONNECT" else url.rsplit(":", 1)[0]
-    return {"ts": datetime.fromtimestamp(end - dur / 1000, timezone.utc), "user": user if user != "-" else fields[2],
-            "client_ip": fields[2][:64], "method": fields[7][:16], "scheme": url.split("://", 1)[0][:16]
-            if "://" in url else "https", "host": host[:255], "url": url[:4096],
-            "action": "block" if denied else "allow", "rule": f"squid:{fields[6]}"[:160],
-            "reason": f"decided by Squid's own rules before schoolproxy was asked ({fields[6]})"}
-
+    scheme = url.split("://", 1)[0] if "://" in url else "https"
+    decision = Decision("block" if denied else "allow", None, (), f"squid:{fields[6]}", None, None, None,
+                        f"decided by Squid's own rules before schoolproxy was asked ({fields[6]})")
+    who = Identity(user if user != "-" else fields[2], frozenset(), fields[2], "ip")
+    seen = Seen(datetime.fromtimestamp(end - dur / 1000, timezone.utc), who, fields[7], Target(scheme, host, None, "/"),
+                url=url)
+    return access_row(None, decision, seen, instance="", device=None, event_uid=None, search=None)
 
 class LogDaemon:
     def __init__(self, settings: dict[str, Any]) -> None:

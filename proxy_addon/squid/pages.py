@@ -90,7 +90,8 @@ class BlockPages:
         notice = BlockNotice(
             heading=f"This site is blocked: {cat.title}" if cat else "This site is blocked",
             category_title=cat.title if cat else None, clause=cat.clause if cat else "6.3.1",
-            policy_text=cat.policy_text if cat else None, reason=cat.block_message if cat and cat.locked else "", url=event.url, user=event.user,
+            policy_text=cat.policy_text if cat else None, reason=cat.block_message if cat and cat.locked else "",
+            url=event.url, user=event.user,
             at=engine.local_time(self.rt.now()), contact=engine.config.settings.contact, actions_html=actions)
         return 403, render_block_page(notice)
 

@@ -1,40 +1,35 @@
-"""The rules and grants in force for a front end that is not mitmproxy: a
-thread re-reads the configuration when its files change (the rules in force
-stay in force if the new ones are broken) and the active grants every poll,
-as the mitmproxy addon's background tasks do on its event loop.
-
-The engine and the grants are swapped by single assignments, so a request
-never sees half of a reload."""
+"""The rules and grants in force (``gate.runtime``) for the Squid helper: a
+thread re-reads the configuration when its files change and the active
+grants every poll, as the mitmproxy addon's upkeep does on its event loop;
+and the people's directory groups, which Squid's sign-in does not give."""
 
 from __future__ import annotations
 
 import logging
 import threading
-from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+
+from sqlalchemy import Engine as Database
 
 from ..audit.db import open_database
 from ..audit.secret import load_secret
 from ..classify.engine import Engine
-from ..classify.reload import reloaded
 from ..directory.groupcache import DirectoryGroups
-from ..grants.rules import ActiveGrant
-from ..grants.store import load_active
+from ..gate.runtime import RulesInForce
 from ..policy.reloader import signature
 
 log = logging.getLogger(__name__)
 
 
-class PolicyRuntime:
+class PolicyRuntime(RulesInForce):
     def __init__(self, config: Path, audit_db: str, secret_file: str | Path, reload_s: float = 1.0,
                  grants_s: float = 1.0) -> None:
+        super().__init__()
         self.root = config
         self.engine: Engine = Engine.load(config)  # a broken configuration at start is an error to the caller
         self.signature = signature(config, self.engine.watched_files)
-        self.db: Any = open_database(audit_db)
+        self.db: Database = open_database(audit_db)
         self.secret = load_secret(secret_file)
-        self.grants: tuple[ActiveGrant, ...] = ()
         self.directory = DirectoryGroups()  # people's directory groups (rules section ``directory``)
         self.directory.configure(self.engine.config.sections.get("directory"))
         self.reload_s = reload_s
@@ -42,9 +37,6 @@ class PolicyRuntime:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self.refresh_grants()
-
-    def now(self) -> datetime:
-        return datetime.now(timezone.utc)
 
     def start(self) -> None:
         self._thread = threading.Thread(target=self._run, name="schoolproxy-upkeep", daemon=True)
@@ -56,15 +48,8 @@ class PolicyRuntime:
         if self._thread is not None:
             self._thread.join(5)
 
-    def refresh_grants(self) -> None:
-        try:
-            self.grants = load_active(self.db, self.now())
-        except Exception as e:  # the database may be briefly unreachable; keep the last snapshot
-            log.warning("schoolproxy: could not reload grants (%s); keeping the last %d",
-                        type(e).__name__, len(self.grants))
-
     def reload_if_changed(self) -> bool:
-        engine, self.signature = reloaded(self.root, self.engine, self.signature)
+        engine = self.changed_rules(self.root)
         if engine is None:
             return False
         self.engine = engine

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..classify.engine import Engine
+from ..policy.bandwidth import BandwidthRule
 from .logdaemon import LOGFORMAT
 
 YOUTUBE_HOSTS = (".youtube.com", ".youtube-nocookie.com", ".youtubei.googleapis.com", ".youtube.googleapis.com")
@@ -121,7 +122,8 @@ def _delay_pools(engine: Engine) -> list[str]:
     at any time, for everyone.  Rules by content kind (media, downloads) or
     time of day, or for some groups only, stay with the mitmproxy front end."""
     rules = getattr(engine.config.sections.get("bandwidth"), "limits", ())
-    usable, skipped = [], []
+    usable: list[BandwidthRule] = []
+    skipped: list[BandwidthRule] = []
     for rule in rules:
         ok = rule.categories and rule.content == "any" and rule.when.always and rule.audience.everyone
         (usable if ok else skipped).append(rule)
@@ -131,8 +133,8 @@ def _delay_pools(engine: Engine) -> list[str]:
         return out
     out.append(f"delay_pools {len(usable)}")
     for n, rule in enumerate(usable, 1):
-        def pair(bps: float) -> str:
-            return f"{int(bps)}/{int(max(bps, rule.burst_bytes))}" if bps else "-1/-1"
+        def pair(bps: float, burst: float = rule.burst_bytes) -> str:
+            return f"{int(bps)}/{int(max(bps, burst))}" if bps else "-1/-1"
         tags = " ".join(sorted(rule.categories))
         out += [f"# {rule.describe()}", f"acl schoolproxy_bw{n} tag {tags}", f"delay_class {n} 2",
                 f"delay_parameters {n} {pair(rule.total_bps)} {pair(rule.rate_bps)}",

@@ -42,7 +42,7 @@ class Realm:
     def keytab(self) -> Path:
         return self.work / "proxy.keytab"
 
-    def start(self) -> "Realm":
+    def start(self) -> Realm:
         self.work.mkdir(parents=True, exist_ok=True)
         self.port = free_port()
         (self.work / "krb5.conf").write_text(f"""
@@ -117,7 +117,7 @@ class LdapServer:
     def url(self) -> str:
         return f"ldap://127.0.0.1:{self.port}"
 
-    def start(self) -> "LdapServer":
+    def start(self) -> LdapServer:
         self.work.mkdir(parents=True, exist_ok=True)
         (self.work / "db").mkdir(exist_ok=True)
         self.port = self.port or free_port()

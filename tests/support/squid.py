@@ -70,7 +70,7 @@ class SquidFront:
         return ["--config", str(self.config), "--audit-db", f"sqlite:///{self.db_path}", "--data-dir", str(self.data),
                 "--secret-file", str(self.work / "secret"), "--instance", "squid-test"]
 
-    def start(self) -> "SquidFront":
+    def start(self) -> SquidFront:
         self.work.mkdir(parents=True, exist_ok=True)
         self.port = self.port or free_port()
         self.pages_port = self.pages_port or free_port()

@@ -19,9 +19,9 @@ from ..classify.circumvention import circumvention_decision
 from ..classify.decision import Decision
 from ..classify.engine import Engine
 from ..classify.identity import Identity
-from ..urls.normalize import Target
 from ..classify.webproxy import relayed_verdict
-from .rules import ActiveGrant, apply_grants
+from ..grants.rules import ActiveGrant, apply_grants
+from ..urls.normalize import Target
 
 
 def verdict(engine: Engine, grants: Sequence[ActiveGrant], target: Target, who: Identity, now: datetime,
