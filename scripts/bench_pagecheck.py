@@ -75,7 +75,7 @@ def p50_ms(fn, repeat: int) -> float:
 
 def scoring(repeat: int) -> dict[str, float]:
     engine = Engine.load(ROOT)
-    rules = engine.config.sections["page_content"]
+    rules = engine.config.sections.page_content
     matcher = matcher_for(rules)
     words = POLICY.read_text(encoding="utf-8").split()
     pages = {"article": page(words, [], 0, 1), "casino": page(words, GAMBLING, 0.02, 2),

@@ -61,7 +61,7 @@ def main() -> None:
     from tests.support.lists import shared_data_dir
 
     data = args.data or shared_data_dir()
-    rules = load_config(args.config).sections["scoring"]
+    rules = load_config(args.config).sections.scoring
 
     def names(hosts: set[str]) -> set[str]:
         return {t for t in map(pattern_text, hosts) if t is not None}

@@ -58,7 +58,7 @@ def main() -> None:
     ranked = sorted(_english_costs()[0].items(), key=lambda kv: kv[1])
     common = {w for w, _ in ranked[:COMMON]}
     config = load_config(args.config)
-    rules = config.sections["scoring"]
+    rules = config.sections.scoring
     scorer = Scorer(rules)
     memo: dict[str, dict[str, float]] = {}
 

@@ -89,7 +89,7 @@ def test_dense_pages_find_the_same_phrases_as_a_plain_count(config_dir):
     from proxy_addon.classify.engine import Engine
     from proxy_addon.content.phrases import matcher_for, page_text
 
-    m = matcher_for(Engine.load(config_dir).config.sections["page_content"])
+    m = matcher_for(Engine.load(config_dir).config.sections.page_content)
     pages = ["x" * 2048, "xxxxxxxx porn xxxxxxx casino " * 40, "aaaa" * 500 + " free spins ",
              ORDINARY.decode() * 20, GAMBLING.decode() + "x" * 5000, "wwwwwwwwww.xxxxxxxxxx.com " * 50]
     for raw in pages:
@@ -112,7 +112,7 @@ def test_a_page_is_scored_the_same_whether_runs_are_cut_before_or_after_reading_
     from proxy_addon.classify.engine import Engine
     from proxy_addon.content.phrases import matcher_for, page_text
 
-    m = matcher_for(Engine.load(config_dir).config.sections["page_content"])
+    m = matcher_for(Engine.load(config_dir).config.sections.page_content)
     for raw in (GAMBLING.decode(), DODGED.decode(), "<p>XXXXXXXX free porn xxxxxxxxxxxx</p>" * 30,
                 "<b>xxxxx</b>xxxxxxx<i>casino</i>" * 50, ORDINARY.decode()):
         assert m.score_page(raw).totals == m.score(page_text(raw)).totals, raw[:40]

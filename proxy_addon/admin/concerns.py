@@ -31,7 +31,7 @@ def register_concerns(app: Flask, db: DBEngine, engine: Callable[[], Engine],
                       roles: Callable[..., Callable[[Callable[..., Any]], Callable[..., Any]]],
                       ip: Callable[[], str]) -> None:
     def monitoring() -> Monitoring:
-        return engine().config.sections.get("monitoring") or Monitoring()
+        return engine().config.sections.monitoring or Monitoring()
 
     def concern() -> Concern:
         f = request.form

@@ -50,7 +50,7 @@ def register_list_review(app: Flask, db: DBEngine, config_root: Path, engine: Ca
         staged = {s.name: s for s in staged_sources(cfg.index_path)}
         now = datetime.now(timezone.utc)
         sources = []
-        for src in cfg.sections.get("list_sources") or ():
+        for src in cfg.sections.list_sources or ():
             rep = staged.get(src.name)
             imported = datetime.fromisoformat(rep.imported) if rep is not None else None
             if imported is not None and imported.tzinfo is None:

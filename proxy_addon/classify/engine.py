@@ -37,8 +37,9 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from ..policy.circumvention import CircumventionRules
+from ..policy.config import Config
 from ..policy.loader import load_config
-from ..policy.model import ACTIONS, Category, Config
+from ..policy.model import ACTIONS, Category
 from ..policy.safesearch import SafeSearchRules
 from ..policy.scoring import ScoringRules
 from ..urls.entries import digest_forms
@@ -79,9 +80,9 @@ class Engine:
         # on the host and the person (groups follow from the user name).
         self._decisions: dict[tuple[str, str, frozenset[str]], Decision] = {}
         self._ooh: dict[tuple[str, int], bool] = {}
-        self.circumvention: CircumventionRules = config.sections.get("circumvention") or CircumventionRules()
-        self.safe_search: SafeSearchRules = config.sections.get("safe_search") or SafeSearchRules()
-        scoring: ScoringRules = config.sections.get("scoring") or ScoringRules()
+        self.circumvention: CircumventionRules = config.sections.circumvention or CircumventionRules()
+        self.safe_search: SafeSearchRules = config.sections.safe_search or SafeSearchRules()
+        scoring: ScoringRules = config.sections.scoring or ScoringRules()
         self.scorer = Scorer(scoring) if scoring.enabled else None
         action = config.settings.default_action
         self._default = Decision(action, None, (), "default", None, None, None,

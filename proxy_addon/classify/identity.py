@@ -11,7 +11,7 @@ import ipaddress
 from dataclasses import dataclass
 from functools import lru_cache
 
-from ..policy.model import Config
+from ..policy.config import Config
 from ..urls.normalize import HOST_MEMO
 
 

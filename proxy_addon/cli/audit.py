@@ -51,7 +51,7 @@ def cmd_audit_verify(args: argparse.Namespace) -> int:
     except (ValueError, OSError) as e:
         print(f"schoolproxy: {e}", file=sys.stderr)
         return 2
-    retention = load_engine(args).config.sections.get("retention") or Retention()  # to check purges against
+    retention = load_engine(args).config.sections.retention or Retention()  # to check purges against
     db = open_database(audit_db(args))
     missing = [t for t in TABLES if not inspect(db).has_table(t)]
     if missing:

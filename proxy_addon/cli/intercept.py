@@ -44,7 +44,7 @@ command_group("intercept", "exceptional decryption of one person's correspondenc
 
 def cmd_order(args: argparse.Namespace) -> int:
     engine = load_engine(args)
-    mon: Monitoring = engine.config.sections.get("monitoring") or Monitoring()
+    mon: Monitoring = engine.config.sections.monitoring or Monitoring()
     try:
         o = order_interception(open_database(audit_db(args)), Concern(args.by, args.role, args.reason,
                                                                       args.reference, "cli"), args.user,

@@ -23,9 +23,9 @@ from ..lists.build import (
 from ..lists.lockedfeeds import update_locked
 from ..lists.sources import SourceError, SourceReport, stage_source, staged_sources
 from ..lists.update import update_sources
+from ..policy.config import Config
 from ..policy.files import data_dir
 from ..policy.listsources import FORMATS
-from ..policy.model import Config
 from .base import add_config_arg, add_db_arg, audit_db, command_group, load_engine
 
 
@@ -174,7 +174,7 @@ def cmd_update(args: argparse.Namespace) -> int:
     locked_failed = _update_locked(config, args.min_ratio)
     if args.locked_only:
         return 1 if locked_failed else 0
-    if not config.sections.get("list_sources"):
+    if not config.sections.list_sources:
         print("schoolproxy: no list sources configured (lists/sources.yaml or list_sources); nothing to update",
               file=sys.stderr)
         return 1

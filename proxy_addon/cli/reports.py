@@ -123,7 +123,7 @@ def _print_events(rows: list[dict], fmt: str) -> None:
 @command("history", "one person's history, for a recorded concern only", _setup_history)
 def cmd_history(args: argparse.Namespace) -> int:
     engine = load_engine(args)
-    mon: Monitoring = engine.config.sections.get("monitoring") or Monitoring()
+    mon: Monitoring = engine.config.sections.monitoring or Monitoring()
     t0, t1 = period(args.date_from, args.date_to, engine.config.zone) if (args.date_from or args.date_to) else (None, None)
     try:
         rows = open_history(open_database(audit_db(args)), Concern(args.by, args.role, args.reason, args.reference,
@@ -163,7 +163,7 @@ def cmd_purge(args: argparse.Namespace) -> int:
     from ..audit.retention import purge
 
     engine = load_engine(args)
-    result = purge(open_database(audit_db(args)), engine.config.sections.get("retention") or Retention())
+    result = purge(open_database(audit_db(args)), engine.config.sections.retention or Retention())
     print(f"purged: {result}")
     return 0
 
@@ -185,7 +185,7 @@ def _weekly(args: argparse.Namespace, engine: Any) -> int:
         args.to_file.with_suffix(".csv").write_text(report.csv, encoding="utf-8")
         print(f"written: {args.to_file} and {args.to_file.with_suffix('.csv')}")
     if args.send:
-        mon: Monitoring = engine.config.sections.get("monitoring") or Monitoring()
+        mon: Monitoring = engine.config.sections.monitoring or Monitoring()
         if mon.weekly is None or mon.email is None:
             print("schoolproxy: no recipients: give monitoring.weekly.to (and alerts.email) in the rules",
                   file=sys.stderr)

@@ -134,7 +134,7 @@ def _bandwidth(engine: Any, who: Any, at: datetime, categories: tuple[str, ...])
     else from this site for this person at this time."""
     from ..content.pacing import BandwidthRules, choose
 
-    rules: BandwidthRules | None = engine.config.sections.get("bandwidth")
+    rules: BandwidthRules | None = engine.config.sections.bandwidth
     out: dict[str, str | None] = {}
     for label, kind, length in (("media", "media", None), ("large download", "download", 1 << 40),
                                 ("other", None, None)):
@@ -197,7 +197,7 @@ def _explain_content(engine: Any, args: argparse.Namespace) -> int:
 
     from ..content.phrases import matcher_for
 
-    rules = engine.config.sections.get("page_content")
+    rules = engine.config.sections.page_content
     if rules is None or not rules.phrases:
         print("schoolproxy: no page_content phrase lists are configured", file=sys.stderr)
         return 2

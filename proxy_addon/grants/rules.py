@@ -25,9 +25,9 @@ from typing import Any
 
 from ..classify.decision import Decision
 from ..classify.identity import Identity
+from ..policy.config import Config
 from ..policy.grants import GrantRules
 from ..policy.locked import overlaps
-from ..policy.model import Config
 from ..urls.entries import Entry, InvalidEntry, parse_entry
 from ..urls.matching import path_covers
 from ..urls.normalize import Target

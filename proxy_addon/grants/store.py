@@ -39,7 +39,7 @@ def create_grant(db: DBEngine, engine: Engine, *, subject_kind: str, subject: st
                  request_id: int | None = None, now: datetime | None = None) -> Grant:
     """Make a grant, or raise GrantError; either way the attempt is recorded."""
     now = now or datetime.now(timezone.utc)
-    rules: GrantRules = engine.config.sections.get("grants") or GrantRules()
+    rules: GrantRules = engine.config.sections.grants or GrantRules()
     what = f"{target_kind}:{target} for {subject_kind}{':' + subject if subject else ''}"
     try:
         if subject_kind not in SUBJECT_KINDS:

@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..classify.listindex import ListFile, StagedEntry, build_index
-from ..policy.model import Config
+from ..policy.config import Config
 from ..policy.yamlsource import ConfigError, Problem, YMap, load_yaml
 from ..urls.matching import host_suffixes
 from .sources import staged_entries, staged_sources
@@ -46,7 +46,7 @@ def mapping_from_config(config: Config) -> Mapping:
         for source, names in cat.sources.items():
             for n in names:
                 out.setdefault((source, n), []).append(cat.id)
-    for src in config.sections.get("list_sources", []):
+    for src in config.sections.list_sources:
         for src_cat, cats in src.map.items():
             lst = out.setdefault((src.name, src_cat), [])
             lst.extend(c for c in cats if c not in lst)

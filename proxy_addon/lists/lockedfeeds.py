@@ -28,7 +28,8 @@ from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
-from ..policy.model import Config, LockedFeed
+from ..policy.config import Config
+from ..policy.model import LockedFeed
 from ..urls.entries import InvalidEntry, entry_from_list_line
 from .sources import SourceError
 from .update import fetch

@@ -20,8 +20,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlparse
 
+from ..policy.config import Config
 from ..policy.listsources import ListSource
-from ..policy.model import Config
 from .sources import SourceError, SourceReport, stage_source, staged_sources
 
 
@@ -79,7 +79,7 @@ def _get(src: ListSource, tmp: Path, mirror: Path | None) -> Path:
 
 def update_sources(config: Config, min_ratio: float, mirror: Path | None = None) -> UpdateResult:
     """Fetch and stage every configured source; see the module docstring."""
-    sources: list[ListSource] = config.sections.get("list_sources", [])
+    sources: list[ListSource] = config.sections.list_sources
     idx = config.index_path
     before = {s.name: s for s in staged_sources(idx)}
     result = UpdateResult()

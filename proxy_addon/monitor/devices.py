@@ -20,7 +20,8 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from ..policy.model import Config, Device, DeviceNaming
+from ..policy.config import Config
+from ..policy.model import Device, DeviceNaming
 from ..urls.normalize import HOST_MEMO
 
 CACHE = HOST_MEMO
@@ -67,7 +68,7 @@ class DeviceNames:
         if config is not self._config:
             self._config = config
             self._named = tuple(sorted((d for d in config.devices if d.name), key=lambda d: -d.network.prefixlen))
-            self._naming = config.sections.get("device_names") or DeviceNaming()
+            self._naming = config.sections.device_names or DeviceNaming()
         naming = self._naming
         found = self._from_table(ip)
         if found is None and naming.leases:

@@ -101,7 +101,7 @@ def out_of_hours(db: DBEngine, engine: Engine, t0: datetime, t1: datetime) -> Re
     hours, per person and day, above the threshold, without a covering grant."""
     from ..policy.monitoring import Monitoring
 
-    mon: Monitoring = engine.config.sections.get("monitoring") or Monitoring()
+    mon: Monitoring = engine.config.sections.monitoring or Monitoring()
     minute = func.substr(cast(E.ts, String), 1, 16)
     with db.connect() as c:
         rows = c.execute(select(E.user, minute).where(where(OUT_OF_HOURS), between(t0, t1))
@@ -159,7 +159,7 @@ def searches(db: DBEngine, engine: Engine, t0: datetime, t1: datetime, limit: in
     from ..policy.monitoring import Monitoring
     from .searchterms import flagged
 
-    mon: Monitoring = engine.config.sections.get("monitoring") or Monitoring()
+    mon: Monitoring = engine.config.sections.monitoring or Monitoring()
     with db.connect() as c:
         rows = c.execute(select(E.search_terms, func.count()).where(where(SEARCHES), between(t0, t1))
                          .group_by(E.search_terms).order_by(func.count().desc())).all()

@@ -120,7 +120,7 @@ def configuration(engine: Engine) -> str:
                         where(o.origin)] for o in cfg.overrides.values()], "None."))
     out.append(_table("Groups", ["group", "members"], [[g, len(m)] for g, m in sorted(cfg.groups.items())], "None."))
     out.append(_table("Limits and other settings", ["section", "settings"],
-                      [[name, _describe(cfg.sections[name])] for name in SECTIONS if cfg.sections.get(name)],
+                      [[name, _describe(getattr(cfg.sections, name))] for name in SECTIONS if getattr(cfg.sections, name)],
                       "None configured."))
     return "".join(out)
 

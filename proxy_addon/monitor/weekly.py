@@ -57,7 +57,7 @@ def _table(title: str, columns: list[str], rows: list[list[Any]], empty: str) ->
 
 def weekly(db: DBEngine, engine: Engine, t0: datetime, t1: datetime) -> Weekly:
     cfg = engine.config
-    mon: Monitoring = cfg.sections.get("monitoring") or Monitoring()
+    mon: Monitoring = cfg.sections.monitoring or Monitoring()
     locked = [c.id for c in cfg.categories.values() if c.locked]
     safeguarding = [c.id for c in cfg.categories.values() if (c.alert or c.id in mon.alert_categories)
                     and not c.locked]

@@ -27,10 +27,13 @@ Rules section::
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .model import Audience, When
 from .yamlsource import YMap
+
+if TYPE_CHECKING:
+    from .builder import Builder
 
 CONTENT_KINDS = ("media", "download", "any")
 
@@ -68,7 +71,7 @@ class BandwidthRules:
         return any(r.content == "any" or r.content == content for r in self.limits)
 
 
-def parse(b: Any, value: Any, doc: YMap) -> None:
+def parse(b: Builder, value: Any, doc: YMap) -> None:
     r = b.r
     m = r.section(value, doc, "bandwidth", ("limits",))
     if m is None:
@@ -88,4 +91,4 @@ def parse(b: Any, value: Any, doc: YMap) -> None:
                                        frozenset(c for c, _ in cats), int(nums["over_mb"] * 1e6),
                                        nums["rate_mbps"] * 1e6 / 8, nums["burst_mb"] * 1e6,
                                        nums["total_mbps"] * 1e6 / 8))
-    b.sections["bandwidth"] = BandwidthRules(tuple(rules))
+    b.sections.bandwidth = BandwidthRules(tuple(rules))

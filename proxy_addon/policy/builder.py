@@ -22,6 +22,7 @@ from .locked import check_category, lifting_attempts, parse_feed, read_digests
 from .model import ACTIONS, Audience, BulkRef, Category, CategoryRule, Device, EntryRef, Override, When, WorkingHours
 from .reader import Reader
 from .schedule import ScheduleError, TimeWindow, parse_days, parse_span
+from .sectionvalues import Sections
 from .yamlsource import Problem, YMap, YSeq
 
 _ID = re.compile(r"[a-z][a-z0-9_-]*\Z")
@@ -52,7 +53,7 @@ class Builder:
     pending_audiences: list[tuple[Audience, YMap]] = field(default_factory=list)
     pending_categories: list[tuple[str, YMap, int]] = field(default_factory=list)
     categories_loaded: bool = False
-    sections: dict[str, Any] = field(default_factory=dict)
+    sections: Sections = field(default_factory=Sections)
     section_origins: dict[str, str] = field(default_factory=dict)
 
     @property
@@ -304,7 +305,7 @@ class Builder:
                                                      "domain-level entries can (use tls: intercept)"))
 
     def finish(self) -> None:
-        directory = self.sections.get("directory")
+        directory = self.sections.directory
         directory_groups = {name for name, _ in directory.groups} if directory is not None else set()
         for aud, node in self.pending_audiences:
             for g in aud.groups:

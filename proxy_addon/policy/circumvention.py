@@ -46,10 +46,13 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .files import display_path
 from .yamlsource import Problem, YMap
+
+if TYPE_CHECKING:
+    from .builder import Builder
 
 BARE_IP = ("allow", "block_public", "block")
 DOH_PATHS = frozenset({"/dns-query", "/resolve"})
@@ -87,7 +90,7 @@ class CircumventionRules:
     safeguarding_after: int = 3
 
 
-def parse(b: Any, value: Any, doc: YMap) -> None:
+def parse(b: Builder, value: Any, doc: YMap) -> None:
     r = b.r
     m = r.section(value, doc, "circumvention", ("connect_ports", "bare_ip", "doh", "non_tls_tunnels",
                                                 "web_proxies", "alerts"))
@@ -99,7 +102,7 @@ def parse(b: Any, value: Any, doc: YMap) -> None:
             r.problem(m, line, f"bad port {text!r}")
         else:
             ports.add(int(text))
-    b.sections["circumvention"] = CircumventionRules(
+    b.sections.circumvention = CircumventionRules(
         frozenset(ports) if "connect_ports" in m else frozenset({443}),
         r.choice(m, "bare_ip", BARE_IP, "block_public") or "block_public",
         (r.choice(m, "doh", ("block", "allow"), "block") or "block") == "block",

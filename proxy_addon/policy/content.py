@@ -32,10 +32,13 @@ Rules sections::
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .model import Audience, When
 from .yamlsource import YMap
+
+if TYPE_CHECKING:
+    from .builder import Builder
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,7 +81,7 @@ def _block_flag(r: Any, m: YMap, key: str) -> bool:
     return (r.choice(m, key, ("block", "allow"), "block") or "block") == "block"
 
 
-def parse_streaming(b: Any, value: Any, doc: YMap) -> None:
+def parse_streaming(b: Builder, value: Any, doc: YMap) -> None:
     r = b.r
     m = r.section(value, doc, "streaming", ("assumed_kbps", "limits"))
     if m is None:
@@ -101,10 +104,10 @@ def parse_streaming(b: Any, value: Any, doc: YMap) -> None:
                                       None if minutes is None else minutes * 60,
                                       None if mb is None else int(mb * 1_000_000),
                                       None if cap is None else cap * 60))
-    b.sections["streaming"] = StreamingRules(video, audio, tuple(limits))
+    b.sections.streaming = StreamingRules(video, audio, tuple(limits))
 
 
-def parse_downloads(b: Any, value: Any, doc: YMap) -> None:
+def parse_downloads(b: Builder, value: Any, doc: YMap) -> None:
     r = b.r
     m = r.section(value, doc, "downloads", ("media_files", "software", "software_groups", "torrents", "sniff_buffer_mb"))
     if m is None:
@@ -112,12 +115,12 @@ def parse_downloads(b: Any, value: Any, doc: YMap) -> None:
     groups = frozenset(v for v, _ in r.texts(m, "software_groups"))
     b.pending_audiences.append((Audience(groups=groups), m))
     buf = r.number(m, "sniff_buffer_mb")
-    b.sections["downloads"] = DownloadRules(_block_flag(r, m, "media_files"), _block_flag(r, m, "software"), groups,
+    b.sections.downloads = DownloadRules(_block_flag(r, m, "media_files"), _block_flag(r, m, "software"), groups,
                                             _block_flag(r, m, "torrents"),
                                             8 << 20 if buf is None else int(buf * (1 << 20)))
 
 
-def parse_uploads(b: Any, value: Any, doc: YMap) -> None:
+def parse_uploads(b: Builder, value: Any, doc: YMap) -> None:
     r = b.r
     m = r.section(value, doc, "uploads", ("scan_limit_mb", "block_personal_data_to", "unscannable"))
     if m is None:
@@ -126,7 +129,7 @@ def parse_uploads(b: Any, value: Any, doc: YMap) -> None:
     cats = r.texts(m, "block_personal_data_to")
     for c, line in cats:
         b.pending_categories.append((c, m, line))
-    b.sections["uploads"] = UploadRules(16 << 20 if limit is None else int(limit * (1 << 20)),
+    b.sections.uploads = UploadRules(16 << 20 if limit is None else int(limit * (1 << 20)),
                                         frozenset(c for c, _ in cats) if "block_personal_data_to" in m
                                         else DEFAULT_BLOCK_TO, _block_flag(r, m, "unscannable")
                                         if "unscannable" in m else False)

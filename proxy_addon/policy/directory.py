@@ -30,9 +30,12 @@ membership is read from the directory, nested groups included.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .yamlsource import YMap
+
+if TYPE_CHECKING:
+    from .builder import Builder
 
 AUTH_METHODS = ("negotiate", "basic")
 
@@ -51,7 +54,7 @@ class DirectoryRules:
     unauthenticated: str = "devices"  # "devices" | "challenge"
 
 
-def parse(b: Any, value: Any, doc: YMap) -> None:
+def parse(b: Builder, value: Any, doc: YMap) -> None:
     r = b.r
     m = r.section(value, doc, "directory", ("auth", "keytab", "ldap_url", "bind_dn", "bind_password_file",
                                             "base_dn", "user_filter", "groups", "cache_seconds", "unauthenticated"))
@@ -80,7 +83,7 @@ def parse(b: Any, value: Any, doc: YMap) -> None:
             dn = r.text(gm, name)
             if dn:
                 groups.append((str(name), dn))
-    b.sections["directory"] = DirectoryRules(
+    b.sections.directory = DirectoryRules(
         tuple(auth), keytab, ldap_url, r.text(m, "bind_dn"), r.text(m, "bind_password_file"),
         r.text(m, "base_dn", "") or "", user_filter, tuple(groups),
         r.number(m, "cache_seconds", 300.0, positive=True) or 300.0,

@@ -10,9 +10,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .yamlsource import YMap
+
+if TYPE_CHECKING:
+    from .builder import Builder
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,7 +32,7 @@ class GrantRules:
         return timedelta(days=self.max_days)
 
 
-def parse(b: Any, value: Any, doc: YMap) -> None:
+def parse(b: Builder, value: Any, doc: YMap) -> None:
     r = b.r
     m = r.section(value, doc, "grants", ("default_hours", "max_days"))
     if m is None:
@@ -38,4 +41,4 @@ def parse(b: Any, value: Any, doc: YMap) -> None:
     rules = GrantRules(**vals)
     if rules.default > rules.maximum:
         r.problem(m, m.line, "'default_hours' is longer than 'max_days'")
-    b.sections["grants"] = rules
+    b.sections.grants = rules

@@ -20,9 +20,12 @@ Sources given in several files are concatenated.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .yamlsource import YMap
+
+if TYPE_CHECKING:
+    from .builder import Builder
 
 FORMATS = ("ut1", "hosts", "plain")
 MATCHES = ("domain", "host")
@@ -45,9 +48,9 @@ class ListSource:
     origin: str = ""
 
 
-def parse(b: Any, value: Any, doc: YMap) -> None:
+def parse(b: Builder, value: Any, doc: YMap) -> None:
     r = b.r
-    out: list[ListSource] = b.sections.setdefault("list_sources", [])
+    out: list[ListSource] = b.sections.list_sources
     for item in r.items(value, doc, "list_sources"):
         r.keys(item, ("name", "title", "licence", "format", "match", "url", "files", "mirror", "every_hours", "map"),
                ("name", "format"), "a list source")
@@ -57,8 +60,8 @@ def parse(b: Any, value: Any, doc: YMap) -> None:
         files: list[tuple[str, str]] = []
         if "files" in item:
             fm = r.mapping(item["files"], item, item.line_of("files"), "'files'")
-            for cat in fm or {}:
-                files.append((str(cat), str(fm[cat])))
+            for cat, where in (fm or {}).items():
+                files.append((str(cat), str(where)))
         if (url is None) == (not files):
             r.problem(item, item.line, "a list source needs either 'url' or 'files'")
         for u in ([url] if url else []) + [u for _, u in files]:

@@ -18,8 +18,9 @@ from pathlib import Path
 
 from . import listsources
 from .builder import Builder
+from .config import Config
 from .files import CATEGORIES_FILE, SOURCES_FILE, config_files, default_config_dir, display_path
-from .model import Config, Settings
+from .model import Settings
 from .sections import PARSERS, REPEATABLE
 from .yamlsource import ConfigError, Problem, load_yaml
 

@@ -8,13 +8,10 @@ product only reads it.
 from __future__ import annotations
 
 import ipaddress
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from zoneinfo import ZoneInfo
 
-from ..urls.matching import SuffixMatcher
 from .schedule import TimeWindow
 
 ACTIONS = ("allow", "limit", "block")
@@ -170,39 +167,4 @@ class EntryRef:
     kind: str  # "category" | "override"
     ref: str  # category id or override id
     origin: str  # FILE:LINE
-
-
-@dataclass(frozen=True)
-class Config:
-    root: Path
-    categories: dict[str, Category]
-    settings: Settings
-    groups: dict[str, frozenset[str]]
-    devices: tuple[Device, ...]
-    working_hours: tuple[WorkingHours, ...]
-    category_rules: tuple[CategoryRule, ...]
-    overrides: dict[str, Override]
-    matcher: SuffixMatcher[EntryRef]
-    regexes: tuple[tuple[re.Pattern[str], EntryRef], ...]
-    digest: str
-    files: tuple[Path, ...]
-    list_files: tuple[Path, ...] = ()
-    sections: dict[str, Any] = field(default_factory=dict)
-    warnings: tuple[Any, ...] = ()  # FILE:LINE problems that skip a line but do not stop the configuration
-    locked_digests: dict[bytes, tuple[str, str]] = field(default_factory=dict)  # SHA-256 -> (category, FILE:LINE)
-    bulk: tuple[BulkRef, ...] = ()  # large list files, compiled
-    locked_entries: tuple[Any, ...] = ()  # (Entry, EntryRef) of locked categories, for the checks of grants
-
-    @property
-    def zone(self) -> ZoneInfo:
-        return ZoneInfo(self.settings.timezone)
-
-    @property
-    def index_path(self) -> Path:
-        """Where the compiled list index lives (``settings.index_dir``)."""
-        d = Path(self.settings.index_dir)
-        return d if d.is_absolute() else self.root / d
-
-    def groups_of(self, user: str) -> frozenset[str]:
-        return frozenset(g for g, members in self.groups.items() if user in members)
 

@@ -36,9 +36,12 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .yamlsource import YMap
+
+if TYPE_CHECKING:
+    from .builder import Builder
 
 DEFAULT_HISTORY_ROLES = frozenset({"headteacher", "dsl"})
 DEFAULT_INTERCEPTION_ROLES = frozenset({"headteacher"})
@@ -87,7 +90,7 @@ class Retention:
     days: dict[str, float] = field(default_factory=lambda: dict(DEFAULT_RETENTION))
 
 
-def parse_monitoring(b: Any, value: Any, doc: YMap) -> None:
+def parse_monitoring(b: Builder, value: Any, doc: YMap) -> None:
     r = b.r
     m = r.section(value, doc, "monitoring", ("history_roles", "out_of_hours_threshold_minutes", "alert_categories",
                                              "safeguarding_terms", "safeguarding_terms_file", "alerts",
@@ -99,6 +102,8 @@ def parse_monitoring(b: Any, value: Any, doc: YMap) -> None:
     interception_roles = _roles(r, m, "interception_roles", DEFAULT_INTERCEPTION_ROLES)
     interception_days = r.number(m, "interception_max_days", 7.0, positive=True) or 7.0
     threshold = r.number(m, "out_of_hours_threshold_minutes", 30.0)
+    if threshold is None:  # not a number: the problem is recorded; the default stands in while the rest is read
+        threshold = 30.0
     cats = r.texts(m, "alert_categories")
     weekly_only = r.texts(m, "weekly_only")
     for c, line in [*cats, *weekly_only]:
@@ -108,8 +113,8 @@ def parse_monitoring(b: Any, value: Any, doc: YMap) -> None:
         rel = r.text(m, "safeguarding_terms_file") or ""
         path = Path(rel) if Path(rel).is_absolute() else b.root / rel
         try:
-            for line in path.read_text(encoding="utf-8").splitlines():
-                t = line.split("#", 1)[0].strip().lower()
+            for raw in path.read_text(encoding="utf-8").splitlines():
+                t = raw.split("#", 1)[0].strip().lower()
                 if t:
                     terms.add(" ".join(t.split()))
             b.list_files.append(path)
@@ -138,7 +143,7 @@ def parse_monitoring(b: Any, value: Any, doc: YMap) -> None:
     weekly = _weekly(r, m) if "weekly" in m else None
     if weekly is not None and email is None:
         r.problem(m, m.line_of("weekly"), "the weekly report is sent by the alerts' email server: give alerts.email")
-    b.sections["monitoring"] = Monitoring(roles, interception_roles, float(interception_days),
+    b.sections.monitoring = Monitoring(roles, interception_roles, float(interception_days),
                                           float(threshold) * 60, frozenset(c for c, _ in cats),
                                           frozenset(c for c, _ in weekly_only), frozenset(terms), batch, email,
                                           webhook, weekly)
@@ -169,7 +174,7 @@ def _roles(r: Any, m: YMap, key: str, default: frozenset[str]) -> frozenset[str]
     return frozenset(v for v, _ in r.texts(m, key))
 
 
-def parse_retention(b: Any, value: Any, doc: YMap) -> None:
+def parse_retention(b: Builder, value: Any, doc: YMap) -> None:
     r = b.r
     m = r.section(value, doc, "retention", tuple(DEFAULT_RETENTION))
     if m is None:
@@ -179,4 +184,4 @@ def parse_retention(b: Any, value: Any, doc: YMap) -> None:
         v = r.number(m, key, positive=True)
         if v is not None and key in days:
             days[key] = v
-    b.sections["retention"] = Retention(days)
+    b.sections.retention = Retention(days)

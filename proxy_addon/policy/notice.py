@@ -14,9 +14,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .yamlsource import YMap
+
+if TYPE_CHECKING:
+    from .builder import Builder
 
 
 @dataclass(frozen=True, slots=True)
@@ -26,7 +29,7 @@ class NoticeRules:
     per: str = "person"
 
 
-def parse(b: Any, value: Any, doc: YMap) -> None:
+def parse(b: Builder, value: Any, doc: YMap) -> None:
     r = b.r
     m = r.section(value, doc, "notice", ("text_file", "every_days", "per"))
     if m is None:
@@ -43,5 +46,5 @@ def parse(b: Any, value: Any, doc: YMap) -> None:
     if not paragraphs:
         r.problem(m, m.line_of("text_file"), f"the notice {rel!r} is empty")
         return
-    b.sections["notice"] = NoticeRules(paragraphs, r.number(m, "every_days", 30.0, positive=True) or 30.0,
+    b.sections.notice = NoticeRules(paragraphs, r.number(m, "every_days", 30.0, positive=True) or 30.0,
                                        r.choice(m, "per", ("person", "device"), "person") or "person")

@@ -18,10 +18,13 @@ from __future__ import annotations
 
 import ipaddress
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..urls.normalize import InvalidHost, normalize_host
 from .yamlsource import YMap
+
+if TYPE_CHECKING:
+    from .builder import Builder
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,7 +34,7 @@ class PacRules:
     domains: tuple[str, ...] = ()  # each covers its subdomains
 
 
-def parse(b: Any, value: Any, doc: YMap) -> None:
+def parse(b: Builder, value: Any, doc: YMap) -> None:
     r = b.r
     m = r.section(value, doc, "pac", ("proxies", "direct"))
     if m is None:
@@ -62,4 +65,4 @@ def parse(b: Any, value: Any, doc: YMap) -> None:
             domains.append(normalize_host(text.lstrip(".")))
         except InvalidHost as e:
             r.problem(m, line, f"bad host or domain {text!r}: {e}")
-    b.sections["pac"] = PacRules(tuple(proxies), tuple(networks), tuple(domains))
+    b.sections.pac = PacRules(tuple(proxies), tuple(networks), tuple(domains))

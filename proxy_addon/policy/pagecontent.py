@@ -21,10 +21,13 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .files import display_path
 from .yamlsource import Problem, YMap
+
+if TYPE_CHECKING:
+    from .builder import Builder
 
 _WEIGHTED = re.compile(r"^(<.*>)\s*<\s*(-?\d+)\s*>\s*$")
 _COMMENT = re.compile(r">\s+#.*$")
@@ -79,7 +82,7 @@ def _parts(section: str) -> tuple[str, ...]:
     return parts if all(p.strip() and "<" not in p and ">" not in p for p in parts) else ()
 
 
-def parse(b: Any, value: Any, doc: YMap) -> None:
+def parse(b: Builder, value: Any, doc: YMap) -> None:
     r = b.r
     m = r.section(value, doc, "page_content", ("scan_kb", "apply_to", "thresholds", "phrases", "good_phrases"))
     if m is None:
@@ -118,4 +121,4 @@ def parse(b: Any, value: Any, doc: YMap) -> None:
             b.pending_categories.append((str(cat), pm, pm.line_of(cat)))
             load(r.texts(pm, cat), str(cat), pm)
     load(r.texts(m, "good_phrases"), "*", m)
-    b.sections["page_content"] = PageContentRules(int(scan_kb * 1024), apply_to, tuple(thresholds), tuple(phrases))
+    b.sections.page_content = PageContentRules(int(scan_kb * 1024), apply_to, tuple(thresholds), tuple(phrases))

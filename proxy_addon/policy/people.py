@@ -97,7 +97,7 @@ def parse_device_names(b: Builder, value: Any, doc: YMap) -> None:
             b.warnings.append(Problem(m.file, line, f"leases file {rel!r} does not exist (yet); device names "
                                                      "from it appear once it does"))
         leases.append(path)
-    b.sections["device_names"] = DeviceNaming(tuple(leases), r.flag(m, "reverse_dns", True))
+    b.sections.device_names = DeviceNaming(tuple(leases), r.flag(m, "reverse_dns", True))
 
 
 def parse_working_hours(b: Builder, value: Any, doc: YMap) -> None:

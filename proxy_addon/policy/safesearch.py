@@ -27,10 +27,13 @@ Rules section::
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .model import Audience
 from .yamlsource import YMap
+
+if TYPE_CHECKING:
+    from .builder import Builder
 
 ENGINES = ("google", "bing", "duckduckgo", "yahoo", "youtube")
 YOUTUBE_LEVELS = ("strict", "moderate", "off")
@@ -51,7 +54,7 @@ class SafeSearchRules:
         return level
 
 
-def parse(b: Any, value: Any, doc: YMap) -> None:
+def parse(b: Builder, value: Any, doc: YMap) -> None:
     r = b.r
     m = r.section(value, doc, "safe_search", ("engines", "youtube", "youtube_groups"))
     if m is None:
@@ -70,5 +73,5 @@ def parse(b: Any, value: Any, doc: YMap) -> None:
             if lvl:
                 groups.append((str(g), lvl))
                 b.pending_audiences.append((Audience(groups=frozenset({str(g)})), gm))
-    b.sections["safe_search"] = SafeSearchRules(frozenset(engines), youtube, tuple(groups))
+    b.sections.safe_search = SafeSearchRules(frozenset(engines), youtube, tuple(groups))
 

@@ -27,10 +27,13 @@ import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .files import display_path
 from .yamlsource import Problem, YMap
+
+if TYPE_CHECKING:
+    from .builder import Builder
 
 DEFAULT_THRESHOLDS = (6.0, 4.0)
 PATTERN = re.compile(r"\^?[^\s^$#]{1,6}\$?")
@@ -116,7 +119,7 @@ def _category_files(b: Any, folder: Path) -> Iterator[tuple[str, Path]]:
         yield cat, path
 
 
-def parse(b: Any, value: Any, doc: YMap) -> None:
+def parse(b: Builder, value: Any, doc: YMap) -> None:
     r = b.r
     m = r.section(value, doc, "scoring", ("enabled", "terms_dir", "patterns_dir", "subdomain_weight",
                                                   "thresholds"))
@@ -161,5 +164,5 @@ def parse(b: Any, value: Any, doc: YMap) -> None:
                 if found is not None:
                     patterns[cat] = found
                     thresholds.setdefault(cat, DEFAULT_THRESHOLDS)
-    b.sections["scoring"] = ScoringRules(enabled and bool(terms or patterns), sub if sub is not None else 0.5,
+    b.sections.scoring = ScoringRules(enabled and bool(terms or patterns), sub if sub is not None else 0.5,
                                          terms, thresholds, patterns)

@@ -49,11 +49,11 @@ class ContentControls:
 
     @property
     def downloads(self) -> DownloadRules:
-        return self.rt.engine.config.sections.get("downloads") or DownloadRules()  # type: ignore[union-attr]
+        return self.rt.engine.config.sections.downloads or DownloadRules()  # type: ignore[union-attr]
 
     @property
     def uploads(self) -> UploadRules:
-        return self.rt.engine.config.sections.get("uploads") or UploadRules()  # type: ignore[union-attr]
+        return self.rt.engine.config.sections.uploads or UploadRules()  # type: ignore[union-attr]
 
     # -- requests --------------------------------------------------------------------
 

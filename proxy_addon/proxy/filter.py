@@ -258,7 +258,7 @@ class SchoolFilter:
     def requestheaders(self, flow: http.HTTPFlow) -> Any:
         self.guard.request_started(flow.client_conn)
         engine = self.rt.engine
-        pac_rules = engine.config.sections.get("pac") if engine is not None else None
+        pac_rules = engine.config.sections.pac if engine is not None else None
         if addressed_to_proxy(flow, pac_rules):  # the PAC file, metrics, health; nothing is forwarded
             pac.answer(flow, pac_rules, self._own_pages)
             return None
@@ -293,7 +293,7 @@ class SchoolFilter:
         engine = self.rt.engine
         if engine is not self._signin_rules_of and engine is not None:  # the rules were (re)loaded
             self._signin_rules_of = engine
-            self.signin.configure(engine.config.sections.get("directory"),
+            self.signin.configure(engine.config.sections.directory,
                                   lambda ip: engine.identify(ip).via == "device")
         return flow.response is None and self.signin.needed(flow)
 

@@ -30,7 +30,7 @@ class Notice:
 
     def rules(self) -> NoticeRules | None:
         engine = self.rt.engine
-        return engine.config.sections.get("notice") if engine is not None else None
+        return engine.config.sections.notice if engine is not None else None
 
     def due_for(self, who: Identity) -> bool:
         rules = self.rules()

@@ -27,7 +27,7 @@ class Pacer:
         """Hold this response to its bandwidth rule, if one applies."""
         engine = self.rt.engine
         assert engine is not None and flow.response is not None
-        rules: BandwidthRules | None = engine.config.sections.get("bandwidth")
+        rules: BandwidthRules | None = engine.config.sections.bandwidth
         if not rules or st.audit_action or not rules.may_apply(st.content_kind):
             return
         length = st.resp_headers[2] if st.resp_headers else flow.response.headers.get("content-length", "")

@@ -37,7 +37,7 @@ class PageCheck:
 
     def rules(self) -> PageContentRules | None:
         engine = self.rt.engine
-        rules = engine.config.sections.get("page_content") if engine is not None else None
+        rules = engine.config.sections.page_content if engine is not None else None
         return rules if rules is not None and rules.phrases else None
 
     def applies(self, st: FlowState) -> bool:

@@ -109,7 +109,7 @@ class Recorder:
             self.sealer.close()  # after the writer: the close seal covers every row
         self.devices.close()
         engine = self.rt.engine
-        monitoring = engine.config.sections.get("monitoring") if engine else None
+        monitoring = engine.config.sections.monitoring if engine else None
         if self.alerter.pending and monitoring is not None:
             assert engine is not None
             self.alerter.deliver(monitoring, self.alerter.take(), engine.config.zone)
@@ -132,7 +132,7 @@ class Recorder:
         reason = d.reason if error is None else f"{d.reason}; {error}"
         search = search_of(st.target) if flow is not None else None
         action = st.audit_action or AUDIT_ACTION.get(d.action, d.action)
-        monitoring: Monitoring | None = engine.config.sections.get("monitoring")
+        monitoring: Monitoring | None = engine.config.sections.monitoring
         if monitoring is not None:
             self._alerts(st, d, action, search, monitoring)
         pace = st.pace

@@ -41,7 +41,7 @@ class Streaming:
 
     @property
     def rules(self) -> StreamingRules:
-        return self.rt.engine.config.sections.get("streaming") or StreamingRules()  # type: ignore[union-attr]
+        return self.rt.engine.config.sections.streaming or StreamingRules()  # type: ignore[union-attr]
 
     def limit_for(self, st: FlowState) -> StreamLimit | None:
         engine = self.rt.engine

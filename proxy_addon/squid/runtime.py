@@ -31,7 +31,7 @@ class PolicyRuntime(RulesInForce):
         self.db: Database = open_database(audit_db)
         self.secret = load_secret(secret_file)
         self.directory = DirectoryGroups()  # people's directory groups (rules section ``directory``)
-        self.directory.configure(self.engine.config.sections.get("directory"))
+        self.directory.configure(self.engine.config.sections.directory)
         self.reload_s = reload_s
         self.grants_s = grants_s
         self._stop = threading.Event()
@@ -53,7 +53,7 @@ class PolicyRuntime(RulesInForce):
         if engine is None:
             return False
         self.engine = engine
-        self.directory.configure(engine.config.sections.get("directory"))
+        self.directory.configure(engine.config.sections.directory)
         return True
 
     def _run(self) -> None:

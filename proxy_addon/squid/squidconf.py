@@ -121,7 +121,7 @@ def _delay_pools(engine: Engine) -> list[str]:
     """Bandwidth rules Squid can express: by category (the helper's ``tag``),
     at any time, for everyone.  Rules by content kind (media, downloads) or
     time of day, or for some groups only, stay with the mitmproxy front end."""
-    rules = getattr(engine.config.sections.get("bandwidth"), "limits", ())
+    rules = getattr(engine.config.sections.bandwidth, "limits", ())
     usable: list[BandwidthRule] = []
     skipped: list[BandwidthRule] = []
     for rule in rules:

@@ -13,5 +13,5 @@ class AlertSend:
 
     async def run(self) -> None:
         rt = self.rt
-        await self.alerter.run(lambda: rt.engine.config.sections.get("monitoring") if rt.engine else None,
+        await self.alerter.run(lambda: rt.engine.config.sections.monitoring if rt.engine else None,
                                lambda: rt.engine.config.zone if rt.engine else None)

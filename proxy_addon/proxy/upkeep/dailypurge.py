@@ -29,7 +29,7 @@ class DailyPurge:
         if rt.db is None or rt.engine is None:
             return
         try:
-            result = await asyncio.to_thread(purge, rt.db, rt.engine.config.sections.get("retention") or Retention())
+            result = await asyncio.to_thread(purge, rt.db, rt.engine.config.sections.retention or Retention())
             log.info("schoolproxy: daily purge: %s", result)
         except Exception as e:  # noqa: BLE001 - tried again tomorrow; the log says why
             log.error("schoolproxy: daily purge failed (%s: %s)", type(e).__name__, e)

@@ -50,7 +50,7 @@ class GrantPoll:
             return
         rt.grants = await asyncio.to_thread(load_active, rt.db, rt.now())
         rt.interceptions = await asyncio.to_thread(load_orders, rt.db, rt.now())
-        notice_rules = rt.engine.config.sections.get("notice") if rt.engine is not None else None
+        notice_rules = rt.engine.config.sections.notice if rt.engine is not None else None
         if notice_rules is not None:
             acks = await asyncio.to_thread(load_acks, rt.db, notice_rules, rt.now())
             cutoff = rt.now() - timedelta(days=notice_rules.every_days)

@@ -38,7 +38,7 @@ class RuleWatch:
         engine = await asyncio.to_thread(self.rt.changed_rules, root)
         if engine is None:
             return
-        page_rules = engine.config.sections.get("page_content")
+        page_rules = engine.config.sections.page_content
         if page_rules is not None and page_rules.phrases:  # built here, not at the next page
             await asyncio.to_thread(matcher_for, page_rules)
         self.rt.engine = engine

@@ -27,7 +27,7 @@ class WeeklySend:
     async def tick(self) -> None:
         rt = self.rt
         engine = rt.engine
-        mon = engine.config.sections.get("monitoring") if engine is not None else None
+        mon = engine.config.sections.monitoring if engine is not None else None
         if engine is None or mon is None or mon.weekly is None or mon.email is None or rt.db is None:
             self.done = "-"
             return
