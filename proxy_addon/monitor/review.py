@@ -23,6 +23,7 @@ from datetime import datetime, timedelta, timezone
 from html import escape
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import Engine as DBEngine
 from sqlalchemy import select
@@ -170,6 +171,34 @@ def over_blocking(engine: Engine, at: datetime) -> str:
                   f"in force at {at:%d %B %Y %H:%M} UTC: correct the rule, or record here why it is right.")
 
 
+def _selftest_row(a: AdminAction, zone: ZoneInfo) -> list[str]:
+    """One self-test run: when, through which proxy, how many checks passed, which failed."""
+    try:
+        results = json.loads(a.detail or "{}").get("results", [])
+    except ValueError:
+        results = []
+    failed = [r["check"] for r in results if not r.get("pass")]
+    return [a.ts.astimezone(zone).strftime("%d %b %Y %H:%M"), a.target or "",
+            f"{len(results) - len(failed)} of {len(results)}", ", ".join(failed) or "none"]
+
+
+def _decisions_html(log: list[dict[str, str]]) -> str:
+    """The decision log: each change, who made it and why, with its diff (first 60 lines)."""
+    out = "<h2>Decision log: what was blocked or allowed, and why</h2>"
+    if not log:
+        out += "<p>No changes in this period.</p>"
+    for d in log:
+        out += (f'<div class="decision"><p><b>{escape(d["when"])}</b>: {escape(d["what"])} '
+                f'<span class=note>({escape(d["how"])}, {escape(d["who"])})</span><br>'
+                f'Why: {escape(d["why"] or "not given")}</p>')
+        if d["diff"]:
+            lines = d["diff"].splitlines()
+            shown = "\n".join(lines[:60]) + (f"\n… {len(lines) - 60} more lines" if len(lines) > 60 else "")
+            out += f"<pre>{escape(shown)}</pre>"
+        out += "</div>"
+    return out
+
+
 def review_pack(db: DBEngine, engine: Engine, t0: datetime, t1: datetime, school: str = "") -> str:
     """The pack as one HTML document."""
     zone = engine.config.zone
@@ -186,15 +215,7 @@ def review_pack(db: DBEngine, engine: Engine, t0: datetime, t1: datetime, school
                      r.status, r.decided_by or "", r.decision_note or ""] for r in asked]
         tests = s.scalars(select(AdminAction).where(AdminAction.action == "selftest", AdminAction.ts >= t0,
                                                     AdminAction.ts < t1).order_by(AdminAction.ts)).all()
-        selftests = []
-        for a in tests:
-            try:
-                results = json.loads(a.detail or "{}").get("results", [])
-            except ValueError:
-                results = []
-            failed = [r["check"] for r in results if not r.get("pass")]
-            selftests.append([a.ts.astimezone(zone).strftime("%d %b %Y %H:%M"), a.target or "",
-                              f"{len(results) - len(failed)} of {len(results)}", ", ".join(failed) or "none"])
+        selftests = [_selftest_row(a, zone) for a in tests]
     status_counts: dict[str, int] = defaultdict(int)
     for r in requests:
         status_counts[r[4]] += 1
@@ -203,18 +224,6 @@ def review_pack(db: DBEngine, engine: Engine, t0: datetime, t1: datetime, school
     months, per_cat = _by_month(db, engine, t0, t1)
     month_totals = [sum(per_cat[c].get(m, 0) for c in per_cat) for m in months]
     ranked = sorted(per_cat, key=lambda c: -sum(per_cat[c].values()))
-    decisions_html = "<h2>Decision log: what was blocked or allowed, and why</h2>"
-    if not log:
-        decisions_html += "<p>No changes in this period.</p>"
-    for d in log:
-        decisions_html += (f'<div class="decision"><p><b>{escape(d["when"])}</b>: {escape(d["what"])} '
-                           f'<span class=note>({escape(d["how"])}, {escape(d["who"])})</span><br>'
-                           f'Why: {escape(d["why"] or "not given")}</p>')
-        if d["diff"]:
-            lines = d["diff"].splitlines()
-            shown = "\n".join(lines[:60]) + (f"\n… {len(lines) - 60} more lines" if len(lines) > 60 else "")
-            decisions_html += f"<pre>{escape(shown)}</pre>"
-        decisions_html += "</div>"
     parts = [
         '<!DOCTYPE html><html lang="en"><head><meta charset="utf-8">',
         f"<title>Filtering and monitoring review: {escape(span)}</title><style>",
@@ -235,7 +244,7 @@ def review_pack(db: DBEngine, engine: Engine, t0: datetime, t1: datetime, school
                "None recorded yet. Record this review's conclusions in the admin app (Review) so that the next "
                "pack shows them."),
         configuration(engine),
-        decisions_html,
+        _decisions_html(log),
         _table("Exception requests (staff saying a block was wrong) and how they were answered",
                ["asked", "site", "category", "why", "answer", "by", "note"], requests,
                "No requests in this period.",
