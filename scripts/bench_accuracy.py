@@ -55,7 +55,7 @@ def main() -> None:
     from proxy_addon.lists.sources import stage_source
     from proxy_addon.monitor.review import must_not_block
     from proxy_addon.policy.loader import load_config
-    from proxy_addon.policy.scoring import ScoringRules
+    from proxy_addon.policy.scoringrules import ScoringRules
     from proxy_addon.urls.matching import host_suffixes
     from proxy_addon.urls.normalize import Target
     from tests.support.lists import shared_data_dir

@@ -20,7 +20,7 @@ import pytest
 from proxy_addon.classify.engine import Engine
 from proxy_addon.classify.scoring import Scorer
 from proxy_addon.policy.loader import check_config
-from proxy_addon.policy.scoring import Patterns, ScoringRules
+from proxy_addon.policy.scoringrules import Patterns, ScoringRules
 from proxy_addon.urls.normalize import normalize_url
 
 EXE = str(Path(sys.executable).with_name("schoolproxy"))

@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session
 from ..audit.adminlog import record_action
 from ..lists.build import mapping_from_config, rebuild
 from ..lists.lockedfeeds import load_states
-from ..lists.review import answer, answer_file, overreach, suspects
+from ..lists.reviewqueue import answer, answer_file, overreach, suspects
 from ..lists.sources import staged_sources
 from ..monitor.rulesync import record_edit
 from ..policy.files import data_dir

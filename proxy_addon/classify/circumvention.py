@@ -1,4 +1,4 @@
-"""The checks behind the ``circumvention`` rules (see ``policy.circumvention``):
+"""The checks behind the ``circumvention`` rules (see ``policy.circumventionrules``):
 DNS over HTTPS by path and content type, and browsing by bare IP address.
 Pure; the engine and the proxy share them."""
 
@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import ipaddress
 
-from ..policy.circumvention import CLAUSE, DOH_PATHS, DOH_TYPES, POLICY_TEXT, CircumventionRules
+from ..policy.circumventionrules import CLAUSE, DOH_PATHS, DOH_TYPES, POLICY_TEXT, CircumventionRules
 from .decision import Decision
 
 

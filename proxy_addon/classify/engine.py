@@ -36,12 +36,12 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Protocol
 
-from ..policy.circumvention import CircumventionRules
+from ..policy.circumventionrules import CircumventionRules
 from ..policy.config import Config
 from ..policy.loader import load_config
 from ..policy.model import ACTIONS, Category
-from ..policy.safesearch import SafeSearchRules
-from ..policy.scoring import ScoringRules
+from ..policy.safesearchrules import SafeSearchRules
+from ..policy.scoringrules import ScoringRules
 from ..urls.entries import digest_forms
 from ..urls.matching import specificity
 from ..urls.normalize import HOST_MEMO, Target

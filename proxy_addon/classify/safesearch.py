@@ -1,4 +1,4 @@
-"""Safe-search plans (see ``policy.safesearch`` for the rules and why): what
+"""Safe-search plans (see ``policy.safesearchrules`` for the rules and why): what
 to change in a request the proxy can see, and which forced-safe front end a
 tunnel to a search engine should go to.  Pure."""
 
@@ -7,7 +7,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-from ..policy.safesearch import SafeSearchRules
+from ..policy.safesearchrules import SafeSearchRules
 
 _GOOGLE = re.compile(r"(?:www\.)?google\.(?:[a-z]{2,3}|co\.[a-z]{2}|com\.[a-z]{2})\Z")
 _GOOGLE_SEARCH_PATHS = ("/search", "/webhp", "/complete/search", "/images", "/imghp", "/")

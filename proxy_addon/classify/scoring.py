@@ -46,7 +46,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
-from ..policy.scoring import ScoringRules
+from ..policy.scoringrules import ScoringRules
 from ..urls.entries import split_registrable
 from ..urls.normalize import HOST_MEMO
 

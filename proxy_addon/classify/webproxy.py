@@ -13,7 +13,7 @@ from collections.abc import Iterable
 from dataclasses import replace
 from datetime import datetime
 
-from ..policy.circumvention import CircumventionRules, WebProxyShape
+from ..policy.circumventionrules import CircumventionRules, WebProxyShape
 from ..urls.embedded import embedded_urls
 from ..urls.normalize import InvalidHost, InvalidURL, Target, normalize_url
 from .circumvention import circumvention_decision

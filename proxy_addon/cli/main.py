@@ -13,7 +13,19 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from . import admin, audit, grants, intercept, lists, reports, rules, run, selftest, squid, status  # noqa: F401  (each registers its commands)
+from . import (  # noqa: F401  (each registers its commands)
+    cmd_admin,
+    cmd_audit,
+    cmd_grants,
+    cmd_intercept,
+    cmd_lists,
+    cmd_reports,
+    cmd_rules,
+    cmd_run,
+    cmd_selftest,
+    cmd_squid,
+    cmd_status,
+)
 from .base import COMMANDS
 
 

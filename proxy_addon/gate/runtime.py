@@ -3,7 +3,7 @@
 Each front end keeps one ``RulesInForce`` (the mitmproxy addon extends it
 with what it tracks per connection) and refreshes it on its own schedule:
 the addon on its event loop (``proxy.upkeep``), the Squid helper on a thread
-(``squid.runtime``).  The engine and the grants are swapped by single
+(``squid.helperruntime``).  The engine and the grants are swapped by single
 assignments, so a request never sees half of a reload; rules that fail to
 load leave the ones in force in force.
 """

@@ -13,7 +13,7 @@ its subdomains, a URL prefix, a category, or a control such as a software
 download of one URL), a window that always ends, a reason, and who granted
 it.  It never lifts a block in a category marked ``bypassable: false``.
 
-The rules (``grants: {default_hours, max_days}``) are read by ``policy.grants``.
+The rules (``grants: {default_hours, max_days}``) are read by ``policy.grantrules``.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from typing import Any
 from ..classify.decision import Decision
 from ..classify.identity import Identity
 from ..policy.config import Config
-from ..policy.grants import GrantRules
+from ..policy.grantrules import GrantRules
 from ..policy.locked import overlaps
 from ..urls.entries import Entry, InvalidEntry, parse_entry
 from ..urls.matching import path_covers

@@ -7,18 +7,18 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from .bandwidth import BandwidthRules
-from .circumvention import CircumventionRules
-from .content import DownloadRules, StreamingRules, UploadRules
+from .circumventionrules import CircumventionRules
+from .contentrules import DownloadRules, StreamingRules, UploadRules
 from .directory import DirectoryRules
-from .grants import GrantRules
+from .grantrules import GrantRules
 from .listsources import ListSource
 from .model import DeviceNaming
 from .monitoring import Monitoring, Retention
-from .notice import NoticeRules
-from .pac import PacRules
+from .noticerules import NoticeRules
+from .pacrules import PacRules
 from .pagecontent import PageContentRules
-from .safesearch import SafeSearchRules
-from .scoring import ScoringRules
+from .safesearchrules import SafeSearchRules
+from .scoringrules import ScoringRules
 
 
 @dataclass

@@ -4,8 +4,8 @@
   HTTP and decrypted HTTPS; `Tunnels` (``tunnels``): CONNECT and TLS;
 * `Pages` (``blocking``): the block page; `Buttons` (``buttons``): its
   self-report and exception-request forms;
-* `ContentControls` (``content``, ``streaming``): downloads, uploads, media;
-* `Pacer` (``pacing``): bandwidth rules;
+* `ContentControls` (``contentcontrols``, ``streaming``): downloads, uploads, media;
+* `Pacer` (``pacer``): bandwidth rules;
 * `Recorder` (``recorder``): one audit row per decision, and alerts;
 * the background tasks (``upkeep``): reloads, grants, feeds, status, reports, purge, alert delivery.
 
@@ -39,20 +39,20 @@ from ..audit.writer import MEMORY_ROWS, system_row
 from ..classify.engine import Engine
 from ..grants.blockpage import message_page
 from ..monitor.metrics import CONTENT_TYPE_LATEST
-from ..monitor.notice import ACK_PATH
+from ..monitor.noticeacks import ACK_PATH
 from ..policy.files import data_dir, default_config_dir
 from ..policy.reloader import signature
 from ..policy.yamlsource import ConfigError
 from . import connections, pac
 from .blocking import Pages
 from .buttons import Buttons
-from .content import ContentControls
+from .contentcontrols import ContentControls
 from .flowstate import KEY, FlowState, Runtime, stream_if_large
 from .guard import ConnectionGuard
 from .judge import Judge, malformed
-from .notice import Notice
+from .noticepage import Notice
 from .pac import addressed_to_proxy
-from .pacing import Pacer
+from .pacer import Pacer
 from .pagecheck import PageCheck
 from .readgate import ReadGates
 from .recorder import Recorder

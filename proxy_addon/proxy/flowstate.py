@@ -21,7 +21,7 @@ from ..content.pacing import Pace
 from ..content.sharedlimits import SharedBuckets
 from ..gate.runtime import RulesInForce
 from ..monitor.interception import ActiveOrder
-from ..policy.content import StreamLimit
+from ..policy.contentrules import StreamLimit
 from ..urls.normalize import Target
 
 KEY = "schoolproxy"

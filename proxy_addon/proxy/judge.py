@@ -22,7 +22,7 @@ from ..gate.verdict import verdict
 from ..grants import feedback
 from ..urls.normalize import InvalidHost, InvalidURL, Target, make_target, normalize_host, split_authority
 from .blocking import Pages
-from .content import ContentControls
+from .contentcontrols import ContentControls
 from .flowstate import KEY, FlowState, Runtime
 from .recorder import Recorder
 

@@ -1,7 +1,7 @@
 """Requests addressed to the proxy itself rather than through it (plain
 HTTP in origin form, outside any tunnel): ``/proxy.pac`` and ``/wpad.dat``
 get the proxy auto-configuration file built from the rules' ``pac`` section
-(``policy.pac``); the filter's own pages (``/metrics``, ``/healthz``) are
+(``policy.pacrules``); the filter's own pages (``/metrics``, ``/healthz``) are
 answered by the callback it passes; anything else a short 404 page, never
 forwarded (it would come straight back)."""
 
@@ -14,7 +14,7 @@ from collections.abc import Callable
 from mitmproxy import http
 
 from ..classify.identity import canonical_ip
-from ..policy.pac import PacRules
+from ..policy.pacrules import PacRules
 
 PATHS = ("/proxy.pac", "/wpad.dat")
 PAC_TYPE = "application/x-ns-proxy-autoconfig"

@@ -23,7 +23,7 @@ from mitmproxy import http
 
 from ..audit.usage import add_usage, get_usage
 from ..content.media import MediaKind, SegmentDurations, media_seconds
-from ..policy.content import StreamingRules, StreamLimit
+from ..policy.contentrules import StreamingRules, StreamLimit
 from . import connections
 from .blocking import Pages, stop
 from .flowstate import FlowState, Runtime

@@ -1,4 +1,4 @@
-"""Undecrypted tunnels on the record from their first moment (``audit.tunnels``):
+"""Undecrypted tunnels on the record from their first moment (``audit.tunnelrows``):
 the opening row when the tunnel is let through, bytes counted as they are
 written to either side (a wrapped stream writer: one addition per chunk, no
 hook), a ``tunnel`` row when it closes and every ten minutes while it stays
@@ -16,7 +16,7 @@ from typing import Any
 
 from mitmproxy import connection
 
-from ..audit.tunnels import ACTION, REPORT_S, interrupted_row, unfinished
+from ..audit.tunnelrows import ACTION, REPORT_S, interrupted_row, unfinished
 from ..grants.feedback import new_event_uid
 from . import connections
 from .flowstate import FlowState, Runtime

@@ -11,8 +11,8 @@ one, ``tag=`` (the category, for Squid's ``delay_pools``).  A block also carries
 the block event, which ``deny_info`` puts in the redirect to the block page.
 
 The helper never blocks but once: decisions are made in memory; the rules
-and grants are refreshed by a thread (``runtime``); the one write per batch
-of answers is the decision record (``decisions``), made before Squid sees
+and grants are refreshed by a thread (``helperruntime``); the one write per batch
+of answers is the decision record (``decisionrecord``), made before Squid sees
 the answers.  The once: with a ``directory`` in the rules, the first request
 of a person Squid authenticated asks the directory for their groups (as
 ``schoolproxy run`` does at sign-in); a thread keeps them fresh after that,
@@ -33,9 +33,9 @@ from ..gate.verdict import connect_port_refusal, verdict
 from ..grants import feedback
 from ..monitor.devices import DeviceNames
 from ..urls.normalize import InvalidHost, InvalidURL, Target, make_target, split_authority
-from .decisions import DecisionLog
+from .decisionrecord import DecisionLog
+from .helperruntime import PolicyRuntime
 from .protocol import encode_decision, parse_request, reply
-from .runtime import PolicyRuntime
 
 log = logging.getLogger(__name__)
 

@@ -42,7 +42,7 @@ from ..classify.decision import Decision
 from ..classify.identity import Identity
 from ..gate.record import Seen, access_row
 from ..urls.normalize import Target
-from .decisions import decisions_dir
+from .decisionrecord import decisions_dir
 from .protocol import decode_decision
 from .reconcile import DONE, Decisions
 

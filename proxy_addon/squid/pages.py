@@ -21,7 +21,7 @@ from urllib.parse import parse_qs, urlsplit
 from ..classify.identity import Identity
 from ..grants import feedback
 from ..grants.blockpage import BlockNotice, message_page, render_block_page
-from .runtime import PolicyRuntime
+from .helperruntime import PolicyRuntime
 
 log = logging.getLogger(__name__)
 BLOCKED = feedback.PREFIX + "blocked"

@@ -10,7 +10,7 @@ lines whose first byte is a command: ``L`` a log line, ``R`` rotate, ``T``
 truncate, ``O`` reopen, ``F`` flush, ``r``/``b`` settings.
 
 And the decision record: the audit row's decision fields as a JSON list,
-which the helper writes to its record (``decisions``) before it answers, and
+which the helper writes to its record (``decisionrecord``) before it answers, and
 the log daemon joins to Squid's log line by the decision's id (the helper
 hands Squid the id as ``log=``; Squid logs it as ``%ea``).  Only the id
 travels through Squid: a long value costs Squid time in every reply and

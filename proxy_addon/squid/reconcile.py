@@ -1,6 +1,6 @@
 """Joining Squid's log lines to the helper's decisions, and making sure every
 decision the helper answered becomes an audit row even when its log line
-never reaches the log daemon (see ``decisions`` for why that happens).
+never reaches the log daemon (see ``decisionrecord`` for why that happens).
 
 The helper's records are read as they grow; each decision waits among the
 pending until its log line takes it (``take``).  A sweep every few seconds
@@ -30,7 +30,7 @@ from typing import Any
 from sqlalchemy import select
 
 from ..audit.models import AccessEvent
-from .decisions import writer_pid
+from .decisionrecord import writer_pid
 from .protocol import decode_decision
 
 log = logging.getLogger(__name__)

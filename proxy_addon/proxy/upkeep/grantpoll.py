@@ -14,7 +14,7 @@ from mitmproxy import ctx
 
 from ...grants.store import load_active
 from ...monitor.interception import load_active as load_orders
-from ...monitor.notice import load_acks
+from ...monitor.noticeacks import load_acks
 from ..flowstate import Runtime
 
 log = logging.getLogger(__name__)

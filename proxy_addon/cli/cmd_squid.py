@@ -34,7 +34,7 @@ def _secret(args: argparse.Namespace) -> Path:
 
 def _runtime(args: argparse.Namespace):
     from ..policy.yamlsource import ConfigError
-    from ..squid.runtime import PolicyRuntime
+    from ..squid.helperruntime import PolicyRuntime
 
     try:
         return PolicyRuntime(config_dir(args), audit_db(args), _secret(args))
@@ -48,7 +48,7 @@ def _helper_setup(p: argparse.ArgumentParser) -> None:
 
 @command("squid-helper", "Squid's external ACL helper (Squid starts it; see squid-config)", _helper_setup)
 def cmd_squid_helper(args: argparse.Namespace) -> int:
-    from ..squid.decisions import DecisionLog, decisions_dir
+    from ..squid.decisionrecord import DecisionLog, decisions_dir
     from ..squid.helper import Helper
 
     logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="schoolproxy-squid-helper: %(message)s")

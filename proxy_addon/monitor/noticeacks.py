@@ -1,4 +1,4 @@
-"""The acceptable-use notice (``policy.notice``): whether it is due for
+"""The acceptable-use notice (``policy.noticerules``): whether it is due for
 someone, the signed token its "I understand" button carries, and the record
 of acknowledgements (``notice_acks``, shared by every proxy instance)."""
 
@@ -13,7 +13,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from ..audit.models import NoticeAck
-from ..policy.notice import NoticeRules
+from ..policy.noticerules import NoticeRules
 
 ACK_PATH = "/.schoolproxy/notice"
 TOKEN_MAX_AGE = 24 * 3600

@@ -1,5 +1,5 @@
 """``schoolproxy lists …``: import, update, rebuild and describe the list index
-(the work itself is in ``lists``)."""
+(the work itself is in ``cmd_lists``)."""
 
 from __future__ import annotations
 
@@ -213,7 +213,7 @@ def _record_update(args: argparse.Namespace, updated: list[SourceReport], failed
 def _answer_recorded(args: argparse.Namespace, config: Config, kind: str, subject: str) -> Path:
     """Write a review answer into the school's lists, recorded in the decision log."""
     from ..audit.db import open_database
-    from ..lists.review import answer, answer_file
+    from ..lists.reviewqueue import answer, answer_file
     from ..monitor.rulesync import record_edit
 
     path = answer_file(config.root, kind, args.category)
@@ -227,7 +227,7 @@ def cmd_review(args: argparse.Namespace) -> int:
     from datetime import datetime, timedelta, timezone
 
     from ..audit.db import open_database
-    from ..lists.review import overreach, suspects
+    from ..lists.reviewqueue import overreach, suspects
 
     engine = load_engine(args)
     config = engine.config

@@ -1,8 +1,8 @@
 """Telling people they are monitored (the DfE standards: users must be told):
-the rules section ``notice``.  Before a person's (or a device's) first page,
+the rules section ``noticerules``.  Before a person's (or a device's) first page,
 and again every ``every_days``, the proxy shows the school's acceptable-use
 notice with an "I understand" button; the acknowledgement is recorded
-(``monitor.notice``).  Without the section there is no notice.
+(``monitor.noticeacks``).  Without the section there is no notice.
 
     notice:
       text_file: notice.txt     # the school's own words; paragraphs separated by blank lines

@@ -1,4 +1,4 @@
-"""The ``grants`` rules section: how long the Headteacher's exceptions last
+"""The ``grantrules`` rules section: how long the Headteacher's exceptions last
 (what a grant covers is ``grants.rules``).
 
     grants:

@@ -1,6 +1,6 @@
 """The acceptable-use notice in front of a person's first page of each
-period (``policy.notice``, ``monitor.notice``): shown instead of the page
-(the audit row says ``notice``), acknowledged with a signed form posted back
+period (``policy.noticerules``, ``monitor.noticeacks``): shown instead of the page
+(the audit row says ``noticepage``), acknowledged with a signed form posted back
 to ``/.schoolproxy/notice``, then the person goes on to the page.  Shown on
 plain HTTP and decrypted HTTPS; in ``tls: selective`` a tunnel is decrypted
 when the notice is due for its person, so that it can be shown."""
@@ -14,8 +14,8 @@ from dataclasses import replace
 from mitmproxy import http
 
 from ..classify.identity import Identity
-from ..monitor import notice
-from ..policy.notice import NoticeRules
+from ..monitor import noticeacks
+from ..policy.noticerules import NoticeRules
 from ..urls.normalize import InvalidHost, InvalidURL, normalize_host, split_authority
 from .flowstate import FlowState, Runtime
 
@@ -34,8 +34,8 @@ class Notice:
 
     def due_for(self, who: Identity) -> bool:
         rules = self.rules()
-        return rules is not None and notice.due(rules, self.rt.notice_acks,
-                                                notice.subject_of(rules, who.user, who.client_ip), self.rt.now())
+        return rules is not None and noticeacks.due(rules, self.rt.notice_acks,
+                                                noticeacks.subject_of(rules, who.user, who.client_ip), self.rt.now())
 
     def wants(self, flow: http.HTTPFlow, st: FlowState) -> bool:
         """A page the person navigates to (not an image, a script or an API call), while the notice is due."""
@@ -48,9 +48,9 @@ class Notice:
     def show(self, flow: http.HTTPFlow, st: FlowState) -> None:
         rules = self.rules()
         assert rules is not None and self.rt.engine is not None
-        subject = notice.subject_of(rules, st.who.user, st.who.client_ip)
-        token = notice.make_token(self.rt.secret, subject, st.target.url)
-        page = notice.notice_page(rules, token, st.target.url, self.rt.engine.config.settings.contact)
+        subject = noticeacks.subject_of(rules, st.who.user, st.who.client_ip)
+        token = noticeacks.make_token(self.rt.secret, subject, st.target.url)
+        page = noticeacks.notice_page(rules, token, st.target.url, self.rt.engine.config.settings.contact)
         flow.response = http.Response.make(200, page.encode(), PAGE_HEADERS)
         st.answered = True
         st.audit_action = "notice"
@@ -68,10 +68,10 @@ class Notice:
                 if origin and origin != "null" and normalize_host(
                         split_authority(origin.split("://", 1)[-1])[0]) != st.target.host:
                     raise ValueError("this form was sent from another site")
-                subject = notice.subject_of(rules, st.who.user, st.who.client_ip)
-                url = notice.read_token(rt.secret, req.urlencoded_form.get("token", ""), subject)
+                subject = noticeacks.subject_of(rules, st.who.user, st.who.client_ip)
+                url = noticeacks.read_token(rt.secret, req.urlencoded_form.get("token", ""), subject)
                 now = rt.now()
-                await asyncio.to_thread(notice.record_ack, rt.database(), subject, st.who.user, st.who.client_ip,
+                await asyncio.to_thread(noticeacks.record_ack, rt.database(), subject, st.who.user, st.who.client_ip,
                                         rt.instance, now)
                 rt.notice_acks[subject] = now
                 flow.response = http.Response.make(303, b"", {"Location": url, "Cache-Control": "no-store"})

@@ -1,4 +1,4 @@
-"""The ``scoring`` rules section: recognising prohibited sites no list has
+"""The ``scoringrules`` rules section: recognising prohibited sites no list has
 seen from their names (the scorer itself is ``classify.scoring``).
 
     scoring:

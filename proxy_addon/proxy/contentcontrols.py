@@ -30,7 +30,7 @@ from ..content.documents import form_files
 from ..content.downloads import SNIFF_BYTES, filename_of, is_attachment, is_torrent, is_tracker_request, sniff_software
 from ..content.media import classify
 from ..content.personaldata import Scanner, UploadScan, scan_upload
-from ..policy.content import DownloadRules, UploadRules
+from ..policy.contentrules import DownloadRules, UploadRules
 from . import connections
 from .blocking import Pages, stop
 from .flowstate import FlowState, Runtime

@@ -1,4 +1,4 @@
-"""Pointing devices at the proxy: the rules section ``pac``, from which the
+"""Pointing devices at the proxy: the rules section ``pacrules``, from which the
 proxy serves a proxy auto-configuration file at ``/proxy.pac`` and
 ``/wpad.dat`` on its own listening port (``proxy.pac``), for Group Policy,
 MDM or WPAD instead of configuring each device by hand.

@@ -1,6 +1,6 @@
 """``schoolproxy selftest``: canonical test requests through a running proxy,
 pass or fail each, the way schools use the SWGfL filtering test; the result
-is recorded (``admin_actions``, action ``selftest``) so that the annual
+is recorded (``admin_actions``, action ``cmd_selftest``) so that the annual
 review can cite it.
 
 Nothing here needs the internet: every check is a request the proxy must
