@@ -11,10 +11,10 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from tests.support.proxy import free_port
+from tests.support.proxy import REPO, free_port
 from tests.support.squid import wait_port
 
-NODE_DIR = Path(__file__).resolve().parents[1] / "node"
+NODE_DIR = REPO / "node"
 
 
 def need(*programs: str) -> None:

@@ -6,9 +6,9 @@ import socket
 
 import pytest
 
+from tests.e2e.test_e2e_proxy import curl
 from tests.support.origin import start_tls_origin
 from tests.support.proxy import set_tls_mode
-from tests.test_e2e_proxy import curl
 
 pytestmark = pytest.mark.e2e
 

@@ -9,7 +9,7 @@ import time
 import httpx
 import pytest
 
-from tests.test_e2e_content import send
+from tests.e2e.test_e2e_content import send
 
 pytestmark = pytest.mark.e2e
 MiB = 1 << 20

@@ -16,7 +16,9 @@ from pathlib import Path
 import httpx
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
+from tests.support.proxy import REPO
+
+ROOT = REPO
 UNITS = sorted((ROOT / "deploy" / "systemd").glob("*.service"))
 EXE = str(Path(sys.executable).with_name("schoolproxy"))
 

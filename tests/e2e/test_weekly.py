@@ -16,8 +16,9 @@ from pathlib import Path
 from proxy_addon.audit.db import open_database
 from proxy_addon.audit.writer import AuditWriter
 from proxy_addon.classify.engine import Engine
+from tests.support.proxy import REPO
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
+sys.path.insert(0, str(REPO / "scripts"))
 from gen_events import generate  # noqa: E402
 
 EXE = str(Path(sys.executable).with_name("schoolproxy"))

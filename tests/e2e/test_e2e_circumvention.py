@@ -11,6 +11,7 @@ import time
 
 import pytest
 
+from tests.e2e.test_e2e_proxy import curl
 from tests.support.origin import start_origin
 from tests.support.proxy import set_tls_mode
 from tests.support.tunnels import (
@@ -23,7 +24,6 @@ from tests.support.tunnels import (
     start_websockify,
     ws_pipe_command,
 )
-from tests.test_e2e_proxy import curl
 
 pytestmark = pytest.mark.e2e
 MODES = ["hostname", "selective", "intercept"]

@@ -16,9 +16,9 @@ import httpx
 import pytest
 from sqlalchemy import create_engine, text
 
+from tests.e2e.test_browser import wait_for
 from tests.support.admin import create_user
 from tests.support.proxy import copy_config, free_port
-from tests.test_browser import wait_for
 
 pytestmark = pytest.mark.e2e
 EXE = str(Path(sys.executable).with_name("schoolproxy"))
@@ -87,7 +87,7 @@ def test_a_change_and_a_grant_made_on_one_instance_apply_on_the_other(config_dir
 
 
 def test_one_daily_media_budget_across_two_instances(config_dir, make_proxy, origin, pg_url):
-    from tests.test_e2e_content import content_rules, routes
+    from tests.e2e.test_e2e_content import content_rules, routes
 
     routes(origin)
     content_rules(config_dir, "streaming:\n  limits:\n    - {id: everyone, daily_minutes: 0.2, max_stream_minutes: 60}\n")

@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from tests.test_e2e_proxy import curl
+from tests.e2e.test_e2e_proxy import curl
 
 pytestmark = pytest.mark.e2e
 

@@ -11,8 +11,9 @@ from pathlib import Path
 import pytest
 
 from tests.support.admin import admin_app, create_user
+from tests.support.proxy import REPO
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
+sys.path.insert(0, str(REPO / "scripts"))
 from gen_events import generate  # noqa: E402
 
 pytestmark = pytest.mark.e2e

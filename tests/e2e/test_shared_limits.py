@@ -15,10 +15,10 @@ import time
 import httpx
 import pytest
 
+from tests.e2e.test_browser import wait_for
+from tests.e2e.test_e2e_content import send
+from tests.e2e.test_e2e_throttle import RULES, MiB  # downloads over 1 MB share one 8 Mbit/s total
 from tests.support.proxy import free_port
-from tests.test_browser import wait_for
-from tests.test_e2e_content import send
-from tests.test_e2e_throttle import RULES, MiB  # downloads over 1 MB share one 8 Mbit/s total
 
 pytestmark = pytest.mark.e2e
 
@@ -104,7 +104,7 @@ def test_one_continuous_stream_is_measured_across_two_instances(config_dir, make
     """A player whose HLS segments reach two instances in turn is cut at the
     continuous-stream limit of the whole stream; each instance on its own
     would have seen a stream half as long and let every segment through."""
-    from tests.test_e2e_content import content_rules, routes
+    from tests.e2e.test_e2e_content import content_rules, routes
 
     _, port = redis_server
     routes(origin)

@@ -12,7 +12,7 @@ import zipfile
 import httpx
 import openpyxl
 
-from tests.test_e2e_content import proxy_with, upns  # noqa: F401  (proxy_with is a fixture)
+from tests.e2e.test_e2e_content import proxy_with, upns  # noqa: F401  (proxy_with is a fixture)
 
 
 def xlsx(rows: list[list[object]]) -> bytes:

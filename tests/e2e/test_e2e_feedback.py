@@ -8,7 +8,7 @@ import subprocess
 
 import pytest
 
-from tests.test_e2e_proxy import curl
+from tests.e2e.test_e2e_proxy import curl
 
 pytestmark = pytest.mark.e2e
 

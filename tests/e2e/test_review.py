@@ -28,8 +28,9 @@ from proxy_addon.classify.engine import Engine
 from proxy_addon.grants.store import create_grant
 from proxy_addon.monitor.decisions import record_note
 from tests.support.admin import admin_app, create_user
+from tests.support.proxy import REPO
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
+sys.path.insert(0, str(REPO / "scripts"))
 from gen_events import generate  # noqa: E402
 
 pytestmark = pytest.mark.e2e

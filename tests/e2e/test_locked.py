@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 
 from tests.support.origin import start_tls_origin
-from tests.support.proxy import set_tls_mode
+from tests.support.proxy import REPO, set_tls_mode
 
 EXE = str(Path(sys.executable).with_name("schoolproxy"))
 IWF_URL = "locked-test.example/abuse/img1.html"
@@ -103,7 +103,7 @@ def test_locked_categories_are_never_bypassable_and_always_alert(config_dir):
                                                                  "    lists: [lists/locked/ctiru.txt"))
     check = subprocess.run([EXE, "check", "--config", str(config_dir)], capture_output=True, text=True)
     assert check.returncode == 1 and "locked category 'ctiru' cannot be bypassable" in check.stdout
-    cats = Engine.load(Path(__file__).resolve().parents[1]).config.categories
+    cats = Engine.load(REPO).config.categories
     assert all(cats[c].locked and not cats[c].bypassable and cats[c].alert for c in ("iwf", "ctiru"))
 
 

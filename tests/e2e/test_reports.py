@@ -20,12 +20,12 @@ from proxy_addon.classify.engine import Engine
 from proxy_addon.monitor.history import Concern, ConcernRequired, open_history, reviews_of
 from proxy_addon.monitor.reports import REPORTS, out_of_hours, period, render, searches
 from proxy_addon.policy.monitoring import Retention
+from tests.support.proxy import REPO
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
+sys.path.insert(0, str(REPO / "scripts"))
 from gen_events import generate  # noqa: E402
 
 EXE = str(Path(sys.executable).with_name("schoolproxy"))
-REPO = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="module")
