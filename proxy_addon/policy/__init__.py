@@ -1,3 +1,3 @@
 """What the school decided: ``categories.yaml`` and ``rules/`` read into one
-immutable `Config` (``loader``), one module per rules section (listed in
-``sections``).  May import: ``urls``."""
+immutable `Config` (``loader``, ``config``), one module per rules section
+(listed in ``sections``), each section typed (``sectionvalues``).  May import: ``urls``."""

@@ -4,5 +4,5 @@ Squid the school already runs.  Squid asks ``helper`` about each request
 logfile-daemon protocol) which writes the audit rows, and redirects blocked
 requests to ``pages``, which serves the same block page and buttons as the
 mitmproxy front end; ``squidconf`` writes the squid.conf that wires them.
-May import: ``monitor``, ``grants``, ``lists`` and everything below them;
-never ``mitmproxy`` or ``proxy``."""
+The verdict and the row come from the gate, as for the mitmproxy front end.
+May import: ``gate`` and everything below it; never ``mitmproxy`` or ``proxy``."""
