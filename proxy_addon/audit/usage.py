@@ -8,10 +8,9 @@ transfer starts.
 from __future__ import annotations
 
 from sqlalchemy import Engine as DBEngine
-from sqlalchemy import insert, select, update
+from sqlalchemy import insert, update
 from sqlalchemy.orm import Session
 
-from .db import detached
 from .models import MediaUsage
 
 
@@ -37,7 +36,3 @@ def add_usage(db: DBEngine, user: str, day: str, seconds: float, nbytes: int) ->
                             .values(seconds=MediaUsage.seconds + seconds, bytes=MediaUsage.bytes + nbytes))
         if not done.rowcount:
             conn.execute(insert(MediaUsage).values(**values))
-
-
-def usage_rows(db: DBEngine, day: str) -> list[MediaUsage]:
-    return detached(db, select(MediaUsage).where(MediaUsage.day == day))

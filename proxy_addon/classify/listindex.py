@@ -48,7 +48,7 @@ import mmap
 import os
 import shutil
 import zlib
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -384,9 +384,3 @@ def prune_builds(index_dir: Path, keep: int) -> None:
     for old in builds[:-keep]:
         if old.resolve() != current:
             shutil.rmtree(old, ignore_errors=True)
-
-
-def iter_build_dirs(index_dir: Path) -> Iterator[Path]:
-    builds = index_dir / BUILDS
-    if builds.is_dir():
-        yield from sorted(p for p in builds.iterdir() if p.is_dir() and not p.name.startswith("."))
