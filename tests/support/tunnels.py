@@ -14,7 +14,7 @@ from pathlib import Path
 from tests.support.proxy import REPO, free_port
 from tests.support.squid import wait_port
 
-NODE_DIR = REPO / "node"
+NODE_DIR = REPO / "tests" / "node"
 
 
 def need(*programs: str) -> None:
