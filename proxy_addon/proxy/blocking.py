@@ -69,11 +69,11 @@ class Pages:
             return content
 
         page.stream = once
-        st.counted = True
-        st.bytes_out = len(content)
+        st.transfer.counted = True
+        st.transfer.bytes_out = len(content)
 
 
 def stop(st: FlowState, audit_action: str, decision: Decision) -> None:
     """A content control refused this flow: record why, and how."""
-    st.decision = decision
+    st.overrule(decision)
     st.audit_action = audit_action

@@ -20,7 +20,6 @@ categories to block).  Personal data on its way to a category in
 
 from __future__ import annotations
 
-from dataclasses import replace
 from typing import Any
 
 from mitmproxy import http
@@ -78,7 +77,7 @@ class ContentControls:
         def scan(chunk: bytes) -> bytes:
             if st.audit_action == "block":
                 return b""
-            st.bytes_in += len(chunk)
+            st.transfer.bytes_in += len(chunk)
             if scanner.scanned < limit and chunk:
                 scanner.feed(chunk[: limit - scanner.scanned])
                 if scanner.findings.sensitive and self._upload_blocked(st, scanner):
@@ -126,7 +125,7 @@ class ContentControls:
             notes = [f"the upload carries personal data ({findings.summary()}{where})"] if findings.sensitive else []
             notes += [f"not scanned: {'; '.join(unread[:5])}"] if unread else []
             if notes:
-                st.decision = replace(st.decision, reason=f"{st.decision.reason}; {'; '.join(notes)}")
+                st.note("; ".join(notes))
             return False
         stop(st, "block", self.pages.content_decision(
             st, "upload:personal-data", why, dest or (st.decision.category or "cloud_storage"),
@@ -148,8 +147,8 @@ class ContentControls:
                 disposition = value.decode("utf-8", "surrogateescape")
             elif n == b"content-length":
                 length = value.decode("utf-8", "surrogateescape")
-        st.resp_headers = (ctype, disposition, length)
-        return st.resp_headers
+        st.transfer.resp_headers = (ctype, disposition, length)
+        return st.transfer.resp_headers
 
     def needs_judging(self, flow: http.HTTPFlow, st: FlowState) -> bool:
         """False for the common case (a page, script or image, shown not saved),
@@ -166,9 +165,9 @@ class ContentControls:
         """Response-time controls; True if the stream is handled here."""
         resp = flow.response
         assert resp is not None
-        ctype, disposition, length = st.resp_headers or self.read_headers(resp, st)
+        ctype, disposition, length = st.transfer.resp_headers or self.read_headers(resp, st)
         kind = classify(ctype, st.target.path)
-        st.content_kind = "media" if kind is not None and not kind.is_index else None
+        st.transfer.content_kind = "media" if kind is not None and not kind.is_index else None
         name = filename_of(disposition, st.target.path)
         rules = self.downloads
         if kind is not None and not kind.is_index and is_attachment(disposition) and rules.media_files:
@@ -184,16 +183,16 @@ class ContentControls:
             return await self.streaming.start(flow, st, kind)
         if not self._download_candidate(ctype, disposition):
             return False
-        st.content_kind = "download"
+        st.transfer.content_kind = "download"
         verdict = self._software_verdict(st, b"", name, ctype)
         if verdict is not None:
             self.pages.replace(flow, st, verdict)
             return True
         if length.isdigit() and int(length) <= rules.sniff_buffer and not resp.stream:
-            st.sniff = True  # judged whole in on_response
+            st.transfer.sniff = True  # judged whole in on_response
             return True
         resp.stream = self.download_sniffer(flow, st)
-        st.counted = True
+        st.transfer.counted = True
         return True
 
     @staticmethod
@@ -230,7 +229,7 @@ class ContentControls:
         state = {"judged": False, "size": 0}
 
         def sniff(chunk: bytes) -> bytes:
-            st.bytes_out += len(chunk)
+            st.transfer.bytes_out += len(chunk)
             if state["judged"]:
                 return b"" if st.audit_action else chunk
             held.append(chunk)
@@ -253,7 +252,7 @@ class ContentControls:
         resp = flow.response
         if resp is None:
             return
-        if st.sniff:
+        if st.transfer.sniff:
             body = resp.get_content(strict=False) or b""
             ctype = resp.headers.get("content-type", "")
             name = filename_of(resp.headers.get("content-disposition", ""), st.target.path)

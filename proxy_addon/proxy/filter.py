@@ -360,8 +360,8 @@ class SchoolFilter:
             handled = await self.content.on_responseheaders(flow, st)
             self.pacer.start(flow, st)
             if handled:
-                if st.sniff and self.pagecheck.wants(flow, st):
-                    st.page_check = True  # held whole to be sniffed (no type): its text is scored too
+                if st.transfer.sniff and self.pagecheck.wants(flow, st):
+                    st.transfer.page_check = True  # held whole to be sniffed (no type): its text is scored too
                 return
         except Exception:  # fail closed: never pass content we failed to judge
             log.exception("schoolproxy: internal error in the content checks")
@@ -385,7 +385,7 @@ class SchoolFilter:
                 self.content.on_response(flow, st)
             except Exception:
                 log.exception("schoolproxy: internal error in the content checks")
-        if st.page_check and not st.answered:
+        if st.transfer.page_check and not st.answered:
             try:
                 self.pagecheck.finish(flow, st)
             except Exception:  # fail closed: a page we could not judge is not shown
@@ -394,8 +394,8 @@ class SchoolFilter:
                 flow.response = http.Response.make(503, b"The school's web filter had an internal error.",
                                                    {"Content-Type": "text/plain"})
         resp = flow.response
-        if not st.counted and resp is not None:
-            st.bytes_out = len(resp.raw_content or b"")
+        if not st.transfer.counted and resp is not None:
+            st.transfer.bytes_out = len(resp.raw_content or b"")
         self.recorder.emit(st, flow)
 
     def error(self, flow: http.HTTPFlow) -> None:
@@ -407,7 +407,7 @@ class SchoolFilter:
                 and client_refused(flow.error.msg):
             # mitmproxy refused the request itself while reading it (request smuggling, a malformed
             # body) and answered 400 before any server was contacted: a refusal, not an allowed request.
-            st.decision = malformed(st.target.host, flow.error.msg[:200])
+            st.overrule(malformed(st.target.host, flow.error.msg[:200]))
             self.recorder.emit(st, flow, status=400, error="refused by the proxy; nothing was sent on")
             return
         if st is not None:

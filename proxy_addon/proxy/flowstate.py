@@ -33,24 +33,19 @@ streamed through a counting callback so memory stays flat."""
 
 
 @dataclass(slots=True)
-class FlowState:
-    """What we decided about one request, carried from hook to hook."""
+class Transfer:
+    """What the front end counts and holds while a response flows: bytes,
+    media time, the pace it is held to, what the content checks saw.  The
+    verdict never changes because of these; only the record reads them."""
 
-    target: Target
-    who: Identity
-    decision: Decision
-    started: datetime
-    t0: float = field(default_factory=time.monotonic)
     bytes_out: int = 0
-    counted: bool = False
-    answered: bool = False
-    tls: str | None = None
-    method: str = "GET"
-    key: str = ""  # where this state is registered among the open decisions
-    logged: bool = False
-    uid: str | None = None  # names a block event on its page and in the audit log
-    feedback: bool = False  # a post from a block page's buttons
-    audit_action: str | None = None  # set by content controls: "limit", "cut", "block"
+    bytes_in: int = 0
+    counted: bool = False  # bytes_out is counted as the body streams (else taken from the whole body)
+    sniff: bool = False  # judged whole in ``response`` (a download small enough to hold)
+    pace: Pace | None = None
+    content_kind: str | None = None  # "media" | "download" | None, as the content controls saw it
+    resp_headers: tuple[str, str, str] | None = None  # content type, disposition, length
+    page_check: bool = False  # its text is judged by the page_content rules (proxy.pagecheck)
     media: MediaKind | None = None
     media_t0: float = 0.0
     media_seconds: float | None = None
@@ -59,15 +54,49 @@ class FlowState:
     usage_before: tuple[float, int] = (0.0, 0)
     streak_before: float = 0.0
     usage_recorded: bool = False
-    sniff: bool = False
-    bytes_in: int = 0
-    pace: Pace | None = None
-    content_kind: str | None = None  # "media" | "download" | None, as the content controls saw it
-    resp_headers: tuple[str, str, str] | None = None  # content type, disposition, length
-    page_check: bool = False  # its text is judged by the page_content rules (proxy.pagecheck)
+    reported: float = 0.0  # when a long tunnel was last written up
+
+
+@dataclass(slots=True)
+class FlowState:
+    """One request from hook to hook: what it is and who asks, the gate's
+    verdict (``decision``, replaced only by ``overrule``; the front end adds
+    to its reason with ``note``), how the request stands, and the
+    transfer's accounting (``transfer``)."""
+
+    target: Target
+    who: Identity
+    decision: Decision
+    started: datetime
+    t0: float = field(default_factory=time.monotonic)
+    answered: bool = False
+    tls: str | None = None
+    method: str = "GET"
+    key: str = ""  # where this state is registered among the open decisions
+    logged: bool = False
+    uid: str | None = None  # names a block event on its page and in the audit log
+    feedback: bool = False  # a post from a block page's buttons
+    audit_action: str | None = None  # set by content controls: "limit", "cut", "block"
     decision_s: float | None = None  # how long deciding took (the metrics' histogram)
     related_uid: str | None = None  # a tunnel's end names its opening row (``proxy.tunnellog``)
-    reported: float = 0.0  # when a long tunnel was last written up
+    notes: tuple[str, ...] = ()  # what the front end added to the verdict's reason, in order
+    transfer: Transfer = field(default_factory=Transfer)
+
+    def note(self, text: str) -> None:
+        """Add to the reason the record gives (decrypted, safe search enforced, …)."""
+        self.notes = (*self.notes, text)
+
+    def overrule(self, decision: Decision) -> None:
+        """The front end refuses what the verdict allowed (or blocks it for
+        another reason): a refusal, an error, content that may not pass.
+        The new decision's reason stands alone, as the record gives it."""
+        self.decision = decision
+        self.notes = ()
+
+    @property
+    def reason(self) -> str:
+        """The reason the record gives: the verdict's, then the notes."""
+        return "; ".join((self.decision.reason, *self.notes))
 
 
 class Runtime(RulesInForce):
@@ -105,10 +134,10 @@ class Runtime(RulesInForce):
 
 def count_stream(resp: http.Response, st: FlowState) -> None:
     """Stream the body through, counting what reaches the client."""
-    st.counted = True
+    st.transfer.counted = True
 
     def count(chunk: bytes) -> bytes:
-        st.bytes_out += len(chunk)
+        st.transfer.bytes_out += len(chunk)
         return chunk
 
     resp.stream = count
@@ -118,8 +147,8 @@ def stream_if_large(flow: http.HTTPFlow, st: FlowState) -> None:
     """Let a large body (or one of unknown length) stream, counted, instead of
     being held whole by mitmproxy."""
     assert flow.response is not None
-    length = st.resp_headers[2] if st.resp_headers else flow.response.headers.get("content-length", "")
+    length = st.transfer.resp_headers[2] if st.transfer.resp_headers else flow.response.headers.get("content-length", "")
     if not flow.response.stream and length.isdigit() and int(length) <= BUFFERED_BODY_LIMIT:
         return
-    if not st.counted:
+    if not st.transfer.counted:
         count_stream(flow.response, st)

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
-from dataclasses import replace
 from datetime import datetime, timezone
 
 from mitmproxy import connection, ctx, http
@@ -108,18 +107,18 @@ class Judge:
         st = self.state(flow, target, tls_mode, also)
         st.decision_s = time.perf_counter() - t0
         if why:
-            st.decision = replace(st.decision, reason=f"{st.decision.reason}; decrypted ({why})")
+            st.note(f"decrypted ({why})")
         self.recorder.track(flow.id, st)
         flow.metadata[KEY] = st
         headers = req.headers
         if st.decision.action != "block" and (req.method == "POST" or "dns=" in target.query) and doh_content(
                 engine.circumvention, headers.get("content-type", ""), headers.get("accept", "")):
-            st.decision = circumvention_decision("doh", "a DNS-over-HTTPS message (application/dns-message) "
-                                                        "resolves names round the school's DNS")
+            st.overrule(circumvention_decision("doh", "a DNS-over-HTTPS message (application/dns-message) "
+                                                      "resolves names round the school's DNS"))
         if st.decision.action != "block" and engine.circumvention.web_proxy_headers:
             found = header_shape(engine.circumvention, unusual_header_names(req))
             if found is not None:
-                st.decision = shape_decision(found, "a request header")
+                st.overrule(shape_decision(found, "a request header"))
         if st.decision.action != "block" and self.content.on_requestheaders(flow, st):
             pass  # a content control stopped it; st.decision says why
         if st.decision.action == "block":
@@ -132,7 +131,7 @@ class Judge:
                 req.query[k] = v
             for k, v in plan.headers.items():
                 headers[k] = v
-            st.decision = replace(st.decision, reason=f"{st.decision.reason}; safe search enforced ({plan.engine})")
+            st.note(f"safe search enforced ({plan.engine})")
 
 
 def names(flow: http.HTTPFlow) -> tuple[Target, tuple[str, ...]]:

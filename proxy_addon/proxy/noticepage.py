@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from dataclasses import replace
 
 from mitmproxy import http
 
@@ -54,7 +53,7 @@ class Notice:
         flow.response = http.Response.make(200, page.encode(), PAGE_HEADERS)
         st.answered = True
         st.audit_action = "notice"
-        st.decision = replace(st.decision, reason=f"{st.decision.reason}; the acceptable-use notice was shown first")
+        st.note("the acceptable-use notice was shown first")
 
     async def answer(self, flow: http.HTTPFlow, st: FlowState) -> None:
         """The "I understand" button: record it, then go on to the page."""

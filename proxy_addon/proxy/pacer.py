@@ -28,10 +28,10 @@ class Pacer:
         engine = self.rt.engine
         assert engine is not None and flow.response is not None
         rules: BandwidthRules | None = engine.config.sections.bandwidth
-        if not rules or st.audit_action or not rules.may_apply(st.content_kind):
+        if not rules or st.audit_action or not rules.may_apply(st.transfer.content_kind):
             return
-        length = st.resp_headers[2] if st.resp_headers else flow.response.headers.get("content-length", "")
-        rule = choose(rules, engine, st.who, st.started, st.decision.categories, st.content_kind,
+        length = st.transfer.resp_headers[2] if st.transfer.resp_headers else flow.response.headers.get("content-length", "")
+        rule = choose(rules, engine, st.who, st.started, st.decision.categories, st.transfer.content_kind,
                       int(length) if length.isdigit() else None)
         if rule is None:
             return
@@ -48,20 +48,20 @@ class Pacer:
             if writer is None:
                 return
             self._writers[client.id] = writer
-        st.pace = writer.pace = pace
+        st.transfer.pace = writer.pace = pace
         # A paced body must stream: one mitmproxy held whole would reach the
         # client's socket buffers at once, and only the next read would wait.
         resp = flow.response
-        if st.sniff:
-            st.sniff = False
+        if st.transfer.sniff:
+            st.transfer.sniff = False
             resp.stream = self._sniffer(flow, st)
-            st.counted = True
+            st.transfer.counted = True
         elif not resp.stream:
             count_stream(resp, st)
 
     def end(self, flow: http.HTTPFlow, st: FlowState) -> None:
         writer = self._writers.get(flow.client_conn.id)
-        if st.pace is not None and writer is not None and writer.pace is st.pace:
+        if st.transfer.pace is not None and writer is not None and writer.pace is st.transfer.pace:
             writer.pace = None
 
     def client_disconnected(self, client: connection.Client) -> None:

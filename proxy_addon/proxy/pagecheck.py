@@ -71,7 +71,7 @@ class PageCheck:
         assert rules is not None and flow.response is not None
         resp = flow.response
         length = resp.headers.get("content-length", "")
-        st.page_check = True
+        st.transfer.page_check = True
         if length.isdigit() and int(length) <= rules.scan_bytes and "content-encoding" not in resp.headers:
             return  # mitmproxy holds it; judged in ``finish``
         held: list[bytes] = []
@@ -80,7 +80,7 @@ class PageCheck:
 
         # Nothing to send is [] and not b"": an empty chunk would end a chunked response.
         def scan(chunk: bytes) -> bytes | list[bytes]:
-            st.bytes_out += len(chunk)
+            st.transfer.bytes_out += len(chunk)
             if state["blocked"]:
                 return []
             if state["decided"]:
@@ -98,7 +98,7 @@ class PageCheck:
                 return page
             return body
 
-        st.counted = True
+        st.transfer.counted = True
         resp.stream = scan
 
     def finish(self, flow: http.HTTPFlow, st: FlowState) -> None:

@@ -82,8 +82,8 @@ class Recorder:
                            method=req.method[:16])
             self.track(flow.id, st)
             flow.metadata[KEY] = st
-        st.decision = Decision("block", st.decision.category, st.decision.categories, "error",
-                               st.decision.clause, st.decision.matched, st.decision.origin, why)
+        st.overrule(Decision("block", st.decision.category, st.decision.categories, "error",
+                             st.decision.clause, st.decision.matched, st.decision.origin, why))
         st.answered = True
 
     def record_unparsed(self, ip: str, why: str, status: int | None) -> None:
@@ -126,25 +126,25 @@ class Recorder:
             resp = flow.response
             status = status if status is not None else (resp.status_code if resp is not None else None)
             raw = flow.request.raw_content
-            bytes_in = len(raw) if raw is not None else (st.bytes_in or None)
+            bytes_in = len(raw) if raw is not None else (st.transfer.bytes_in or None)
         else:
-            bytes_in = st.bytes_in if st.counted else None  # a tunnel counts its own (``tunnellog``)
-        reason = d.reason if error is None else f"{d.reason}; {error}"
+            bytes_in = st.transfer.bytes_in if st.transfer.counted else None  # a tunnel counts its own (``tunnellog``)
+        reason = st.reason if error is None else f"{st.reason}; {error}"
         search = search_of(st.target) if flow is not None else None
         action = st.audit_action or AUDIT_ACTION.get(d.action, d.action)
         monitoring: Monitoring | None = engine.config.sections.monitoring
         if monitoring is not None:
             self._alerts(st, d, action, search, monitoring)
-        pace = st.pace
+        pace = st.transfer.pace
         if pace is not None:
             rate = pace.rule.rate_bps or pace.rule.total_bps
             reason = (f"{reason}; throttled ({pace.rule.describe()}) at {rate * 8 / 1e6:g} Mbit/s, "
                       f"held back {pace.waited:.1f} s")
         duration = time.monotonic() - st.t0
-        bytes_out = st.bytes_out if flow is not None or st.counted else None
+        bytes_out = st.transfer.bytes_out if flow is not None or st.transfer.counted else None
         outcome = Outcome(
             status=status, bytes_out=bytes_out, bytes_in=bytes_in, duration_ms=int(duration * 1000),
-            media_seconds=round(st.media_seconds, 3) if st.media_seconds is not None else None,
+            media_seconds=round(st.transfer.media_seconds, 3) if st.transfer.media_seconds is not None else None,
             throttle_bps=int((pace.rule.rate_bps or pace.rule.total_bps) * 8) if pace is not None else None,
             throttled_ms=int(pace.waited * 1000) if pace is not None else None)
         self.writer.put(access_row(

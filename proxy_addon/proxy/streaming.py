@@ -86,17 +86,17 @@ class Streaming:
     async def start(self, flow: http.HTTPFlow, st: FlowState, kind: MediaKind) -> bool:
         """A media response begins: refuse it if a budget is used up, else
         meter it.  True if the stream is handled here."""
-        st.media = kind
-        st.media_t0 = time.monotonic()
+        st.transfer.media = kind
+        st.transfer.media_t0 = time.monotonic()
         limit = self.limit_for(st)
-        st.limit = limit
+        st.transfer.limit = limit
         rules = self.rules
         declared = self.segments.get(st.target.url) if kind.kind == "segment" else None
-        st.declared = declared
+        st.transfer.declared = declared
         if limit is not None and (limit.daily_seconds is not None or limit.daily_bytes is not None):
             db = self.rt.db
-            st.usage_before = await asyncio.to_thread(get_usage, db, st.who.user, self._day(st)) if db else (0.0, 0)
-            used_s, used_b = st.usage_before
+            st.transfer.usage_before = await asyncio.to_thread(get_usage, db, st.who.user, self._day(st)) if db else (0.0, 0)
+            used_s, used_b = st.transfer.usage_before
             if limit.daily_seconds is not None and used_s >= limit.daily_seconds:
                 return self._refuse(flow, st, f"the daily streaming budget of {limit.daily_seconds / 60:g} minutes "
                                               f"({limit.id}) is used up: {used_s / 60:.1f} minutes today")
@@ -108,7 +108,7 @@ class Streaming:
             if seconds >= limit.max_stream_seconds:
                 return self._refuse(flow, st, f"one continuous stream may last at most "
                                               f"{limit.max_stream_seconds / 60:g} minutes ({limit.id})")
-            st.streak_before = seconds
+            st.transfer.streak_before = seconds
         if kind.is_index:
             return False  # small, counted as nothing; learned from in on_response
         resp = flow.response
@@ -117,10 +117,10 @@ class Streaming:
         def meter(chunk: bytes) -> bytes:
             if st.audit_action:
                 return b""
-            st.bytes_out += len(chunk)
-            secs = media_seconds(kind, time.monotonic() - st.media_t0, st.bytes_out, rules.video_kbps,
+            st.transfer.bytes_out += len(chunk)
+            secs = media_seconds(kind, time.monotonic() - st.transfer.media_t0, st.transfer.bytes_out, rules.video_kbps,
                                  rules.audio_kbps, declared)
-            st.media_seconds = secs
+            st.transfer.media_seconds = secs
             why = self._over_limit(st, secs)
             if why is not None:
                 stop(st, "cut", replace(self.pages.content_decision(st, "streaming:cut", why, "streaming",
@@ -130,45 +130,46 @@ class Streaming:
             return chunk
 
         resp.stream = meter
-        st.counted = True
+        st.transfer.counted = True
         return True
 
     def _over_limit(self, st: FlowState, secs: float) -> str | None:
-        lim = st.limit
+        lim = st.transfer.limit
         if lim is None:
             return None
-        if lim.max_stream_seconds is not None and st.streak_before + secs > lim.max_stream_seconds:
+        if lim.max_stream_seconds is not None and st.transfer.streak_before + secs > lim.max_stream_seconds:
             return (f"the stream was cut at the {lim.max_stream_seconds / 60:g}-minute limit for one continuous "
                     f"stream ({lim.id}): TV, films and continual broadcasts are not allowed")
-        used_s, used_b = st.usage_before
+        used_s, used_b = st.transfer.usage_before
         if lim.daily_seconds is not None and used_s + secs > lim.daily_seconds:
             return f"the stream was cut when the daily budget of {lim.daily_seconds / 60:g} minutes ran out ({lim.id})"
-        if lim.daily_bytes is not None and used_b + st.bytes_out > lim.daily_bytes:
+        if lim.daily_bytes is not None and used_b + st.transfer.bytes_out > lim.daily_bytes:
             return f"the stream was cut when the daily budget of {lim.daily_bytes / 1e6:g} MB ran out ({lim.id})"
         return None
 
     def _refuse(self, flow: http.HTTPFlow, st: FlowState, why: str) -> bool:
-        decision = self.pages.content_decision(st, f"streaming:{st.limit.id if st.limit else 'limit'}", why,
+        decision = self.pages.content_decision(st, f"streaming:{st.transfer.limit.id if st.transfer.limit else 'limit'}", why,
                                                "streaming", "Streaming limit reached")
         self.pages.replace(flow, st, decision, audit_action="limit", status=429)
         return True
 
     def learn(self, flow: http.HTTPFlow, st: FlowState) -> None:
         """A playlist arrived: remember what its segments declare."""
-        resp = flow.response
-        if resp is not None and st.media is not None and st.media.kind == "playlist" and resp.raw_content is not None:
+        resp, media = flow.response, st.transfer.media
+        if resp is not None and media is not None and media.kind == "playlist" and resp.raw_content is not None:
             self.segments.learn(st.target.url, resp.get_content(strict=False) or b"")
 
     def finish(self, st: FlowState) -> None:
         """A media transfer ended (completely or cut): add it to the day's usage."""
-        if st.media is None or st.media.is_index or st.usage_recorded or st.audit_action in ("limit", "block"):
+        t = st.transfer
+        if t.media is None or t.media.is_index or t.usage_recorded or st.audit_action in ("limit", "block"):
             return
-        st.usage_recorded = True
+        t.usage_recorded = True
         rules = self.rules
-        secs = st.media_seconds or media_seconds(st.media, time.monotonic() - st.media_t0, st.bytes_out,
-                                                 rules.video_kbps, rules.audio_kbps, st.declared)
-        st.media_seconds = secs
-        if st.media.kind == "segment":
+        secs = t.media_seconds or media_seconds(t.media, time.monotonic() - t.media_t0, t.bytes_out,
+                                                rules.video_kbps, rules.audio_kbps, t.declared)
+        t.media_seconds = secs
+        if t.media.kind == "segment":
             self._add_to_streak(st.who.user, secs)
-        if self.rt.db is not None and (secs or st.bytes_out):
-            self._background(add_usage, self.rt.db, st.who.user, self._day(st), secs, st.bytes_out)
+        if self.rt.db is not None and (secs or t.bytes_out):
+            self._background(add_usage, self.rt.db, st.who.user, self._day(st), secs, t.bytes_out)

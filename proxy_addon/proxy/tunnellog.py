@@ -23,7 +23,7 @@ from .flowstate import FlowState, Runtime
 from .recorder import Recorder
 
 log = logging.getLogger(__name__)
-OPENED = "; tunnel opened (its end is recorded when it closes)"
+OPENED = "tunnel opened (its end is recorded when it closes)"
 
 
 class CountingWriter:
@@ -31,7 +31,7 @@ class CountingWriter:
 
     def __init__(self, writer: Any, st: FlowState, to_client: bool) -> None:
         self._writer = writer
-        self._st = st
+        self._counts = st.transfer
         self._raw = writer.write
         self.write = self._to_client if to_client else self._to_server
         # mitmproxy drains every writer after every read: bound here, not found through __getattr__
@@ -40,11 +40,11 @@ class CountingWriter:
 
     def _to_client(self, data: bytes) -> None:
         self._raw(data)
-        self._st.bytes_out += len(data)
+        self._counts.bytes_out += len(data)
 
     def _to_server(self, data: bytes) -> None:
         self._raw(data)
-        self._st.bytes_in += len(data)
+        self._counts.bytes_in += len(data)
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._writer, name)
@@ -61,12 +61,11 @@ class TunnelLog:
     def opened(self, client: connection.Client, st: FlowState) -> None:
         """The tunnel is let through: its row now; ``st`` becomes its end."""
         uid = new_event_uid()
-        opening = replace(st, logged=False, key="", uid=uid, decision=replace(
-            st.decision, reason=st.decision.reason + OPENED))
+        opening = replace(st, logged=False, key="", uid=uid, notes=(*st.notes, OPENED))
         self.recorder.emit(opening, None, status=200)
-        st.uid, st.related_uid, st.audit_action, st.counted = None, uid, ACTION, True
-        st.bytes_out = st.bytes_in = 0
-        st.reported = time.monotonic()
+        st.uid, st.related_uid, st.audit_action, st.transfer.counted = None, uid, ACTION, True
+        st.transfer.bytes_out = st.transfer.bytes_in = 0
+        st.transfer.reported = time.monotonic()
         connections.wrap_writer(client, None, lambda w: CountingWriter(w, st, True))
 
     def server_connected(self, client: connection.Client, server: connection.Server, st: FlowState) -> None:
@@ -79,16 +78,16 @@ class TunnelLog:
 
     def _noted(self, st: FlowState, why: str) -> FlowState:
         took = time.monotonic() - st.t0
-        st.decision = replace(st.decision, reason=f"{st.decision.reason}; {why} after {took:.0f} s: {st.bytes_out} "
-                                                  f"bytes to the client, {st.bytes_in} from it")
+        st.note(f"{why} after {took:.0f} s: {st.transfer.bytes_out} bytes to the client, "
+                f"{st.transfer.bytes_in} from it")
         return st
 
     def report(self, tunnels: list[FlowState]) -> None:
         """A row for each tunnel open for another ``report_s``, with its bytes so far."""
         now = time.monotonic()
         for st in tunnels:
-            if st.related_uid is not None and now - st.reported >= self.report_s:
-                st.reported = now
+            if st.related_uid is not None and now - st.transfer.reported >= self.report_s:
+                st.transfer.reported = now
                 progress = replace(st, logged=False, key="", decision=st.decision)
                 self.recorder.emit(self._noted(progress, "still open"), None, status=200)
 

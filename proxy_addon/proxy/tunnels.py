@@ -85,8 +85,8 @@ class Tunnels:
         refused = connect_port_refusal(engine, req.port)
         if refused is not None:
             if st.decision.action == "block":
-                refused = replace(refused, reason=f"{refused.reason}; and the host: {st.decision.reason}")
-            st.decision = refused
+                refused = replace(refused, reason=f"{refused.reason}; and the host: {st.reason}")
+            st.overrule(refused)
             self._refuse(flow, st, f"tunnels to port {req.port} are not allowed (policy {st.decision.clause})")
             return
         if st.decision.action == "block" and self.refused_before_tls(st.decision):
@@ -104,8 +104,8 @@ class Tunnels:
             if why is None and st.decision.decrypt and self.notice_due(st.who):
                 why = "the acceptable-use notice is due"
             if why is not None and self.pinned.pinned(ip, target.host):
-                why, st.decision = None, replace(st.decision, reason=f"{st.decision.reason}; this client refused "
-                                                 "the school's certificate for this host: not decrypted")
+                why = None
+                st.note("this client refused the school's certificate for this host: not decrypted")
             passthrough = why is None
             if why is not None:
                 self.rt.decrypted[flow.client_conn.id] = ("selective", why)
@@ -115,7 +115,7 @@ class Tunnels:
         front = tunnel_front(engine.safe_search, target.host, st.who.groups)
         if front is not None and st.decision.action != "block":
             req.host = front  # the tunnel goes to the engine's forced-safe front end; SNI is unchanged
-            st.decision = replace(st.decision, reason=f"{st.decision.reason}; safe search enforced (tunnel to {front})")
+            st.note(f"safe search enforced (tunnel to {front})")
         if passthrough:
             st.tls = "passthrough"
             self.open[flow.client_conn.id] = st
@@ -183,8 +183,7 @@ class Tunnels:
                     self._refuse_hello(data, FlowState(target, who, decision, now, tls="sni-refused", method="TLS"))
                     return
                 if tunnel is not None:
-                    tunnel.decision = replace(tunnel.decision, reason=f"{tunnel.decision.reason}; its TLS names "
-                                                                      f"{sni_host} (allowed)")
+                    tunnel.note(f"its TLS names {sni_host} (allowed)")
         if passthrough and connect is not None and connect.decision.action == "block":
             # The tunnel would go, undecrypted, to the blocked CONNECT host.
             self._refuse_hello(data, FlowState(connect.target, connect.who, fronting(
