@@ -27,7 +27,7 @@ from sqlalchemy.orm import Session
 from ..audit.adminlog import record_action
 from . import concerns, granting, listreview, login, reportpages, reviewpages, rulepages, technician
 from .auth import get_user
-from .context import AdminContext, RulesCache, db, ip
+from .context import AdminContext, RulesCache, db, here, ip
 
 SESSION_HOURS = 8
 BLUEPRINTS = (login.bp, granting.bp, reportpages.bp, technician.bp, concerns.bp, rulepages.bp, reviewpages.bp,
@@ -52,6 +52,7 @@ def create_app(db_engine: DBEngine, config_root: Path, secret: bytes, session_ho
     app.before_request(load_user)
     CSRFProtect(app)  # after load_user, so a refusal can name who was refused
     app.after_request(headers)
+    app.context_processor(rules_in_force)
     app.register_error_handler(400, bad_request)
     app.register_error_handler(CSRFError, csrf_refused)
     for bp in BLUEPRINTS:
@@ -68,6 +69,16 @@ def load_user() -> None:
             session.clear()
         else:
             g.user = user
+
+
+def rules_in_force() -> dict[str, Any]:
+    """Every page says when the rules on disk are broken and which ones stand in."""
+    rules = here().rules
+    if rules.problem is None or g.get("user") is None:
+        return {"rules_problem": None, "rules_loaded_at": None}
+    zone = rules.get().config.zone
+    return {"rules_problem": rules.problem,
+            "rules_loaded_at": rules.loaded_at.astimezone(zone).strftime("%d %b %Y %H:%M %Z") if rules.loaded_at else "?"}
 
 
 def headers(resp: Any) -> Any:

@@ -7,9 +7,11 @@ the functions here, so each page module is a plain Blueprint, not a closure."""
 from __future__ import annotations
 
 import functools
+import logging
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -20,21 +22,27 @@ from sqlalchemy.orm import Session
 from ..audit.adminlog import record_action
 from ..classify.engine import Engine
 from ..policy.reloader import Signature, signature
+from ..policy.yamlsource import ConfigError
 from .auth import LoginThrottle
 
 View = Callable[..., Any]
+log = logging.getLogger(__name__)
 
 
 class RulesCache:
     """The engine for the rules folder: loaded again only when a rules or
     list file changes (a stat of each, not a parse).  Rules that fail to
-    load raise ``ConfigError`` each time they are asked for, as before."""
+    load leave the last good ones in force here, as in the proxies, and
+    ``problem`` says so on every page until the files are fixed; only when
+    no rules have ever loaded does ``get`` raise ``ConfigError``."""
 
     def __init__(self, root: Path) -> None:
         self.root = root
         self._engine: Engine | None = None
         self._signature: Signature | None = None
         self._lock = threading.Lock()
+        self.problem: str | None = None  # why the rules on disk are not the ones in force
+        self.loaded_at: datetime | None = None  # when the rules in force were loaded
 
     def get(self) -> Engine:
         watched = self._engine.watched_files if self._engine is not None else ()
@@ -45,8 +53,18 @@ class RulesCache:
         with self._lock:
             if self._engine is not None and self._signature == now:
                 return self._engine
-            engine = Engine.load(self.root)
+            try:
+                engine = Engine.load(self.root)
+            except ConfigError as e:
+                if self._engine is None:
+                    raise
+                self._signature = now  # not tried again until the files change again
+                self.problem = str(e)
+                log.warning("schoolproxy admin: the rules on disk have problems; the rules loaded at %s stay "
+                            "in force:\n%s", self.loaded_at, e)
+                return self._engine
             self._engine, self._signature = engine, signature(self.root, engine.watched_files)
+            self.problem, self.loaded_at = None, datetime.now(timezone.utc)
             return engine
 
 

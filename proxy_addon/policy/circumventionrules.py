@@ -118,7 +118,7 @@ def any_of(shapes: tuple[WebProxyShape, ...]) -> re.Pattern[str] | None:
     return re.compile("|".join(f"(?:{s.pattern.pattern})" for s in shapes), re.IGNORECASE)
 
 
-def _web_proxies(b: Any, m: YMap) -> tuple[tuple[WebProxyShape, ...], tuple[WebProxyShape, ...],
+def _web_proxies(b: Builder, m: YMap) -> tuple[tuple[WebProxyShape, ...], tuple[WebProxyShape, ...],
                                            re.Pattern[str] | None]:
     r = b.r
     files = r.texts(m, "web_proxies") if "web_proxies" in m else [(f, m.line) for f in DEFAULT_WEB_PROXY_FILES]

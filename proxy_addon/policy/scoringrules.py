@@ -107,7 +107,7 @@ def read_patterns(path: Path, problems: list[Problem]) -> Patterns | None:
     return Patterns(base, weights)
 
 
-def _category_files(b: Any, folder: Path) -> Iterator[tuple[str, Path]]:
+def _category_files(b: Builder, folder: Path) -> Iterator[tuple[str, Path]]:
     """``<category>.txt`` files of a folder, each one the configuration
     depends on; a file named for no category is a problem."""
     for path in sorted(folder.glob("*.txt")):

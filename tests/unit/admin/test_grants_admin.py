@@ -348,3 +348,20 @@ def test_interception_orders_in_the_app_need_the_role_and_a_concern_and_are_reco
     assert "ended by head" in end.get_data(as_text=True)
     assert [a.outcome for a in actions(db, "interception.order")] == ["refused", "ok"]
     assert [a.outcome for a in actions(db, "interception.revoke")] == ["ok"]
+
+
+def test_a_typo_in_the_rules_leaves_the_app_working_on_the_rules_in_force(app, config_dir):
+    """Issue 31: one typo made the technician's pages answer 500 exactly when they were needed."""
+    c = app.test_client()
+    login(c, "tech")
+    assert c.get("/technician").status_code == 200  # the rules load once
+    rules = config_dir / "rules" / "90-typo.yaml"
+    rules.write_text("overrides:\n  - id: typo\n    host: example.org\n    action: blok\n")
+    for page in ("/technician", "/rules", "/grants", "/lists"):
+        r = c.get(page)
+        assert r.status_code == 200, page
+        body = r.get_data(as_text=True)
+        assert 'id="rules-broken"' in body and "90-typo.yaml:4" in body, page
+    rules.unlink()
+    body = c.get("/technician").get_data(as_text=True)
+    assert 'id="rules-broken"' not in body
