@@ -25,6 +25,7 @@ AUDIT_ACTION = {"allow": "allow", "limit": "allow", "block": "block"}
 """A decision's action as the log names it: a limit is an allowed access."""
 URL_LIMIT = 4096
 WIDTHS = {**column_widths(), "url": URL_LIMIT}
+_FITTED = tuple(WIDTHS.items())
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,9 +107,11 @@ def access_row(engine: Engine | None, decision: Decision, seen: Seen, *, instanc
 
 
 def fit(row: Row) -> Row:
-    """Cut each text value to its column's width."""
-    for key, width in WIDTHS.items():
-        value = row.get(key)
-        if isinstance(value, str) and len(value) > width:
+    """Cut each text value to its column's width (the text columns hold a
+    string or None: one length check each, on every request)."""
+    get = row.get
+    for key, width in _FITTED:
+        value = get(key)
+        if value and len(value) > width:
             row[key] = value[:width]
     return row
