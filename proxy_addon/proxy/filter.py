@@ -451,9 +451,6 @@ class SchoolFilter:
         self.gates.server_connected(data.client, data.server)
         self.tunnels.server_connected(data.client, data.server)
 
-    def server_disconnected(self, data: server_hooks.ServerConnectionHookData) -> None:
-        self.gates.server_disconnected(data.server)
-
     def websocket_message(self, flow: http.HTTPFlow) -> None:
         try:
             self.websockets.message(flow)

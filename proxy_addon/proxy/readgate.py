@@ -12,6 +12,7 @@ bytes stay in the kernel and TCP back-pressure holds the server."""
 from __future__ import annotations
 
 import asyncio
+import weakref
 from typing import Any
 
 from mitmproxy import connection
@@ -49,24 +50,20 @@ class GatedReader:
 
 
 class ReadGates:
-    """The gate of each open server connection, by its id."""
+    """The gate of each server connection, for as long as mitmproxy keeps the
+    connection (weakly held: no hook is needed to forget it)."""
 
     def __init__(self) -> None:
-        self._gates: dict[str, GatedReader] = {}
+        self._gates: weakref.WeakKeyDictionary[connection.Server, GatedReader] = weakref.WeakKeyDictionary()
 
     def server_connected(self, client: connection.Client, server: connection.Server) -> None:
         gate = connections.wrap_reader(client, GatedReader, server)
         if gate is not None:
-            self._gates[server.id] = gate
-
-    def server_disconnected(self, server: connection.Server) -> None:
-        gate = self._gates.pop(server.id, None)
-        if gate is not None:
-            gate.release()
+            self._gates[server] = gate
 
     def hold(self, server: connection.Server) -> GatedReader | None:
         """Hold ``server``'s reads until the returned gate is released."""
-        gate = self._gates.get(server.id)
+        gate = self._gates.get(server)
         if gate is not None:
             gate.hold()
         return gate
