@@ -12,14 +12,17 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 from ..audit.models import column_widths
 from ..audit.writer import Row
 from ..classify.decision import Decision
-from ..classify.engine import Engine
 from ..classify.identity import Identity
 from ..monitor.searchterms import extract
 from ..urls.normalize import Target, escape_controls
+
+if TYPE_CHECKING:  # the Squid log daemon writes rows without loading the engine
+    from ..classify.engine import Engine
 
 AUDIT_ACTION = {"allow": "allow", "limit": "allow", "block": "block"}
 """A decision's action as the log names it: a limit is an allowed access."""

@@ -12,7 +12,6 @@ from pathlib import Path
 
 from mitmproxy import ctx
 
-from ...grants.store import load_active
 from ...monitor.interception import load_active as load_orders
 from ...monitor.noticeacks import load_acks
 from ..flowstate import Runtime
@@ -48,7 +47,7 @@ class GrantPoll:
         rt.clock_offset = await asyncio.to_thread(read_clock_offset, ctx.options.schoolproxy_clock_offset_file)
         if rt.db is None:
             return
-        rt.grants = await asyncio.to_thread(load_active, rt.db, rt.now())
+        await asyncio.to_thread(rt.refresh_grants)  # keeps the last grants (and says so) if the database is away
         rt.interceptions = await asyncio.to_thread(load_orders, rt.db, rt.now())
         notice_rules = rt.engine.config.sections.notice if rt.engine is not None else None
         if notice_rules is not None:
