@@ -119,7 +119,7 @@ class Proxy:
         finally:
             con.close()
 
-    def wait_rows(self, count: int, where: str = "1=1", params: tuple = (), timeout: float = 10) -> list:
+    def wait_rows(self, count: int, where: str = "1=1", params: tuple = (), timeout: float = 30) -> list:
         deadline = time.monotonic() + timeout
         while True:
             rows = self.rows(where, params)
