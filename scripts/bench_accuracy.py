@@ -82,8 +82,8 @@ def main() -> None:
         print(f"imported {result.entries:,} entries ({', '.join(sorted(IMPORTED))}) in "
               f"{time.perf_counter() - t0:.1f} s; {len(result.protected)} left out as essential services")
         with_scoring = Engine.load(cfg_dir)
-        lists_only = Engine(replace(with_scoring.config, sections={**with_scoring.config.sections,
-                                                                   "scoring": ScoringRules()}),
+        lists_only = Engine(replace(with_scoring.config, sections=replace(with_scoring.config.sections,
+                                                                          scoring=ScoringRules())),
                             with_scoring.lists)
         who = with_scoring.identify("10.0.0.1", "staff")
         at = datetime(2026, 11, 25, 10, 0, tzinfo=timezone.utc)
@@ -158,7 +158,7 @@ def main() -> None:
         print("\nScoring cost per request for hosts in no list (the engine's decide, p50):")
         unlisted = [h for h in top[50000:60000] if not decide(lists_only, h).matched][:5000]
         fresh = Engine.load(cfg_dir)
-        off = Engine(replace(fresh.config, sections={**fresh.config.sections, "scoring": ScoringRules()}), fresh.lists)
+        off = Engine(replace(fresh.config, sections=replace(fresh.config.sections, scoring=ScoringRules())), fresh.lists)
         cold_on, cold_off, warm_on, warm_off = [], [], [], []
         for h in unlisted:
             t = Target("https", h, None, "/")

@@ -19,7 +19,9 @@ holds), ``--per-10k`` names per 10,000 would be blocked: the threshold is
 calibrated on sites that are not the ones ``bench_accuracy.py`` reports
 (ranks 1-10,000) nor the held-out lists (never read here).
 
-Written to ``lists/patterns/<category>.txt`` (``@base`` then ``pattern
+Names are read with their places and identity words masked
+(``Scorer.pattern_text``, as the proxy reads them), and no pattern is an
+identity word.  Written to ``lists/patterns/<category>.txt`` (``@base`` then ``pattern
 weight`` lines).
 
     .venv/bin/python scripts/learn_patterns.py [--config DIR] [--data DIR] [--per-10k 1] [--c 0.5]
@@ -56,15 +58,23 @@ def main() -> None:
     from sklearn.feature_extraction.text import CountVectorizer
     from sklearn.linear_model import LogisticRegression
 
-    from proxy_addon.classify.scoring import GRAMS, pattern_text
+    from proxy_addon.classify.scoring import GRAMS, Scorer
     from proxy_addon.policy.loader import load_config
+    from proxy_addon.urls.entries import split_registrable
     from tests.support.lists import shared_data_dir
 
     data = args.data or shared_data_dir()
     rules = load_config(args.config).sections.scoring
+    scorer = Scorer(rules)
+    identity = rules.set_aside.identity
 
     def names(hosts: set[str]) -> set[str]:
-        return {t for t in map(pattern_text, hosts) if t is not None}
+        """Names as the proxy reads them for patterns: places and identity
+        words masked, so no pattern is learned from them."""
+        return {t for t in (scorer.pattern_text(split_registrable(h)[0]) for h in hosts) if t is not None}
+
+    def weighable(gram: str) -> bool:
+        return "|" not in gram and gram.strip("^$") not in identity
 
     positives = {cat: set().union(*(read_hosts(data / p) for p, _ in IMPORTED[cat])) for cat in LEARNED}
     every = names(set().union(*positives.values()))
@@ -92,7 +102,7 @@ def main() -> None:
         block_at = rules.thresholds[cat][0]
         base = float(model.intercept_[0]) + block_at - threshold
         weights = sorted(((g, float(w)) for g, w in zip(vec.get_feature_names_out(), model.coef_[0])
-                          if abs(w) >= MIN_WEIGHT), key=lambda gw: -gw[1])
+                          if abs(w) >= MIN_WEIGHT and weighable(g)), key=lambda gw: -gw[1])
         sources = ", ".join(p for p, _ in IMPORTED[cat])
         body = "".join(f"{g} {w:.3f}\n" for g, w in weights)
         (out_dir / f"{cat}.txt").write_text(

@@ -5,9 +5,10 @@ For each category with open lists (``splits.IMPORTED``), a logistic
 regression over the words of host names (read exactly as the proxy reads
 them: ``classify.scoring.Scorer.words``) separates the category's hosts from
 ordinary ones (UT1's ordinary categories and popular hosts from rank 50,001
-on).  Terms that are rare (under 5 hosts), short, or in ``STOP`` (place
-names and fragments that only correlate with the lists, e.g. ``essex``) are
-dropped; a curated term keeps its hand-set weight.  The result replaces the
+on).  Terms that are rare (under 5 hosts), short, identity words
+(``lists/fairness/identity-words.txt``) or in ``STOP`` (fragments and generic
+words that only correlate with the lists) are dropped, and place names are
+never read as words (``lists/places/``); a curated term keeps its hand-set weight.  The result replaces the
 "learned" part of ``lists/terms/<category>.txt`` and keeps the curated part.
 
 The held-out lists of ``splits.HELD_OUT`` are never read here, so
@@ -85,7 +86,9 @@ def main() -> None:
         if len(pos) > 60000:
             pos = random.Random(2).sample(pos, 60000)
         support = Counter(t for h in pos for t in features(h))
-        keep = {t for t, n in support.items() if n >= 5 and len(t) >= 3 and t not in STOP}
+        # identity words never carry weight of their own (lists/fairness/); places are never read as words
+        keep = {t for t, n in support.items() if n >= 5 and len(t) >= 3 and t not in STOP
+                and t not in rules.set_aside.identity}
         rows = [{t: v for t, v in features(h).items() if t in keep} for h in pos + negatives]
         y = [1] * len(pos) + [0] * len(negatives)
         dv = DictVectorizer()

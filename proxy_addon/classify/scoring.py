@@ -40,6 +40,7 @@ from __future__ import annotations
 
 import gzip
 import importlib.util
+import itertools
 import math
 import re
 from dataclasses import dataclass
@@ -57,6 +58,8 @@ _HYPHENED = re.compile(r"[a-z]+(?:-[a-z]+)+")
 NOISE_LABELS = frozenset({"www", "www1", "www2", "ww", "m", "mobile", "cdn", "static", "img", "api"})
 MEMO = HOST_MEMO  # hosts (and words), at about 200 bytes each
 GRAMS = (3, 6)  # lengths of the character runs patterns are made of
+PLAIN_WORDS = 30_000  # a name made wholly of these (none telling) is read as words, not letters
+TELLING = 2.0  # a term of this weight or more says something of its category
 SHOWN_PATTERNS = 8  # an explanation lists the patterns that counted most
 
 
@@ -108,17 +111,28 @@ def _english_costs() -> tuple[dict[str, float], int]:
     return costs, max(len(w) for w in words)
 
 
+@lru_cache(maxsize=2)
+def _common_words(n: int = 10_000) -> frozenset[str]:
+    """The ``n`` most frequent English words."""
+    costs = _english_costs()[0]
+    return frozenset(sorted(costs, key=costs.__getitem__)[:n])
+
+
 class Segmenter:
     """Most probable split of a run of letters into words."""
 
-    def __init__(self, extra: frozenset[str] = frozenset()) -> None:
+    def __init__(self, extra: frozenset[str] = frozenset(), first: frozenset[str] = frozenset()) -> None:
         base, longest = _english_costs()
         # Category terms are as likely as common words: a name made of them
         # splits along them (``apuestasdeportivas``, ``sexcams``).
         common = math.log(1000 * math.log(len(base)))
         self._extra = {w: min(base.get(w, common), common) for w in extra}
+        # Words read ``first`` (places, identity words) are a little more
+        # likely than any term: ``hernebay`` is Herne Bay, never "h ebay".
+        for p in first:
+            self._extra[p] = min(self._extra.get(p, base.get(p, common)), common - 1.0)
         self._base = base
-        self._longest = max(longest, max((len(w) for w in extra), default=0))
+        self._longest = max(longest, max((len(w) for w in self._extra), default=0))
         self._memo: dict[str, tuple[str, ...]] = {}
 
     def _cost(self, word: str) -> float:
@@ -157,13 +171,9 @@ class Segmenter:
         return words
 
 
-def pattern_text(host: str) -> str | None:
-    """``^name$`` for a host's registered name, the text patterns are read
-    in; None for an address or a name of fewer than three letters (``99``)."""
-    return _name_text(split_registrable(host)[0])
-
-
 def _name_text(name: str) -> str | None:
+    """``^name$`` for a registered name, the text patterns are read in; None
+    for a name of fewer than three letters (``99``)."""
     if not name or "." in name or sum(c.isalpha() for c in name) < 3:
         return None
     return f"^{name}$"
@@ -182,7 +192,13 @@ class Scorer:
     def __init__(self, rules: ScoringRules) -> None:
         self.rules = rules
         vocabulary = frozenset(t for terms in rules.terms.values() for t in terms)
-        self.segmenter = Segmenter(vocabulary)
+        self.places = rules.set_aside.places
+        self.identity = rules.set_aside.identity
+        self._aside = frozenset(self.places) | self.identity
+        # words that say something of a category: a name with one is read by its letters too
+        self._telling = frozenset(t for terms in rules.terms.values() for t, w in terms.items() if w >= TELLING)
+        # both are read first when a name is split: ``biseksual`` is one word, not "bi seks ual"
+        self.segmenter = Segmenter(vocabulary, self._aside)
         self._memo: dict[str, Score | None] = {}
         self._name_memo: dict[str, tuple[Score, ...]] = {}  # patterns read the registered name only
         # Per category: its patterns' weights, their keys (intersected with a
@@ -206,7 +222,7 @@ class Scorer:
                     chunk = _XRUN.sub(" ", chunk)
                 for part in chunk.split():
                     if len(part) >= 3:
-                        out.update(w for w in self.segmenter.split(part) if len(w) >= 3)
+                        out.update(w for w in self.segmenter.split(part) if len(w) >= 3 and w not in self.places)
             if across_hyphens:
                 for run in _HYPHENED.findall(variant):
                     out.update(self._across_hyphens(run))
@@ -226,10 +242,83 @@ class Scorer:
         found, start = [], 0
         for w in self.segmenter.split(joined):
             end = start + len(w)
-            if len(w) >= 3 and any(start < c < end for c in cuts):
+            if len(w) >= 3 and w not in self.places and any(start < c < end for c in cuts):
                 found.append(w)
             start = end
         return found
+
+    def _beside_own_terms(self, hits: list[TermHit]) -> list[TermHit]:
+        """A category's hits with its identity words left out unless a term
+        of its own that is not one of them counts too (``gaysex``: both;
+        ``gayhistoryuk``: nothing)."""
+        identity = self.identity
+        if not any(h.term in identity for h in hits):
+            return hits
+        if any(h.weight > 0 and h.term not in identity for h in hits):
+            return hits
+        return [h for h in hits if h.term not in identity]
+
+    def pattern_text(self, name: str) -> str | None:
+        """``^name$`` as patterns read it: the places and identity words in it
+        masked (``^|high$`` for ``hernebayhigh``), and a cut between the
+        words of a name made wholly of plain words that are no category's
+        terms (``^experts|exchange$``, ``^les|expressions$``), so no pattern
+        runs through a place, an identity or two words' meeting (the
+        Scunthorpe problem).  Patterns are learned on the same text
+        (``scripts/learn_patterns.py``)."""
+        text = _name_text(name)
+        if text is None:
+            return text
+        spans, cuts = self._marks(name)
+        if not spans and not cuts:
+            return text
+        chars = list(name)
+        for a, b in spans:
+            chars[a:b] = "|" * (b - a)
+        for at in sorted(cuts, reverse=True):
+            chars.insert(at, "|")
+        return "^" + re.sub(r"\|+", "|", "".join(chars)) + "$"
+
+    def _marks(self, name: str) -> tuple[list[tuple[int, int]], list[int]]:
+        """Where places and identity words lie in a name, read as its words
+        are (and across hyphens: ``herne-bay``), and where plain words meet."""
+        aside, telling, plain = self._aside, self._telling, _common_words(PLAIN_WORDS)
+        spans, cuts = [], []
+        for m in _CHUNK.finditer(name):
+            at = m.start()
+            words = self.segmenter.split(m.group())
+            if len(words) > 1 and all(w in aside or (len(w) >= 3 and w in plain and w not in telling)
+                                      for w in words):
+                cuts += [m.start() + k for k in itertools.accumulate(map(len, words[:-1]))]
+            for w in words:
+                if w in aside:
+                    spans.append((at, at + len(w)))
+                at += len(w)
+        for m in _HYPHENED.finditer(name):
+            where = [m.start() + i for i, c in enumerate(m.group()) if c != "-"]
+            at = 0
+            for w in self.segmenter.split(m.group().replace("-", "")):
+                end = at + len(w)
+                if w in aside and where[end - 1] - where[at] >= len(w):  # a hyphen inside: across
+                    spans.append((where[at], where[end - 1] + 1))
+                at = end
+        return spans, cuts
+
+    def set_aside(self, host: str) -> tuple[str, ...]:
+        """The places and identity words read in a host's name, for
+        ``explain`` (places that are also common words, ``street``, are not
+        named: they never looked like anything else)."""
+        name, subs = split_registrable(host)
+        common = _common_words()
+        places, identity = [], []
+        for label in (name, *(s for s in subs if s not in NOISE_LABELS)):
+            for chunk in _CHUNK.findall(label.replace("-", "")):
+                for w in self.segmenter.split(chunk):
+                    if w in self.places and w not in common and self.places[w] not in places:
+                        places.append(self.places[w])
+                    elif w in self.identity and w not in identity:
+                        identity.append(w)
+        return (*(f"place {p}" for p in places), *(f"identity word {w}" for w in identity))
 
     def score(self, host: str) -> Score | None:
         """The highest-scoring category, or None when no term of any category
@@ -257,6 +346,7 @@ class Scorer:
         for category, terms in rules.terms.items():
             hits = [TermHit(t, terms[t], "name") for t in named if t in terms]
             hits += [TermHit(t, terms[t] * rules.subdomain_weight, "subdomain") for t in sub_words if t in terms]
+            hits = self._beside_own_terms(hits)
             if not hits:
                 continue
             total = math.fsum(h.weight for h in hits)  # exact: the same whatever the set order
@@ -284,7 +374,7 @@ class Scorer:
         """Each patterned category's score for the registered name.  The
         category's negative terms count here too: a curated ``essex -5`` is
         the school saying the county is not ``sex``, however it is read."""
-        text = _name_text(name) if self._patterns_by else None
+        text = self.pattern_text(name) if self._patterns_by else None
         if text is None:
             return []
         found = _runs(text) & self._gram_keys

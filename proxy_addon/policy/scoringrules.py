@@ -5,6 +5,8 @@ seen from their names (the scorer itself is ``classify.scoring``).
       enabled: true
       terms_dir: lists/terms          # <category>.txt: "term weight" a line, '#' comments
       patterns_dir: lists/patterns    # <category>.txt: learned name patterns (optional)
+      places_dir: lists/places        # *.txt: place names, read first and never counted
+      identity_words: lists/fairness/identity-words.txt  # count only beside a category's own terms
       subdomain_weight: 0.5           # terms in front of the registered name count this much
       thresholds:                     # per category; categories without a terms file are not scored
         adult: {block: 5, review: 3.5}
@@ -19,6 +21,10 @@ A patterns file (``scripts/learn_patterns.py`` writes them) has one
 characters of ``^name$`` (letters, digits, ``-``, and ``^``/``$`` for the
 name's start and end).  A name's pattern score is the base plus the weights
 of the patterns it contains, on the same thresholds as terms.
+
+Places and identity words are set aside (``policy.setasidewords``): left
+out, the defaults are the bundled lists when the folder has them; named,
+they must exist.
 """
 
 from __future__ import annotations
@@ -30,6 +36,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .files import display_path
+from .setasidewords import SetAside, read_identity_words, read_places
 from .yamlsource import Problem, YMap
 
 if TYPE_CHECKING:
@@ -54,6 +61,7 @@ class ScoringRules:
     terms: dict[str, dict[str, float]] = field(default_factory=dict)  # category -> term -> weight
     thresholds: dict[str, tuple[float, float]] = field(default_factory=dict)  # category -> (block, review)
     patterns: dict[str, Patterns] = field(default_factory=dict)  # category -> learned name patterns
+    set_aside: SetAside = field(default_factory=SetAside)  # places and identity words
 
 
 def _weighted_lines(path: Path, problems: list[Problem]) -> Iterator[tuple[int, str, str, float | None]]:
@@ -122,7 +130,7 @@ def _category_files(b: Builder, folder: Path) -> Iterator[tuple[str, Path]]:
 def parse(b: Builder, value: Any, doc: YMap) -> None:
     r = b.r
     m = r.section(value, doc, "scoring", ("enabled", "terms_dir", "patterns_dir", "subdomain_weight",
-                                                  "thresholds"))
+                                                  "thresholds", "places_dir", "identity_words"))
     if m is None:
         return
     enabled = r.flag(m, "enabled", True)
@@ -164,5 +172,31 @@ def parse(b: Builder, value: Any, doc: YMap) -> None:
                 if found is not None:
                     patterns[cat] = found
                     thresholds.setdefault(cat, DEFAULT_THRESHOLDS)
+    set_aside = _set_aside(b, m) if enabled else SetAside()
     b.sections.scoring = ScoringRules(enabled and bool(terms or patterns), sub if sub is not None else 0.5,
-                                         terms, thresholds, patterns)
+                                         terms, thresholds, patterns, set_aside)
+
+
+def _path(b: Builder, m: YMap, key: str, default: str) -> Path | None:
+    """A word list's path: the one named (which must exist), or the default
+    when the configuration folder has it."""
+    named = key in m
+    rel = (b.r.text(m, key, default) or default) if named else default
+    path = Path(rel) if Path(rel).is_absolute() else b.root / rel
+    if path.exists():
+        return path
+    if named:
+        b.r.problem(m, m.line_of(key), f"no such file or folder {rel!r}")
+    return None
+
+
+def _set_aside(b: Builder, m: YMap) -> SetAside:
+    places_dir = _path(b, m, "places_dir", "lists/places")
+    identity_file = _path(b, m, "identity_words", "lists/fairness/identity-words.txt")
+    places = read_places(places_dir, b.problems) if places_dir else {}
+    identity = read_identity_words(identity_file, b.problems) if identity_file else frozenset()
+    if places_dir:
+        b.list_files.extend(sorted(places_dir.glob("*.txt")))
+    if identity_file:
+        b.list_files.append(identity_file)
+    return SetAside(places, identity)
