@@ -362,6 +362,32 @@ class AdminAction(Base):
     __table_args__ = (Index("ix_admin_actions_ts", "ts"),)
 
 
+class PageVerdict(Base):
+    """What a site's landing page said when the proxy first saw the site
+    (``firstsight``): fetched by the proxy itself, with nothing of anyone's,
+    scored with the page rules; later requests to the registered domain,
+    HTTPS tunnels included, use it until it expires.  One row a domain, the
+    latest fetch; the technician's answer in ``lists review`` becomes a
+    school list entry."""
+
+    __tablename__ = "page_verdicts"
+
+    domain: Mapped[str] = mapped_column(String(255), primary_key=True)  # registered domain
+    url: Mapped[str] = mapped_column(Text)  # the page fetched (after redirects within the domain)
+    category: Mapped[str | None] = mapped_column(String(64))  # None: the page crossed no threshold
+    score: Mapped[int] = mapped_column(Integer, default=0)
+    terms: Mapped[str | None] = mapped_column(Text)  # what scored, as the page check describes it
+    outcome: Mapped[str] = mapped_column(String(32))  # judged | no page | too slow | refused | failed
+    detail: Mapped[str | None] = mapped_column(Text)
+    bytes_read: Mapped[int] = mapped_column(Integer, default=0)
+    elapsed_ms: Mapped[int] = mapped_column(Integer, default=0)
+    fetched_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    instance: Mapped[str | None] = mapped_column(String(64))
+
+    __table_args__ = (Index("ix_page_verdicts_fetched_at", "fetched_at"),)
+
+
 EVENT_COLUMNS = frozenset(c.name for c in AccessEvent.__table__.columns) - {"id"}
 
 

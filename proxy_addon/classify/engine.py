@@ -230,6 +230,16 @@ class Engine:
                 return rule.action, f"category_rule:{rule.id}"
         return self.config.categories[category].action, f"category:{category}"
 
+    def category_decision(self, category: str, target: Target, who: Identity, at: datetime, rule: str,
+                          why: str) -> Decision:
+        """A decision that ``target`` is in ``category`` for a reason outside
+        the lists (its page: ``pageverdicts``), with the action the rules give
+        the category for this person now."""
+        cat = self.config.categories[category]
+        action, by = self.category_action(cat.id, who, _Clock(self, who, at))
+        return Decision(action, cat.id, (cat.id,), rule, cat.clause, None, None, f"{why}; action {action} ({by})",
+                        cat.decrypt, cat.policy_text, cat.title)
+
     def decide(self, target: Target, who: Identity, at: datetime) -> Decision:
         if self.config.locked_digests:
             locked = self._locked_digest(target)

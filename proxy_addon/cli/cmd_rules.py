@@ -7,8 +7,10 @@ import argparse
 import json
 import sys
 from datetime import datetime, timezone
+from pathlib import Path
 from typing import Any
 
+from ..classify.pageverdicts import page_decision
 from ..classify.webproxy import relayed_verdict
 from ..policy.yamlsource import ConfigError
 from .base import add_config_arg, command, config_dir, load_engine, parse_at
@@ -46,6 +48,9 @@ def _setup_explain(p: argparse.ArgumentParser) -> None:
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.add_argument("--content", default=None, metavar="FILE",
                    help="score a saved page (HTML or text) with the page_content phrase lists instead")
+    p.add_argument("--audit-db", default=None, metavar="URL",
+                   help="use the verdicts on first-seen sites' pages kept in this audit database "
+                        "(default: $SCHOOLPROXY_AUDIT_DB, or the default database if it exists)")
 
 
 @command("explain", "show the decision the proxy would take for a URL, and why", _setup_explain)
@@ -71,7 +76,11 @@ def cmd_explain(args: argparse.Namespace) -> int:
         at = at.replace(tzinfo=engine.config.zone)
     who = identify(engine.config, args.ip, args.user)
     matches = engine.matches(target)
-    decision = relayed_or(engine, engine.decide_from(matches, target, who, at), target, who, at)
+    pages = _page_verdicts(args)
+    decision = engine.decide_from(matches, target, who, at)
+    if pages is not None:
+        decision = page_decision(engine, decision, target, who, at, pages)
+    decision = relayed_or(engine, decision, target, who, at)
     local = engine.local_time(at)
     in_hours = engine.in_working_hours(who, local)
     bandwidth = _bandwidth(engine, who, at, decision.categories)
@@ -82,6 +91,7 @@ def cmd_explain(args: argparse.Namespace) -> int:
             "at": at.astimezone(timezone.utc).isoformat(), "working_hours": in_hours,
             "matched": decision.matched, "matched_in": decision.origin, "bandwidth": bandwidth,
             "corrected": _correction(engine, target.host),
+            "page": _page_line(engine, target, at, pages),
             "matches": [{"via": m.via, "category": m.category, "ref": m.ref, "entry": m.entry,
                          "origin": m.origin, "specificity": list(m.specificity), "action": m.action}
                         for m in matches],
@@ -101,6 +111,7 @@ def cmd_explain(args: argparse.Namespace) -> int:
         ("Matched", f"{decision.matched} at {decision.origin}" if decision.matched else "(nothing)"),
         ("Why", decision.reason),
         ("Score", _score_line(engine, target)),
+        ("Page", _page_line(engine, target, at, pages)),
         ("Bandwidth", "; ".join(f"{k}: {v or 'no limit'}" for k, v in bandwidth.items())),
     ]
     corrected = _correction(engine, target.host)
@@ -145,9 +156,40 @@ def _bandwidth(engine: Any, who: Any, at: datetime, categories: tuple[str, ...])
 
 def _score_line(engine: Any, target: Any) -> str:
     s = engine.score(target)
+    aside = engine.scorer.set_aside(target.host) if engine.scorer and not target.is_ip else ()
+    counted = {f"identity word {h.term}" for h in s.terms} if s is not None else set()
+    aside = tuple(a for a in aside if a not in counted)  # beside the category's own terms it counted
+    # the places and identity words read in the name, which never tip a decision on their own
+    tail = f"; set aside: {', '.join(aside)}" if aside else ""
     if s is None:
-        return "no term of any category in the name" if engine.scorer else "off"
-    return f"{s.describe()}; {s.verdict if s.verdict != 'none' else 'below the review threshold'}"
+        return ("no term of any category in the name" if engine.scorer else "off") + tail
+    return f"{s.describe()}; {s.verdict if s.verdict != 'none' else 'below the review threshold'}{tail}"
+
+
+def _page_verdicts(args: argparse.Namespace) -> Any:
+    """The page verdicts in the audit database (``--audit-db``, else
+    ``$SCHOOLPROXY_AUDIT_DB``, else the default one if it is there), or None."""
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from ..audit.db import DEFAULT_AUDIT_DB, default_audit_db, make_engine
+    from ..lists.pagestore import load_current
+
+    url = args.audit_db or default_audit_db()
+    if url == DEFAULT_AUDIT_DB and not Path(url.removeprefix("sqlite:///")).exists():
+        return None
+    try:
+        return load_current(make_engine(url), datetime.now(timezone.utc))
+    except SQLAlchemyError:  # no such database, or one from before page verdicts
+        return None
+
+
+def _page_line(engine: Any, target: Any, at: datetime, pages: Any) -> str:
+    if pages is None:
+        return "no audit database given (--audit-db): first-seen sites' page verdicts not read"
+    v = None if target.is_ip else pages.of(target.host, at)
+    if v is None:
+        return "not fetched (or the verdict expired)"
+    return f"{v.describe()}; expires {v.expires_at:%Y-%m-%d %H:%M} UTC"
 
 
 def relayed_or(engine: Any, decision: Any, target: Any, who: Any, at: datetime) -> Any:
@@ -166,6 +208,7 @@ def _explain_many(engine: Any, args: argparse.Namespace) -> int:
     if at.tzinfo is None:
         at = at.replace(tzinfo=engine.config.zone)
     who = identify(engine.config, args.ip, args.user)
+    pages = _page_verdicts(args)
     source = sys.stdin if args.urls == "-" else open(args.urls, encoding="utf-8", errors="replace")
     out = sys.stdout
     bad = 0
@@ -181,7 +224,8 @@ def _explain_many(engine: Any, args: argparse.Namespace) -> int:
                 out.write(json.dumps({"url": text, "error": str(e)}) + "\n" if args.json
                           else f"{text}\tinvalid\t-\t-\t{e}\n")
                 continue
-            d = relayed_or(engine, engine.decide(target, who, at), target, who, at)
+            d = engine.decide(target, who, at)
+            d = relayed_or(engine, page_decision(engine, d, target, who, at, pages) if pages else d, target, who, at)
             if args.json:
                 out.write(json.dumps({"url": text, "action": d.action, "category": d.category, "rule": d.rule,
                                       "matched": d.matched, "matched_in": d.origin, "reason": d.reason}) + "\n")

@@ -17,9 +17,11 @@ from pathlib import Path
 from sqlalchemy import Engine as Database
 
 from ..classify.engine import Engine
+from ..classify.pageverdicts import PageVerdicts
 from ..classify.reload import reloaded
 from ..grants.rules import ActiveGrant
 from ..grants.store import load_active
+from ..lists.pagestore import load_current
 from ..policy.reloader import Signature
 
 log = logging.getLogger(__name__)
@@ -30,6 +32,7 @@ class RulesInForce:
         self.engine: Engine | None = None
         self.db: Database | None = None
         self.grants: tuple[ActiveGrant, ...] = ()
+        self.pages = PageVerdicts()  # what first-seen sites' landing pages said
         self.secret = b""
         self.instance = ""
         self.clock_offset = 0.0  # seconds the clock is moved (tests of times of day)
@@ -55,6 +58,17 @@ class RulesInForce:
         except Exception as e:  # noqa: BLE001 - the database may be briefly unreachable
             log.warning("schoolproxy: could not reload grants (%s); keeping the last %d",
                         type(e).__name__, len(self.grants))
+
+    def refresh_pages(self) -> None:
+        """The page verdicts in force now (fetched by any proxy sharing the
+        database); while it cannot be reached, the last ones stay."""
+        if self.db is None:
+            return
+        try:
+            self.pages = load_current(self.db, self.now())
+        except Exception as e:  # noqa: BLE001 - the database may be briefly unreachable
+            log.warning("schoolproxy: could not reload page verdicts (%s); keeping the last %d",
+                        type(e).__name__, len(self.pages))
 
     def changed_rules(self, root: Path) -> Engine | None:
         """The rules under ``root`` if their files changed and they load, else

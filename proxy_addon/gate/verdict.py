@@ -1,6 +1,7 @@
 """The verdict on one request, the same for every front end (the mitmproxy
 addon and the Squid helper): the engine's decision on the target and on every
-other name the request goes by, then the Headteacher's grants.
+other name the request goes by, then what a first-seen site's landing page
+said (``classify.pageverdicts``), then the Headteacher's grants.
 
 If any name is blocked the request is, so a permitted name cannot front for a
 blocked one (domain fronting); a request that relays a blocked site (a web
@@ -19,14 +20,17 @@ from ..classify.circumvention import circumvention_decision
 from ..classify.decision import Decision
 from ..classify.engine import Engine
 from ..classify.identity import Identity
+from ..classify.pageverdicts import PageVerdicts, page_decision
 from ..classify.webproxy import relayed_verdict
 from ..grants.rules import ActiveGrant, apply_grants
 from ..urls.normalize import Target
 
 
 def verdict(engine: Engine, grants: Sequence[ActiveGrant], target: Target, who: Identity, now: datetime,
-            also: tuple[str, ...] = ()) -> Decision:
+            also: tuple[str, ...] = (), pages: PageVerdicts | None = None) -> Decision:
     decision = engine.decide(target, who, now)
+    if pages is not None:
+        decision = page_decision(engine, decision, target, who, now, pages)
     if also:
         names = ", ".join((target.host, *also))
         if decision.action == "block":

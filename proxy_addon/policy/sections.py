@@ -12,6 +12,7 @@ from . import (
     circumventionrules,
     contentrules,
     directory,
+    firstsightrules,
     grantrules,
     listsources,
     monitoring,
@@ -46,6 +47,7 @@ PARSERS: dict[str, SectionParser] = {
     "scoring": scoringrules.parse,
     "directory": directory.parse,
     "page_content": pagecontent.parse,
+    "first_sight": firstsightrules.parse,
     "pac": pacrules.parse,
     "notice": noticerules.parse,
 }

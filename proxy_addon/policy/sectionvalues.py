@@ -10,6 +10,7 @@ from .bandwidth import BandwidthRules
 from .circumventionrules import CircumventionRules
 from .contentrules import DownloadRules, StreamingRules, UploadRules
 from .directory import DirectoryRules
+from .firstsightrules import FirstSightRules
 from .grantrules import GrantRules
 from .listsources import ListSource
 from .model import DeviceNaming
@@ -28,6 +29,7 @@ class Sections:
     device_names: DeviceNaming | None = None
     directory: DirectoryRules | None = None
     downloads: DownloadRules | None = None
+    first_sight: FirstSightRules | None = None
     grants: GrantRules | None = None
     list_sources: list[ListSource] = field(default_factory=list)
     monitoring: Monitoring | None = None

@@ -22,6 +22,7 @@ never lets the request through unfiltered.
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import inspect
 import logging
@@ -47,6 +48,7 @@ from . import connections, pac
 from .blocking import Pages
 from .buttons import Buttons
 from .contentcontrols import ContentControls
+from .firstsight import FirstSight
 from .flowstate import KEY, FlowState, Runtime, stream_if_large
 from .guard import ConnectionGuard
 from .judge import Judge, malformed
@@ -126,6 +128,7 @@ class SchoolFilter:
         self.pacer = Pacer(rt, self.content.download_sniffer)
         self.gates = ReadGates()
         self.pagecheck = PageCheck(rt, self.pages)
+        self.firstsight = FirstSight(rt)
         self.upkeep = Supervisor()
         self.guard = ConnectionGuard()
         self.unparsed = UnparsedRequests(self.recorder.record_unparsed)
@@ -266,8 +269,7 @@ class SchoolFilter:
             return None
         if self._sign_in_needed(flow):
             return self._sign_in_then(flow, self._judge_request)
-        self._judge_request(flow)
-        return None
+        return self._first_sight_then(flow, self._judge_request)
 
     def _judge_request(self, flow: http.HTTPFlow) -> None:
         self.judge.requestheaders(flow)
@@ -299,7 +301,26 @@ class SchoolFilter:
 
     async def _sign_in_then(self, flow: http.HTTPFlow, then: Callable[[http.HTTPFlow], None]) -> None:
         if await self.signin.sign_in(flow):
+            pending = self._first_sight_then(flow, then)
+            if pending is not None:
+                await pending
+
+    def _first_sight_then(self, flow: http.HTTPFlow, then: Callable[[http.HTTPFlow], None]) -> Any:
+        """Judge the request, after the verdict on a site's landing page if
+        this is the first sight of it and the rules say to wait (a bounded
+        wait: ``first_sight.wait_ms``); a coroutine only when it waits."""
+        fetch = None
+        if flow.response is None and self.rt.engine is not None:
+            fetch = self.firstsight.see(flow, self.judge.identity(flow, flow.client_conn))
+        if fetch is None:
             then(flow)
+            return None
+        return self._after(fetch, flow, then)
+
+    async def _after(self, fetch: asyncio.Task[None], flow: http.HTTPFlow,
+                     then: Callable[[http.HTTPFlow], None]) -> None:
+        await self.firstsight.wait(fetch)
+        then(flow)
 
     def _refused_unrecorded(self, flow: http.HTTPFlow) -> bool:
         """``on_audit_failure: block``: while nothing can be recorded, nothing
@@ -424,8 +445,7 @@ class SchoolFilter:
             return None
         if self._sign_in_needed(flow):
             return self._sign_in_then(flow, self.tunnels.http_connect)
-        self.tunnels.http_connect(flow)
-        return None
+        return self._first_sight_then(flow, self.tunnels.http_connect)
 
     def tls_clienthello(self, data: tls.ClientHelloData) -> None:
         try:

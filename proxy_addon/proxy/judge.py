@@ -59,7 +59,7 @@ class Judge:
         assert engine is not None
         who = self.identity(flow, flow.client_conn)
         now = self.rt.now()
-        decision = verdict(engine, self.rt.grants, target, who, now, also)
+        decision = verdict(engine, self.rt.grants, target, who, now, also, self.rt.pages)
         return FlowState(target, who, decision, now, tls=tls_mode, method=flow.request.method)
 
     def relay_response(self, flow: http.HTTPFlow, st: FlowState) -> bool:

@@ -78,7 +78,7 @@ class Helper:
             target = Target("http", url[:255], None, "/")
             decision = refusal("malformed", f"malformed request ({e}): {url[:200]}")
         else:
-            decision = verdict(engine, self.rt.grants, target, who, now)
+            decision = verdict(engine, self.rt.grants, target, who, now, pages=self.rt.pages)
             if decision.action != "block" and method == "CONNECT":
                 decision = connect_port_refusal(engine, split_authority(url)[1]) or decision
         row = access_row(engine, decision, Seen(now, who, method, target, "squid-tunnel" if method == "CONNECT" else None),

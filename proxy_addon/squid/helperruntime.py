@@ -37,6 +37,7 @@ class PolicyRuntime(RulesInForce):
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self.refresh_grants()
+        self.refresh_pages()  # the helper fetches no page; it uses what a mitmproxy instance fetched
 
     def start(self) -> None:
         self._thread = threading.Thread(target=self._run, name="schoolproxy-upkeep", daemon=True)
@@ -67,4 +68,5 @@ class PolicyRuntime(RulesInForce):
                 next_reload = clock + self.reload_s
             if clock >= next_grants:
                 self.refresh_grants()
+                self.refresh_pages()
                 next_grants = clock + self.grants_s

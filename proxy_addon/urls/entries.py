@@ -58,6 +58,14 @@ def split_registrable(host: str) -> tuple[str, list[str]]:
     return ext.domain, subs
 
 
+def registered_domain(host: str) -> str:
+    """``www.xk7-lounge.example`` -> ``xk7-lounge.example``: the name a site
+    registered, with its suffix (the whole host when it has no registered
+    name, e.g. an address)."""
+    name, subs = split_registrable(host)
+    return host[len(".".join(subs)) + 1:] if subs and name else host
+
+
 def is_public_suffix(host: str) -> bool:
     """``co.uk``, ``com``: an entry on one would block every site under it."""
     if is_ip_literal(host):

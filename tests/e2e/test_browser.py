@@ -11,23 +11,13 @@ import os
 import sqlite3
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 
-from tests.support.proxy import free_port
+from tests.support.proxy import free_port, wait_for
 
 pytestmark = pytest.mark.e2e
-def wait_for(predicate, timeout=10.0, interval=0.2):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(interval)
-    return predicate()
-
-
 def test_exception_requested_granted_expired_and_self_report(config_dir, make_proxy, origin, tmp_path,
                                                              browser_launcher):
     shots = Path(os.environ.get("SCHOOLPROXY_SCREENSHOTS") or tmp_path / "shots")

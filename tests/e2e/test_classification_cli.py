@@ -134,6 +134,29 @@ def test_teaching_and_support_sites_are_neither_blocked_nor_suspected():
     assert wrong == []
 
 
+def test_support_sites_are_allowed_with_the_whole_recommended_set_imported(config_dir: Path):
+    """lists/must-not-block.txt (LGBT+, race-equality, faith, disability and
+    sexual-health support among them) against every recommended source of
+    lists/sources.yaml, imported from ../shared/data as `lists update
+    --mirror` would from a school's own copy: no list and no name score
+    blocks or suspects one of them."""
+    from tests.support.lists import shared_data_dir
+
+    r = run("lists", "update", "--config", str(config_dir), "--mirror", str(shared_data_dir()))
+    assert "index built" in r.stdout, r.stdout + r.stderr
+    path = config_dir / "lists" / "must-not-block.txt"
+    hosts = [ln.strip() for ln in path.read_text().splitlines() if ln.strip() and not ln.startswith("#")]
+    assert len(hosts) > 200
+    r = run("explain", "--config", str(config_dir), "--urls", "-", "--json",
+            stdin="".join(f"{h}\nwww.{h}\n" for h in hosts) + "xvideos.com\nsuperbet.ro\n")
+    lines = [json.loads(line) for line in r.stdout.splitlines()]
+    assert len(lines) == 2 * len(hosts) + 2
+    assert [x["rule"] for x in lines[-2:]] == ["category:adult", "category:gambling"]  # the lists are in force
+    lines = lines[:-2]
+    wrong = [(x["url"], x["rule"]) for x in lines if x["action"] != "allow" or x["rule"].startswith("suspect:")]
+    assert wrong == []
+
+
 def test_explanations_are_the_same_in_every_process():
     """Scores and their wording do not depend on the order a set yields its
     members, which Python varies from process to process (hash seeds): the

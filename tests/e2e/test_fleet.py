@@ -16,9 +16,8 @@ import httpx
 import pytest
 from sqlalchemy import create_engine, text
 
-from tests.e2e.test_browser import wait_for
 from tests.support.admin import create_user
-from tests.support.proxy import copy_config, free_port
+from tests.support.proxy import copy_config, free_port, wait_for
 
 pytestmark = pytest.mark.e2e
 EXE = str(Path(sys.executable).with_name("schoolproxy"))

@@ -21,9 +21,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.e2e.test_browser import wait_for
 from tests.support.admin import create_user
-from tests.support.proxy import free_port
+from tests.support.proxy import free_port, wait_for
 
 pytestmark = pytest.mark.e2e
 EXE = str(Path(sys.executable).with_name("schoolproxy"))

@@ -15,10 +15,9 @@ import time
 import httpx
 import pytest
 
-from tests.e2e.test_browser import wait_for
 from tests.e2e.test_e2e_content import send
 from tests.e2e.test_e2e_throttle import RULES, MiB  # downloads over 1 MB share one 8 Mbit/s total
-from tests.support.proxy import free_port
+from tests.support.proxy import free_port, wait_for
 
 pytestmark = pytest.mark.e2e
 

@@ -15,7 +15,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.e2e.test_browser import wait_for
+from tests.support.proxy import wait_for
 
 pytestmark = pytest.mark.e2e
 

@@ -17,6 +17,16 @@ REPO = Path(__file__).resolve().parents[2]
 ROUTE_ADDON = Path(__file__).with_name("route_local.py")
 
 
+def wait_for(predicate, timeout: float = 10.0, interval: float = 0.2) -> bool:
+    """Wait for a condition (never for a fixed time): True as soon as it holds."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(interval)
+    return bool(predicate())
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

@@ -1,4 +1,4 @@
-"""Keeping the active grants, interception orders and notice acknowledgements
+"""Keeping the active grants, page verdicts, interception orders and notice acknowledgements
 fresh: a new grant applies within a poll, a revoked one stops within a poll,
 an expired one at once (each request checks the grant's window against its
 own time).  While the database cannot be reached the last snapshot stays."""
@@ -48,6 +48,7 @@ class GrantPoll:
         if rt.db is None:
             return
         await asyncio.to_thread(rt.refresh_grants)  # keeps the last grants (and says so) if the database is away
+        await asyncio.to_thread(rt.refresh_pages)  # verdicts on first-seen sites, whichever proxy fetched them
         rt.interceptions = await asyncio.to_thread(load_orders, rt.db, rt.now())
         notice_rules = rt.engine.config.sections.notice if rt.engine is not None else None
         if notice_rules is not None:

@@ -1,0 +1,45 @@
+"""Page verdicts in the audit database: written by the proxy that fetched
+the page, read by every proxy and helper that shares the database (so a
+site fetched by one worker is judged by all), and listed for the technician
+(``lists review``)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import Engine as Database
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from ..audit.models import PageVerdict as Row
+from ..classify.pageverdicts import PageVerdict, PageVerdicts
+
+
+def save(db: Database, v: PageVerdict, *, detail: str | None, bytes_read: int, elapsed_ms: int,
+         instance: str | None) -> None:
+    """The latest fetch of a domain replaces the one before."""
+    with Session(db) as s, s.begin():
+        row = s.get(Row, v.domain) or Row(domain=v.domain)
+        row.url, row.category, row.score, row.terms, row.outcome = v.url, v.category, v.score, v.terms, v.outcome
+        row.detail, row.bytes_read, row.elapsed_ms = detail, bytes_read, elapsed_ms
+        row.fetched_at, row.expires_at, row.instance = v.fetched_at, v.expires_at, instance
+        s.add(row)
+
+
+def _verdict(r: Row) -> PageVerdict:
+    return PageVerdict(r.domain, r.url, r.category, r.score, r.terms or "", r.outcome, r.fetched_at, r.expires_at)
+
+
+def load_current(db: Database, now: datetime) -> PageVerdicts:
+    """The verdicts not yet expired."""
+    with Session(db) as s:
+        return PageVerdicts(tuple(map(_verdict, s.scalars(select(Row).where(Row.expires_at > now)))))
+
+
+def recent(db: Database, limit: int = 200, blocking_only: bool = False) -> list[Row]:
+    """The latest fetches, newest first (for the technician's review)."""
+    q = select(Row).order_by(Row.fetched_at.desc()).limit(limit)
+    if blocking_only:
+        q = q.where(Row.category.is_not(None))
+    with Session(db) as s:
+        return list(s.scalars(q))

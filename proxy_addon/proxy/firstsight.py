@@ -1,0 +1,135 @@
+"""First sight: the proxy reads the front page of a site no list has seen.
+
+When a request names a host in no list whose name decided nothing
+(``classify.pageverdicts.open_to_page``), the proxy fetches that host's
+landing page itself (``pagefetch``: nothing of the person's goes with it),
+scores it with the page rules and keeps the verdict for the registered
+domain, in the audit database (so every worker and the Squid helper use it)
+and in memory at once.  The request that saw the site first may wait for
+the verdict up to ``first_sight.wait_ms``, then goes ahead; later requests,
+HTTPS tunnels in ``hostname`` mode included, are judged with it.
+
+Never twice for a domain within the expiry (a failed fetch counts: it is
+not retried until then), never more than ``concurrency`` at once, never a
+category that is not decrypted, and never beyond ``timeout_s`` and
+``max_kb``.  Where to connect is asked of mitmproxy's ``server_connect``
+hook, as for any upstream connection.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from datetime import datetime, timedelta
+
+from mitmproxy import connection, ctx, http
+from mitmproxy.proxy import server_hooks
+
+from ..classify.identity import Identity
+from ..classify.pageverdicts import PageVerdict, open_to_page
+from ..content.landingpage import judge_page
+from ..lists.pagestore import save
+from ..policy.firstsightrules import FirstSightRules
+from ..urls.entries import registered_domain
+from ..urls.normalize import InvalidHost, make_target, normalize_host
+from .flowstate import Runtime
+from .pagefetch import Fetched, fetch_landing
+
+log = logging.getLogger(__name__)
+TRIED_MAX = 100_000  # domains remembered as fetched (about 100 bytes each)
+
+
+class FirstSight:
+    def __init__(self, rt: Runtime) -> None:
+        self.rt = rt
+        self._fetching: dict[str, asyncio.Task[None]] = {}
+        self._tried: dict[str, datetime] = {}  # domain -> until when it is not fetched again
+        self._slots: asyncio.Semaphore | None = None
+        self._slots_for = 0
+
+    def rules(self) -> FirstSightRules | None:
+        engine = self.rt.engine
+        if engine is None or engine.config.sections.page_content is None:
+            return None
+        rules = engine.config.sections.first_sight
+        return rules if rules is not None and rules.enabled else None
+
+    def see(self, flow: http.HTTPFlow, who: Identity) -> asyncio.Task[None] | None:
+        """Start fetching the page of the host this request names if nothing
+        else can judge it; the fetch to wait for, if the rules say to wait."""
+        rules = self.rules()
+        engine = self.rt.engine
+        if rules is None or engine is None:
+            return None
+        try:
+            host = normalize_host(flow.request.host)
+        except InvalidHost:
+            return None
+        domain = registered_domain(host)
+        now = self.rt.now()
+        task = self._fetching.get(domain)
+        if task is None:
+            if self._tried.get(domain, now) > now or self.rt.pages.of(host, now) is not None:
+                return None
+            target = make_target("https" if flow.request.method == "CONNECT" else flow.request.scheme, host, None, "/")
+            if not open_to_page(engine, engine.decide(target, who, now), target):
+                return None
+            self._remember(domain, now + timedelta(days=rules.expiry_days), now)
+            task = asyncio.get_running_loop().create_task(self._judge(host, domain, rules))
+            self._fetching[domain] = task
+            task.add_done_callback(lambda _t: self._fetching.pop(domain, None))
+        return task if rules.wait_ms > 0 and not task.done() else None
+
+    def _remember(self, domain: str, until: datetime, now: datetime) -> None:
+        """A domain is not fetched again until ``until``; the memory of the
+        expired ones is let go when it grows (the database keeps the rest)."""
+        if len(self._tried) >= TRIED_MAX:
+            self._tried = {d: t for d, t in self._tried.items() if t > now}
+            if len(self._tried) >= TRIED_MAX:
+                self._tried.clear()
+        self._tried[domain] = until
+
+    async def wait(self, task: asyncio.Task[None]) -> None:
+        """Wait for a fetch up to the rules' bound; it carries on after."""
+        rules = self.rules()
+        try:
+            await asyncio.wait_for(asyncio.shield(task), (rules.wait_ms if rules else 0) / 1000)
+        except TimeoutError:
+            pass
+
+    async def _judge(self, host: str, domain: str, rules: FirstSightRules) -> None:
+        if self._slots is None or self._slots_for != rules.concurrency:
+            self._slots, self._slots_for = asyncio.Semaphore(rules.concurrency), rules.concurrency
+        try:
+            async with self._slots:
+                got = await fetch_landing(host, _connect_to, rules.timeout_s, int(rules.max_kb * 1024))
+            verdict = self._verdict(domain, got, rules)
+            self.rt.pages = self.rt.pages.with_one(verdict)
+            if self.rt.db is not None:
+                await asyncio.to_thread(save, self.rt.db, verdict, detail=got.detail, bytes_read=got.bytes_read,
+                                        elapsed_ms=got.elapsed_ms, instance=self.rt.instance or None)
+            log.info("schoolproxy: first sight of %s: %s", domain, verdict.describe())
+        except Exception:  # noqa: BLE001 - a fetch that fails judges nothing; requests go on as before
+            log.exception("schoolproxy: first sight of %s failed", domain)
+
+    def _verdict(self, domain: str, got: Fetched, rules: FirstSightRules) -> PageVerdict:
+        now = self.rt.now()
+        until = now + timedelta(days=rules.expiry_days)
+        page_rules = self.rt.engine.config.sections.page_content if self.rt.engine else None
+        if got.outcome != "judged" or page_rules is None:
+            return PageVerdict(domain, got.url, None, 0, got.detail, got.outcome, now, until)
+        j = judge_page(page_rules, got.body, got.charset)
+        return PageVerdict(domain, got.url, j.category, j.score, j.terms, "judged", now, until)
+
+
+async def _connect_to(host: str, port: int) -> tuple[str, int] | str:
+    """Where mitmproxy would connect for this host (its ``server_connect``
+    hook: the proxy's own rules and addons apply), or why it would not."""
+    server = connection.Server(address=(host, port))
+    client = connection.Client(peername=("127.0.0.1", 0), sockname=("127.0.0.1", 0))
+    data = server_hooks.ServerConnectionHookData(server=server, client=client)
+    await ctx.master.addons.handle_lifecycle(server_hooks.ServerConnectHook(data))
+    if server.error:
+        return server.error
+    assert server.address is not None
+    return server.address[0], server.address[1]
