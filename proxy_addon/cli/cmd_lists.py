@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -256,8 +257,22 @@ def cmd_review(args: argparse.Namespace) -> int:
     print(f"Suspected names (allowed, scored between review and block) in the last {args.days:g} days: {len(found)}")
     for s in found:
         print(f"  {s.host:<44} {s.category:<20} seen {s.times} times, last {s.last:%Y-%m-%d %H:%M}")
+    _review_pages(db, since)
     print("Answer with --drop ENTRY, --keep ENTRY, --allow HOST or --block HOST --category C (and --reason, --by).")
     return 0
+
+
+def _review_pages(db: Any, since: datetime) -> None:
+    """First-seen sites judged by their landing page: those put in a
+    category, with what scored (``--allow`` or ``--block`` answers them)."""
+    from ..lists.pagestore import recent
+
+    rows = [r for r in recent(db, 500) if r.fetched_at >= since]
+    judged = [r for r in rows if r.category is not None]
+    print(f"First-seen sites judged by their landing page since {since:%Y-%m-%d}: {len(rows)} fetched, "
+          f"{len(judged)} put in a category (blocked as it until the verdict expires)")
+    for r in judged:
+        print(f"  {r.domain:<44} {r.category:<20} fetched {r.fetched_at:%Y-%m-%d %H:%M}: {r.terms}")
 
 
 def cmd_stats(args: argparse.Namespace) -> int:

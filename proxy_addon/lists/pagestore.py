@@ -8,7 +8,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from sqlalchemy import Engine as Database
-from sqlalchemy import select
+from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from ..audit.models import PageVerdict as Row
@@ -43,3 +43,10 @@ def recent(db: Database, limit: int = 200, blocking_only: bool = False) -> list[
         q = q.where(Row.category.is_not(None))
     with Session(db) as s:
         return list(s.scalars(q))
+
+
+def purge_expired(db: Database, now: datetime) -> int:
+    """Verdicts past their expiry are erased (the site is fetched again when
+    next seen); how many."""
+    with db.begin() as c:
+        return c.execute(delete(Row).where(Row.expires_at <= now)).rowcount or 0

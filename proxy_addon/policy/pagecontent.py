@@ -15,6 +15,8 @@ Rules section::
 
 The files are read here, once per configuration (a broken line is a
 FILE:LINE problem), into plain values; ``content.phrases`` builds the matcher.
+Phrases made only of identity words (``lists/fairness/``) are left out: they
+never weigh a page on their own.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from .files import display_path
+from .setasidewords import IDENTITY_WORDS, read_identity_words
 from .yamlsource import Problem, YMap
 
 if TYPE_CHECKING:
@@ -121,4 +124,22 @@ def parse(b: Builder, value: Any, doc: YMap) -> None:
             b.pending_categories.append((str(cat), pm, pm.line_of(cat)))
             load(r.texts(pm, cat), str(cat), pm)
     load(r.texts(m, "good_phrases"), "*", m)
-    b.sections.page_content = PageContentRules(int(scan_kb * 1024), apply_to, tuple(thresholds), tuple(phrases))
+    b.sections.page_content = PageContentRules(int(scan_kb * 1024), apply_to, tuple(thresholds),
+                                               tuple(_weighing(phrases, _identity_words(b))))
+
+
+def _identity_words(b: Builder) -> frozenset[str]:
+    """The identity words (``lists/fairness/identity-words.txt``, as name
+    scoring reads them) when the configuration has the file."""
+    path = b.root / IDENTITY_WORDS
+    return read_identity_words(path, b.problems) if path.exists() else frozenset()
+
+
+def _weighing(phrases: list[Phrase], identity: frozenset[str]) -> list[Phrase]:
+    """The phrases without those made only of words for who people are
+    (``<gay>``, ``<lesbian>``, ``<bisexual>``): on a page they would weigh a
+    support or history site as adult; a page of the category has its own
+    words (``<gay porn>`` still counts)."""
+    if not identity:
+        return phrases
+    return [p for p in phrases if p.weight <= 0 or not all(w in identity for part in p.parts for w in part.split())]

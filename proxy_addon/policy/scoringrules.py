@@ -36,7 +36,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .files import display_path
-from .setasidewords import SetAside, read_identity_words, read_places
+from .setasidewords import IDENTITY_WORDS, SetAside, read_identity_words, read_places
 from .yamlsource import Problem, YMap
 
 if TYPE_CHECKING:
@@ -192,7 +192,7 @@ def _path(b: Builder, m: YMap, key: str, default: str) -> Path | None:
 
 def _set_aside(b: Builder, m: YMap) -> SetAside:
     places_dir = _path(b, m, "places_dir", "lists/places")
-    identity_file = _path(b, m, "identity_words", "lists/fairness/identity-words.txt")
+    identity_file = _path(b, m, "identity_words", IDENTITY_WORDS)
     places = read_places(places_dir, b.problems) if places_dir else {}
     identity = read_identity_words(identity_file, b.problems) if identity_file else frozenset()
     if places_dir:

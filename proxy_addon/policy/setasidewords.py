@@ -27,6 +27,7 @@ from pathlib import Path
 from .files import display_path
 from .yamlsource import Problem
 
+IDENTITY_WORDS = "lists/fairness/identity-words.txt"
 MIN_LETTERS = 3  # shorter names are read as the words they are
 _WORD = re.compile(r"[a-z]+")
 _SAINT = re.compile(r"^st\.? ", re.IGNORECASE)

@@ -98,6 +98,13 @@ def test_a_casino_on_a_neutral_name_is_refused_by_its_page_verdict_after_first_s
     out = run("explain", "https://xk7-lounge.example/", "--config", str(config_dir),
               "--audit-db", f"sqlite:///{proxy.db_path}").stdout
     assert "Rule      page:gambling" in out and "'online casino'" in out, out
+    # the technician's review lists it with what scored; an allow answers it
+    review = run("lists", "review", "--config", str(config_dir), "--audit-db", f"sqlite:///{proxy.db_path}").stdout
+    line = next(ln for ln in review.splitlines() if "xk7-lounge.example" in ln)
+    assert "gambling" in line and "'online casino'" in line, review
+    run("lists", "review", "--config", str(config_dir), "--audit-db", f"sqlite:///{proxy.db_path}",
+        "--allow", "xk7-lounge.example", "--reason", "a members' club, not a casino")
+    assert wait_for(lambda: connect(proxy, "xk7-lounge.example")[0] == 200, timeout=30)  # the rules reloaded
 
 
 def test_the_first_request_waits_for_the_verdict_within_its_bound_and_carries_nothing_of_the_person(

@@ -1,4 +1,4 @@
-"""Retention: the purge once a day (the first ten minutes after start), on a thread."""
+"""Retention (and expired page verdicts): the purge once a day (the first ten minutes after start), on a thread."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ import asyncio
 import logging
 
 from ...audit.retention import purge
+from ...lists.pagestore import purge_expired
 from ...policy.monitoring import Retention
 from ..flowstate import Runtime
 
@@ -30,6 +31,7 @@ class DailyPurge:
             return
         try:
             result = await asyncio.to_thread(purge, rt.db, rt.engine.config.sections.retention or Retention())
-            log.info("schoolproxy: daily purge: %s", result)
+            pages = await asyncio.to_thread(purge_expired, rt.db, rt.now())
+            log.info("schoolproxy: daily purge: %s; %d expired page verdicts", result, pages)
         except Exception as e:  # noqa: BLE001 - tried again tomorrow; the log says why
             log.error("schoolproxy: daily purge failed (%s: %s)", type(e).__name__, e)

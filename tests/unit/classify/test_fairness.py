@@ -118,3 +118,20 @@ def test_support_history_and_news_sites_about_identity_are_allowed(host: str):
     engine = Engine.load(REPO)
     d = engine.decide(normalize_url(f"https://{host}/"), engine.identify("10.0.0.1"), NOW)
     assert d.action == "allow" and not d.rule.startswith(("score:", "suspect:")), d.reason
+
+
+SUPPORT_PAGE = b"""<html><head><title>Lesbian and Gay Support</title></head><body><h1>Lesbian and Gay Support</h1>
+<p>We support lesbian, gay, bisexual and trans people and their families. Coming out can be hard: talk to someone.
+Gay men's health clinic, lesbian social group, trans youth group, bisexual visibility day, LGBT history month, gay
+pride march, lesbian book club, support for young gay and lesbian people at school, gay and lesbian couples, lesbian
+mothers group, gay fathers, black and asian gay men's group, gay chat room moderated by volunteers.</p></body></html>"""
+
+
+def test_a_page_about_being_gay_or_lesbian_is_not_scored_as_adult_and_a_porn_page_still_is():
+    from proxy_addon.content.landingpage import judge_page
+
+    rules = load_config(REPO).sections.page_content
+    assert rules is not None
+    assert judge_page(rules, SUPPORT_PAGE).category is None
+    porn = b"<html><body>" + b"free gay porn videos, hardcore gay sex, xxx lesbian porn tube. " * 5 + b"</body></html>"
+    assert judge_page(rules, porn).category == "adult"
