@@ -34,6 +34,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from splits import HELD_OUT, IMPORTED, RIGHT, read_hosts, test_half  # noqa: E402
 
+from tests.support.places import hostnames, place_names  # noqa: E402
+
 REPO = Path(__file__).resolve().parents[1]
 PROHIBITED = ("adult", "gambling", "alcohol_tobacco", "drugs", "auctions", "violence_hate", "weapons",
               "illegal_activity", "illegal_filesharing", "anonymizers", "dns_over_https", "malware")
@@ -154,6 +156,18 @@ def main() -> None:
         suspected = [h for h, d in judged.items() if d.action != "block" and d.rule.startswith("suspect:")]
         print(f"  {len(must)} sites (and their www. hosts): {len(bad)} blocked {bad[:10]}, "
               f"{len(suspected)} suspected {suspected[:10]}")
+
+        print("\nPlaces and identity words (#30), with the imported lists:")
+        places = place_names(REPO)
+        shaped = [h for p in places for h in hostnames(p)]
+        named = [h for h in shaped if decide(with_scoring, h).rule.startswith("score:")]
+        print(f"  {len(places):,} UK and Irish place names in {len(shaped):,} site shapes: "
+              f"{len(named)} blocked by their name {named[:10]}")
+        scorer = with_scoring.scorer
+        identity = sorted(scorer.identity) if scorer else []
+        weighed = [f"{w}{tail}" for w in identity for tail in (".org", "history.org.uk", "support.org")
+                   if (sc := scorer.score(f"{w}{tail}")) is not None and sc.score > 0] if scorer else []
+        print(f"  {len(identity)} identity words alone and with a neutral word: {len(weighed)} weighed {weighed[:10]}")
 
         print("\nScoring cost per request for hosts in no list (the engine's decide, p50):")
         unlisted = [h for h in top[50000:60000] if not decide(lists_only, h).matched][:5000]

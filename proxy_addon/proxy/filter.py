@@ -310,8 +310,8 @@ class SchoolFilter:
         this is the first sight of it and the rules say to wait (a bounded
         wait: ``first_sight.wait_ms``); a coroutine only when it waits."""
         fetch = None
-        if flow.response is None and self.rt.engine is not None:
-            fetch = self.firstsight.see(flow, self.judge.identity(flow, flow.client_conn))
+        if flow.response is None and self.rt.engine is not None and flow.request.method != "CONNECT":
+            fetch = self.firstsight.see(flow.request.host, self.judge.identity(flow, flow.client_conn))
         if fetch is None:
             then(flow)
             return None
@@ -444,10 +444,29 @@ class SchoolFilter:
         if self._refused_unrecorded(flow):
             return None
         if self._sign_in_needed(flow):
-            return self._sign_in_then(flow, self.tunnels.http_connect)
-        return self._first_sight_then(flow, self.tunnels.http_connect)
+            return self._sign_in_then(flow, self.tunnels.http_connect)  # CONNECT: first sight waits for TLS
+        self.tunnels.http_connect(flow)  # first sight waits for the tunnel's TLS handshake
+        return None
 
-    def tls_clienthello(self, data: tls.ClientHelloData) -> None:
+    def tls_clienthello(self, data: tls.ClientHelloData) -> Any:
+        """Judged at once, or after the verdict on the site's landing page if
+        this handshake is the first sight of it and the rules say to wait."""
+        try:
+            host = self.tunnels.named_host(data)
+            fetch = self.firstsight.see(host, self.rt.identify_address(data.context.client)) if host else None
+        except Exception:  # noqa: BLE001 - first sight is an extra: the handshake is judged as before
+            log.exception("schoolproxy: internal error starting first sight")
+            fetch = None
+        if fetch is None:
+            self._judge_hello(data)
+            return None
+        return self._hello_after(fetch, data)
+
+    async def _hello_after(self, fetch: asyncio.Task[None], data: tls.ClientHelloData) -> None:
+        await self.firstsight.wait(fetch)
+        self._judge_hello(data)
+
+    def _judge_hello(self, data: tls.ClientHelloData) -> None:
         try:
             self.tunnels.tls_clienthello(data)
         except Exception as e:  # noqa: BLE001 - fail closed: a handshake we cannot judge is refused

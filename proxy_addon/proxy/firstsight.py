@@ -2,7 +2,9 @@
 
 When a request names a host in no list whose name decided nothing
 (``classify.pageverdicts.open_to_page``), the proxy fetches that host's
-landing page itself (``pagefetch``: nothing of the person's goes with it),
+landing page itself (``pagefetch``: nothing of the person's goes with it;
+for a tunnel, only once its TLS handshake shows it carries the web, so a
+tunnel refused as SSH or a VPN never makes the proxy connect anywhere),
 scores it with the page rules and keeps the verdict for the registered
 domain, in the audit database (so every worker and the Squid helper use it)
 and in memory at once.  The request that saw the site first may wait for
@@ -22,9 +24,10 @@ import asyncio
 import logging
 from datetime import datetime, timedelta
 
-from mitmproxy import connection, ctx, http
+from mitmproxy import connection, ctx
 from mitmproxy.proxy import server_hooks
 
+from ..classify.engine import Engine
 from ..classify.identity import Identity
 from ..classify.pageverdicts import PageVerdict, open_to_page
 from ..content.landingpage import judge_page
@@ -45,6 +48,8 @@ class FirstSight:
         self._fetching: dict[str, asyncio.Task[None]] = {}
         self._tried: dict[str, datetime] = {}  # domain -> until when it is not fetched again
         self._slots: asyncio.Semaphore | None = None
+        self._closed: set[tuple[str, str]] = set()  # (host, user) a list entry or the name decides
+        self._closed_for: Engine | None = None
         self._slots_for = 0
 
     def rules(self) -> FirstSightRules | None:
@@ -54,15 +59,17 @@ class FirstSight:
         rules = engine.config.sections.first_sight
         return rules if rules is not None and rules.enabled else None
 
-    def see(self, flow: http.HTTPFlow, who: Identity) -> asyncio.Task[None] | None:
-        """Start fetching the page of the host this request names if nothing
-        else can judge it; the fetch to wait for, if the rules say to wait."""
+    def see(self, raw_host: str, who: Identity) -> asyncio.Task[None] | None:
+        """Start fetching the page of a host a request names (a plain or
+        decrypted request's host; a tunnel's, once its TLS handshake shows it
+        carries the web) if nothing else can judge it; the fetch to wait
+        for, if the rules say to wait."""
         rules = self.rules()
         engine = self.rt.engine
         if rules is None or engine is None:
             return None
         try:
-            host = normalize_host(flow.request.host)
+            host = normalize_host(raw_host)
         except InvalidHost:
             return None
         domain = registered_domain(host)
@@ -71,8 +78,15 @@ class FirstSight:
         if task is None:
             if self._tried.get(domain, now) > now or self.rt.pages.of(host, now) is not None:
                 return None
-            target = make_target("https" if flow.request.method == "CONNECT" else flow.request.scheme, host, None, "/")
+            if self._closed_for is not engine:  # the rules were (re)loaded: decide again
+                self._closed, self._closed_for = set(), engine
+            if (host, who.user) in self._closed:
+                return None
+            target = make_target("https", host, None, "/")
             if not open_to_page(engine, engine.decide(target, who, now), target):
+                if len(self._closed) >= TRIED_MAX:
+                    self._closed.clear()
+                self._closed.add((host, who.user))  # a list or the name decides it: never asked again
                 return None
             self._remember(domain, now + timedelta(days=rules.expiry_days), now)
             task = asyncio.get_running_loop().create_task(self._judge(host, domain, rules))

@@ -39,6 +39,7 @@ from mitmproxy.proxy.layers import TCPLayer
 from ..classify.circumvention import circumvention_decision
 from ..classify.decision import Decision, refusal
 from ..classify.identity import Identity
+from ..classify.pageverdicts import page_decision
 from ..classify.protocols import describe
 from ..classify.safesearch import tunnel_front
 from ..gate.verdict import connect_port_refusal
@@ -153,6 +154,12 @@ class Tunnels:
             {"Content-Type": "text/plain; charset=utf-8", "Proxy-Connection": "close"})
         self.recorder.emit(st, flow, status=403)
 
+    def named_host(self, data: tls.ClientHelloData) -> str | None:
+        """The host a TLS handshake is for: its tunnel's, else its SNI."""
+        client = data.context.client
+        named = self.open.get(client.id) or self.rt.connects.get(client.id)
+        return named.target.host if named is not None else data.client_hello.sni
+
     def tls_clienthello(self, data: tls.ClientHelloData) -> None:
         engine = self.rt.engine
         if engine is None:
@@ -160,6 +167,12 @@ class Tunnels:
         client = data.context.client
         tunnel = self.open.get(client.id)
         connect = self.rt.connects.get(client.id)
+        if connect is not None and connect.decision.action != "block":
+            paged = page_decision(engine, connect.decision, connect.target, connect.who, self.rt.now(), self.rt.pages)
+            if paged.action == "block":  # its landing page was judged while the handshake waited
+                self._refuse_hello(data, FlowState(connect.target, connect.who, paged, datetime.now(timezone.utc),
+                                                   tls="sni-refused", method="TLS"))
+                return
         sni = data.client_hello.sni
         mode = engine.config.settings.tls
         passthrough = tunnel is not None or mode == "hostname"
@@ -173,7 +186,7 @@ class Tunnels:
                 who = self.judge.identity(None, client)
                 now = datetime.now(timezone.utc)
                 target = Target("https", sni_host, None, "/")
-                decision = engine.decide(target, who, now)
+                decision = page_decision(engine, engine.decide(target, who, now), target, who, now, self.rt.pages)
                 if not decision.decrypt and self.order_for(who, decision, now) is None:
                     passthrough = True
                 named = tunnel or connect

@@ -13,7 +13,7 @@ from functools import lru_cache
 
 import tldextract
 
-from .normalize import InvalidHost, InvalidURL, is_ip_literal, normalize_host, normalize_url
+from .normalize import HOST_MEMO, InvalidHost, InvalidURL, is_ip_literal, normalize_host, normalize_url
 
 _HOSTS_PREFIXES = ("0.0.0.0", "127.0.0.1", "::", "::1", "0", "::0")
 _LABEL = re.compile(r"[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9_])?\Z")
@@ -58,6 +58,7 @@ def split_registrable(host: str) -> tuple[str, list[str]]:
     return ext.domain, subs
 
 
+@lru_cache(maxsize=HOST_MEMO)
 def registered_domain(host: str) -> str:
     """``www.xk7-lounge.example`` -> ``xk7-lounge.example``: the name a site
     registered, with its suffix (the whole host when it has no registered

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import socket
 import sqlite3
+import ssl
 import threading
 import time
 from pathlib import Path
@@ -35,12 +36,21 @@ def first_sight(config: Path, **values: float) -> None:
 
 
 def connect(proxy: Proxy, host: str) -> tuple[int, float]:
-    """A CONNECT as a browser sends it for https://host/: the status line, and how long it took."""
+    """https://host/ as a browser opens it: a CONNECT, then (if it is let
+    through) a TLS handshake naming the host.  The CONNECT's status, and how
+    long the CONNECT and the handshake's answer took."""
     started = time.monotonic()
     with socket.create_connection(("127.0.0.1", proxy.port), timeout=30) as s:
         s.sendall(f"CONNECT {host}:443 HTTP/1.1\r\nHost: {host}:443\r\n\r\n".encode())
-        status = s.recv(4096).split(b"\r\n", 1)[0]
-    return int(status.split()[1]), time.monotonic() - started
+        status = int(s.recv(4096).split(b"\r\n", 1)[0].split()[1])
+        if status == 200:
+            tls = ssl.create_default_context()
+            tls.check_hostname, tls.verify_mode = False, ssl.CERT_NONE
+            try:  # the origins speak plain HTTP: the handshake fails, after the proxy has seen its hello
+                tls.wrap_socket(s, server_hostname=host).close()
+            except (ssl.SSLError, OSError):
+                pass
+    return status, time.monotonic() - started
 
 
 def verdicts(proxy: Proxy, domain: str) -> list[sqlite3.Row]:
@@ -165,3 +175,23 @@ def test_the_fetch_keeps_to_its_time_and_size_bounds_and_never_holds_a_request_p
         assert row["elapsed_ms"] < 2000
     finally:
         stop.set()
+
+
+def test_a_tunnel_refused_as_ssh_never_makes_the_proxy_connect_to_its_host(config_dir, make_proxy, tmp_path):
+    """First sight fetches a tunnel's host only once its TLS handshake shows
+    it carries the web: SSH inside a CONNECT is refused and the SSH server
+    sees no connection at all, not even the proxy's own."""
+    from tests.support.tunnels import connections, ssh, start_sshd
+
+    first_sight(config_dir, wait_ms=300)
+    server, key = start_sshd(tmp_path / "sshd")
+    try:
+        proxy = make_proxy(config_dir, routes={"plain-box.example": server.port})
+        before = connections(server)
+        r = ssh(key, proxy.port, "plain-box.example", 443)
+        assert r.returncode != 0 and "crossed" not in r.stdout
+        assert proxy.wait_rows(1, "rule = 'circumvention:non-tls-tunnel'")
+        assert connections(server) == before
+        assert verdicts(proxy, "plain-box.example") == []
+    finally:
+        server.stop()

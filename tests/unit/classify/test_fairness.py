@@ -10,7 +10,6 @@ terms.  The bundled rules, read as the proxy reads them.
 
 from __future__ import annotations
 
-import re
 from datetime import datetime, timezone
 from functools import lru_cache
 
@@ -19,16 +18,11 @@ import pytest
 from proxy_addon.classify.engine import Engine
 from proxy_addon.classify.scoring import Scorer
 from proxy_addon.policy.loader import load_config
-from proxy_addon.policy.setasidewords import letters
 from proxy_addon.urls.normalize import normalize_url
+from tests.support.places import hostnames, place_names
 from tests.support.proxy import REPO
 
 NOW = datetime(2026, 11, 25, 10, 0, tzinfo=timezone.utc)
-SHAPES = ("{p}high.org.uk", "{p}news.co.uk", "{p}fc.co.uk", "{p}library.org.uk", "visit{p}.com",
-          "{p}-primary-school.org.uk", "{p}cricketclub.co.uk", "{p}.org", "www.{p}council.gov.uk",
-          "{p}scouts.org.uk", "{h}-news.co.uk", "{h}-tourism.com")
-
-
 @lru_cache(maxsize=1)
 def scorer() -> Scorer:
     rules = load_config(REPO).sections.scoring
@@ -36,22 +30,8 @@ def scorer() -> Scorer:
     return Scorer(rules)
 
 
-def place_names() -> list[str]:
-    names = []
-    for path in sorted((REPO / "lists" / "places").glob("*.txt")):
-        names += [ln.split("#", 1)[0].strip() for ln in path.read_text(encoding="utf-8").splitlines()]
-    return [n for n in names if len(letters(n)) >= 3]
-
-
-def hostnames(place: str) -> list[str]:
-    """The place run together (``hernebay``) and hyphenated (``herne-bay``)."""
-    p = letters(place)
-    h = "-".join(w for w in map(letters, re.split(r"[\s\-'’.]+", place)) if w)
-    return [s.format(p=p, h=h) for s in SHAPES]
-
-
 def test_every_uk_and_irish_place_name_in_every_site_shape_is_never_blocked_by_its_name():
-    places = place_names()
+    places = place_names(REPO)
     assert len(places) >= 5000
     blocked = []
     for place in places:
