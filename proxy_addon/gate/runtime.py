@@ -11,8 +11,10 @@ load leave the ones in force in force.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable, Sized
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
+from typing import TypeVar
 
 from sqlalchemy import Engine as Database
 
@@ -25,6 +27,7 @@ from ..lists.pagestore import load_current
 from ..policy.reloader import Signature
 
 log = logging.getLogger(__name__)
+T = TypeVar("T", bound=Sized)
 
 
 class RulesInForce:
@@ -51,24 +54,22 @@ class RulesInForce:
     def refresh_grants(self) -> None:
         """The grants in force now; while the database cannot be reached, the
         last ones stay (a revoked grant stops at the next successful poll)."""
-        if self.db is None:
-            return
-        try:
-            self.grants = load_active(self.db, self.now())
-        except Exception as e:  # noqa: BLE001 - the database may be briefly unreachable
-            log.warning("schoolproxy: could not reload grants (%s); keeping the last %d",
-                        type(e).__name__, len(self.grants))
+        self.grants = self._reloaded(load_active, self.grants, "grants")
 
     def refresh_pages(self) -> None:
         """The page verdicts in force now (fetched by any proxy sharing the
         database); while it cannot be reached, the last ones stay."""
+        self.pages = self._reloaded(load_current, self.pages, "page verdicts")
+
+    def _reloaded(self, load: Callable[[Database, datetime], T], last: T, what: str) -> T:
         if self.db is None:
-            return
+            return last
         try:
-            self.pages = load_current(self.db, self.now())
+            return load(self.db, self.now())
         except Exception as e:  # noqa: BLE001 - the database may be briefly unreachable
-            log.warning("schoolproxy: could not reload page verdicts (%s); keeping the last %d",
-                        type(e).__name__, len(self.pages))
+            log.warning("schoolproxy: could not reload %s (%s); keeping the last %d",
+                        what, type(e).__name__, len(last))
+            return last
 
     def changed_rules(self, root: Path) -> Engine | None:
         """The rules under ``root`` if their files changed and they load, else
