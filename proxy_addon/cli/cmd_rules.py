@@ -6,12 +6,14 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 from ..classify.pageverdicts import page_decision
 from ..classify.webproxy import relayed_verdict
+from ..grants.rules import apply_grants
 from ..policy.yamlsource import ConfigError
 from .base import add_config_arg, command, config_dir, load_engine, parse_at
 
@@ -49,7 +51,7 @@ def _setup_explain(p: argparse.ArgumentParser) -> None:
     p.add_argument("--content", default=None, metavar="FILE",
                    help="score a saved page (HTML or text) with the page_content phrase lists instead")
     p.add_argument("--audit-db", default=None, metavar="URL",
-                   help="use the verdicts on first-seen sites' pages kept in this audit database "
+                   help="use the grants and the verdicts on first-seen sites' pages kept in this audit database "
                         "(default: $SCHOOLPROXY_AUDIT_DB, or the default database if it exists)")
 
 
@@ -76,11 +78,11 @@ def cmd_explain(args: argparse.Namespace) -> int:
         at = at.replace(tzinfo=engine.config.zone)
     who = identify(engine.config, args.ip, args.user)
     matches = engine.matches(target)
-    pages = _page_verdicts(args)
+    recorded = _recorded(args, at)
+    pages = recorded.pages if recorded else None
     decision = engine.decide_from(matches, target, who, at)
-    if pages is not None:
-        decision = page_decision(engine, decision, target, who, at, pages)
-    decision = relayed_or(engine, decision, target, who, at)
+    decision = (recorded.apply(engine, decision, target, who, at) if recorded
+                else relayed_or(engine, decision, target, who, at))
     local = engine.local_time(at)
     in_hours = engine.in_working_hours(who, local)
     bandwidth = _bandwidth(engine, who, at, decision.categories)
@@ -166,19 +168,34 @@ def _score_line(engine: Any, target: Any) -> str:
     return f"{s.describe()}; {s.verdict if s.verdict != 'none' else 'below the review threshold'}{tail}"
 
 
-def _page_verdicts(args: argparse.Namespace) -> Any:
-    """The page verdicts in the audit database (``--audit-db``, else
+@dataclass(frozen=True)
+class Recorded:
+    """What the audit database adds to a decision: page verdicts and grants."""
+
+    pages: Any  # classify.pageverdicts.PageVerdicts
+    grants: tuple[Any, ...]  # grants.rules.ActiveGrant
+
+    def apply(self, engine: Any, decision: Any, target: Any, who: Any, at: datetime) -> Any:
+        """As the proxy would: the page verdict, what a web proxy relays, then grants."""
+        decision = relayed_or(engine, page_decision(engine, decision, target, who, at, self.pages), target, who, at)
+        return apply_grants(engine.config, decision, target, who, at, self.grants)
+
+
+def _recorded(args: argparse.Namespace, at: datetime) -> Recorded | None:
+    """Page verdicts and grants in the audit database (``--audit-db``, else
     ``$SCHOOLPROXY_AUDIT_DB``, else the default one if it is there), or None."""
     from sqlalchemy.exc import SQLAlchemyError
 
     from ..audit.db import DEFAULT_AUDIT_DB, default_audit_db, make_engine
+    from ..grants.store import load_active
     from ..lists.pagestore import load_current
 
     url = args.audit_db or default_audit_db()
     if url == DEFAULT_AUDIT_DB and not Path(url.removeprefix("sqlite:///")).exists():
         return None
     try:
-        return load_current(make_engine(url), datetime.now(timezone.utc))
+        db = make_engine(url)
+        return Recorded(load_current(db, at), load_active(db, at))
     except SQLAlchemyError:  # no such database, or one from before page verdicts
         return None
 
@@ -208,7 +225,7 @@ def _explain_many(engine: Any, args: argparse.Namespace) -> int:
     if at.tzinfo is None:
         at = at.replace(tzinfo=engine.config.zone)
     who = identify(engine.config, args.ip, args.user)
-    pages = _page_verdicts(args)
+    recorded = _recorded(args, at)
     source = sys.stdin if args.urls == "-" else open(args.urls, encoding="utf-8", errors="replace")
     out = sys.stdout
     bad = 0
@@ -225,7 +242,7 @@ def _explain_many(engine: Any, args: argparse.Namespace) -> int:
                           else f"{text}\tinvalid\t-\t-\t{e}\n")
                 continue
             d = engine.decide(target, who, at)
-            d = relayed_or(engine, page_decision(engine, d, target, who, at, pages) if pages else d, target, who, at)
+            d = recorded.apply(engine, d, target, who, at) if recorded else relayed_or(engine, d, target, who, at)
             if args.json:
                 out.write(json.dumps({"url": text, "action": d.action, "category": d.category, "rule": d.rule,
                                       "matched": d.matched, "matched_in": d.origin, "reason": d.reason}) + "\n")

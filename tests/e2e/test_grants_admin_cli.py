@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 import time
 from pathlib import Path
@@ -25,6 +26,11 @@ def test_grant_command_line(tmp_path, config_dir):
     refused = subprocess.run([exe, "grant", "add", "--everyone", "--category", "drugs", "--reason", "x",
                               "--by", "Mrs Smith", *dbarg], capture_output=True, text=True)
     assert refused.returncode == 1 and "not bypassable" in refused.stderr
+    explain = [exe, "explain", "https://www.ebay.co.uk/", "--json", *dbarg]
+    as_alice = json.loads(subprocess.run([*explain, "--user", "alice"], capture_output=True, text=True).stdout)
+    as_bob = json.loads(subprocess.run([*explain, "--user", "bob"], capture_output=True, text=True).stdout)
+    assert (as_alice["action"], as_alice["grant_id"]) == ("allow", 1), as_alice  # explain knows the grant
+    assert as_bob["action"] == "block" and as_bob["grant_id"] is None
     listed = subprocess.run([exe, "grant", "list", *dbarg], capture_output=True, text=True).stdout
     assert "active" in listed and "ebay.co.uk" in listed and "DT project" in listed
     assert subprocess.run([exe, "grant", "revoke", "1", "--reason", "done", "--by", "Mrs Smith", *dbarg],
