@@ -45,6 +45,7 @@ class BlockNotice:
     contact: str
     reason: str = ""
     actions_html: str = ""  # pre-escaped forms (self-report, exception request)
+    grantable: bool = True  # False: no grant can lift this block (a category that is not bypassable)
 
 
 def render_block_page(n: BlockNotice) -> str:
@@ -54,6 +55,10 @@ def render_block_page(n: BlockNotice) -> str:
         clause = f"<p>Social Media Policy, section {escape(n.clause)}:</p>{words}"
     category = f'<p><span class="badge">{escape(n.category_title)}</span></p>' if n.category_title else ""
     reason = f"<dt>Why</dt><dd>{escape(n.reason)}</dd>" if n.reason else ""
+    ask = (f"<p>If you need this site for your work, ask the Headteacher for an exception\n(policy 6.3.1), "
+           f"or contact {escape(n.contact)}.</p>" if n.grantable else
+           f"<p>The policy allows no exception for this category. If the site is in the wrong category, "
+           f"contact {escape(n.contact)}.</p>")
     return f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
@@ -73,8 +78,7 @@ def render_block_page(n: BlockNotice) -> str:
 <section class="next"><h2>What to do next</h2>
 <p>If you reached this page by accident, leave the site. The policy says genuine
 mistakes and accidents will not be treated as a breach; tell the Senior Leadership Team.</p>
-<p>If you need this site for your work, ask the Headteacher for an exception
-(policy 6.3.1), or contact {escape(n.contact)}.</p>
+{ask}
 {n.actions_html}
 </section>
 </main></body></html>

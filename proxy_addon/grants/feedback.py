@@ -94,13 +94,20 @@ def verify_event(secret: bytes, token: str, user: str) -> BlockEvent:
     return event
 
 
-def forms_html(token: str) -> str:
-    """The two forms for the block page (everything in them is escaped)."""
+def forms_html(token: str, grantable: bool = True) -> str:
+    """The forms for the block page (everything in them is escaped): the
+    self-report, and the exception request unless no grant could lift this
+    block (a category that is not bypassable: the Headteacher's Grant
+    button would only fail)."""
     t = escape(token, quote=True)
-    return f"""<form method="post" action="{SELF_REPORT}">
+    report = f"""<form method="post" action="{SELF_REPORT}">
 <input type="hidden" name="token" value="{t}">
 <button type="submit" class="secondary" id="self-report">I reached this by accident</button>
-</form>
+</form>"""
+    if not grantable:
+        return report + ('\n<p id="no-exception">No exception can be made for this category. If you think the site '
+                         "is in the wrong category, tell the IT technician.</p>")
+    return report + f"""
 <form method="post" action="{REQUEST}">
 <input type="hidden" name="token" value="{t}">
 <label for="reason">Ask for an exception: why do you need this site?</label>

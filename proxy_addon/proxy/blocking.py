@@ -9,6 +9,7 @@ from mitmproxy import http
 from ..classify.decision import Decision
 from ..grants import feedback
 from ..grants.blockpage import BlockNotice, page_reason, render_block_page
+from ..grants.rules import blocking_categories_bypassable
 from .flowstate import FlowState, Runtime
 
 
@@ -26,12 +27,14 @@ class Pages:
             st.uid, st.who.user, st.target.url, st.target.host, d.category))
         cat = cfg.categories.get(d.category) if d.category else None
         locked = cat is not None and cat.locked  # no exception can be asked for, so no buttons
+        grantable = not locked and blocking_categories_bypassable(cfg, d)
         notice = BlockNotice(
             heading=f"This site is blocked: {d.title}" if d.title else "This site is blocked",
             category_title=d.title, clause=d.clause, policy_text=d.policy_text,
             url=st.target.url, user=st.who.user, at=engine.local_time(st.started),
             contact=cfg.settings.contact, reason=cat.block_message if locked else page_reason(d),  # type: ignore[union-attr]
-            actions_html="" if locked else feedback.forms_html(token),
+            actions_html="" if locked else feedback.forms_html(token, grantable),
+            grantable=grantable,
         )
         return http.Response.make(403, render_block_page(notice).encode(), {
             "Content-Type": "text/html; charset=utf-8",

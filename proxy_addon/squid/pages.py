@@ -85,14 +85,16 @@ class BlockPages:
             return e.status, e.message
         engine = self.rt.engine
         cat = engine.config.categories.get(event.category) if event.category else None
-        actions = "" if cat is not None and cat.locked else feedback.forms_html(token) if event.user == who.user \
+        actions = "" if cat is not None and cat.locked else feedback.forms_html(token, cat is None or cat.bypassable) \
+            if event.user == who.user \
             else "<p>This block was shown to someone else, so its buttons are not offered here.</p>"
         notice = BlockNotice(
             heading=f"This site is blocked: {cat.title}" if cat else "This site is blocked",
             category_title=cat.title if cat else None, clause=cat.clause if cat else "6.3.1",
             policy_text=cat.policy_text if cat else None, reason=cat.block_message if cat and cat.locked else "",
             url=event.url, user=event.user,
-            at=engine.local_time(self.rt.now()), contact=engine.config.settings.contact, actions_html=actions)
+            at=engine.local_time(self.rt.now()), contact=engine.config.settings.contact, actions_html=actions,
+            grantable=cat is None or (cat.bypassable and not cat.locked))
         return 403, render_block_page(notice)
 
     def button(self, path: str, environ: dict[str, Any]) -> tuple[int, str]:

@@ -28,6 +28,15 @@ def test_a_prohibited_site_gets_the_block_page_naming_its_category_and_clause(h)
     assert row["event_uid"] and "Ask for an exception" in page  # its buttons name the event (signed)
 
 
+def test_a_block_no_grant_can_lift_offers_no_exception_request(h):
+    """Adult is not bypassable: the block page says no exception can be made
+    (the Headteacher's Grant button would only fail); the self-report stays."""
+    page = h.get("http://pornhub.com/").response.get_text()
+    assert "Pornography" in page and 'id="self-report"' in page
+    assert "Ask for an exception" not in page and 'id="no-exception"' in page
+    assert "policy allows no exception for this category" in page
+
+
 def test_an_allowed_request_passes_untouched_and_is_recorded(h):
     origin = http.Response.make(200, b"<p>lesson</p>", {"Content-Type": "text/html"})
     f = h.get("http://allowed.school.test/page?x=1", response=origin)
