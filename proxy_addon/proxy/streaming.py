@@ -15,6 +15,8 @@ one continuous stream.
 from __future__ import annotations
 
 import asyncio
+import itertools
+import threading
 import time
 from dataclasses import replace
 from typing import Any
@@ -28,6 +30,7 @@ from . import connections
 from .blocking import Pages, stop
 from .flowstate import FlowState, Runtime
 
+PENDING_KEYS = 10_000
 STREAK_GAP = 60.0  # seconds between segments that still make one continuous stream
 
 
@@ -38,6 +41,9 @@ class Streaming:
         self.segments = SegmentDurations()
         self._streaks: dict[str, tuple[float, float]] = {}  # user -> (last seen, seconds) of segmented streams
         self._tasks: set[asyncio.Task[None]] = set()
+        self._usage_lock = threading.Lock()
+        self._pending: dict[tuple[str, str], list[tuple[int, float, int]]] = {}  # (user, day) -> not yet written
+        self._ids = itertools.count()
 
     @property
     def rules(self) -> StreamingRules:
@@ -95,7 +101,7 @@ class Streaming:
         st.transfer.declared = declared
         if limit is not None and (limit.daily_seconds is not None or limit.daily_bytes is not None):
             db = self.rt.db
-            st.transfer.usage_before = await asyncio.to_thread(get_usage, db, st.who.user, self._day(st)) if db else (0.0, 0)
+            st.transfer.usage_before = await asyncio.to_thread(self._used, st.who.user, self._day(st)) if db else (0.0, 0)
             used_s, used_b = st.transfer.usage_before
             if limit.daily_seconds is not None and used_s >= limit.daily_seconds:
                 return self._refuse(flow, st, f"the daily streaming budget of {limit.daily_seconds / 60:g} minutes "
@@ -172,4 +178,29 @@ class Streaming:
         if t.media.kind == "segment":
             self._add_to_streak(st.who.user, secs)
         if self.rt.db is not None and (secs or t.bytes_out):
-            self._background(add_usage, self.rt.db, st.who.user, self._day(st), secs, t.bytes_out)
+            key = (st.who.user, self._day(st))
+            entry = (next(self._ids), secs, t.bytes_out)
+            if len(self._pending) > PENDING_KEYS:  # past days' empty lists let go
+                for k in [k for k, v in list(self._pending.items()) if not v]:
+                    del self._pending[k]
+            self._pending.setdefault(key, []).append(entry)  # counted at once, written in the background
+            self._background(self._write, key, entry)
+
+    def _write(self, key: tuple[str, str], entry: tuple[int, float, int]) -> None:
+        """On a thread: the usage written, and no longer pending, in one step
+        for ``_used`` (so a transfer is never counted twice, nor missed)."""
+        assert self.rt.db is not None
+        with self._usage_lock:
+            try:
+                add_usage(self.rt.db, key[0], key[1], entry[1], entry[2])
+            finally:
+                self._pending[key].remove(entry)
+
+    def _used(self, user: str, day: str) -> tuple[float, int]:
+        """On a thread: a day's usage, written or not yet (a player's next
+        segment may come before the last one's usage is in the database)."""
+        assert self.rt.db is not None
+        with self._usage_lock:
+            secs, size = get_usage(self.rt.db, user, day)
+            waiting = list(self._pending.get((user, day), ()))
+        return secs + sum(e[1] for e in waiting), size + sum(e[2] for e in waiting)
