@@ -85,6 +85,8 @@ class P(asyncio.Protocol):
     def connection_made(self, t): self.t = t; self.buf = b""
     def data_received(self, d):
         self.buf += d
+        if self.buf[:1] == b"\x16":  # a TLS hello to this plain HTTP port: refused at once, as a web server does
+            self.t.write(b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"); self.t.close(); return
         while b"\r\n\r\n" in self.buf:
             _, self.buf = self.buf.split(b"\r\n\r\n", 1)
             self.t.write(RESP)

@@ -54,7 +54,18 @@ class PageVerdicts:
         return v if v is not None and v.expires_at > now else None
 
     def with_one(self, verdict: PageVerdict) -> PageVerdicts:
-        return PageVerdicts((*(v for d, v in self._by.items() if d != verdict.domain), verdict))
+        return self.with_these((verdict,))
+
+    def with_these(self, verdicts: tuple[PageVerdict, ...]) -> PageVerdicts:
+        """These verdicts added, each replacing its domain's (a new snapshot)."""
+        if not verdicts:
+            return self
+        merged = PageVerdicts()
+        merged._by = {**self._by, **{v.domain: v for v in verdicts}}
+        return merged
+
+    def newest(self) -> datetime | None:
+        return max((v.fetched_at for v in self._by.values()), default=None)
 
 
 def open_to_page(engine: Engine, decision: Decision, target: Target) -> bool:

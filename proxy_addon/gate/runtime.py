@@ -19,15 +19,16 @@ from typing import TypeVar
 from sqlalchemy import Engine as Database
 
 from ..classify.engine import Engine
-from ..classify.pageverdicts import PageVerdicts
+from ..classify.pageverdicts import PageVerdict, PageVerdicts
 from ..classify.reload import reloaded
 from ..grants.rules import ActiveGrant
 from ..grants.store import load_active
-from ..lists.pagestore import load_current
+from ..lists.pagestore import load_current, load_since
 from ..policy.reloader import Signature
 
 log = logging.getLogger(__name__)
 T = TypeVar("T", bound=Sized)
+PAGES_RELOAD = timedelta(minutes=10)
 
 
 class RulesInForce:
@@ -36,6 +37,7 @@ class RulesInForce:
         self.db: Database | None = None
         self.grants: tuple[ActiveGrant, ...] = ()
         self.pages = PageVerdicts()  # what first-seen sites' landing pages said
+        self._pages_loaded: datetime | None = None  # when all of them were last read
         self.secret = b""
         self.instance = ""
         self.clock_offset = 0.0  # seconds the clock is moved (tests of times of day)
@@ -58,8 +60,18 @@ class RulesInForce:
 
     def refresh_pages(self) -> None:
         """The page verdicts in force now (fetched by any proxy sharing the
-        database); while it cannot be reached, the last ones stay."""
-        self.pages = self._reloaded(load_current, self.pages, "page verdicts")
+        database): those fetched since the newest one held, and all of them
+        again every ``PAGES_RELOAD`` (which lets the expired go); while the
+        database cannot be reached, the last ones stay."""
+        now = self.now()
+        newest = self.pages.newest()
+        if newest is None or self._pages_loaded is None or now - self._pages_loaded > PAGES_RELOAD:
+            self.pages = self._reloaded(load_current, self.pages, "page verdicts")
+            self._pages_loaded = now
+        else:
+            none: tuple[PageVerdict, ...] = ()
+            fresh = self._reloaded(lambda db, at: load_since(db, newest, at), none, "page verdicts")
+            self.pages = self.pages.with_these(fresh)
 
     def _reloaded(self, load: Callable[[Database, datetime], T], last: T, what: str) -> T:
         if self.db is None:

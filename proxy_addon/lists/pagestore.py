@@ -6,6 +6,7 @@ site fetched by one worker is judged by all), and listed for the technician
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import Engine as Database
 from sqlalchemy import delete, select
@@ -26,14 +27,26 @@ def save(db: Database, v: PageVerdict, *, detail: str | None, bytes_read: int, e
         s.add(row)
 
 
-def _verdict(r: Row) -> PageVerdict:
-    return PageVerdict(r.domain, r.url, r.category, r.score, r.terms or "", r.outcome, r.fetched_at, r.expires_at)
+_COLUMNS = (Row.domain, Row.url, Row.category, Row.score, Row.terms, Row.outcome, Row.fetched_at, Row.expires_at)
+
+
+def _verdicts(db: Database, *where: Any) -> tuple[PageVerdict, ...]:
+    """Plain rows, not ORM objects: a week of a school's new sites is tens of
+    thousands of them."""
+    with db.connect() as c:
+        return tuple(PageVerdict(d, u, cat, sc, t or "", o, f, e)
+                     for d, u, cat, sc, t, o, f, e in c.execute(select(*_COLUMNS).where(*where)))
 
 
 def load_current(db: Database, now: datetime) -> PageVerdicts:
     """The verdicts not yet expired."""
-    with Session(db) as s:
-        return PageVerdicts(tuple(map(_verdict, s.scalars(select(Row).where(Row.expires_at > now)))))
+    return PageVerdicts(_verdicts(db, Row.expires_at > now))
+
+
+def load_since(db: Database, since: datetime, now: datetime) -> tuple[PageVerdict, ...]:
+    """The verdicts fetched since ``since`` (at or after: a verdict written
+    in the same instant is read twice, never missed) and not expired."""
+    return _verdicts(db, Row.fetched_at >= since, Row.expires_at > now)
 
 
 def recent(db: Database, limit: int = 200, blocking_only: bool = False) -> list[Row]:

@@ -46,6 +46,7 @@ class FirstSight:
     def __init__(self, rt: Runtime) -> None:
         self.rt = rt
         self._fetching: dict[str, asyncio.Task[None]] = {}
+        self._under_way: set[str] = set()  # domains being fetched now (not queued)
         self._tried: dict[str, datetime] = {}  # domain -> until when it is not fetched again
         self._slots: asyncio.Semaphore | None = None
         self._closed: set[tuple[str, str]] = set()  # (host, user) a list entry or the name decides
@@ -89,10 +90,14 @@ class FirstSight:
                 self._closed.add((host, who.user))  # a list or the name decides it: never asked again
                 return None
             self._remember(domain, now + timedelta(days=rules.expiry_days), now)
-            task = asyncio.get_running_loop().create_task(self._judge(host, domain, rules))
+            slots = self._slots_of(rules)
+            if not slots.locked():  # it starts now, not queued: worth waiting for
+                self._under_way.add(domain)
+            task = asyncio.get_running_loop().create_task(self._judge(host, domain, rules, slots))
             self._fetching[domain] = task
             task.add_done_callback(lambda _t: self._fetching.pop(domain, None))
-        return task if rules.wait_ms > 0 and not task.done() else None
+        # wait only for a fetch under way: one queued behind others would hold the request for nothing
+        return task if rules.wait_ms > 0 and not task.done() and domain in self._under_way else None
 
     def _remember(self, domain: str, until: datetime, now: datetime) -> None:
         """A domain is not fetched again until ``until``; the memory of the
@@ -111,12 +116,19 @@ class FirstSight:
         except TimeoutError:
             pass
 
-    async def _judge(self, host: str, domain: str, rules: FirstSightRules) -> None:
+    def _slots_of(self, rules: FirstSightRules) -> asyncio.Semaphore:
         if self._slots is None or self._slots_for != rules.concurrency:
             self._slots, self._slots_for = asyncio.Semaphore(rules.concurrency), rules.concurrency
+        return self._slots
+
+    async def _judge(self, host: str, domain: str, rules: FirstSightRules, slots: asyncio.Semaphore) -> None:
         try:
-            async with self._slots:
-                got = await fetch_landing(host, _connect_to, rules.timeout_s, int(rules.max_kb * 1024))
+            async with slots:
+                self._under_way.add(domain)
+                try:
+                    got = await fetch_landing(host, _connect_to, rules.timeout_s, int(rules.max_kb * 1024))
+                finally:
+                    self._under_way.discard(domain)
             verdict = self._verdict(domain, got, rules)
             self.rt.pages = self.rt.pages.with_one(verdict)
             if self.rt.db is not None:
