@@ -45,6 +45,7 @@ class PageVerdicts:
 
     def __init__(self, verdicts: tuple[PageVerdict, ...] = ()) -> None:
         self._by = {v.domain: v for v in verdicts}
+        self._newest = max((v.fetched_at for v in verdicts), default=None)
 
     def __len__(self) -> int:
         return len(self._by)
@@ -60,12 +61,14 @@ class PageVerdicts:
         """These verdicts added, each replacing its domain's (a new snapshot)."""
         if not verdicts:
             return self
-        merged = PageVerdicts()
-        merged._by = {**self._by, **{v.domain: v for v in verdicts}}
+        merged = PageVerdicts(verdicts)
+        merged._by = {**self._by, **merged._by}
+        merged._newest = max((t for t in (merged._newest, self._newest) if t is not None), default=None)
         return merged
 
     def newest(self) -> datetime | None:
-        return max((v.fetched_at for v in self._by.values()), default=None)
+        """When the newest verdict held was fetched (kept, not searched for: asked every poll)."""
+        return self._newest
 
 
 def open_to_page(engine: Engine, decision: Decision, target: Target) -> bool:

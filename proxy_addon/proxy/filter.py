@@ -311,7 +311,7 @@ class SchoolFilter:
         wait: ``first_sight.wait_ms``); a coroutine only when it waits."""
         fetch = None
         if flow.response is None and self.rt.engine is not None and flow.request.method != "CONNECT":
-            fetch = self.firstsight.see(flow.request.host, self.judge.identity(flow, flow.client_conn))
+            fetch = self.firstsight.see(flow.request.host, lambda: self.judge.identity(flow, flow.client_conn))
         if fetch is None:
             then(flow)
             return None
@@ -453,7 +453,7 @@ class SchoolFilter:
         this handshake is the first sight of it and the rules say to wait."""
         try:
             host = self.tunnels.named_host(data)
-            fetch = self.firstsight.see(host, self.rt.identify_address(data.context.client)) if host else None
+            fetch = self.firstsight.see(host, lambda: self.rt.identify_address(data.context.client)) if host else None
         except Exception:  # noqa: BLE001 - first sight is an extra: the handshake is judged as before
             log.exception("schoolproxy: internal error starting first sight")
             fetch = None

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from datetime import datetime, timedelta
 
 from mitmproxy import connection, ctx
@@ -60,7 +61,7 @@ class FirstSight:
         rules = engine.config.sections.first_sight
         return rules if rules is not None and rules.enabled else None
 
-    def see(self, raw_host: str, who: Identity) -> asyncio.Task[None] | None:
+    def see(self, raw_host: str, asker: Callable[[], Identity]) -> asyncio.Task[None] | None:
         """Start fetching the page of a host a request names (a plain or
         decrypted request's host; a tunnel's, once its TLS handshake shows it
         carries the web) if nothing else can judge it; the fetch to wait
@@ -81,6 +82,7 @@ class FirstSight:
                 return None
             if self._closed_for is not engine:  # the rules were (re)loaded: decide again
                 self._closed, self._closed_for = set(), engine
+            who = asker()  # only for a domain not yet seen: most requests never get here
             if (host, who.user) in self._closed:
                 return None
             target = make_target("https", host, None, "/")
