@@ -13,6 +13,8 @@ command -v krb5-config >/dev/null || need_debs+=(libkrb5-dev)
 if [ "$want" = test ]; then
   command -v curl >/dev/null || need_debs+=(curl)
   command -v chromium >/dev/null || need_debs+=(chromium)
+  # The CA onboarding test puts the certificate from /ca into Chromium's own NSS store.
+  command -v certutil >/dev/null || need_debs+=(libnss3-tools)
   # The Squid front end's tests and benchmark: Squid itself, squidGuard to
   # compare against, wrk to load them.
   [ -x /usr/sbin/squid ] || need_debs+=(squid)

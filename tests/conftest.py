@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import email
 import email.policy
+import os
 import shutil
 from pathlib import Path
 
@@ -62,9 +63,12 @@ def browser_launcher():
     with playwright.sync_playwright() as p:
         launched = []
 
-        def launch(proxy: str | None = None, user: str | None = None, args: list[str] | None = None):
+        def launch(proxy: str | None = None, user: str | None = None, args: list[str] | None = None,
+                   home: Path | None = None):
+            """``home``: Chromium's HOME, whose ``.pki/nssdb`` is the certificate store it trusts."""
             settings = {"server": proxy, "username": user or "", "password": "x"} if proxy else None
-            b = p.chromium.launch(executable_path=CHROMIUM, args=[*ARGS, *(args or [])], proxy=settings)
+            env = {**os.environ, "HOME": str(home)} if home is not None else None
+            b = p.chromium.launch(executable_path=CHROMIUM, args=[*ARGS, *(args or [])], proxy=settings, env=env)
             launched.append(b)
             return b
 

@@ -16,6 +16,7 @@ from collections.abc import Sequence
 from . import (  # noqa: F401  (each registers its commands)
     cmd_admin,
     cmd_audit,
+    cmd_ca,
     cmd_grants,
     cmd_intercept,
     cmd_lists,

@@ -53,6 +53,7 @@ from .flowstate import KEY, FlowState, Runtime, stream_if_large
 from .guard import ConnectionGuard
 from .judge import Judge, malformed
 from .noticepage import Notice
+from .onboarding import Onboarding, refused_certificate
 from .pac import addressed_to_proxy
 from .pacer import Pacer
 from .pagecheck import PageCheck
@@ -121,6 +122,7 @@ class SchoolFilter:
         self.pages = Pages(rt)
         self.buttons = Buttons(rt)
         self.notice = Notice(rt)
+        self.onboarding = Onboarding(rt)
         self.content = ContentControls(rt, self.pages)
         self.judge = Judge(rt, self.recorder, self.pages, self.content)
         self.tunnels = Tunnels(rt, self.judge, self.recorder, self.notice.due_for)
@@ -193,6 +195,7 @@ class SchoolFilter:
         # the updated ones at start, and every row and chain needs an instance.
         rt.instance = (ctx.options.schoolproxy_instance or socket.gethostname() or "proxy")[:64]
         self.tunnels.log.report_s = max(1, ctx.options.schoolproxy_tunnel_report_s)
+        self.onboarding.confdir = Path(ctx.options.confdir)
         if "schoolproxy_config" in updated:
             root = Path(ctx.options.schoolproxy_config)
             try:
@@ -277,19 +280,23 @@ class SchoolFilter:
         if st is not None and flow.response is None and self.notice.wants(flow, st):
             self.notice.show(flow, st)
             return
+        if st is not None and flow.response is None and self.onboarding.wants(flow, st):
+            self.onboarding.show(flow, st)
+            return
         if st is not None and self.pagecheck.rules() is not None:
             self.pagecheck.prepare(flow, st)
 
     def _own_pages(self, path: str) -> tuple[int, bytes, str] | None:
-        """``/metrics`` (Prometheus) and ``/healthz`` (for a balancer: 200 while
-        this proxy has rules and can record, else 503)."""
+        """``/metrics`` (Prometheus), ``/healthz`` (for a balancer: 200 while
+        this proxy has rules and can record, else 503) and ``/ca`` (the CA for
+        devices)."""
         if path == "/metrics":
             return 200, self.recorder.metrics.exposition(), CONTENT_TYPE_LATEST
         if path == "/healthz":
             writer = self.recorder.writer
             ok = self.rt.engine is not None and writer is not None and writer.can_record
             return (200, b"ok\n", "text/plain") if ok else (503, b"cannot record\n", "text/plain")
-        return None
+        return self.onboarding.own_page(path)
 
     def _sign_in_needed(self, flow: http.HTTPFlow) -> bool:
         engine = self.rt.engine
@@ -475,6 +482,9 @@ class SchoolFilter:
 
     def tls_failed_client(self, data: tls.TlsData) -> None:
         try:
+            client = data.context.client
+            if refused_certificate(client.error) and client.peername:
+                self.onboarding.note_refused(str(client.peername[0]))
             self.tunnels.tls_failed_client(data)
         except Exception:  # noqa: BLE001 - a failed handshake is over already; never let this break the proxy
             log.exception("schoolproxy: internal error noting a refused certificate")
