@@ -3,8 +3,8 @@ Blueprint per area: signing in (``login``), the headteacher's exceptions
 (``granting``), reports for the SLT and safeguarding lead (``reportpages``),
 the technician's page (``technician``), rules and the decision log
 (``rulepages``), the list review (``listreview``), the annual review
-(``reviewpages``) and the pages opened only for a recorded concern
-(``concerns``).
+(``reviewpages``), the safeguarding lead's alerts (``alertpages``) and the
+pages opened only for a recorded concern (``concerns``).
 
 Roles: ``headteacher`` grants and revokes exceptions and decides requests;
 ``technician`` sees check results, list stats and grants (and cannot grant);
@@ -25,12 +25,12 @@ from sqlalchemy import Engine as DBEngine
 from sqlalchemy.orm import Session
 
 from ..audit.adminlog import record_action
-from . import concerns, granting, listreview, login, reportpages, reviewpages, rulepages, technician
+from . import alertpages, concerns, granting, listreview, login, reportpages, reviewpages, rulepages, technician
 from .auth import get_user
 from .context import AdminContext, RulesCache, db, here, ip
 
 SESSION_HOURS = 8
-BLUEPRINTS = (login.bp, granting.bp, reportpages.bp, technician.bp, concerns.bp, rulepages.bp, reviewpages.bp,
+BLUEPRINTS = (login.bp, alertpages.bp, granting.bp, reportpages.bp, technician.bp, concerns.bp, rulepages.bp, reviewpages.bp,
               listreview.bp)
 
 

@@ -1,14 +1,19 @@
-"""The technician's page: the rules' problems, the list index's size by
-category, each proxy's health and the locked lists' feeds."""
+"""The technician's page: what is not set up yet, the rules' problems and
+warnings, the list index's size by category, each proxy's health and the
+locked lists' feeds."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from flask import Blueprint, render_template
 
+from ..classify.engine import Engine
+from ..monitor.alertlog import unacknowledged
 from ..policy.yamlsource import ConfigError
-from .context import config_root, engine, here, roles
+from .context import config_root, db, engine, here, roles
 
 bp = Blueprint("technician", __name__)
 
@@ -39,5 +44,36 @@ def technician() -> Any:
     data = here().data
     healths = read_health(data) if data is not None else None
     feeds = load_states(data) if data is not None else {}
+    loaded = engine()
     return render_template("technician.html", problems=problems, stats=stats, healths=healths, feeds=feeds,
-                           data=data)
+                           data=data, warnings=loaded.config.warnings, todo=checklist(loaded, stats is not None),
+                           waiting=unacknowledged(db(), datetime.now(timezone.utc) - timedelta(days=30)))
+
+
+@dataclass(frozen=True, slots=True)
+class Todo:
+    """One thing a school needs before the filter does its whole job."""
+
+    item: str
+    done: bool
+    how: str
+
+
+def checklist(loaded: Engine, has_index: bool) -> list[Todo]:
+    """What is not set up yet, in the order a new technician should do it."""
+    cfg = loaded.config
+    mon = cfg.sections.monitoring
+    alerting = mon is not None and (mon.email is not None or bool(mon.webhook))
+    locked = [c for c in cfg.categories.values() if c.locked]
+    return [
+        Todo("Safeguarding alerts reach someone", alerting,
+             "set monitoring.alerts.email (or a webhook) in rules/50-monitoring.yaml"),
+        Todo("The weekly report is sent", mon is not None and mon.weekly is not None,
+             "set monitoring.weekly (day, time, to) in rules/50-monitoring.yaml"),
+        Todo("The IWF and CTIRU lists come from their licensed feeds", bool(locked) and all(c.feed for c in locked),
+             "give each locked category its feed: in categories.yaml (a school's IWF membership or its provider)"),
+        Todo("Category lists are imported", has_index, "run schoolproxy lists update (or lists import)"),
+        Todo("Blocked HTTPS sites show the block page", cfg.settings.tls != "hostname",
+             "set tls: selective in rules/00-settings.yaml and hand out the certificate from /ca on the proxy's "
+             "port (schoolproxy ca export for Group Policy, Intune, Jamf, Google Admin)"),
+    ]

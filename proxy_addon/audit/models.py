@@ -388,6 +388,32 @@ class PageVerdict(Base):
     __table_args__ = (Index("ix_page_verdicts_fetched_at", "fetched_at"),)
 
 
+class AlertRecord(Base):
+    """An alert as it was raised and what became of it: whom it named, why,
+    whether the email or webhook went out, and who in the school has
+    acknowledged it.  The safeguarding lead's Alerts page reads these, so an
+    alert is never only an email that may have gone astray."""
+
+    __tablename__ = "alerts"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    ts: Mapped[datetime] = mapped_column(UTCDateTime())
+    user: Mapped[str] = mapped_column(String(255))
+    client_ip: Mapped[str] = mapped_column(String(64))
+    kind: Mapped[str] = mapped_column(String(32))  # category | search | circumvention | system
+    severity: Mapped[str] = mapped_column(String(16))  # high | technician
+    category: Mapped[str | None] = mapped_column(String(64))
+    title: Mapped[str | None] = mapped_column(String(255))
+    term: Mapped[str | None] = mapped_column(String(255))  # the safeguarding term a search contained
+    delivered: Mapped[str] = mapped_column(String(255))  # what was sent, or why nothing was
+    instance: Mapped[str | None] = mapped_column(String(64))
+    acknowledged_by: Mapped[str | None] = mapped_column(String(255))
+    acknowledged_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    ack_note: Mapped[str | None] = mapped_column(Text)
+
+    __table_args__ = (Index("ix_alerts_ts", "ts"),)
+
+
 EVENT_COLUMNS = frozenset(c.name for c in AccessEvent.__table__.columns) - {"id"}
 
 

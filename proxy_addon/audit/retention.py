@@ -5,7 +5,7 @@ limitation), without breaking the audit log's hash chains.
 field erased, the time, the action and a digest of the rest kept, so the
 chain still verifies; see ``audit.chain``), then deletes runs of
 tombstones at the start of each chain, remembering where the chain resumes.
-Grants, access reviews, admin actions and exception requests past theirs are
+Grants, access reviews, admin actions, exception requests and alerts past theirs are
 deleted.  The proxy runs it once a day; ``schoolproxy purge`` runs it now.
 """
 
@@ -21,7 +21,7 @@ from sqlalchemy import bindparam, delete, func, select, text, update
 from ..policy.monitoring import Retention
 from .chain import HASHED, PURGED, tombstone
 from .db import refresh_statistics
-from .models import AccessEvent, AccessReview, AdminAction, AuditAnchor, ExceptionRequest, Grant, Interception
+from .models import AccessEvent, AccessReview, AdminAction, AlertRecord, AuditAnchor, ExceptionRequest, Grant, Interception
 
 E = AccessEvent
 _ERASED = {"user": "", "client_ip": "", "device": None, "method": "", "scheme": "", "host": "", "url": "", "action": PURGED,
@@ -56,8 +56,10 @@ def purge(db: DBEngine, retention: Retention, now: datetime | None = None) -> Pu
         for key, model, col in (("grants", Grant, Grant.ends_at), ("access_reviews", AccessReview, AccessReview.ts),
                                 ("interceptions", Interception, Interception.ends_at),
                                 ("admin_actions", AdminAction, AdminAction.ts),
-                                ("exception_requests", ExceptionRequest, ExceptionRequest.created_at)):
-            kept = before["access_reviews" if key == "interceptions" else key]  # an order is kept as its review is
+                                ("exception_requests", ExceptionRequest, ExceptionRequest.created_at),
+                                ("alerts", AlertRecord, AlertRecord.ts)):
+            # an order is kept as its review is; an alert as the blocked events it was about
+            kept = before[{"interceptions": "access_reviews", "alerts": "blocked_events"}.get(key, key)]
             result.counts[key] = c.execute(delete(model).where(col < kept)).rowcount
     refresh_statistics(db)
     return result

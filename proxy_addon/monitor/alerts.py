@@ -18,6 +18,7 @@ import os
 import smtplib
 import time
 import urllib.request
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, replace
 from datetime import datetime, timezone
 from email.message import EmailMessage
@@ -25,6 +26,7 @@ from email.message import EmailMessage
 from ..policy.monitoring import EmailSettings, Monitoring
 
 log = logging.getLogger(__name__)
+NOT_SENT = "not sent: no alert destination is configured"
 
 
 @dataclass(frozen=True, slots=True)
@@ -158,35 +160,56 @@ class Alerter:
         batch, self.pending = self.pending, []
         return batch
 
-    def deliver(self, settings: Monitoring, batch: list[Alert], school_time: object) -> None:
+    def deliver(self, settings: Monitoring, batch: list[Alert], school_time: object) -> list[str]:
         """Send one message for the batch (email and/or webhook); failures are logged, never raised.
         With ``system_to``, the filter's own problems are a message of their
         own to the technician: the safeguarding lead is not sent database
-        outages, and the technician is not sent who looked for what."""
+        outages, and the technician is not sent who looked for what.
+        Returns, for each alert, what went out for it (or why nothing did)."""
+        outcome: list[list[str]] = [[] for _ in batch]
         if settings.email is not None:
-            mails = [(settings.email, batch)]
+            mails = [(settings.email, list(range(len(batch))))]
             if settings.email.system_to:
-                system = [a for a in batch if a.for_technician]
-                people = [a for a in batch if a.for_safeguarding]
+                system = [i for i, a in enumerate(batch) if a.for_technician]
+                people = [i for i, a in enumerate(batch) if a.for_safeguarding]
                 mails = [(replace(settings.email, to=settings.email.system_to), system), (settings.email, people)]
-            for email, alerts in mails:
-                if not alerts:
+            for email, which in mails:
+                if not which:
                     continue
                 try:
-                    send_email(email, *compose(alerts, school_time))
+                    send_email(email, *compose([batch[i] for i in which], school_time))
                     self.sent += 1
+                    said = "email to " + ", ".join(email.to)
                 except (OSError, smtplib.SMTPException) as e:
                     log.error("schoolproxy: could not send the alert email (%s: %s)", type(e).__name__, e)
+                    said = f"email failed ({type(e).__name__})"
+                for i in which:
+                    outcome[i].append(said)
         if settings.webhook:
             try:
                 send_webhook(settings.webhook, compose(batch, school_time)[0], batch)
+                said = "webhook called"
             except (OSError, ValueError) as e:
                 log.error("schoolproxy: could not call the alert webhook (%s)", type(e).__name__)
+                said = f"webhook failed ({type(e).__name__})"
+            for got in outcome:
+                got.append(said)
+        return ["; ".join(got) or NOT_SENT for got in outcome]
 
-    async def run(self, settings_of: object, school_time_of: object) -> None:
+    async def run(self, settings_of: object, school_time_of: object,
+                  keep: Callable[[list[Alert], list[str]], None] | None = None) -> None:
+        """Deliver each batch when due; ``keep`` records the batch and its
+        outcomes (the alerts table) after delivery, so a row never says an
+        email went that did not."""
         while True:
             await asyncio.sleep(0.5)
             settings: Monitoring | None = settings_of()  # type: ignore[operator]
             if settings is None or not self.due(settings.batch_seconds):
                 continue
-            await asyncio.to_thread(self.deliver, settings, self.take(), school_time_of())  # type: ignore[operator]
+            batch = self.take()
+            outcomes = await asyncio.to_thread(self.deliver, settings, batch, school_time_of())  # type: ignore[operator]
+            if keep is not None:
+                try:
+                    await asyncio.to_thread(keep, batch, outcomes)
+                except Exception as e:  # noqa: BLE001 - the alerts went out; the log of them must not stop the loop
+                    log.error("schoolproxy: could not record %d alert(s) (%s: %s)", len(batch), type(e).__name__, e)

@@ -1,6 +1,7 @@
 """The weekly monitoring report (the DfE standards: "weekly monitoring
 reports highlighting incidents"), for the designated safeguarding lead and
-the SLT: incidents (locked-list and safeguarding-category hits, attempts to
+the SLT: incidents (locked-list and safeguarding-category hits, searches
+for safeguarding terms, attempts to
 get round the filter, self-reports, use outside working hours above the
 threshold, new grants), blocked attempts by category and day (charts), the
 most-blocked sites, what changed in the rules (the decision log) and which
@@ -17,6 +18,7 @@ from __future__ import annotations
 import csv
 import io
 from collections import defaultdict
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from email.message import EmailMessage
@@ -36,6 +38,7 @@ from . import reports
 from .alerts import send_message
 from .charts import bars, hbars
 from .decisions import as_rows, decisions
+from .searchterms import flagged
 
 
 @dataclass
@@ -55,6 +58,16 @@ def _table(title: str, columns: list[str], rows: list[list[Any]], empty: str) ->
             f"<thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>")
 
 
+def _safeguarding_searches(rows: Sequence[Any], watch: frozenset[str]) -> list[tuple[str, int, int, int]]:
+    """(term, searches, first event, last event) for each safeguarding term
+    searched for: the term and event numbers, never the person or the search."""
+    seen: dict[str, list[int]] = {}
+    for event_id, terms in rows:
+        for term in flagged(terms, watch):
+            seen.setdefault(term, []).append(event_id)
+    return [(t, len(ids), min(ids), max(ids)) for t, ids in sorted(seen.items())]
+
+
 def weekly(db: DBEngine, engine: Engine, t0: datetime, t1: datetime) -> Weekly:
     cfg = engine.config
     mon: Monitoring = cfg.sections.monitoring or Monitoring()
@@ -69,6 +82,8 @@ def weekly(db: DBEngine, engine: Engine, t0: datetime, t1: datetime) -> Weekly:
                              .where(reports.where(BLOCKS), reports.between(t0, t1), E.category.in_(cats))
                              .group_by(E.category)).all())
         locked_hits, safe_hits = hits(locked), hits(safeguarding)
+        searched = _safeguarding_searches(c.execute(select(E.id, E.search_terms).where(
+            reports.between(t0, t1), E.search_terms.is_not(None))).all(), mon.safeguarding_terms)
         digests = c.execute(select(E.config_digest, func.min(E.ts), func.count())
                             .where(reports.between(t0, t1), E.config_digest.is_not(None))
                             .group_by(E.config_digest).order_by(func.min(E.ts))).all()
@@ -92,6 +107,8 @@ def weekly(db: DBEngine, engine: Engine, t0: datetime, t1: datetime) -> Weekly:
          "; ".join(f"{cat}: events {a}-{b}" for cat, _, a, b in locked_hits)],
         ["safeguarding categories", sum(n for _, n, _, _ in safe_hits),
          "; ".join(f"{cat} x{n} (events {a}-{b})" for cat, n, a, b in safe_hits)],
+        ["searches for safeguarding terms", sum(n for _, n, _, _ in searched),
+         "; ".join(f"'{term}' x{n} (events {a}-{b})" for term, n, a, b in searched)],
         ["attempts to get round the filter", sum(r[2] for r in circumvention), ""],
         ["self-reported accidents", sum(r[2] for r in self_reports), ""],
         ["people above the out-of-hours threshold (person-days)", len(ooh), ""],

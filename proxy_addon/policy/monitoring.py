@@ -38,7 +38,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .yamlsource import YMap
+from .yamlsource import Problem, YMap
 
 if TYPE_CHECKING:
     from .builder import Builder
@@ -140,6 +140,8 @@ def parse_monitoring(b: Builder, value: Any, doc: YMap) -> None:
                                           tuple(v for v, _ in r.texts(em, "to")), r.flag(em, "starttls", False),
                                           r.text(em, "username_env"), r.text(em, "password_env"),
                                           tuple(v for v, _ in r.texts(em, "system_to")))
+    if email is None and not webhook:
+        b.warnings.append(Problem(m.file, m.line_of("alerts"), NO_DESTINATION))
     weekly = _weekly(r, m) if "weekly" in m else None
     if weekly is not None and email is None:
         r.problem(m, m.line_of("weekly"), "the weekly report is sent by the alerts' email server: give alerts.email")
@@ -150,6 +152,8 @@ def parse_monitoring(b: Builder, value: Any, doc: YMap) -> None:
 
 
 DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+NO_DESTINATION = ("no alert destination (monitoring.alerts.email or webhook): safeguarding alerts reach nobody; "
+                  "they are kept only on the admin app's Alerts page")
 
 
 def _weekly(r: Any, m: YMap) -> WeeklySettings | None:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import csv
 import email
 import email.policy
+import re
 import subprocess
 import sys
 import time
@@ -40,6 +41,10 @@ def add_locked_hit(url: str, when: datetime) -> None:
     writer.put({"ts": when, "user": "staff001", "client_ip": "10.0.0.9", "method": "GET", "scheme": "http",
                 "host": "locked-test.example", "url": "http://locked-test.example/abuse/img1.html",
                 "category": "iwf", "action": "block", "rule": "locked:iwf"})
+    for i in range(2):  # a safeguarding search is an incident though it was allowed (issue 31)
+        writer.put({"ts": when, "user": "staff002", "client_ip": "10.0.0.8", "method": "GET", "scheme": "https",
+                    "host": "www.google.com", "url": f"https://www.google.com/search?q=self+harm+{i}",
+                    "action": "allow", "rule": "default", "search_terms": f"google: ways to self harm {i}"})
     writer.close()
 
 
@@ -97,10 +102,15 @@ def test_the_weekly_report_is_written_and_sent_with_its_charts_and_csv(config_di
                         "Blocked attempts by category", "Rules in force", "<svg"):
             assert section in html, section
         assert "iwf: events" in html and "locked-test.example" not in html  # a reference, never the site
+        # the generated week searches for "self harm" too; these two are among them
+        searched = re.search(r"searches for safeguarding terms</td><td>(\d+)</td><td>&#x27;self harm&#x27; x(\d+) ", html)
+        assert searched and int(searched[1]) >= int(searched[2]) >= 2
+        assert "ways to self harm" not in html and "staff002" not in html  # the term and events, not the search
         assert "What changed in the rules" in html and "allow www.roblox.com for everyone" in html
         assert "Computing club &lt;b&gt;" in html  # escaped
         rows = list(csv.reader(out.with_suffix(".csv").read_text().splitlines()))
         assert rows[0] == ["section", "key", "value"] and ["incident", "locked lists (IWF, CTIRU)", "1"] in rows
+        assert ["incident", "searches for safeguarding terms", searched[1]] in rows
         assert not any("locked-test.example" in r[1] for r in rows)
         assert any(r[0] == "rules change" and "Computing club" in r[2] for r in rows)
         r = subprocess.run([EXE, "report", "weekly", "--send", "--audit-db", url, "--config", str(config_dir)],

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from ...monitor.alertlog import keep
+from ...monitor.alerts import Alert
 from ..flowstate import Runtime
 from ..recorder import Recorder
 
@@ -14,4 +16,8 @@ class AlertSend:
     async def run(self) -> None:
         rt = self.rt
         await self.alerter.run(lambda: rt.engine.config.sections.monitoring if rt.engine else None,
-                               lambda: rt.engine.config.zone if rt.engine else None)
+                               lambda: rt.engine.config.zone if rt.engine else None, self._keep)
+
+    def _keep(self, batch: list[Alert], outcomes: list[str]) -> None:
+        if self.rt.db is not None:
+            keep(self.rt.db, batch, outcomes, self.rt.instance)
