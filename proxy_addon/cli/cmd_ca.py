@@ -47,10 +47,9 @@ def _ca(confdir: str) -> SchoolCA:
     except NoCA:
         if (folder / "mitmproxy-ca.pem").exists():
             raise
-    from mitmproxy.certs import CertStore
+    from ..proxy.onboarding import make_ca
 
-    folder.mkdir(parents=True, exist_ok=True, mode=0o700)
-    CertStore.from_store(folder, "mitmproxy", 2048)
+    make_ca(folder)
     print(f"schoolproxy: made a new CA in {folder} (the proxy uses it when started with --confdir {confdir})",
           file=sys.stderr)
     return load_ca(folder)

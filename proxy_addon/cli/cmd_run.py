@@ -38,9 +38,13 @@ def cmd_run(args: argparse.Namespace) -> int:
     if workers > 1:
         import socket
         import sys
+        from pathlib import Path
 
         from ..policy.files import data_dir
+        from ..proxy.onboarding import make_ca
         from ..proxy.workers import option_value, supervise
+
+        make_ca(Path(args.confdir or option_value(args.mitmdump_args, "confdir") or "~/.mitmproxy"))
 
         print(f"schoolproxy: listening on {args.listen_host}:{args.listen_port} with {workers} workers, "
               f"rules from {config_dir(args)}, audit log in {_safe_url(audit_db(args))}", flush=True)

@@ -21,6 +21,18 @@ PAGE_TYPE = "text/html; charset=utf-8"
 MAX_DEVICES = 50_000  # devices remembered as having refused the certificate
 
 
+def make_ca(confdir: Path) -> None:
+    """Make mitmproxy's CA in ``confdir`` if it has none, as mitmproxy does on
+    first start.  Done once before workers start: several processes making
+    it at once would each sign with a CA of their own, and a device that
+    trusts one would refuse the others."""
+    from mitmproxy.certs import CertStore
+
+    folder = confdir.expanduser()
+    folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+    CertStore.from_store(folder, "mitmproxy", 2048)
+
+
 def refused_certificate(error: str | None) -> bool:
     """mitmproxy's handshake error for a client that does not trust the
     proxy's certificate (an unknown-CA alert, or a client that hangs up
