@@ -1,6 +1,7 @@
 # The README's two commands: `make run` and `make test`.
 # `make test-fast`: the in-process tests only (tests/unit), for a change to the engine.
-.PHONY: run test test-fast lint bench
+# `make docs`: the manual (docs/) built into site/.
+.PHONY: run test test-fast lint docs bench
 
 run:
 	scripts/setup.sh run
@@ -18,6 +19,13 @@ lint:
 	.venv/bin/ruff check proxy_addon tests scripts
 	.venv/bin/mypy
 	.venv/bin/lint-imports
+	.venv/bin/python scripts/gen_reference.py --check
+	NO_MKDOCS_2_WARNING=1 .venv/bin/mkdocs build --strict --quiet --site-dir site
+
+docs:
+	scripts/setup.sh test
+	.venv/bin/python scripts/gen_reference.py
+	NO_MKDOCS_2_WARNING=1 .venv/bin/mkdocs build --strict --site-dir site
 
 bench:
 	scripts/setup.sh test

@@ -18,7 +18,7 @@ database's head with it:
 
 The record names the chain in use and the abandoned ones, so a restart
 continues the new chain.  Someone who can also write the proxy's disk can
-change this file (see the README's threat model): that is what the offline
+change this file (see the threat model in docs/privacy.md): that is what the offline
 verification key is for.
 """
 

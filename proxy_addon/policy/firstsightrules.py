@@ -12,7 +12,7 @@ landing page, fetched by the proxy itself when it first sees the site
 
 Only hosts in no list whose name is not decisive are fetched, never a
 category that is not decrypted (``decrypt: false``), never twice within the
-expiry; the fetch carries nothing of the person who asked (README: privacy).
+expiry; the fetch carries nothing of the person who asked (docs/privacy.md).
 The page is scored with the ``page_content`` rules, so that section is needed.
 """
 

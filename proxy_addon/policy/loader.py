@@ -8,7 +8,7 @@ after it loaded cleanly, so a broken edit never weakens the rules in force.
 Rules files are read in name order; list sections (``overrides``,
 ``category_rules``, ``devices``, ``working_hours``) are concatenated in that
 order, mapping sections (``settings``, ``groups``) are merged and a key set in
-two files is a problem.  The format is documented in the README.
+two files is a problem.  The format is documented in docs/configuration.md and docs/reference/options.md.
 """
 
 from __future__ import annotations
