@@ -15,7 +15,7 @@ with the actor and address.
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
@@ -53,6 +53,7 @@ def create_app(db_engine: DBEngine, config_root: Path, secret: bytes, session_ho
     CSRFProtect(app)  # after load_user, so a refusal can name who was refused
     app.after_request(headers)
     app.context_processor(rules_in_force)
+    app.add_template_filter(when)
     app.register_error_handler(400, bad_request)
     app.register_error_handler(CSRFError, csrf_refused)
     for bp in BLUEPRINTS:
@@ -71,13 +72,25 @@ def load_user() -> None:
             g.user = user
 
 
+def when(ts: datetime | None, fmt: str = "%d %b %Y %H:%M") -> str:
+    """A time from the database shown in the school's time zone, as the block
+    pages and reports show it (the zone is named in each table's heading)."""
+    if ts is None:
+        return ""
+    if ts.tzinfo is None:
+        ts = ts.replace(tzinfo=timezone.utc)
+    return ts.astimezone(here().rules.get().config.zone).strftime(fmt)
+
+
 def rules_in_force() -> dict[str, Any]:
-    """Every page says when the rules on disk are broken and which ones stand in."""
+    """Every page says when the rules on disk are broken and which ones stand
+    in, and names the school's time zone."""
     rules = here().rules
-    if rules.problem is None or g.get("user") is None:
-        return {"rules_problem": None, "rules_loaded_at": None}
     zone = rules.get().config.zone
-    return {"rules_problem": rules.problem,
+    named = {"zone_name": getattr(zone, "key", str(zone))}
+    if rules.problem is None or g.get("user") is None:
+        return {"rules_problem": None, "rules_loaded_at": None, **named}
+    return {"rules_problem": rules.problem, **named,
             "rules_loaded_at": rules.loaded_at.astimezone(zone).strftime("%d %b %Y %H:%M %Z") if rules.loaded_at else "?"}
 
 

@@ -104,7 +104,7 @@ def grant_from_form(back: str, default_hours: str, done: Callable[[Any], str], *
 @roles("headteacher")
 def grant_revoke(gid: int) -> Any:
     try:
-        revoke_grant(db(), gid, g.user.username, request.form.get("reason", "").strip() or "revoked", ip())
+        revoke_grant(db(), gid, g.user.username, request.form.get("reason", "").strip(), ip())
     except GrantError as e:
         flash(str(e), "error")
     else:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import logging
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -62,7 +63,9 @@ def detached(db: Engine, query: Any) -> list[Any]:
 
 
 def migrate(engine: Engine) -> None:
-    """Create or upgrade the schema to the newest revision."""
+    """Create or upgrade the schema to the newest revision (quietly: a line a
+    revision at every start would bury what a technician needs to read)."""
+    logging.getLogger("alembic").setLevel(logging.WARNING)
     cfg = AlembicConfig()
     cfg.set_main_option("script_location", str(MIGRATIONS))
     with _sqlite_lock(engine), engine.begin() as conn:

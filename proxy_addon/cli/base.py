@@ -85,12 +85,13 @@ def load_engine(args: argparse.Namespace) -> Any:
         raise SystemExit(f"schoolproxy: the configuration has problems (run 'schoolproxy check'):\n{e}") from None
 
 
-def parse_at(text: str | None) -> datetime:
-    """``--at`` values: ISO 8601; a time without a zone is the school's local time
-    (converted by the caller), so this returns naive datetimes unchanged."""
+def parse_at(text: str | None, option: str = "--at") -> datetime:
+    """A time option's value (``--at``, ``--until``): ISO 8601; a time without
+    a zone is the school's local time (converted by the caller), so this
+    returns naive datetimes unchanged.  An error names ``option``."""
     if text is None:
         return datetime.now(timezone.utc)
     try:
         return datetime.fromisoformat(text)
     except ValueError:
-        raise SystemExit(f"schoolproxy: bad --at time {text!r}: use ISO 8601, e.g. 2026-11-25T14:30") from None
+        raise SystemExit(f"schoolproxy: bad {option} time {text!r}: use ISO 8601, e.g. 2026-11-25T14:30") from None

@@ -12,6 +12,14 @@ from ..grants.rules import TARGET_KINDS, GrantError
 from ..grants.store import create_grant, list_grants, revoke_grant
 from .base import add_config_arg, add_db_arg, audit_db, command_group, load_engine, parse_at
 
+TARGET_HELP = {
+    "host": "a site, e.g. www.youtube.com (and its subdomains)",
+    "url": "one address or the addresses under it, e.g. www.example.com/lessons/",
+    "category": "a category id (categories.yaml), if the policy lets it be lifted",
+    "download": "software from this URL (and the URLs under it) may be downloaded",
+    "out-of-hours": "prior approval of significant use outside working hours (6.3.1); give '*'",
+}
+
 
 def _setup_grant(p: argparse.ArgumentParser) -> None:
     sub = p.add_subparsers(dest="grant_command", metavar="ACTION", required=True)
@@ -19,12 +27,12 @@ def _setup_grant(p: argparse.ArgumentParser) -> None:
     add_config_arg(add)
     add_db_arg(add)
     who = add.add_mutually_exclusive_group(required=True)
-    who.add_argument("--user")
-    who.add_argument("--group")
-    who.add_argument("--everyone", action="store_true")
+    who.add_argument("--user", help="for one person (their sign-in name)")
+    who.add_argument("--group", help="for a group of the rules (or of the directory)")
+    who.add_argument("--everyone", action="store_true", help="for all staff")
     what = add.add_mutually_exclusive_group(required=True)
     for kind in TARGET_KINDS:
-        what.add_argument(f"--{kind}", metavar=kind.upper())
+        what.add_argument(f"--{kind}", metavar=kind.upper(), help=TARGET_HELP[kind])
     add.add_argument("--hours", type=float, default=None, help="how long (default: the rules' default_hours)")
     add.add_argument("--until", default=None, metavar="ISO-TIME", help="until when (instead of --hours)")
     add.add_argument("--reason", required=True, help="why (recorded)")
@@ -38,9 +46,9 @@ def _setup_grant(p: argparse.ArgumentParser) -> None:
     rv = sub.add_parser("revoke", help="end a grant now")
     add_config_arg(rv)
     add_db_arg(rv)
-    rv.add_argument("id", type=int)
-    rv.add_argument("--reason", required=True)
-    rv.add_argument("--by", required=True)
+    rv.add_argument("id", type=int, help="the grant's number (grant list)")
+    rv.add_argument("--reason", required=True, help="why it ends now (recorded)")
+    rv.add_argument("--by", required=True, help="who decided it")
     rv.set_defaults(func=cmd_grant_revoke)
 
 
@@ -54,7 +62,7 @@ def cmd_grant_add(args: argparse.Namespace) -> int:
     target_kind = next(k for k in TARGET_KINDS if getattr(args, k))
     ends = None
     if args.until:
-        ends = parse_at(args.until)
+        ends = parse_at(args.until, "--until")
         if ends.tzinfo is None:
             ends = ends.replace(tzinfo=engine.config.zone)
     try:

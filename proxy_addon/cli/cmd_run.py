@@ -68,8 +68,9 @@ def cmd_run(args: argparse.Namespace) -> int:
         # before the decrypted request has been judged: a blocked site would be
         # contacted.  Lazy connects only for requests that are let through.
         argv += ["--set", "connection_strategy=lazy"]
-    print(f"schoolproxy: listening on {args.listen_host}:{args.listen_port}, "
-          f"rules from {config_dir(args)}, audit log in {_safe_url(audit_db(args))}", flush=True)
+    if not os.environ.get(REUSE_PORT_ENV):  # a worker's supervisor has said it once
+        print(f"schoolproxy: listening on {args.listen_host}:{args.listen_port}, "
+              f"rules from {config_dir(args)}, audit log in {_safe_url(audit_db(args))}", flush=True)
     if args.admin_port:
         _start_admin_thread(args)
     # The audit log records every request; mitmproxy's per-connection lines

@@ -29,11 +29,19 @@ from . import (  # noqa: F401  (each registers its commands)
 )
 from .base import COMMANDS
 
+ORDER = ("run", "check", "explain", "status", "selftest", "ca", "lists", "grant", "admin", "report", "history",
+         "decisions", "review", "intercept", "export-subject", "purge", "audit")
+"""The order of ``--help``: a technician's first week, then the rest."""
+
+
+def _place(name: str) -> tuple[int, str]:
+    return (ORDER.index(name) if name in ORDER else len(ORDER), name)
+
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="schoolproxy", description="School web filtering proxy")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    for name, (setup, fn, help_text) in COMMANDS.items():
+    for name, (setup, fn, help_text) in sorted(COMMANDS.items(), key=lambda kv: _place(kv[0])):
         p = sub.add_parser(name, help=help_text, description=help_text)
         setup(p)
         p.set_defaults(func=fn)

@@ -72,6 +72,12 @@ def create_grant(db: DBEngine, engine: Engine, *, subject_kind: str, subject: st
 
 
 def revoke_grant(db: DBEngine, grant_id: int, by: str, reason: str, ip: str | None = None) -> Grant:
+    """End a grant now; the reason is required, as the grant's was (the
+    decision log and the annual review show both)."""
+    if not reason.strip():
+        refused = GrantError("a reason is required to revoke a grant")
+        record_refusal(db, by, "grant.revoke", f"grant {grant_id}", refused, ip)
+        raise refused
     now = datetime.now(timezone.utc)
     with Session(db) as s, s.begin():
         grant = s.get(Grant, grant_id)

@@ -99,3 +99,25 @@ def test_the_admin_app_serves_https_with_secure_cookies(tmp_path, db, config_dir
     finally:
         proc.terminate()
         proc.wait(10)
+
+
+def test_the_command_line_says_what_each_option_is_and_names_the_option_it_refuses(tmp_path, config_dir):
+    """Issue 31, low: `--until` errors named `--at`; `grant add` options had no
+    help; the top-level help listed `run` 14th of 21."""
+    import subprocess
+    import sys
+
+    exe = str(Path(sys.executable).with_name("schoolproxy"))
+    dbarg = ["--audit-db", f"sqlite:///{tmp_path}/cli.sqlite", "--config", str(config_dir)]
+    bad = subprocess.run([exe, "grant", "add", "--user", "bob", "--host", "ebay.co.uk", "--until", "next week",
+                          "--reason", "x", "--by", "Mrs Smith", *dbarg], capture_output=True, text=True)
+    assert bad.returncode != 0 and "bad --until time 'next week'" in bad.stderr and "--at" not in bad.stderr
+    helped = subprocess.run([exe, "grant", "add", "--help"], capture_output=True, text=True,
+                            env={"COLUMNS": "200", "PATH": "/usr/bin:/bin"}).stdout
+    # one entry an option: its line and the indented lines after it (argparse puts help there after a long name)
+    options = re.findall(r"^  (--[a-z-]+)(.*(?:\n {5,}.*)*)", helped.split("options:", 1)[1], re.M)
+    without_help = [o for o, rest in options if not re.sub(r"^ [A-Z][A-Z_-]*", "", rest).strip()]
+    assert len(options) >= 12 and without_help == []
+    top = subprocess.run([exe, "--help"], capture_output=True, text=True, env={"COLUMNS": "200", "PATH": "/usr/bin"}).stdout
+    listed = re.findall(r"^    ([a-z-]+)\s", top, re.M)
+    assert listed[:5] == ["run", "check", "explain", "status", "selftest"], listed

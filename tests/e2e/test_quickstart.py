@@ -129,3 +129,5 @@ def test_the_quick_start_ends_with_a_filtered_managed_browser(tmp_path, browser_
         out = proxy.communicate(timeout=60)[0].decode(errors="replace")
         origin.close()
     assert "Traceback" not in out, out
+    # start-up says once where it listens, and nothing of each schema migration (issue 31, low)
+    assert out.count("listening on") == 1 and "Running upgrade" not in out and "Context impl" not in out, out
