@@ -42,6 +42,8 @@ class RulesInForce:
         self.instance = ""
         self.clock_offset = 0.0  # seconds the clock is moved (tests of times of day)
         self.signature: Signature | None = None  # the rules files as last loaded
+        self.rules_since = datetime.now(timezone.utc)  # when the rules in force were loaded
+        self.rules_problem: str | None = None  # why the files on disk cannot be used, while they cannot
 
     def now(self) -> datetime:
         now = datetime.now(timezone.utc)
@@ -87,5 +89,10 @@ class RulesInForce:
         """The rules under ``root`` if their files changed and they load, else
         None; the caller puts them in force (after warming what they need)."""
         assert self.engine is not None
-        engine, self.signature = reloaded(root, self.engine, self.signature)
-        return engine
+        look = reloaded(root, self.engine, self.signature)
+        self.signature = look.signature
+        if look.engine is not None:
+            self.rules_since, self.rules_problem = datetime.now(timezone.utc), None
+        elif look.problem is not None:
+            self.rules_problem = look.problem
+        return look.engine

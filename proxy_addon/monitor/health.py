@@ -92,6 +92,10 @@ def problems(s: dict[str, Any], now: float) -> list[str]:
         if feed.get("error"):
             found.append(f"locked list {cat} could not be fetched ({feed['error']}); last updated "
                          f"{feed.get('last_success') or 'never'}")
+    if s.get("rules_problem"):
+        first = str(s["rules_problem"]).strip().splitlines()[0]
+        found.append(f"the rules on disk are broken ({first}); the ones in force are from {s.get('rules_since')}: "
+                     "run schoolproxy check")
     if a["journal_damaged_lines"]:
         found.append(f"{a['journal_damaged_lines']} journal lines skipped (cut off by a crash)")
     return found

@@ -14,7 +14,7 @@ import httpx
 import pytest
 
 from tests.support.origin import start_tls_origin
-from tests.support.proxy import set_tls_mode
+from tests.support.proxy import set_tls_mode, wait_for
 
 pytestmark = pytest.mark.e2e
 
@@ -220,7 +220,12 @@ def test_a_broken_rules_file_is_reported_and_the_running_rules_stay(config_dir, 
     assert check.stdout.strip().splitlines() == [f"{bad}:6: unknown key 'colour' in an override "
                                                  "(expected one of: action, category, domains, essential, groups, "
                                                  "id, lists, reason, regex, urls, users, when)"]
-    time.sleep(1.0)  # several reload polls
+    # `status` says so (issue 31: it said all was well), once the proxy has looked at the files
+    status = [str(Path(proxy.proc.args[0])), "status", "--data-dir", str(proxy.workdir / "data")]
+    said = lambda: subprocess.run(status, capture_output=True, text=True).stdout  # noqa: E731
+    assert wait_for(lambda: "the rules on disk are broken" in said(), timeout=30), said()
+    out = said()
+    assert "40-broken.yaml:6: unknown key 'colour'" in out and "the ones in force are from" in out
     assert curl(proxy.url, "http://allowed.test/").stdout.endswith("\n200"), "broken rules must not apply"
     assert curl(proxy.url, "http://bet365.com/").stdout.endswith("\n403"), "rules in force must stay"
     assert "has problems" in proxy.output()
@@ -229,6 +234,7 @@ def test_a_broken_rules_file_is_reported_and_the_running_rules_stay(config_dir, 
     while time.monotonic() < deadline and not curl(proxy.url, "http://allowed.test/").stdout.endswith("\n403"):
         time.sleep(0.2)
     assert curl(proxy.url, "http://allowed.test/").stdout.endswith("\n403"), "fixed rules reload without restart"
+    assert wait_for(lambda: "the rules on disk are broken" not in said(), timeout=30)
 
 
 def test_malformed_requests_do_not_crash_the_proxy(config_dir, make_proxy, origin):

@@ -50,6 +50,7 @@ class StatusFile:
             return None
         return {"instance": rt.instance, "pid": os.getpid(), "at": datetime.now(timezone.utc).isoformat(),
                 "rules_digest": rt.engine.config.digest if rt.engine else None,
+                "rules_problem": rt.rules_problem, "rules_since": rt.rules_since.isoformat(),
                 "grants_active": len(rt.grants), "audit": writer.status(),
                 "directory": rt.signin.status() if rt.signin is not None and rt.signin.active else None,
                 "locked_feeds": {k: asdict(v) for k, v in load_states(rt.data).items()},
