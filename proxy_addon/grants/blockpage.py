@@ -85,12 +85,32 @@ mistakes and accidents will not be treated as a breach; tell the Senior Leadersh
 """
 
 
+CONTENT_RULES = ("streaming:", "download:", "upload:", "content:")
+"""Rules of the content controls: the site is allowed, this transfer was not."""
+
+
+def heading_for(d: Decision) -> str:
+    """The page's heading: a limit or a refused transfer is not a blocked site
+    (the person may use the site; this download, upload or stream was stopped)."""
+    if d.rule.startswith("streaming:"):
+        return d.title or "Streaming limit reached"
+    if d.rule.startswith("download:"):
+        return f"This download is not allowed: {d.title}" if d.title else "This download is not allowed"
+    if d.rule.startswith("upload:"):
+        return f"This upload is not allowed: {d.title}" if d.title else "This upload is not allowed"
+    return f"This site is blocked: {d.title}" if d.title else "This site is blocked"
+
+
 def page_reason(d: Decision) -> str:
     """What the block page says besides the category: nothing for a plain
-    category block (the title and clause say it); the human part of the
-    reason for attempts to get round the filter and for anything else."""
+    category block (the title and clause say it); the whole reason for a
+    content control (the budget, what was used, when it starts again); the
+    human part of the reason for attempts to get round the filter and for
+    anything else."""
     if d.rule.startswith("circumvention:"):
         return d.reason.removeprefix("circumvention: ").split("; ")[0]
+    if d.rule.startswith(CONTENT_RULES):
+        return d.reason
     return "" if d.title else d.reason.split(" (")[0]
 
 

@@ -8,7 +8,7 @@ from mitmproxy import http
 
 from ..classify.decision import Decision
 from ..grants import feedback
-from ..grants.blockpage import BlockNotice, page_reason, render_block_page
+from ..grants.blockpage import BlockNotice, heading_for, page_reason, render_block_page
 from ..grants.rules import blocking_categories_bypassable
 from .flowstate import FlowState, Runtime
 
@@ -29,7 +29,7 @@ class Pages:
         locked = cat is not None and cat.locked  # no exception can be asked for, so no buttons
         grantable = not locked and blocking_categories_bypassable(cfg, d)
         notice = BlockNotice(
-            heading=f"This site is blocked: {d.title}" if d.title else "This site is blocked",
+            heading=heading_for(d),
             category_title=d.title, clause=d.clause, policy_text=d.policy_text,
             url=st.target.url, user=st.who.user, at=engine.local_time(st.started),
             contact=cfg.settings.contact, reason=cat.block_message if locked else page_reason(d),  # type: ignore[union-attr]

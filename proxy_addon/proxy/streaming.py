@@ -32,6 +32,7 @@ from .flowstate import FlowState, Runtime
 
 PENDING_KEYS = 10_000
 STREAK_GAP = 60.0  # seconds between segments that still make one continuous stream
+AGAIN = "the budget starts again at midnight, school time"  # days are the school's (``_day``)
 
 
 class Streaming:
@@ -105,15 +106,17 @@ class Streaming:
             used_s, used_b = st.transfer.usage_before
             if limit.daily_seconds is not None and used_s >= limit.daily_seconds:
                 return self._refuse(flow, st, f"the daily streaming budget of {limit.daily_seconds / 60:g} minutes "
-                                              f"({limit.id}) is used up: {used_s / 60:.1f} minutes today")
+                                              f"({limit.id}) is used up: {used_s / 60:.1f} minutes today; "
+                                              f"{AGAIN}")
             if limit.daily_bytes is not None and used_b >= limit.daily_bytes:
                 return self._refuse(flow, st, f"the daily streaming budget of {limit.daily_bytes / 1e6:g} MB "
-                                              f"({limit.id}) is used up")
+                                              f"({limit.id}) is used up: {used_b / 1e6:.1f} MB today; {AGAIN}")
         if limit is not None and limit.max_stream_seconds is not None and kind.kind == "segment":
             seconds = await self._streak(st.who.user)
             if seconds >= limit.max_stream_seconds:
                 return self._refuse(flow, st, f"one continuous stream may last at most "
-                                              f"{limit.max_stream_seconds / 60:g} minutes ({limit.id})")
+                                              f"{limit.max_stream_seconds / 60:g} minutes ({limit.id}); a break of "
+                                              f"{STREAK_GAP / 60:g} minute starts a new one")
             st.transfer.streak_before = seconds
         if kind.is_index:
             return False  # small, counted as nothing; learned from in on_response

@@ -147,6 +147,9 @@ def test_hls_segments_count_against_the_daily_budget_until_refused(proxy_with):
         refused = c.get("http://media.test/clip.mp4")
     assert statuses == [200, 200, 200, 429, 429, 429]
     assert refused.status_code == 429 and "Streaming limit reached" in refused.text
+    # the page says what was used and when it starts again, and not that the site is blocked (issue 31)
+    assert "This site is blocked" not in refused.text and "minutes today" in refused.text
+    assert "starts again at midnight" in refused.text
     rows = proxy.wait_rows(8)
     segs = [r for r in rows if r["url"].endswith(".ts")]
     assert [r["action"] for r in segs] == ["allow"] * 3 + ["limit"] * 3
@@ -162,7 +165,8 @@ def test_software_by_content_torrents_trackers_and_media_files_are_blocked(proxy
     proxy = proxy_with("downloads:\n  sniff_buffer_mb: 0.1\n")
     with httpx.Client(proxy=proxy.url, timeout=30) as c:
         exe = c.get("http://files.test/downloads/report.pdf")  # setup.exe renamed report.pdf
-        assert exe.status_code == 403 and "Software downloads need approval" in exe.text
+        assert exe.status_code == 403 and "This download is not allowed: Software downloads need approval" in exe.text
+        assert "without approval" in exe.text and "This site is blocked" not in exe.text  # what, not the site
         # none of the executable reached the client (the page's random token may
         # itself contain the letters "MZ": look for the header, not two letters)
         assert not exe.content.startswith(b"MZ") and PE_HEAD not in exe.content
