@@ -32,7 +32,7 @@ from sqlalchemy.orm import Session
 from ..audit.models import AdminAction, AnnualReview, ExceptionRequest
 from ..classify.engine import Engine
 from . import reports
-from .charts import bars
+from .charts import bars, hbars
 from .decisions import as_rows, decisions
 
 SECTIONS = ("safe_search", "streaming", "downloads", "uploads", "bandwidth", "page_content", "scoring",
@@ -63,20 +63,54 @@ def _table(title: str, columns: list[str], rows: list[list[Any]], empty: str, no
     return head + f"<table><thead><tr>{th}</tr></thead><tbody>{body}</tbody></table>"
 
 
-def _describe(value: Any, depth: int = 0) -> str:
-    """A section's settings in a line: a dataclass's fields, long lists shortened."""
+def _describe(value: Any, depth: int = 0, name: str = "") -> str:
+    """A section's settings as a reviewer reads them: "rate: 500 kbit/s;
+    webhook: not set", not Python's repr; long lists as a count (their files
+    are in the configuration)."""
     if is_dataclass(value) and not isinstance(value, type):
-        parts = [f"{f.name}={_describe(getattr(value, f.name), depth + 1)}" for f in fields(value)
-                 if not f.name.startswith("_")]
-        return ("; " if depth == 0 else ", ").join(parts) if depth == 0 else "(" + ", ".join(parts) + ")"
+        parts = [f"{_label(f.name)}: {_describe(getattr(value, f.name), depth + 1, f.name)}"
+                 for f in fields(value) if not f.name.startswith("_")]
+        return "; ".join(parts) if depth == 0 else "(" + ", ".join(parts) + ")"
     if isinstance(value, (list, tuple, frozenset, set, dict)):
+        if not value:
+            return "none"
         if len(value) > 6 or depth > 1:
-            return f"{len(value)} entries"  # phrase and term lists: their files are in the configuration
+            return f"{len(value)} entries"
         if isinstance(value, dict):
-            return "{" + ", ".join(f"{k}: {_describe(v, depth + 1)}" for k, v in value.items()) + "}"
+            return ", ".join(f"{k}: {_describe(v, depth + 1)}" for k, v in value.items())
         items = sorted(map(str, value)) if isinstance(value, (frozenset, set)) else [_describe(v, depth + 1) for v in value]
-        return "[" + ", ".join(items) + "]"
-    return str(value)
+        return ", ".join(items)
+    return _scalar(value, name)
+
+
+UNITS = {"_bps": "", "_bytes": " data", "_seconds": " time", "_ms": "", "_days": ""}
+
+
+def _label(name: str) -> str:
+    """``max_stream_seconds`` -> ``max stream time`` (the value carries the unit)."""
+    for suffix, noun in UNITS.items():
+        if name.endswith(suffix) and name != suffix[1:]:
+            name = name[: -len(suffix)] + noun
+            break
+    return name.replace("_", " ")
+
+
+def _scalar(value: Any, name: str) -> str:
+    """One value in words, with the unit its name gives."""
+    if value is None:
+        return "not set"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, (int, float)):
+        n = float(value)
+        for suffix, show in (("_bps", lambda v: f"{v / 1000:g} kbit/s"), ("_bytes", lambda v: f"{v / 1e6:g} MB"),
+                             ("_seconds", lambda v: f"{v / 60:g} minutes" if v >= 120 else f"{v:g} s"),
+                             ("_ms", lambda v: f"{v:g} ms"), ("_days", lambda v: f"{v:g} days")):
+            if name.endswith(suffix):
+                return show(n)
+        return f"{n:,.0f}" if n == int(n) else f"{n:g}"
+    text = str(value.pattern) if hasattr(value, "pattern") else str(value)  # a compiled expression: its source
+    return text if len(text) <= 80 else f"an expression of {len(text)} characters (in the configuration)"
 
 
 def _who(audience: Any) -> str:
@@ -253,6 +287,8 @@ def review_pack(db: DBEngine, engine: Engine, t0: datetime, t1: datetime, school
                ["grant", "who", "what", "until (UTC)", "state", "requests allowed", "by"], grant_rows, "None."),
         "<h2>Blocked attempts by category and month</h2>",
         bars("Blocked attempts a month", months, month_totals) if months else "<p>No blocked attempts.</p>",
+        hbars("Blocked attempts by category", ranked[:12], [sum(per_cat[c].values()) for c in ranked[:12]])
+        if ranked else "",
         _table("", ["category", *months, "total"],
                [[c, *(per_cat[c].get(m, 0) for m in months), sum(per_cat[c].values())] for c in ranked], ""),
         _table("Self-tests (schoolproxy selftest: known test sites through the proxy)",

@@ -106,6 +106,11 @@ def test_the_review_pack_renders_every_section_as_html_and_pdf(config_dir, tmp_p
     assert "Selling the PTA&#x27;s &lt;old&gt; stage" in html and "declined" in html and "granted" in html
     assert "2 of 3" in html and "safe search" in html  # the self-test and its failure
     assert "<svg" in html and re.search(r"<td>gambling</td>(<td>\d+</td>)+", html)  # by month
+    assert html.count("<svg") >= 2 and "Blocked attempts by category</title>" in html  # and by category
+    # settings read as words, not Python (issue 31: rate_bps=500000.0, webhook=None)
+    settings = html.split("Limits and other settings", 1)[1].split("</table>", 1)[0]
+    assert "rate: 500 kbit/s" in settings and "webhook: not set" in settings and "daily time: 20 minutes" in settings
+    assert not re.search(r"\w=|None|True|False|frozenset|\(id=", settings), settings[:500]
     assert "bob" not in html and "carol" not in html  # no one's name from the requests
     months = {(start + timedelta(days=d)).strftime("%Y-%m") for d in range(31)}
     assert all(f"<th>{m}</th>" in html for m in months if m <= today.strftime("%Y-%m"))
