@@ -1,19 +1,19 @@
-"""The technician's page: what is not set up yet, the rules' problems and
-warnings, the list index's size by category, each proxy's health and the
-locked lists' feeds."""
+"""The technician's page: what is not set up yet, the week at a glance
+(``weekglance``), the rules' problems and warnings, the list index's size
+by category, each proxy's health and the locked lists' feeds."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timezone
 from typing import Any
 
 from flask import Blueprint, render_template
 
 from ..classify.engine import Engine
-from ..monitor.alertlog import unacknowledged
 from ..policy.yamlsource import ConfigError
 from .context import config_root, db, engine, here, roles
+from .weekglance import glance
 
 bp = Blueprint("technician", __name__)
 
@@ -47,7 +47,7 @@ def technician() -> Any:
     loaded = engine()
     return render_template("technician.html", problems=problems, stats=stats, healths=healths, feeds=feeds,
                            data=data, warnings=loaded.config.warnings, todo=checklist(loaded, stats is not None),
-                           waiting=unacknowledged(db(), datetime.now(timezone.utc) - timedelta(days=30)))
+                           week=glance(db(), loaded, datetime.now(timezone.utc)))
 
 
 @dataclass(frozen=True, slots=True)

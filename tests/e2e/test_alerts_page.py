@@ -61,6 +61,7 @@ def test_the_dsl_reads_opens_the_hour_and_acknowledges_an_alert_nobody_was_sent(
     assert wait_for(lambda: alert_rows(proxy.db_path), timeout=30)
     alert = alert_rows(proxy.db_path)[0]
     assert alert["delivered"] == "not sent: no alert destination is configured"
+    proxy.wait_rows(2)
     db_url = f"sqlite:///{proxy.db_path}"
     create_user(db_url, "dsl", "dsl")
     create_user(db_url, "tech", "technician")
@@ -102,6 +103,15 @@ def test_the_dsl_reads_opens_the_hour_and_acknowledges_an_alert_nobody_was_sent(
         tech.fill("#password", "tech-password-123")
         tech.click("button[type=submit]")
         tech.goto(f"http://127.0.0.1:{port}/technician")
+        # the week at a glance: what the log holds, in numbers and charts (issue 31)
+        with sqlite3.connect(proxy.db_path) as c:
+            total, blocked = c.execute("SELECT count(*), sum(action = 'block') FROM access_events").fetchone()
+        week = tech.inner_text("#week")
+        assert f"{total}\nrequests in the last 24 hours, {blocked} blocked" in week, week
+        assert f"{total}\nrequests in the last 7 days, {blocked} blocked" in week
+        assert "0\nsafeguarding alerts not acknowledged" in week  # the DSL acknowledged it above
+        titles = tech.eval_on_selector_all("#week svg title:first-child", "ts => ts.map(t => t.textContent)")
+        assert "Requests an hour, last 24 hours" in titles and "Most-blocked categories, last 7 days" in titles
         todo = tech.inner_text("#not-set-up")
         assert "Safeguarding alerts reach someone" in todo and "Blocked HTTPS sites show the block page" in todo
         assert "no alert destination" in tech.inner_text("#rule-warnings")
