@@ -55,11 +55,17 @@ def _ca(confdir: str) -> SchoolCA:
     return load_ca(folder)
 
 
-def cmd_export(args: argparse.Namespace) -> int:
+def _ca_or_say(confdir: str) -> SchoolCA | None:
     try:
-        ca = _ca(args.confdir)
+        return _ca(confdir)
     except NoCA as e:
         print(f"schoolproxy: {e}", file=sys.stderr)
+        return None
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    ca = _ca_or_say(args.confdir)
+    if ca is None:
         return 1
     data = ca_file(ca, args.format, args.school)
     if args.out == "-":
@@ -72,10 +78,8 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 
 def cmd_show(args: argparse.Namespace) -> int:
-    try:
-        ca = _ca(args.confdir)
-    except NoCA as e:
-        print(f"schoolproxy: {e}", file=sys.stderr)
+    ca = _ca_or_say(args.confdir)
+    if ca is None:
         return 1
     print(f"name: {ca.subject}\nSHA-256: {ca.sha256}\nvalid until: {ca.not_after:%Y-%m-%d}")
     return 0

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from tests.e2e.test_e2e_proxy import curl
-from tests.support.admin import admin_app, create_user
+from tests.support.admin import admin_app, create_user, sign_in
 from tests.support.proxy import wait_for
 
 pytestmark = pytest.mark.e2e
@@ -67,10 +67,7 @@ def test_the_dsl_reads_opens_the_hour_and_acknowledges_an_alert_nobody_was_sent(
     create_user(db_url, "tech", "technician")
     with admin_app(db_url, tmp_path, config=config_dir) as port:
         page = browser_launcher().new_context(viewport={"width": 1200, "height": 900}).new_page()
-        page.goto(f"http://127.0.0.1:{port}/login")
-        page.fill("#username", "dsl")
-        page.fill("#password", "dsl-password-123")
-        page.click("button[type=submit]")
+        sign_in(page, port, "dsl")
         page.click("nav >> text=Alerts")
         assert "No alert destination is configured" in page.inner_text("#no-destination")
         row = page.locator(f"#alert-{alert['id']}")
@@ -98,11 +95,7 @@ def test_the_dsl_reads_opens_the_hour_and_acknowledges_an_alert_nobody_was_sent(
         assert "dsl" in page.inner_text(f"#alert-{alert['id']}")
 
         tech = browser_launcher().new_context(viewport={"width": 1200, "height": 900}).new_page()
-        tech.goto(f"http://127.0.0.1:{port}/login")
-        tech.fill("#username", "tech")
-        tech.fill("#password", "tech-password-123")
-        tech.click("button[type=submit]")
-        tech.goto(f"http://127.0.0.1:{port}/technician")
+        sign_in(tech, port, "tech", then="/technician")
         # the week at a glance: what the log holds, in numbers and charts (issue 31)
         with sqlite3.connect(proxy.db_path) as c:
             total, blocked = c.execute("SELECT count(*), sum(action = 'block') FROM access_events").fetchone()

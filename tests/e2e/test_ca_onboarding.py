@@ -60,6 +60,9 @@ def test_the_ca_page_serves_every_format_and_ca_export_writes_the_same(config_di
     (tmp_path / "ca.cer").write_bytes(served["cer"])
     fp = fingerprint(tmp_path / "ca.cer")
     assert fp in html  # the fingerprint a person checks is the certificate's
+    shown = subprocess.run([EXE, "ca", "show", "--confdir", str(proxy.ca_cert.parent)], capture_output=True,
+                           text=True, check=True).stdout
+    assert f"SHA-256: {fp}" in shown
     profile = plistlib.loads(served["mobileconfig"])
     assert profile["PayloadContent"][0]["PayloadType"] == "com.apple.security.root"
     assert profile["PayloadContent"][0]["PayloadContent"] == served["cer"]

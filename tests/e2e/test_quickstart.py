@@ -28,6 +28,7 @@ from pathlib import Path
 import pytest
 
 from tests.e2e.test_ca_onboarding import nss_home
+from tests.support.admin import sign_in
 from tests.support.origin import start_tls_origin
 from tests.support.proxy import REPO, free_port, wait_for
 
@@ -105,11 +106,7 @@ def test_the_quick_start_ends_with_a_filtered_managed_browser(tmp_path, browser_
 
         admin_browser = browser_launcher()
         admin = admin_browser.new_context(viewport={"width": 1200, "height": 900}).new_page()
-        admin.goto(f"http://127.0.0.1:{admin_port}/login")
-        admin.fill("#username", "tech")
-        admin.fill("#password", "pw-for-the-test-123")
-        admin.click("button[type=submit]")
-        admin.goto(f"http://127.0.0.1:{admin_port}/technician")
+        sign_in(admin, admin_port, "tech", "pw-for-the-test-123", then="/technician")
         todo = admin.inner_text("#not-set-up")
         assert "Safeguarding alerts reach someone" in todo
         assert "Blocked HTTPS sites show the block page" not in todo  # the quick start set tls: selective

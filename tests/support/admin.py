@@ -45,3 +45,14 @@ def admin_app(db_url: str, cwd: Path, config: Path | None = None, data: Path | N
     finally:
         proc.terminate()
         proc.wait(10)
+
+
+def sign_in(page, port: int, name: str, password: str | None = None, then: str | None = None) -> None:
+    """Sign ``name`` in to the admin app in a Playwright page (password:
+    ``<name>-password-123``, as ``create_user`` makes it), then open ``then``."""
+    page.goto(f"http://127.0.0.1:{port}/login")
+    page.fill("#username", name)
+    page.fill("#password", password or f"{name}-password-123")
+    page.click("button[type=submit]")
+    if then is not None:
+        page.goto(f"http://127.0.0.1:{port}{then}")
