@@ -15,7 +15,7 @@ with the actor and address.
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +27,7 @@ from sqlalchemy.orm import Session
 from ..audit.adminlog import record_action
 from . import alertpages, concerns, granting, listreview, login, reportpages, reviewpages, rulepages, technician
 from .auth import get_user
-from .context import AdminContext, RulesCache, db, here, ip
+from .context import AdminContext, RulesCache, db, here, ip, when
 
 SESSION_HOURS = 8
 BLUEPRINTS = (login.bp, alertpages.bp, granting.bp, reportpages.bp, technician.bp, concerns.bp, rulepages.bp, reviewpages.bp,
@@ -70,16 +70,6 @@ def load_user() -> None:
             session.clear()
         else:
             g.user = user
-
-
-def when(ts: datetime | None, fmt: str = "%d %b %Y %H:%M") -> str:
-    """A time from the database shown in the school's time zone, as the block
-    pages and reports show it (the zone is named in each table's heading)."""
-    if ts is None:
-        return ""
-    if ts.tzinfo is None:
-        ts = ts.replace(tzinfo=timezone.utc)
-    return ts.astimezone(here().rules.get().config.zone).strftime(fmt)
 
 
 def rules_in_force() -> dict[str, Any]:

@@ -19,7 +19,7 @@ from ..monitor.history import EXPORT_COLUMNS, Concern, ConcernRequired, open_his
 from ..monitor.interception import list_interceptions, order_interception, revoke_interception
 from ..monitor.reports import period
 from ..policy.monitoring import Monitoring
-from .context import db, engine, ip, roles
+from .context import db, engine, ip, roles, when
 from .forms import checked_period, file_part, finite_hours
 
 ALL_ROLES = ("headteacher", "dsl", "slt", "technician")
@@ -91,7 +91,7 @@ def interception_order() -> Any:
     except ConcernRequired as e:
         return interceptions_page(str(e), 403)
     flash(f"Interception {o.id}: {o.subject}'s webmail and messaging are decrypted until "
-          f"{o.ends_at:%d %b %Y %H:%M} UTC.")
+          f"{when(o.ends_at, '%d %b %Y %H:%M %Z')}.")
     return redirect(url_for("concerns.interceptions"))
 
 

@@ -113,3 +113,13 @@ def roles(*allowed: str) -> Callable[[View], View]:
             return view(*a, **kw)
         return inner
     return wrap
+
+
+def when(ts: datetime | None, fmt: str = "%d %b %Y %H:%M") -> str:
+    """A time from the database shown in the school's time zone, as the block
+    pages and reports show it (the zone is named in each table's heading)."""
+    if ts is None:
+        return ""
+    if ts.tzinfo is None:
+        ts = ts.replace(tzinfo=timezone.utc)
+    return ts.astimezone(here().rules.get().config.zone).strftime(fmt)

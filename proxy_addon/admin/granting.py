@@ -18,7 +18,7 @@ from ..audit.models import ExceptionRequest
 from ..grants.rules import SUBJECT_KINDS, TARGET_KINDS, GrantError
 from ..grants.store import create_grant, list_grants, revoke_grant
 from ..policy.yamlsource import ConfigError
-from .context import db, engine, ip, roles
+from .context import db, engine, ip, roles, when
 from .forms import finite_hours
 
 DURATIONS = [(1, "1 hour"), (4, "4 hours"), (24, "1 day"), (72, "3 days"), (168, "1 week")]
@@ -46,7 +46,7 @@ def grant_request(rid: int) -> Any:
         user, host, reason = req.user, req.host, req.reason
     note = request.form.get("note", "").strip()
     return grant_from_form(
-        "granting.requests", "1", lambda g_: f"Granted: {user} may use {host} until {g_.ends_at:%d %b %Y %H:%M} UTC "
+        "granting.requests", "1", lambda g_: f"Granted: {user} may use {host} until {when(g_.ends_at, '%d %b %Y %H:%M %Z')} "
                                     f"(grant {g_.id}).",
         subject_kind="user", subject=user, target_kind="host", target=host,
         reason=f"request {rid}: {reason}" + (f" (note: {note})" if note else ""), request_id=rid)
@@ -82,7 +82,7 @@ def grants() -> Any:
 def grant_new() -> Any:
     f = request.form
     return grant_from_form(
-        "granting.grants", "24", lambda g_: f"Grant {g_.id} made, until {g_.ends_at:%d %b %Y %H:%M} UTC.",
+        "granting.grants", "24", lambda g_: f"Grant {g_.id} made, until {when(g_.ends_at, '%d %b %Y %H:%M %Z')}.",
         subject_kind=f.get("subject_kind", ""), subject=f.get("subject") or None,
         target_kind=f.get("target_kind", ""), target=f.get("target", ""), reason=f.get("reason", ""))
 

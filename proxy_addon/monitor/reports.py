@@ -160,9 +160,10 @@ def grants(db: DBEngine, engine: Engine, t0: datetime, t1: datetime) -> Report:
     for g in rows:
         who = g.subject_kind + (f" {g.subject}" if g.subject else "")
         state = "revoked" if g.revoked_at else ("active" if g.ends_at > datetime.now(timezone.utc) else "ended")
-        out.append([g.id, who, f"{g.target_kind} {g.target}", g.ends_at.strftime("%Y-%m-%d %H:%M"), state,
+        until = g.ends_at.replace(tzinfo=g.ends_at.tzinfo or timezone.utc).astimezone(engine.config.zone)
+        out.append([g.id, who, f"{g.target_kind} {g.target}", until.strftime("%Y-%m-%d %H:%M %Z"), state,
                     uses.get(g.id, 0), g.granted_by])
-    return Report("Grants and their use", ["grant", "who", "what", "until (UTC)", "state", "requests allowed", "by"],
+    return Report("Grants and their use", ["grant", "who", "what", "until", "state", "requests allowed", "by"],
                   out)
 
 

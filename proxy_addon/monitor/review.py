@@ -284,7 +284,7 @@ def review_pack(db: DBEngine, engine: Engine, t0: datetime, t1: datetime, school
                "No requests in this period.",
                ", ".join(f"{k}: {v}" for k, v in sorted(status_counts.items()))),
         _table("Grants (exceptions given by the headteacher)",
-               ["grant", "who", "what", "until (UTC)", "state", "requests allowed", "by"], grant_rows, "None."),
+               ["grant", "who", "what", "until", "state", "requests allowed", "by"], grant_rows, "None."),
         "<h2>Blocked attempts by category and month</h2>",
         bars("Blocked attempts a month", months, month_totals) if months else "<p>No blocked attempts.</p>",
         hbars("Blocked attempts by category", ranked[:12], [sum(per_cat[c].values()) for c in ranked[:12]])

@@ -130,7 +130,7 @@ def weekly(db: DBEngine, engine: Engine, t0: datetime, t1: datetime) -> Weekly:
         _table("Most-blocked sites", ["site", "category", "attempts"], top, "No blocked attempts."),
         _table("Attempts to get round the filter", ["day", "kind", "attempts"], circumvention, "None."),
         _table("Use outside working hours above the threshold", ["person", "day", "active minutes"], ooh, "None."),
-        _table("Grants in force", ["grant", "who", "what", "until (UTC)", "state", "requests allowed", "by"],
+        _table("Grants in force", ["grant", "who", "what", "until", "state", "requests allowed", "by"],
                new_grants, "None."),
         _table("What changed in the rules (the decision log; diffs in the admin app)",
                ["when", "who", "how", "what", "why"],

@@ -274,8 +274,9 @@ def test_the_dashboard_and_the_grants_report_work_once_a_grant_exists(app, db, c
     create_grant(db, engine, subject_kind="user", subject="alice", target_kind="host", target="bet365.com",
                  reason="Y6 probability lesson", granted_by="head", now=now, hours=2)
     report = grants_report(db, engine, now - timedelta(days=1), now + timedelta(days=1))
+    until = (now + timedelta(hours=2)).astimezone(ZoneInfo("Europe/London"))  # school time, zone named
     assert [row[1:5] for row in report.rows] == [["user alice", "host bet365.com",
-                                                   (now + timedelta(hours=2)).strftime("%Y-%m-%d %H:%M"), "active"]]
+                                                   until.strftime("%Y-%m-%d %H:%M %Z"), "active"]]
     c = app.test_client()
     login(c, "lead")
     page = c.get(f"/dashboard?from={now:%Y-%m-%d}&to={now:%Y-%m-%d}")
