@@ -11,6 +11,7 @@ from typing import Any
 from flask import Blueprint, render_template
 
 from ..classify.engine import Engine
+from ..monitor.health import Health, read_health
 from ..policy.yamlsource import ConfigError
 from .context import config_root, db, engine, here, roles
 from .weekglance import glance
@@ -39,14 +40,14 @@ def technician() -> Any:
                  "categories": sorted(per_cat.items(), key=lambda kv: -kv[1])}
         index.close()
     from ..lists.lockedfeeds import load_states
-    from ..monitor.health import read_health
 
     data = here().data
     healths = read_health(data) if data is not None else None
     feeds = load_states(data) if data is not None else {}
     loaded = engine()
     return render_template("technician.html", problems=problems, stats=stats, healths=healths, feeds=feeds,
-                           data=data, warnings=loaded.config.warnings, todo=checklist(loaded, stats is not None),
+                           data=data, warnings=loaded.config.warnings,
+                           todo=checklist(loaded, stats is not None, _refusing(healths or [])),
                            week=glance(db(), loaded, datetime.now(timezone.utc)))
 
 
@@ -59,7 +60,12 @@ class Todo:
     how: str
 
 
-def checklist(loaded: Engine, has_index: bool) -> list[Todo]:
+def _refusing(healths: list[Health]) -> int:
+    """Devices that refused the school's certificate since their proxy started."""
+    return sum(int(h.state.get("ca_refusing_devices") or 0) for h in healths)
+
+
+def checklist(loaded: Engine, has_index: bool, refusing: int = 0) -> list[Todo]:
     """What is not set up yet, in the order a new technician should do it."""
     cfg = loaded.config
     mon = cfg.sections.monitoring
@@ -76,4 +82,7 @@ def checklist(loaded: Engine, has_index: bool) -> list[Todo]:
         Todo("Blocked HTTPS sites show the block page", cfg.settings.tls != "hostname",
              "set tls: selective in rules/00-settings.yaml and hand out the certificate from /ca on the proxy's "
              "port (schoolproxy ca export for Group Policy, Intune, Jamf, Google Admin)"),
+        Todo("The school's certificate is on every staff device", refusing == 0,
+             f"{refusing} device(s) refused it since the proxies started: hand out the certificate from /ca "
+             "on the proxy's port, or through the management console"),
     ]

@@ -112,6 +112,7 @@ class Runtime(RulesInForce):
         self.interceptions: tuple[ActiveOrder, ...] = ()  # orders to decrypt one person's correspondence
         self.notice_acks: dict[str, datetime] = {}  # who acknowledged the acceptable-use notice, and when
         self.shared: SharedBuckets | None = None  # when settings.redis is set (see shared_store)
+        self.ca_refusing_devices = 0  # devices whose TLS refused the school's certificate since start (onboarding)
 
     def identify_address(self, client: connection.Client) -> Identity:
         """Who a connection is, by its address alone (no credentials seen yet)."""

@@ -66,6 +66,7 @@ class Onboarding:
         if not ip or ip in self._untrusting:
             return
         self._untrusting[ip] = False
+        self.rt.ca_refusing_devices += 1
         while len(self._untrusting) > MAX_DEVICES:
             self._untrusting.popitem(last=False)
 

@@ -19,8 +19,9 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.admin import admin_app, create_user, sign_in
 from tests.support.origin import start_tls_origin
-from tests.support.proxy import set_tls_mode
+from tests.support.proxy import set_tls_mode, wait_for
 
 pytestmark = pytest.mark.e2e
 NAMES = ["allowed.test", "www.bet365.com"]
@@ -135,5 +136,16 @@ def test_a_device_without_the_ca_is_told_once_on_plain_http(config_dir, make_pro
         told = proxy.wait_rows(1, "action = 'ca-notice'")
         assert told[0]["host"] == "news.test"
         assert [s.path for s in origin.seen if s.path == "/news"] == ["/news", "/news"]
+        # and the technician's checklist says a device is without it
+        db_url = f"sqlite:///{proxy.db_path}"
+        create_user(db_url, "tech", "technician")
+        with admin_app(db_url, tmp_path, config=config_dir, data=proxy.workdir / "data") as port:
+            tech = browser_launcher().new_context().new_page()
+            sign_in(tech, port, "tech", then="/technician")
+
+            def says_so() -> bool:  # the proxies write their status every two seconds
+                tech.reload()
+                return "1 device(s) refused it" in tech.inner_text("#not-set-up")
+            assert wait_for(says_so, timeout=30), tech.inner_text("#not-set-up")
     finally:
         tls_origin.close()

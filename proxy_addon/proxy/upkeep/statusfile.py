@@ -52,6 +52,7 @@ class StatusFile:
                 "rules_digest": rt.engine.config.digest if rt.engine else None,
                 "rules_problem": rt.rules_problem, "rules_since": rt.rules_since.isoformat(),
                 "grants_active": len(rt.grants), "audit": writer.status(),
+                "ca_refusing_devices": rt.ca_refusing_devices,
                 "directory": rt.signin.status() if rt.signin is not None and rt.signin.active else None,
                 "locked_feeds": {k: asdict(v) for k, v in load_states(rt.data).items()},
                 "sealing": self.recorder.sealer.error if self.recorder.sealer is not None else "off",
