@@ -24,7 +24,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import Engine as DBEngine
-from sqlalchemy import String, and_, cast, func, or_, select, text
+from sqlalchemy import String, and_, cast, func, literal_column, or_, select, text
 from sqlalchemy.orm import Session
 
 from ..audit.models import BLOCKS, MEDIA, OUT_OF_HOURS, SEARCHES, SELF_REPORTS, AccessEvent, Grant
@@ -42,8 +42,11 @@ class Report:
 
 
 def _hour(col: Any) -> Any:
-    """The UTC hour of a timestamp as text, on SQLite and PostgreSQL alike."""
-    return func.substr(cast(col, String), 1, 13)
+    """The UTC hour of a timestamp as text, on SQLite and PostgreSQL alike.
+    The positions are literals, not bound parameters: PostgreSQL must see the
+    GROUP BY expression as the very one selected (with parameters it sees
+    ``$1, $2`` against ``$3, $4`` and refuses the query)."""
+    return func.substr(cast(col, String), literal_column("1"), literal_column("13"))
 
 
 def _local_day(hour_text: str, zone: ZoneInfo) -> str:
