@@ -13,7 +13,7 @@ from flask import Blueprint, flash, g, redirect, render_template, request, url_f
 from sqlalchemy.orm import Session
 
 from ..audit.adminlog import record_action
-from ..monitor.alertlog import AlertRow, acknowledge, recent
+from ..monitor.alertlog import acknowledge, get_alert, recent
 from ..monitor.history import ConcernRequired, open_history
 from .concerns import concern, monitoring
 from .context import db, engine, ip, roles
@@ -50,11 +50,6 @@ def alerts_page() -> Any:
     return _page()
 
 
-def _alert(alert_id: int) -> AlertRow | None:
-    since = datetime.now(timezone.utc) - timedelta(days=DAYS)
-    return next((r for r in recent(db(), since, limit=500) if r.id == alert_id), None)
-
-
 @bp.post("/alerts/<int:alert_id>/acknowledge")
 @roles(*ALERT_ROLES)
 def alert_acknowledge(alert_id: int) -> Any:
@@ -70,7 +65,7 @@ def alert_acknowledge(alert_id: int) -> Any:
 @bp.post("/alerts/<int:alert_id>/context")
 @roles(*ALERT_ROLES)
 def alert_context(alert_id: int) -> Any:
-    alert = _alert(alert_id)
+    alert = get_alert(db(), alert_id)
     if alert is None or alert.kind == "system":
         return _page(error="No such alert about a person.", status=404)
     why = concern()

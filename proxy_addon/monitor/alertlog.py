@@ -59,8 +59,13 @@ def recent(db: DBEngine, since: datetime, limit: int = 200, safeguarding_only: b
         q = q.where(AlertRecord.kind != "system", AlertRecord.severity == "high")
     with db.connect() as c:
         rows = c.execute(q.order_by(AlertRecord.ts.desc(), AlertRecord.id.desc()).limit(limit)).mappings().all()
-    names = [f.name for f in fields(AlertRow)]
-    return [AlertRow(**{k: r[k] for k in names}) for r in rows]
+    return [AlertRow(**{f.name: r[f.name] for f in fields(AlertRow)}) for r in rows]
+
+
+def get_alert(db: DBEngine, alert_id: int) -> AlertRow | None:
+    with db.connect() as c:
+        r = c.execute(select(AlertRecord).where(AlertRecord.id == alert_id)).mappings().first()
+    return None if r is None else AlertRow(**{f.name: r[f.name] for f in fields(AlertRow)})
 
 
 def unacknowledged(db: DBEngine, since: datetime) -> int:

@@ -45,6 +45,7 @@ class Onboarding:
         self.rt = rt
         self.confdir = Path("~/.mitmproxy")
         self._untrusting: OrderedDict[str, bool] = OrderedDict()  # device address -> already told
+        self._untold = 0  # of those, not told yet: while none, a request costs one comparison
 
     def own_page(self, path: str) -> tuple[int, bytes, str] | None:
         """``/ca``, and ``/ca/schoolproxy-ca.<format>``."""
@@ -66,15 +67,17 @@ class Onboarding:
         if not ip or ip in self._untrusting:
             return
         self._untrusting[ip] = False
+        self._untold += 1
         self.rt.ca_refusing_devices += 1
         while len(self._untrusting) > MAX_DEVICES:
-            self._untrusting.popitem(last=False)
+            _, told = self._untrusting.popitem(last=False)
+            self._untold -= not told
 
     def wants(self, flow: http.HTTPFlow, st: FlowState) -> bool:
         """A page navigated to over plain HTTP, from a device that refused the
         certificate and has not been told yet."""
         req = flow.request
-        if req.scheme != "http" or req.method != "GET" or st.answered or st.decision.action == "block":
+        if not self._untold or req.scheme != "http" or req.method != "GET" or st.answered or st.decision.action == "block":
             return False
         if self._untrusting.get(canonical_ip(st.who.client_ip)) is not False:
             return False
@@ -82,6 +85,7 @@ class Onboarding:
 
     def show(self, flow: http.HTTPFlow, st: FlowState) -> None:
         self._untrusting[canonical_ip(st.who.client_ip)] = True
+        self._untold -= 1
         page = untrusted_page(self.ca_url(flow), st.target.url)
         flow.response = http.Response.make(200, page.encode(), {"Content-Type": PAGE_TYPE, "Cache-Control": "no-store"})
         st.answered = True
