@@ -2,7 +2,7 @@
 # Sets up everything schoolproxy needs on a fresh Debian machine, idempotently.
 #   scripts/setup.sh run    -> the proxy's own Python environment (.venv)
 #   scripts/setup.sh test   -> that, plus what the test suite drives (curl, chromium, squid, squidguard, wrk, nginx,
-#                              krb5-kdc, slapd and their tools)
+#                              krb5-kdc, slapd and their tools, iproute2 and nftables)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 want=${1:-run}
@@ -41,6 +41,10 @@ if [ "$want" = test ]; then
   [ -x /usr/sbin/openvpn ] || need_debs+=(openvpn)
   command -v websockify >/dev/null || need_debs+=(websockify)
   command -v npm >/dev/null || need_debs+=(nodejs npm)
+  # Gateway tests (issue 32): network namespaces joined by veth pairs, nftables
+  # redirecting a client's web ports to the proxy in transparent mode.
+  command -v ip >/dev/null || need_debs+=(iproute2)
+  command -v nft >/dev/null || need_debs+=(nftables)
 fi
 if [ ${#need_debs[@]} -gt 0 ]; then
   echo "setup: installing Debian packages: ${need_debs[*]}"

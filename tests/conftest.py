@@ -64,11 +64,13 @@ def browser_launcher():
         launched = []
 
         def launch(proxy: str | None = None, user: str | None = None, args: list[str] | None = None,
-                   home: Path | None = None):
-            """``home``: Chromium's HOME, whose ``.pki/nssdb`` is the certificate store it trusts."""
+                   home: Path | None = None, executable: Path | None = None):
+            """``home``: Chromium's HOME, whose ``.pki/nssdb`` is the certificate store it trusts;
+            ``executable``: a wrapper that runs Chromium elsewhere (in a network namespace)."""
             settings = {"server": proxy, "username": user or "", "password": "x"} if proxy else None
             env = {**os.environ, "HOME": str(home)} if home is not None else None
-            b = p.chromium.launch(executable_path=CHROMIUM, args=[*ARGS, *(args or [])], proxy=settings, env=env)
+            b = p.chromium.launch(executable_path=str(executable or CHROMIUM), args=[*ARGS, *(args or [])],
+                                  proxy=settings, env=env)
             launched.append(b)
             return b
 

@@ -13,6 +13,11 @@ def _setup_run(p: argparse.ArgumentParser) -> None:
     add_db_arg(p)
     p.add_argument("--listen-host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
     p.add_argument("--listen-port", type=int, default=8080, help="port to listen on (default 8080)")
+    p.add_argument("--mode", action="append", default=None, metavar="MODE", dest="modes",
+                   help="how devices reach the proxy: 'regular' (the default: a device is set to use it, by "
+                        "PAC or by hand) or 'transparent' (the gateway redirects its ports 80 and 443 here: see "
+                        "the manual's Transparent page); give it twice for both, each on its own port, e.g. "
+                        "--mode regular --mode transparent@8081")
     p.add_argument("--proxyauth", default=None, metavar="SPEC",
                    help="proxy authentication, as mitmproxy's proxyauth: '@/path/htpasswd', "
                         "'ldap[s]:server:port:bind_dn:password:subtree', 'user:pass' or 'any'")
@@ -34,6 +39,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     from ..proxy.workers import REUSE_PORT_ENV
 
+    modes = _modes(args.modes or ["regular"], args.proxyauth)
     workers = 1 if os.environ.get(REUSE_PORT_ENV) else _workers(args.workers)  # a worker is one process
     if workers > 1:
         import socket
@@ -46,7 +52,8 @@ def cmd_run(args: argparse.Namespace) -> int:
 
         make_ca(Path(args.confdir or option_value(args.mitmdump_args, "confdir") or "~/.mitmproxy"))
 
-        print(f"schoolproxy: listening on {args.listen_host}:{args.listen_port} with {workers} workers, "
+        print(f"schoolproxy: listening on {args.listen_host}:{args.listen_port}{_named(modes)} with {workers} "
+              "workers, "
               f"rules from {config_dir(args)}, audit log in {_safe_url(audit_db(args))}", flush=True)
         instance = option_value(args.mitmdump_args, "schoolproxy_instance") or socket.gethostname() or "proxy"
         return supervise(sys.argv[1:], workers, instance, args.admin_port,
@@ -54,6 +61,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     argv = ["--listen-host", args.listen_host, "--listen-port", str(args.listen_port),
             "--set", f"schoolproxy_config={config_dir(args).resolve()}",
             "--set", f"schoolproxy_audit_db={audit_db(args)}"]
+    for m in modes:
+        argv += ["--mode", m]
     if args.proxyauth:
         argv += ["--set", f"proxyauth={args.proxyauth}"]
     if args.confdir:
@@ -69,7 +78,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         # contacted.  Lazy connects only for requests that are let through.
         argv += ["--set", "connection_strategy=lazy"]
     if not os.environ.get(REUSE_PORT_ENV):  # a worker's supervisor has said it once
-        print(f"schoolproxy: listening on {args.listen_host}:{args.listen_port}, "
+        print(f"schoolproxy: listening on {args.listen_host}:{args.listen_port}{_named(modes)}, "
               f"rules from {config_dir(args)}, audit log in {_safe_url(audit_db(args))}", flush=True)
     if args.admin_port:
         _start_admin_thread(args)
@@ -87,6 +96,32 @@ def cmd_run(args: argparse.Namespace) -> int:
         listen_with_reuse_port()
     run_mitmdump(argv + extra)
     return 0
+
+
+MODES = ("regular", "transparent")
+
+
+def _modes(given: list[str], proxyauth: str | None) -> list[str]:
+    """The mitmproxy mode specs to run, checked: only the modes the filter
+    knows, and no proxy sign-in where a device cannot be asked for one."""
+    from mitmproxy.proxy.mode_specs import ProxyMode
+
+    for spec in given:
+        try:
+            mode = ProxyMode.parse(spec)
+        except ValueError as e:
+            raise SystemExit(f"schoolproxy: --mode {spec}: {e}") from None
+        if mode.type_name not in MODES:
+            raise SystemExit(f"schoolproxy: --mode {spec}: the filter runs in {' or '.join(MODES)} mode")
+        if mode.type_name == "transparent" and proxyauth:
+            raise SystemExit("schoolproxy: --proxyauth cannot be used with --mode transparent: a redirected device "
+                             "never asked for a proxy, so it cannot be asked to sign in to one. People are "
+                             "named by their device's address there (the rules' devices, DHCP leases).")
+    return given
+
+
+def _named(modes: list[str]) -> str:
+    return "" if modes == ["regular"] else f" ({', '.join(modes)})"
 
 
 def _workers(text: str) -> int:

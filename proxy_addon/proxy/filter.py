@@ -52,6 +52,7 @@ from .firstsight import FirstSight
 from .flowstate import KEY, FlowState, Runtime, stream_if_large
 from .guard import ConnectionGuard
 from .judge import Judge, malformed
+from .modes import aim_at_named_host, redirected
 from .noticepage import Notice
 from .onboarding import Onboarding, refused_certificate
 from .pac import addressed_to_proxy
@@ -268,6 +269,8 @@ class SchoolFilter:
         if addressed_to_proxy(flow, pac_rules):  # the PAC file, metrics, health; nothing is forwarded
             pac.answer(flow, pac_rules, self._own_pages)
             return None
+        if redirected(flow.client_conn):
+            aim_at_named_host(flow.request)  # judged, and fetched, by the name it gives
         if self._refused_unrecorded(flow):
             return None
         if self._sign_in_needed(flow):

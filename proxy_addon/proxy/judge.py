@@ -62,6 +62,16 @@ class Judge:
         decision = verdict(engine, self.rt.grants, target, who, now, also, self.rt.pages)
         return FlowState(target, who, decision, now, tls=tls_mode, method=flow.request.method)
 
+    def arrival(self, client: connection.Client, target: Target) -> FlowState:
+        """Decide on a redirected TLS connection at its handshake (no request
+        yet, no CONNECT): by the one name it gives."""
+        engine = self.rt.engine
+        assert engine is not None
+        who = self.identity(None, client)
+        now = self.rt.now()
+        decision = verdict(engine, self.rt.grants, target, who, now, (), self.rt.pages)
+        return FlowState(target, who, decision, now, method="TLS")
+
     def relay_response(self, flow: http.HTTPFlow, st: FlowState) -> bool:
         """A response in a web proxy's relay protocol (a bare server's
         ``X-Bare-*`` headers): replaced by the block page; True if so."""

@@ -15,6 +15,7 @@ from mitmproxy import http
 
 from ..classify.identity import canonical_ip
 from ..policy.pacrules import PacRules
+from .modes import redirected, this_machine
 
 PATHS = ("/proxy.pac", "/wpad.dat")
 PAC_TYPE = "application/x-ns-proxy-autoconfig"
@@ -28,9 +29,15 @@ def addressed_to_proxy(flow: http.HTTPFlow, rules: PacRules | None) -> bool:
     """A plain-HTTP request whose host and port are the proxy's own: its
     listening address, this machine's names, or a proxy the PAC rules name.
     (mitmproxy 11 turns a proxied absolute-form request into the same shape
-    as one addressed to the proxy, so the address is what tells them apart.)"""
+    as one addressed to the proxy, so the address is what tells them apart.)
+    A redirected request (transparent mode) was sent to port 80 of one of
+    this machine's addresses."""
     req, sock = flow.request, flow.client_conn.sockname
-    if req.scheme != "http" or req.method == "CONNECT" or not sock or req.port != sock[1]:
+    if req.scheme != "http" or req.method == "CONNECT" or not sock:
+        return False
+    if redirected(flow.client_conn):  # its socket names the address it was sent to
+        return req.port == 80 and this_machine(req.host.strip("[]"))
+    if req.port != sock[1]:
         return False
     host = req.host.lower().strip("[]")
     if host == canonical_ip(str(sock[0])) or host in OWN_NAMES:

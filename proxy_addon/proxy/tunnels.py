@@ -48,6 +48,7 @@ from ..urls.normalize import InvalidHost, InvalidURL, Target, make_target, norma
 from . import connections
 from .flowstate import FlowState, Runtime
 from .judge import Judge, malformed
+from .modes import redirected
 from .recorder import Recorder
 from .refuse import RefuseLayer
 from .selective import PinnedClients, inside_reason
@@ -81,25 +82,38 @@ class Tunnels:
             flow.response = http.Response.make(400, b"Malformed CONNECT target.")
             self.recorder.emit(st, flow, status=400)
             return
-        mode = engine.config.settings.tls
         st = self.judge.state(flow, target)
-        refused = connect_port_refusal(engine, req.port)
+
+        def retarget(front: str) -> None:
+            req.host = front  # the tunnel goes to the engine's forced-safe front end; SNI is unchanged
+
+        self._admit(flow.client_conn, st, req.port, lambda st, why: self._refuse(flow, st, why), retarget)
+
+    def _admit(self, client: connection.Client, st: FlowState, port: int,
+               refuse: Callable[[FlowState, str], None], retarget: Callable[[str], None]) -> bool:
+        """Open a tunnel (a CONNECT, or a redirected TLS connection at its
+        handshake) or refuse it: the same rules however it arrived.  True if
+        it is open and passes through undecrypted."""
+        engine = self.rt.engine
+        assert engine is not None
+        target, mode = st.target, engine.config.settings.tls
+        refused = connect_port_refusal(engine, port)
         if refused is not None:
             if st.decision.action == "block":
                 refused = replace(refused, reason=f"{refused.reason}; and the host: {st.reason}")
             st.overrule(refused)
-            self._refuse(flow, st, f"tunnels to port {req.port} are not allowed (policy {st.decision.clause})")
-            return
+            refuse(st, f"tunnels to port {port} are not allowed (policy {st.decision.clause})")
+            return False
         if st.decision.action == "block" and self.refused_before_tls(st.decision):
             # A way round the filter is never opened for a block page inside TLS.
-            self._refuse(flow, st, f"{st.decision.title or 'blocked site'} (policy {st.decision.clause or '6.3.1'})")
-            return
+            refuse(st, f"{st.decision.title or 'blocked site'} (policy {st.decision.clause or '6.3.1'})")
+            return False
         passthrough = mode == "hostname" or not st.decision.decrypt
-        ip = flow.client_conn.peername[0] if flow.client_conn.peername else ""
+        ip = client.peername[0] if client.peername else ""
         order = self.order_for(st.who, st.decision, st.started)
         if order is not None:
             passthrough = False
-            self.rt.decrypted[flow.client_conn.id] = ("interception", order_reason(order))
+            self.rt.decrypted[client.id] = ("interception", order_reason(order))
         elif mode == "selective":
             why = inside_reason(engine, target, st.decision)
             if why is None and st.decision.decrypt and self.notice_due(st.who):
@@ -109,25 +123,26 @@ class Tunnels:
                 st.note("this client refused the school's certificate for this host: not decrypted")
             passthrough = why is None
             if why is not None:
-                self.rt.decrypted[flow.client_conn.id] = ("selective", why)
+                self.rt.decrypted[client.id] = ("selective", why)
         if st.decision.action == "block" and passthrough:
-            self._refuse(flow, st, f"{st.decision.title or 'blocked site'} (policy {st.decision.clause or '6.3.1'})")
-            return
+            refuse(st, f"{st.decision.title or 'blocked site'} (policy {st.decision.clause or '6.3.1'})")
+            return False
         front = tunnel_front(engine.safe_search, target.host, st.who.groups)
         if front is not None and st.decision.action != "block":
-            req.host = front  # the tunnel goes to the engine's forced-safe front end; SNI is unchanged
+            retarget(front)
             st.note(f"safe search enforced (tunnel to {front})")
         if passthrough:
             st.tls = "passthrough"
-            self.open[flow.client_conn.id] = st
-            self.recorder.track("tunnel:" + flow.client_conn.id, st)
-            self.log.opened(flow.client_conn, st)
+            self.open[client.id] = st
+            self.recorder.track("tunnel:" + client.id, st)
+            self.log.opened(client, st)
         else:
             # Decrypted: its requests are judged and logged one by one; if none
-            # is made, the CONNECT itself is recorded when the client leaves.
-            st.tls = self.rt.decrypted.get(flow.client_conn.id, ("intercept", ""))[0]
-            self.rt.connects[flow.client_conn.id] = st
-            self.recorder.track("connect:" + flow.client_conn.id, st)
+            # is made, the tunnel itself is recorded when the client leaves.
+            st.tls = self.rt.decrypted.get(client.id, ("intercept", ""))[0]
+            self.rt.connects[client.id] = st
+            self.recorder.track("connect:" + client.id, st)
+        return passthrough
 
     def refused_before_tls(self, decision: Decision) -> bool:
         """A block that no mode opens a tunnel for: a circumvention rule (bare
@@ -167,6 +182,9 @@ class Tunnels:
         client = data.context.client
         tunnel = self.open.get(client.id)
         connect = self.rt.connects.get(client.id)
+        if tunnel is None and connect is None and redirected(client):
+            self._arrive(data)
+            return
         if connect is not None and connect.decision.action != "block":
             paged = page_decision(engine, connect.decision, connect.target, connect.who, self.rt.now(), self.rt.pages)
             if paged.action == "block":  # its landing page was judged while the handshake waited
@@ -210,6 +228,30 @@ class Tunnels:
                 connect.tls = "passthrough"
                 self.open[client.id] = connect
                 self.log.opened(client, connect)
+
+    def _arrive(self, data: tls.ClientHelloData) -> None:
+        """A redirected TLS connection (transparent, WireGuard): no CONNECT
+        came first, so its handshake opens the tunnel, named by its SNI (by
+        the address it was sent to when it has none).  Passed through, it goes
+        to the name that was judged, never to the address the device chose."""
+        client, server = data.context.client, data.context.server
+        address = server.address or ("", 443)
+        sni = data.client_hello.sni
+        try:
+            target = make_target("https", sni or address[0], address[1], "/")
+        except (InvalidURL, InvalidHost):
+            self.refuse_handshake(data, "an SNI that is not a host name a browser would send")
+            return
+        st = self.judge.arrival(client, target)
+        aim = [target.host]
+
+        def refuse(st: FlowState, why: str) -> None:
+            st.tls = "refused"
+            self._refuse_hello(data, st)
+
+        if self._admit(client, st, address[1], refuse, lambda front: aim.__setitem__(0, front)):
+            data.ignore_connection = True
+            server.address = (aim[0], address[1])
 
     def _end(self, client: connection.Client, why: str) -> FlowState | None:
         """Take this client's tunnel (undecrypted or decrypted) off the open

@@ -39,16 +39,17 @@ RESTART_MAX_S = 30.0
 
 
 def listen_with_reuse_port() -> None:
-    """In a worker: make mitmproxy's regular-mode listener set SO_REUSEPORT,
-    so that every worker can bind the same address (mitmproxy has no option
-    for it; this replaces the one method that creates the socket, for the
-    one mode the product uses)."""
+    """In a worker: make mitmproxy's regular and transparent listeners set
+    SO_REUSEPORT, so that every worker can bind the same address (mitmproxy
+    has no option for it; this replaces the one method that creates the
+    socket, for the TCP modes the product uses)."""
     from mitmproxy.proxy import mode_servers
 
-    async def listen(self: mode_servers.RegularInstance, host: str, port: int) -> list[asyncio.Server]:
+    async def listen(self: mode_servers.AsyncioServerInstance, host: str, port: int) -> list[asyncio.Server]:
         return [await asyncio.start_server(self.handle_stream, host or None, port, reuse_port=True)]
 
     mode_servers.RegularInstance.listen = listen  # type: ignore[method-assign,assignment]
+    mode_servers.TransparentInstance.listen = listen  # type: ignore[method-assign,assignment]
 
 
 @dataclass

@@ -66,6 +66,7 @@ class Proxy:
     env: dict[str, str] = field(default_factory=dict)  # extra environment (KRB5_CONFIG for Kerberos tests)
     cli: list[str] = field(default_factory=list)  # further ``schoolproxy run`` options (before ``--``)
     db_url: str | None = None  # another audit database (PostgreSQL) instead of the SQLite file
+    netns: str | None = None  # run inside this network namespace (tests/support/netns.py)
     port: int = 0
     proc: subprocess.Popen | None = None
 
@@ -82,8 +83,10 @@ class Proxy:
         return self.workdir / "confdir" / "mitmproxy-ca-cert.pem"
 
     def start(self, timeout: float = 30) -> Proxy:
-        self.port = free_port()
-        cmd = [str(Path(sys.executable).with_name("schoolproxy")), "run",
+        if not (self.netns and self.port):  # in a namespace of its own, the port the gateway rules name
+            self.port = free_port()
+        cmd = ["ip", "netns", "exec", self.netns] if self.netns else []
+        cmd += [str(Path(sys.executable).with_name("schoolproxy")), "run",
                "--config", str(self.config), "--listen-port", str(self.port),
                "--audit-db", self.db_url or f"sqlite:///{self.db_path}", "--confdir", str(self.workdir / "confdir")]
         if self.proxyauth:
@@ -104,12 +107,24 @@ class Proxy:
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"proxy exited with {self.proc.returncode}:\n{self.output()}")
+            if self._listening():
+                return self
+            time.sleep(0.1)
+        raise RuntimeError(f"proxy did not start:\n{self.output()}")
+
+    def _listening(self) -> bool:
+        def connect() -> bool:
             try:
                 with socket.create_connection(("127.0.0.1", self.port), timeout=0.2):
-                    return self
+                    return True
             except OSError:
-                time.sleep(0.1)
-        raise RuntimeError(f"proxy did not start:\n{self.output()}")
+                return False
+
+        if self.netns:
+            from .netns import inside
+
+            return inside(self.netns, connect)
+        return connect()
 
     def output(self) -> str:
         return (self.workdir / "proxy.log").read_text(errors="replace")

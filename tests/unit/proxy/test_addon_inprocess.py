@@ -71,3 +71,54 @@ def test_a_failing_judgement_is_closed_and_recorded(h, monkeypatch):
     assert b"lesson" not in f.response.content
     row = h.rows("host = 'allowed.school.test'")[0]
     assert row["action"] == "block" and row["rule"] == "error"
+
+
+def transparent(f: http.HTTPFlow, sent_to: str = "203.0.113.10") -> http.HTTPFlow:
+    """As mitmproxy hands over a redirected request: its host is the address
+    the device sent it to, its name only in the Host header."""
+    from mitmproxy.proxy.mode_specs import ProxyMode
+
+    f.client_conn.proxy_mode = ProxyMode.parse("transparent")
+    f.client_conn.sockname = (sent_to, f.request.port)
+    f.request.data.host = sent_to
+    return f
+
+
+def test_a_redirected_request_is_judged_and_fetched_by_the_name_it_gives(h):
+    blocked = transparent(h.flow("http://www.bet365.com/", user=None))
+    h.run(h._hook("requestheaders", blocked))
+    assert blocked.response is not None and blocked.response.status_code == 403
+    assert "Gambling" in blocked.response.get_text()
+    h.run(h._hook("response", blocked))
+    allowed = transparent(h.flow("http://allowed.school.test/page", user=None))
+    h.run(h._hook("requestheaders", allowed))
+    assert allowed.response is None
+    assert allowed.request.host == "allowed.school.test"  # not the address the device chose
+    assert h.rows("host = 'www.bet365.com'")[0]["client_ip"] == "10.0.0.9"
+
+
+class Hello:
+    """What ``tls_clienthello`` reads of a redirected connection's handshake."""
+
+    def __init__(self, f: http.HTTPFlow, sni: str | None, sent_to: str = "203.0.113.10") -> None:
+        from types import SimpleNamespace
+
+        self.context = SimpleNamespace(client=f.client_conn, server=f.server_conn)
+        f.server_conn.address = (sent_to, 443)
+        self.client_hello = SimpleNamespace(sni=sni)
+        self.ignore_connection = False
+
+
+def test_a_redirected_handshake_is_judged_by_its_sni_and_goes_to_that_name(h):
+    refused = Hello(transparent(h.flow("https://www.bet365.com/", user=None)), "www.bet365.com")
+    h.run(h._hook("tls_clienthello", refused))
+    rows = h.rows("host = 'www.bet365.com'")
+    assert (rows[0]["action"], rows[0]["tls"], rows[0]["method"]) == ("block", "refused", "TLS")
+    assert refused.context.server.address == ("203.0.113.10", 443)  # never connected anywhere
+    allowed = Hello(transparent(h.flow("https://allowed.school.test/", user=None)), "allowed.school.test")
+    h.run(h._hook("tls_clienthello", allowed))
+    assert allowed.ignore_connection and allowed.context.server.address == ("allowed.school.test", 443)
+    bare = Hello(transparent(h.flow("https://93.184.216.34/", user=None)), None, "93.184.216.34")
+    h.run(h._hook("tls_clienthello", bare))
+    assert h.rows("host = '93.184.216.34'")[0]["action"] == "block"  # no name: a public bare address, refused
+    assert bare.context.server.address == ("93.184.216.34", 443)
