@@ -82,6 +82,11 @@ def checklist(loaded: Engine, has_index: bool, refusing: int = 0) -> list[Todo]:
         Todo("Blocked HTTPS sites show the block page", cfg.settings.tls != "hostname",
              "set tls: selective in rules/00-settings.yaml and hand out the certificate from /ca on the proxy's "
              "port (schoolproxy ca export for Group Policy, Intune, Jamf, Google Admin)"),
+        Todo("The rules are enforced", cfg.settings.enforce and not cfg.settings.log_only_groups,
+             "log-only mode is on (" + ("settings.enforce: false" if not cfg.settings.enforce else
+                                        "settings.log_only_groups: " + ", ".join(cfg.settings.log_only_groups))
+             + " in rules/00-settings.yaml): what the rules would block is recorded and served. When the pilot "
+               "is over, set enforce: true and remove log_only_groups"),
         Todo("The school's certificate is on every staff device", refusing == 0,
              f"{refusing} device(s) refused it since the proxies started: hand out the certificate from /ca "
              "on the proxy's port, or through the management console"),

@@ -1,6 +1,6 @@
 """The technician's week at a glance (as Pi-hole's dashboard is for DNS):
 requests and blocks an hour over the last day and a day over the last week,
-the most-blocked categories, and what is waiting for someone: exception
+the most-blocked categories, what log-only mode would have blocked, and what is waiting for someone: exception
 requests for the headteacher, alerts for the safeguarding lead."""
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from ..audit.models import ExceptionRequest
 from ..classify.engine import Engine
 from ..monitor.alertlog import unacknowledged
 from ..monitor.charts import bars, hbars
-from ..monitor.reports import blocked, traffic_by_hour
+from ..monitor.reports import blocked, traffic_by_hour, would_block
 
 DAY, WEEK = timedelta(days=1), timedelta(days=7)
 
@@ -30,6 +30,7 @@ class Glance:
     requests_waiting: int
     alerts_waiting: int
     charts: tuple[str, ...]  # inline SVG, escaped by the chart functions
+    would_block_week: int = 0  # log-only: requests the rules would have blocked, and were served
 
 
 def glance(db: DBEngine, engine: Engine, now: datetime) -> Glance:
@@ -49,6 +50,10 @@ def glance(db: DBEngine, engine: Engine, now: datetime) -> Glance:
     for _day, cat, n in blocked(db, engine, now - WEEK, now).rows:
         per_cat[cat] = per_cat.get(cat, 0) + n
     ranked = sorted(per_cat, key=lambda c: -per_cat[c])[:10]
+    would: dict[str, int] = {}
+    for _day, cat, n in would_block(db, engine, now - WEEK, now).rows:
+        would[cat] = would.get(cat, 0) + n
+    would_ranked = sorted(would, key=lambda c: -would[c])[:10]
     labels = [h.astimezone(zone).strftime("%H") for h in last_day]
     day_rows = [hours.get(h, (0, 0)) for h in last_day]
     charts = (
@@ -57,10 +62,12 @@ def glance(db: DBEngine, engine: Engine, now: datetime) -> Glance:
         bars("Requests a day, last 7 days", list(days), [v[0] for v in days.values()], colour="#1d4ed8"),
         bars("Blocked a day, last 7 days", list(days), [v[1] for v in days.values()], colour="#b3261e"),
         hbars("Most-blocked categories, last 7 days", ranked, [per_cat[c] for c in ranked]) if ranked else "",
+        hbars("Would have been blocked (log-only), last 7 days", would_ranked,
+              [would[c] for c in would_ranked]) if would_ranked else "",
     )
     with db.connect() as c:
         waiting = c.execute(select(func.count()).select_from(ExceptionRequest)
                             .where(ExceptionRequest.status == "pending")).scalar_one()
     return Glance(sum(r[0] for r in day_rows), sum(r[1] for r in day_rows), sum(v[0] for v in days.values()),
                   sum(v[1] for v in days.values()), int(waiting), unacknowledged(db, now - timedelta(days=30)),
-                  tuple(c for c in charts if c))
+                  tuple(c for c in charts if c), sum(would.values()))

@@ -29,12 +29,15 @@ from ..policy.monitoring import Retention
 from .models import AccessEvent, AuditAnchor, AuditChainHead, UTCDateTime
 
 GENESIS = "0" * 64
+LATER = ("mode", "enforced")
+"""Columns added after rows were first sealed (migration 0019): hashed only
+when a row has a value in one, so every row sealed before keeps its hash."""
 HASHED = tuple(c.name for c in AccessEvent.__table__.columns
                if c.name not in ("id", "chain", "chain_seq", "chain_hash", "purged"))
 KEPT = ("ts", "action")
 """What a tombstone keeps in the clear: when the event was and what it was,
 so that ``verify`` can check a purge against the retention rules."""
-PERSONAL = tuple(c for c in HASHED if c not in KEPT)
+PERSONAL = tuple(c for c in HASHED if c not in KEPT and c not in LATER)
 PURGED = "purged"
 
 
@@ -67,6 +70,9 @@ def personal_digest(row: dict[str, Any]) -> str:
     values = list(map(row.get, PERSONAL))
     for i, canon in _CANON:
         values[i] = canon(values[i])
+    mode, enforced = row.get("mode"), row.get("enforced")
+    if mode is not None or enforced is not None:
+        values.append((mode, _bool(enforced)))
     return hashlib.sha256(repr(tuple(values)).encode()).hexdigest()
 
 

@@ -35,9 +35,9 @@ class UTCDateTime(TypeDecorator[datetime]):
         return None if value is None else value.replace(tzinfo=timezone.utc)
 
 
-BLOCKS, MEDIA, SEARCHES, OUT_OF_HOURS, SELF_REPORTS = (
+BLOCKS, MEDIA, SEARCHES, OUT_OF_HOURS, SELF_REPORTS, WOULD_BLOCK = (
     "action = 'block'", "media_seconds IS NOT NULL", "search_terms IS NOT NULL", "out_of_hours = true",
-    "action = 'self_report'")
+    "action = 'self_report'", "action = 'would-block'")
 REPORT_INDEXES = (
     # (name, columns, partial WHERE): every column a report reads is in its index.
     ("ix_access_events_blocks2", ("ts", "category", "host", "rule", "action"), BLOCKS),
@@ -45,6 +45,7 @@ REPORT_INDEXES = (
     ("ix_access_events_search2", ("ts", "search_terms"), SEARCHES),
     ("ix_access_events_ooh2", ("ts", "user", "out_of_hours"), OUT_OF_HOURS),
     ("ix_access_events_self_reports", ("ts", "category", "action"), SELF_REPORTS),
+    ("ix_access_events_would_block", ("ts", "category", "host", "action"), WOULD_BLOCK),  # log-only (0019)
 )
 SPARSE_INDEXES = (
     ("ix_access_events_event_uid2", ("event_uid",), "event_uid IS NOT NULL"),
@@ -96,6 +97,8 @@ class AccessEvent(Base):
     throttled_ms: Mapped[int | None] = mapped_column(Integer)  # how long the throttle held it back
     search_terms: Mapped[str | None] = mapped_column(Text)  # what was searched for, if a search
     out_of_hours: Mapped[bool | None] = mapped_column(Boolean)  # outside the person's working hours
+    mode: Mapped[str | None] = mapped_column(String(16))  # how the device reached the proxy: transparent, ...
+    enforced: Mapped[bool | None] = mapped_column(Boolean)  # False: log-only, the action was not carried out
     chain: Mapped[str | None] = mapped_column(String(80))  # tamper evidence: which hash chain
     chain_seq: Mapped[int | None] = mapped_column(BigInteger)  # position in that chain
     chain_hash: Mapped[str | None] = mapped_column(String(64))  # sha256 of the previous hash and this row

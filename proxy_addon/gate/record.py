@@ -41,6 +41,7 @@ class Seen:
     target: Target
     tls: str | None = None
     url: str | None = None  # as the front end logged it, when it is not the target's own form
+    mode: str | None = None  # how the device reached the proxy: regular, transparent, wireguard
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,6 +55,7 @@ class Outcome:
     media_seconds: float | None = None
     throttle_bps: int | None = None
     throttled_ms: int | None = None
+    enforced: bool | None = None  # False: log-only, what ``action`` says was not carried out
 
 
 NOTHING = Outcome()
@@ -105,6 +107,8 @@ def access_row(engine: Engine | None, decision: Decision, seen: Seen, *, instanc
         "throttled_ms": outcome.throttled_ms,
         "search_terms": search,
         "out_of_hours": engine.out_of_hours(seen.who, seen.started) if judged and engine is not None else None,
+        "mode": seen.mode,
+        "enforced": outcome.enforced,
     }
     return fit(row)
 

@@ -27,7 +27,7 @@ from sqlalchemy import Engine as DBEngine
 from sqlalchemy import String, and_, cast, func, literal_column, or_, select, text
 from sqlalchemy.orm import Session
 
-from ..audit.models import BLOCKS, MEDIA, OUT_OF_HOURS, SEARCHES, SELF_REPORTS, AccessEvent, Grant
+from ..audit.models import BLOCKS, MEDIA, OUT_OF_HOURS, SEARCHES, SELF_REPORTS, WOULD_BLOCK, AccessEvent, Grant
 from ..classify.engine import Engine
 
 E = AccessEvent
@@ -99,6 +99,21 @@ def top_blocked(db: DBEngine, engine: Engine, t0: datetime, t1: datetime, limit:
         rows = c.execute(select(E.host, E.category, func.count().label("n")).where(where(BLOCKS), between(t0, t1))
                          .group_by(E.host, E.category).order_by(func.count().desc()).limit(limit)).all()
     return Report("Most-blocked sites", ["site", "category", "attempts"], [[h, c or "(none)", n] for h, c, n in rows])
+
+
+def would_block(db: DBEngine, engine: Engine, t0: datetime, t1: datetime) -> Report:
+    """Log-only mode: what the rules would have blocked, and did not."""
+    return Report("Would have been blocked (log-only) by category and day", ["day", "category", "attempts"],
+                  _count_by_day(db, engine, E.category, where(WOULD_BLOCK), between(t0, t1)))
+
+
+def top_would_block(db: DBEngine, engine: Engine, t0: datetime, t1: datetime, limit: int = 20) -> Report:
+    """Log-only mode: the sites that would have been blocked most, to tune the rules by."""
+    with db.connect() as c:
+        rows = c.execute(select(E.host, E.category, func.count().label("n")).where(where(WOULD_BLOCK), between(t0, t1))
+                         .group_by(E.host, E.category).order_by(func.count().desc()).limit(limit)).all()
+    return Report("Sites that would have been blocked (log-only)", ["site", "category", "attempts"],
+                  [[h, c or "(none)", n] for h, c, n in rows])
 
 
 def streaming(db: DBEngine, engine: Engine, t0: datetime, t1: datetime) -> Report:
@@ -204,6 +219,7 @@ def circumvention(db: DBEngine, engine: Engine, t0: datetime, t1: datetime) -> R
 REPORTS: dict[str, Callable[[DBEngine, Engine, datetime, datetime], Report]] = {
     "blocked": blocked, "top-blocked": top_blocked, "streaming": streaming, "out-of-hours": out_of_hours,
     "grants": grants, "self-reports": self_reports, "searches": searches, "circumvention": circumvention,
+    "would-block": would_block, "top-would-block": top_would_block,
 }
 
 

@@ -68,6 +68,36 @@ def _safeguarding_searches(rows: Sequence[Any], watch: frozenset[str]) -> list[t
     return [(t, len(ids), min(ids), max(ids)) for t, ids in sorted(seen.items())]
 
 
+@dataclass(frozen=True, slots=True)
+class Pilot:
+    """Log-only mode's part of the report: what would have been blocked."""
+
+    total: int
+    per_cat: dict[str, int]
+    scope: str  # who the rules are only recorded for, now
+    html: str
+
+
+def _pilot(db: DBEngine, engine: Engine, t0: datetime, t1: datetime) -> Pilot:
+    settings = engine.config.settings
+    scope = ("log-only for everyone now" if not settings.enforce else
+             f"log-only now for {', '.join(settings.log_only_groups)}" if settings.log_only_groups else
+             "enforced now")
+    per_cat: dict[str, int] = defaultdict(int)
+    for _day, cat, n in reports.would_block(db, engine, t0, t1).rows:
+        per_cat[cat] += n
+    if not per_cat:
+        return Pilot(0, {}, scope, "")
+    sites = reports.top_would_block(db, engine, t0, t1, limit=15).rows
+    ranked = sorted(per_cat, key=lambda k: -per_cat[k])
+    html = (f"<h2>Log-only: what the rules would have blocked</h2><p>{escape(scope.capitalize())}. These requests "
+            "were served; use them to tune the rules before they are enforced.</p>"
+            + _table("Would have been blocked, by category", ["category", "attempts"],
+                     [[k, per_cat[k]] for k in ranked], "")
+            + _table("Sites that would have been blocked", ["site", "category", "attempts"], sites, ""))
+    return Pilot(sum(per_cat.values()), dict(per_cat), scope, html)
+
+
 def weekly(db: DBEngine, engine: Engine, t0: datetime, t1: datetime) -> Weekly:
     cfg = engine.config
     mon: Monitoring = cfg.sections.monitoring or Monitoring()
@@ -99,6 +129,7 @@ def weekly(db: DBEngine, engine: Engine, t0: datetime, t1: datetime) -> Weekly:
     new_grants = reports.grants(db, engine, t0, t1).rows
     # never the names of locked-list sites in an email (they are referenced by event number above)
     top = [r for r in reports.top_blocked(db, engine, t0, t1, limit=10 + len(locked)).rows if r[1] not in locked][:10]
+    pilot = _pilot(db, engine, t0, t1)
     changes = as_rows(decisions(db, t0, t1))
     zone = cfg.zone
     span = f"{t0.astimezone(zone):%d %b %Y} to {t1.astimezone(zone):%d %b %Y}"
@@ -114,6 +145,8 @@ def weekly(db: DBEngine, engine: Engine, t0: datetime, t1: datetime) -> Weekly:
         ["people above the out-of-hours threshold (person-days)", len(ooh), ""],
         ["grants in force", len(new_grants), ""],
     ]
+    if pilot.total or not cfg.settings.enforce or cfg.settings.log_only_groups:
+        incidents.append(["would have been blocked, and were not (log-only)", pilot.total, pilot.scope])
     days, ranked = sorted(per_day), sorted(per_cat, key=lambda k: -per_cat[k])
     charts = (bars("Blocked attempts a day", [d[5:] for d in days], [per_day[d] for d in days])
               + hbars("Blocked attempts by category", ranked[:12], [per_cat[k] for k in ranked[:12]]))
@@ -128,6 +161,7 @@ def weekly(db: DBEngine, engine: Engine, t0: datetime, t1: datetime) -> Weekly:
         _table("Blocked attempts by category", ["category", "attempts"], [[k, per_cat[k]] for k in ranked],
                "No blocked attempts."),
         _table("Most-blocked sites", ["site", "category", "attempts"], top, "No blocked attempts."),
+        pilot.html,
         _table("Attempts to get round the filter", ["day", "kind", "attempts"], circumvention, "None."),
         _table("Use outside working hours above the threshold", ["person", "day", "active minutes"], ooh, "None."),
         _table("Grants in force", ["grant", "who", "what", "until", "state", "requests allowed", "by"],
@@ -145,6 +179,7 @@ def weekly(db: DBEngine, engine: Engine, t0: datetime, t1: datetime) -> Weekly:
     w.writerows(["blocked by category", k, v] for k, v in sorted(per_cat.items()))
     w.writerows(["blocked by day", k, v] for k, v in sorted(per_day.items()))
     w.writerows(["most-blocked site", f"{h} ({cat})", n] for h, cat, n in top)
+    w.writerows(["would have been blocked (log-only)", k, v] for k, v in sorted(pilot.per_cat.items()))
     w.writerows(["rules change", f"{r['when']} {r['who']} ({r['how']})", f"{r['what']}: {r['why']}"] for r in changes)
     text = "\n".join([f"Weekly filtering and monitoring report, {span}.", ""]
                      + [f"- {what}: {n}" for what, n, _ in incidents]

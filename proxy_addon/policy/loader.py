@@ -15,12 +15,13 @@ from __future__ import annotations
 
 import hashlib
 from pathlib import Path
+from typing import Any
 
 from . import listsources
 from .builder import Builder
 from .config import Config
 from .files import CATEGORIES_FILE, SOURCES_FILE, config_files, default_config_dir, display_path
-from .model import Settings
+from .model import TYPED_SETTINGS, Settings
 from .sections import PARSERS, REPEATABLE
 from .yamlsource import ConfigError, Problem, load_yaml
 
@@ -54,7 +55,8 @@ def load_config(root: Path | str | None = None) -> Config:
             digest.update(path.read_bytes())
     if b.problems:
         raise ConfigError(sorted(b.problems, key=lambda p: (p.file, p.line)))
-    settings = Settings(**{k: str(v) for k, (v, _) in b.settings.items()})
+    values: dict[str, Any] = {k: v if k in TYPED_SETTINGS else str(v) for k, (v, _) in b.settings.items()}
+    settings = Settings(**values)
     return Config(
         root=root,
         categories=b.categories,

@@ -149,6 +149,10 @@ class DeviceNaming:
     reverse_dns: bool = True
 
 
+TYPED_SETTINGS = ("enforce", "log_only_groups")
+"""Settings that keep their own type (the rest are text)."""
+
+
 @dataclass(frozen=True, slots=True)
 class Settings:
     tls: str = "hostname"
@@ -158,6 +162,12 @@ class Settings:
     index_dir: str = "index"
     on_audit_failure: str = "serve"  # serve | block, when nothing can be recorded
     redis: str = ""  # shared limits for every instance (bandwidth totals); empty: each process its own
+    enforce: bool = True  # False: log-only, every decision recorded as it would be, nothing blocked
+    log_only_groups: tuple[str, ...] = ()  # log-only for these groups' members only (a pilot)
+
+    def log_only(self, groups: frozenset[str]) -> bool:
+        """Is what the rules decide for someone in ``groups`` only recorded, not carried out?"""
+        return not self.enforce or any(g in groups for g in self.log_only_groups)
 
 
 @dataclass(frozen=True, slots=True)

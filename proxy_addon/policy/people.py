@@ -18,7 +18,8 @@ from .model import ACTIONS, TLS_MODES, Device, DeviceNaming, WorkingHours
 from .schedule import ScheduleError, TimeWindow, parse_days, parse_time
 from .yamlsource import Problem, YMap, YSeq
 
-SETTINGS = ("tls", "timezone", "default_action", "contact", "index_dir", "on_audit_failure", "redis")
+SETTINGS = ("tls", "timezone", "default_action", "contact", "index_dir", "on_audit_failure", "redis", "enforce",
+            "log_only_groups")
 AUDIT_FAILURE = ("serve", "block")
 
 
@@ -31,6 +32,10 @@ def parse_settings(b: Builder, value: Any, doc: YMap) -> None:
     for key in s:
         if key in b.settings:
             r.problem(s, s.line_of(key), f"setting {key!r} already set at {b.settings[key][1]}")
+        elif key == "enforce":
+            b.settings[key] = (r.flag(s, key, True), b.origin(s, s.line_of(key)))
+        elif key == "log_only_groups":
+            b.settings[key] = (tuple(v for v, _ in r.texts(s, key)), b.origin(s, s.line_of(key)))
         else:
             b.settings[key] = (s[key], b.origin(s, s.line_of(key)))
     r.choice(s, "tls", TLS_MODES)

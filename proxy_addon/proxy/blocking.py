@@ -44,6 +44,14 @@ class Pages:
             "X-Schoolproxy-Category": d.category or "",
         })
 
+    def refuse(self, flow: http.HTTPFlow, st: FlowState) -> bool:
+        """Answer with the block page for the block ``st`` now holds, unless
+        log-only mode spared it: True if the request was refused."""
+        if st.spared:
+            return False
+        flow.response = self.block_response(st)
+        return True
+
     def content_decision(self, st: FlowState, rule: str, reason: str, category: str | None, title: str) -> Decision:
         """A block by a content control (a download, an upload, a stream),
         naming the category whose words the page quotes."""
@@ -58,6 +66,8 @@ class Pages:
         headers have been read but whose body has not: the body is dropped and
         the client is told to close, which stops the transfer."""
         stop(st, audit_action, decision)
+        if st.spared:  # log-only: recorded as what would have happened; the response goes on
+            return
         page = self.block_response(st)
         page.status_code = status
         page.headers["Connection"] = "close"

@@ -100,7 +100,7 @@ class ContentControls:
         parts = (form_files(ctype, body) if "multipart/form-data" in ctype else []) or [("upload", body)]
         result = scan_upload(parts, self.uploads.scan_limit)
         if self._upload_blocked(st, result):
-            flow.response = self.pages.block_response(st)
+            self.pages.refuse(flow, st)
 
     def _upload_blocked(self, st: FlowState, scanned: Scanner | UploadScan) -> bool:
         """Block an upload with personal data (or one the rules say must be
@@ -259,7 +259,7 @@ class ContentControls:
             verdict = self._software_verdict(st, body[:SNIFF_BYTES], name, ctype)
             if verdict is not None:
                 stop(st, "block", verdict)
-                flow.response = self.pages.block_response(st)
+                self.pages.refuse(flow, st)
             return
         self.streaming.learn(flow, st)
         self.streaming.finish(st)

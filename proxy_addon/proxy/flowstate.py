@@ -7,7 +7,7 @@ audit database, the active grants, the signing secret and the clock.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -19,6 +19,7 @@ from ..classify.identity import Identity
 from ..content.media import MediaKind
 from ..content.pacing import Pace
 from ..content.sharedlimits import SharedBuckets
+from ..gate.pilot import enforced_anyway
 from ..gate.runtime import RulesInForce
 from ..monitor.interception import ActiveOrder
 from ..policy.contentrules import StreamLimit
@@ -81,6 +82,12 @@ class FlowState:
     related_uid: str | None = None  # a tunnel's end names its opening row (``proxy.tunnellog``)
     notes: tuple[str, ...] = ()  # what the front end added to the verdict's reason, in order
     transfer: Transfer = field(default_factory=Transfer)
+    mode: str | None = None  # how the device reached the proxy (``proxy.modes``)
+    log_only: bool = False  # what the rules decide for this person is only recorded (``gate.pilot``)
+    would: Decision | None = None  # log-only: the block that was recorded but not carried out
+
+    def __post_init__(self) -> None:
+        self.spare()
 
     def note(self, text: str) -> None:
         """Add to the reason the record gives (decrypted, safe search enforced, …)."""
@@ -89,9 +96,25 @@ class FlowState:
     def overrule(self, decision: Decision) -> None:
         """The front end refuses what the verdict allowed (or blocks it for
         another reason): a refusal, an error, content that may not pass.
-        The new decision's reason stands alone, as the record gives it."""
+        The new decision's reason stands alone, as the record gives it.
+        In log-only mode a block is recorded and the request goes on."""
         self.decision = decision
         self.notes = ()
+        self.spare()
+
+    def spare(self) -> bool:
+        """Log-only: keep a block as what ``would`` have happened and let the
+        request go on as allowed; True if this one was spared."""
+        d = self.decision
+        if not self.log_only or d.action != "block" or enforced_anyway(d):
+            return False
+        self.would = d
+        self.decision = replace(d, action="allow")
+        return True
+
+    @property
+    def spared(self) -> bool:
+        return self.would is not None
 
     @property
     def reason(self) -> str:
@@ -113,6 +136,10 @@ class Runtime(RulesInForce):
         self.notice_acks: dict[str, datetime] = {}  # who acknowledged the acceptable-use notice, and when
         self.shared: SharedBuckets | None = None  # when settings.redis is set (see shared_store)
         self.ca_refusing_devices = 0  # devices whose TLS refused the school's certificate since start (onboarding)
+
+    def log_only(self, who: Identity) -> bool:
+        """Are the rules' decisions for this person only recorded (``gate.pilot``)?"""
+        return self.engine is not None and self.engine.config.settings.log_only(who.groups)
 
     def identify_address(self, client: connection.Client) -> Identity:
         """Who a connection is, by its address alone (no credentials seen yet)."""

@@ -9,6 +9,7 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator
 from datetime import datetime, timezone
+from typing import Any
 
 from mitmproxy import connection, ctx, http
 
@@ -23,6 +24,7 @@ from ..urls.normalize import InvalidHost, InvalidURL, Target, make_target, norma
 from .blocking import Pages
 from .contentcontrols import ContentControls
 from .flowstate import KEY, FlowState, Runtime
+from .modes import mode_name
 from .recorder import Recorder
 
 
@@ -60,7 +62,13 @@ class Judge:
         who = self.identity(flow, flow.client_conn)
         now = self.rt.now()
         decision = verdict(engine, self.rt.grants, target, who, now, also, self.rt.pages)
-        return FlowState(target, who, decision, now, tls=tls_mode, method=flow.request.method)
+        return self.fresh(flow.client_conn, target, who, decision, now, tls=tls_mode, method=flow.request.method)
+
+    def fresh(self, client: connection.Client, target: Target, who: Identity, decision: Decision, now: datetime,
+              **kw: Any) -> FlowState:
+        """The state of a request or tunnel the rules judged: how it arrived,
+        and whether the rules are only recorded for this person (log-only)."""
+        return FlowState(target, who, decision, now, mode=mode_name(client), log_only=self.rt.log_only(who), **kw)
 
     def arrival(self, client: connection.Client, target: Target) -> FlowState:
         """Decide on a redirected TLS connection at its handshake (no request
@@ -70,7 +78,7 @@ class Judge:
         who = self.identity(None, client)
         now = self.rt.now()
         decision = verdict(engine, self.rt.grants, target, who, now, (), self.rt.pages)
-        return FlowState(target, who, decision, now, method="TLS")
+        return self.fresh(client, target, who, decision, now, method="TLS")
 
     def relay_response(self, flow: http.HTTPFlow, st: FlowState) -> bool:
         """A response in a web proxy's relay protocol (a bare server's

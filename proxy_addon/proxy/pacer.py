@@ -35,6 +35,9 @@ class Pacer:
                       int(length) if length.isdigit() else None)
         if rule is None:
             return
+        if st.log_only:  # a pilot records the rule that would have held it, and holds nothing
+            st.note(f"would have been throttled ({rule.describe()}; log-only)")
+            return
         pace = self.throttler.pace(rule, st.who.user, self.rt.shared_store())
         if pace is None:
             return

@@ -92,7 +92,7 @@ class PageCheck:
             state["decided"] = True
             body = b"".join(held)
             held.clear()
-            if self._judge(st, body, resp.headers.get("content-encoding", ""), rules):
+            if self._judge(st, body, resp.headers.get("content-encoding", ""), rules) and not st.spared:
                 state["blocked"] = True
                 page = self.pages.block_response(st).raw_content or b""
                 return page
@@ -111,7 +111,7 @@ class PageCheck:
             return
         body = resp.get_content(strict=False) or b""
         if self._judge(st, body[: rules.scan_bytes], "", rules, decoded=True):
-            flow.response = self.pages.block_response(st)
+            self.pages.refuse(flow, st)
 
     def _judge(self, st: FlowState, body: bytes, encoding: str, rules: PageContentRules,
                decoded: bool = False) -> bool:

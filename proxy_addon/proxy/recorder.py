@@ -18,6 +18,7 @@ from ..audit.keyshow import show_on_terminal
 from ..audit.seal import Sealer
 from ..audit.writer import AuditWriter
 from ..classify.decision import Decision, refusal
+from ..gate.pilot import would
 from ..gate.record import AUDIT_ACTION, Outcome, Seen, access_row, search_of
 from ..monitor.alerts import CIRCUMVENTION_KINDS, Alert, Alerter, CircumventionCounter, system_alert
 from ..monitor.devices import DeviceNames
@@ -26,6 +27,7 @@ from ..monitor.searchterms import flagged
 from ..policy.monitoring import Monitoring
 from ..urls.normalize import Target, escape_controls
 from .flowstate import KEY, FlowState, Runtime
+from .modes import mode_name
 
 
 class Recorder:
@@ -121,7 +123,7 @@ class Recorder:
             return
         st.logged = True
         self.open.pop(st.key, None)
-        d = st.decision
+        d = st.would or st.decision  # log-only: the row is the block that was not carried out
         if flow is not None:
             resp = flow.response
             status = status if status is not None else (resp.status_code if resp is not None else None)
@@ -134,7 +136,9 @@ class Recorder:
         action = st.audit_action or AUDIT_ACTION.get(d.action, d.action)
         monitoring: Monitoring | None = engine.config.sections.monitoring
         if monitoring is not None:
-            self._alerts(st, d, action, search, monitoring)
+            self._alerts(st, d, action, search, monitoring)  # log-only too: the lead hears of it all the same
+        if st.would is not None:
+            action = would(action)
         pace = st.transfer.pace
         if pace is not None:
             rate = pace.rule.rate_bps or pace.rule.total_bps
@@ -146,9 +150,11 @@ class Recorder:
             status=status, bytes_out=bytes_out, bytes_in=bytes_in, duration_ms=int(duration * 1000),
             media_seconds=round(st.transfer.media_seconds, 3) if st.transfer.media_seconds is not None else None,
             throttle_bps=int((pace.rule.rate_bps or pace.rule.total_bps) * 8) if pace is not None else None,
-            throttled_ms=int(pace.waited * 1000) if pace is not None else None)
+            throttled_ms=int(pace.waited * 1000) if pace is not None else None,
+            enforced=False if st.would is not None else None)
+        mode = st.mode or (mode_name(flow.client_conn) if flow is not None else None)
         self.writer.put(access_row(
-            engine, d, Seen(st.started, st.who, st.method, st.target, st.tls), instance=self.rt.instance,
+            engine, d, Seen(st.started, st.who, st.method, st.target, st.tls, mode=mode), instance=self.rt.instance,
             device=self.devices.name(engine.config, st.who.client_ip), event_uid=st.uid, search=search,
             outcome=outcome, action=action, reason=reason, related_uid=st.related_uid))
         self.metrics.request(action, d.category, bytes_in, bytes_out, duration, st.decision_s, st.tls, pace is not None)
@@ -166,7 +172,8 @@ class Recorder:
         cat = cats.get(d.category) if d.category else None
         if action == "block" and cat is not None and (cat.alert or cat.id in monitoring.alert_categories) \
                 and (cat.locked or cat.id not in monitoring.weekly_only):  # a locked list is always high-risk
-            self.alerter.note(Alert(st.started, st.who.user, st.who.client_ip, "category", cat.id, cat.title))
+            title = f"{cat.title} (log-only: would have been blocked, and was not)" if st.would else cat.title
+            self.alerter.note(Alert(st.started, st.who.user, st.who.client_ip, "category", cat.id, title))
         if action == "block":
             kind = self._circumvention_kind(d)
             if kind is not None:

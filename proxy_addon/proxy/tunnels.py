@@ -97,13 +97,16 @@ class Tunnels:
         engine = self.rt.engine
         assert engine is not None
         target, mode = st.target, engine.config.settings.tls
+        if st.log_only and mode == "intercept":
+            mode = "selective"  # a pilot decrypts no more than selective mode would
         refused = connect_port_refusal(engine, port)
         if refused is not None:
             if st.decision.action == "block":
                 refused = replace(refused, reason=f"{refused.reason}; and the host: {st.reason}")
             st.overrule(refused)
-            refuse(st, f"tunnels to port {port} are not allowed (policy {st.decision.clause})")
-            return False
+            if not st.spared:
+                refuse(st, f"tunnels to port {port} are not allowed (policy {st.decision.clause})")
+                return False
         if st.decision.action == "block" and self.refused_before_tls(st.decision):
             # A way round the filter is never opened for a block page inside TLS.
             refuse(st, f"{st.decision.title or 'blocked site'} (policy {st.decision.clause or '6.3.1'})")
@@ -187,9 +190,9 @@ class Tunnels:
             return
         if connect is not None and connect.decision.action != "block":
             paged = page_decision(engine, connect.decision, connect.target, connect.who, self.rt.now(), self.rt.pages)
-            if paged.action == "block":  # its landing page was judged while the handshake waited
-                self._refuse_hello(data, FlowState(connect.target, connect.who, paged, datetime.now(timezone.utc),
-                                                   tls="sni-refused", method="TLS"))
+            if paged.action == "block" and self._refused_hello(data, self.judge.fresh(
+                    client, connect.target, connect.who, paged, datetime.now(timezone.utc), tls="sni-refused",
+                    method="TLS")):  # its landing page was judged while the handshake waited
                 return
         sni = data.client_hello.sni
         mode = engine.config.settings.tls
@@ -210,14 +213,14 @@ class Tunnels:
                 named = tunnel or connect
                 if decision.action == "block" and named is not None:
                     decision = fronting(decision, named.target.host, sni_host)
-                if decision.action == "block" and (passthrough or not decision.decrypt):
-                    self._refuse_hello(data, FlowState(target, who, decision, now, tls="sni-refused", method="TLS"))
+                if decision.action == "block" and (passthrough or not decision.decrypt) and self._refused_hello(
+                        data, self.judge.fresh(client, target, who, decision, now, tls="sni-refused", method="TLS")):
                     return
                 if tunnel is not None:
                     tunnel.note(f"its TLS names {sni_host} (allowed)")
         if passthrough and connect is not None and connect.decision.action == "block":
             # The tunnel would go, undecrypted, to the blocked CONNECT host.
-            self._refuse_hello(data, FlowState(connect.target, connect.who, fronting(
+            self._refuse_hello(data, self.judge.fresh(client, connect.target, connect.who, fronting(
                 connect.decision, connect.target.host, sni or "no SNI"), datetime.now(timezone.utc),
                 tls="sni-refused", method="TLS"))
             return
@@ -266,6 +269,15 @@ class Tunnels:
             self.recorder.forget(connect)
         return tunnel or connect
 
+    def _refused_hello(self, data: tls.ClientHelloData, st: FlowState) -> bool:
+        """Close a tunnel at its ClientHello, or, in log-only mode, record
+        the refusal it would have been and let it go on: True if closed."""
+        if st.spared:
+            self.recorder.emit(st, None)
+            return False
+        self._refuse_hello(data, st)
+        return True
+
     def _refuse_hello(self, data: tls.ClientHelloData, st: FlowState) -> None:
         """Close a tunnel at its ClientHello: nothing reaches the server."""
         client = data.context.client
@@ -303,24 +315,26 @@ class Tunnels:
             return
         client = nl.context.client
         why = describe(nl.data_client(), nl.data_server())
-        del nl.context.layers[nl.context.layers.index(chosen):]
-        nl.layer = RefuseLayer(nl.context)
-        # Inside a CONNECT, the layer's close reaches the client only as an
-        # HTTP stream error; close the socket itself too.
-        connections.close(client)
-        self._record_tunnel(client, nl.context.server.address, why)
-
-    def _record_tunnel(self, client: connection.Client, address: tuple[str, int] | None, why: str) -> None:
-        tunnel = self._end(client, "closed before anything was relayed: it carried neither TLS nor HTTP (the next row)")
-        host = address[0] if address else "unknown"
+        tunnel = self.open.get(client.id) or self.rt.connects.get(client.id)
+        host = nl.context.server.address[0] if nl.context.server.address else "unknown"
         try:
             target = tunnel.target if tunnel is not None else Target("tcp", normalize_host(host), None, "/")
         except InvalidHost:
             target = Target("tcp", host[:255], None, "/")
         who = tunnel.who if tunnel is not None else self.judge.identity(None, client)
-        st = FlowState(target, who, circumvention_decision("non-tls-tunnel", f"{why}; closed before anything was "
-                                                                             "relayed"),
-                       datetime.now(timezone.utc), tls="refused", method="CONNECT")
+        st = self.judge.fresh(client, target, who, circumvention_decision(
+            "non-tls-tunnel", f"{why}; closed before anything was relayed"), datetime.now(timezone.utc),
+            tls="refused", method="CONNECT")
+        if st.spared:  # log-only: relayed, and recorded as the refusal it would have been
+            st.tls = None
+            self.recorder.emit(st, None)
+            return
+        del nl.context.layers[nl.context.layers.index(chosen):]
+        nl.layer = RefuseLayer(nl.context)
+        # Inside a CONNECT, the layer's close reaches the client only as an
+        # HTTP stream error; close the socket itself too.
+        connections.close(client)
+        self._end(client, "closed before anything was relayed: it carried neither TLS nor HTTP (the next row)")
         self.recorder.emit(st, None)
 
     def server_connected(self, client: connection.Client, server: connection.Server) -> None:

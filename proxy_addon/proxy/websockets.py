@@ -25,6 +25,7 @@ from .flowstate import KEY, FlowState, Runtime
 from .recorder import Recorder
 
 REFUSED = "schoolproxy-ws-refused"
+SPARED = "schoolproxy-ws-spared"  # log-only: its tunnel was recorded once, and relayed
 
 
 def _carried(content: bytes, is_text: bool) -> str | None:
@@ -57,11 +58,31 @@ class WebSockets:
         if engine is None or not engine.circumvention.non_tls_tunnels:
             return
         found = _carried(msg.content, msg.is_text)
+        if found is not None and self._spared(flow, found):
+            return
         if found is not None:
             msg.drop()
             side = "the client" if msg.from_client else "the server"
             self.refuse(flow, f"{found} inside a WebSocket (first seen from {side}); the message was not relayed "
                               "and the connection closed")
+
+    def _spared(self, flow: http.HTTPFlow, found: str) -> bool:
+        """Log-only: record once the refusal this tunnel would have been, and relay it."""
+        st: FlowState | None = flow.metadata.get(KEY)
+        if st is None or not st.log_only:
+            return False
+        if not flow.metadata.get(SPARED):
+            flow.metadata[SPARED] = True
+            self.recorder.emit(self._row(flow, st, f"{found} inside a WebSocket; relayed (log-only)", True), None)
+        return True
+
+    def _row(self, flow: http.HTTPFlow, st: FlowState | None, why: str, log_only: bool) -> FlowState:
+        req = flow.request
+        target = st.target if st is not None else Target(req.scheme, req.host[:255], req.port, "/")
+        who = st.who if st is not None else self.rt.identify_address(flow.client_conn)
+        return FlowState(target, who, circumvention_decision("websocket-tunnel", why), self.rt.now(),
+                         tls=st.tls if st is not None else None, method="WEBSOCKET",
+                         mode=st.mode if st is not None else None, log_only=log_only)
 
     def refuse(self, flow: http.HTTPFlow, why: str) -> None:
         """Drop this and every later message, close both ends, record it."""
@@ -70,12 +91,6 @@ class WebSockets:
         if flow.metadata.get(REFUSED):
             return
         flow.metadata[REFUSED] = True
-        st: FlowState | None = flow.metadata.get(KEY)
-        req = flow.request
-        target = st.target if st is not None else Target(req.scheme, req.host[:255], req.port, "/")
-        who = st.who if st is not None else self.rt.identify_address(flow.client_conn)
-        refused = FlowState(target, who, circumvention_decision("websocket-tunnel", why), self.rt.now(),
-                            tls=st.tls if st is not None else None, method="WEBSOCKET")
-        self.recorder.emit(refused, None)
+        self.recorder.emit(self._row(flow, flow.metadata.get(KEY), why, False), None)
         connections.close(flow.client_conn, flow.server_conn)
         connections.close(flow.client_conn)

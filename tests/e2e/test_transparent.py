@@ -88,6 +88,7 @@ def test_curl_on_a_client_with_no_proxy_set_is_filtered_at_the_gateway(lab, gate
     rows = proxy.rows("host IN ('allowed.test', 'www.bet365.com', 'secure.test')")
     assert {(r["device"], r["user"]) for r in rows} == {("lab-pc-7", "lab-7")}, [dict(r) for r in rows]
     assert {r["client_ip"] for r in rows} == {lab.client_ip, lab.client_ip6}
+    assert {r["mode"] for r in rows} == {"transparent"}
     assert not any(r["host"] in (FAR, FAR6, lab.gateway_ip) for r in proxy.rows())
 
 

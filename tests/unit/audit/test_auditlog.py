@@ -180,3 +180,25 @@ def test_a_killed_writer_leaves_reserved_zeros_that_the_next_start_cuts_off(tmp_
     again.close()
     assert seq == 5 and [r["url"] for r in Journal(d).read_after(3, 10)] == ["http://example.org/9"]
     assert b"\0" not in b"".join(p.read_bytes() for p in d.glob("seg-*.jrnl"))  # a clean stop gives back the space
+
+
+def test_rows_sealed_before_the_mode_and_enforced_columns_keep_their_hash():
+    """Migration 0019 added ``mode`` and ``enforced``: a row without them
+    hashes as it did when it was sealed (the value below was computed by the
+    code before the columns existed), and a row with them covers them."""
+    from datetime import datetime, timezone
+
+    from proxy_addon.audit.chain import digest
+
+    row = {"ts": datetime(2026, 11, 2, 9, 30, 1, 250000, tzinfo=timezone.utc), "user": "alice",
+           "client_ip": "10.0.0.9", "device": "lab-pc-7", "method": "GET", "scheme": "http",
+           "host": "www.bet365.com", "url": "http://www.bet365.com/", "category": "gambling",
+           "categories": "gambling", "action": "block", "rule": "category:gambling", "clause": "6.3.1",
+           "reason": "listed", "status_code": 403, "bytes_out": 1234, "duration_ms": 3, "tls": None, "instance": "a",
+           "out_of_hours": False, "media_seconds": 2.0}
+    sealed = "3760e764fc098390cbb0c40b6ba3f006608f1e1c6e388410e29d934da30377d6"
+    assert digest("0" * 64, row, "a", 1) == sealed
+    assert digest("0" * 64, {**row, "mode": None, "enforced": None}, "a", 1) == sealed
+    pilot = {**row, "action": "would-block", "mode": "transparent", "enforced": False}
+    assert digest("0" * 64, pilot, "a", 1) != digest("0" * 64, {**pilot, "enforced": None}, "a", 1)
+    assert digest("0" * 64, pilot, "a", 1) != digest("0" * 64, {**pilot, "mode": "regular"}, "a", 1)

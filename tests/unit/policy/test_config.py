@@ -55,7 +55,7 @@ def test_errors_name_file_line_and_key(tmp_path):
     f = str(root / "rules" / "rules.yaml")
     assert got == [
         f"{f}:3: 'tls' must be one of hostname, selective, intercept, not 'sometimes'",
-        f"{f}:4: unknown key 'colour' in 'settings' (expected one of: contact, default_action, index_dir, on_audit_failure, redis, timezone, tls)",  # noqa: E501 - one row of a table
+        f"{f}:4: unknown key 'colour' in 'settings' (expected one of: contact, default_action, enforce, index_dir, log_only_groups, on_audit_failure, redis, timezone, tls)",  # noqa: E501 - one row of a table
         f"{f}:12: unknown category 'nosuch'",
         f"{f}:14: unknown group 'nobody'",
         f"{f}:15: duplicate id 'r1' (first at {f}:11)",
