@@ -2,7 +2,8 @@
 # Sets up everything schoolproxy needs on a fresh Debian machine, idempotently.
 #   scripts/setup.sh run    -> the proxy's own Python environment (.venv)
 #   scripts/setup.sh test   -> that, plus what the test suite drives (curl, chromium, squid, squidguard, wrk, nginx,
-#                              krb5-kdc, slapd and their tools, iproute2 and nftables)
+#                              krb5-kdc, slapd and their tools, iproute2, nftables,
+#                              wireguard-go and wireguard-tools)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 want=${1:-run}
@@ -45,6 +46,9 @@ if [ "$want" = test ]; then
   # redirecting a client's web ports to the proxy in transparent mode.
   command -v ip >/dev/null || need_debs+=(iproute2)
   command -v nft >/dev/null || need_debs+=(nftables)
+  # Devices off site: a real WireGuard client (userspace wireguard-go, and wg to configure it).
+  command -v wireguard-go >/dev/null || need_debs+=(wireguard-go)
+  command -v wg >/dev/null || need_debs+=(wireguard-tools)
 fi
 if [ ${#need_debs[@]} -gt 0 ]; then
   echo "setup: installing Debian packages: ${need_debs[*]}"

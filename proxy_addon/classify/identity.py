@@ -20,7 +20,8 @@ class Identity:
     user: str
     groups: frozenset[str]
     client_ip: str
-    via: str  # "proxyauth" | "device" | "ip"
+    via: str  # "proxyauth" | "device" | "ip" | "wireguard"
+    device: str | None = None  # the device's name when how it connected names it (a WireGuard peer's key)
 
 
 @lru_cache(maxsize=HOST_MEMO)

@@ -15,9 +15,10 @@ def _setup_run(p: argparse.ArgumentParser) -> None:
     p.add_argument("--listen-port", type=int, default=8080, help="port to listen on (default 8080)")
     p.add_argument("--mode", action="append", default=None, metavar="MODE", dest="modes",
                    help="how devices reach the proxy: 'regular' (the default: a device is set to use it, by "
-                        "PAC or by hand) or 'transparent' (the gateway redirects its ports 80 and 443 here: see "
-                        "the manual's Transparent page); give it twice for both, each on its own port, e.g. "
-                        "--mode regular --mode transparent@8081")
+                        "PAC or by hand), 'transparent' (the gateway redirects its ports 80 and 443 here: see "
+                        "the manual's Transparent page) or 'wireguard' (devices off site, each enrolled with "
+                        "schoolproxy devices add, on UDP ports from 51820); give several, each TCP mode on its own "
+                        "port, e.g. --mode regular --mode transparent@8081 --mode wireguard")
     p.add_argument("--proxyauth", default=None, metavar="SPEC",
                    help="proxy authentication, as mitmproxy's proxyauth: '@/path/htpasswd', "
                         "'ldap[s]:server:port:bind_dn:password:subtree', 'user:pass' or 'any'")
@@ -62,7 +63,12 @@ def cmd_run(args: argparse.Namespace) -> int:
             "--set", f"schoolproxy_config={config_dir(args).resolve()}",
             "--set", f"schoolproxy_audit_db={audit_db(args)}"]
     for m in modes:
-        argv += ["--mode", m]
+        if m == "wireguard":  # one listener per enrolled device, started by the filter (proxy.upkeep.offsite)
+            argv += ["--set", "schoolproxy_wireguard=true"]
+        else:
+            argv += ["--mode", m]
+    if modes == ["wireguard"]:
+        argv += ["--mode", "regular"]  # mitmproxy runs at least one listener: staff on site use it
     if args.proxyauth:
         argv += ["--set", f"proxyauth={args.proxyauth}"]
     if args.confdir:
@@ -98,7 +104,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     return 0
 
 
-MODES = ("regular", "transparent")
+MODES = ("regular", "transparent", "wireguard")
 
 
 def _modes(given: list[str], proxyauth: str | None) -> list[str]:
@@ -113,6 +119,9 @@ def _modes(given: list[str], proxyauth: str | None) -> list[str]:
             raise SystemExit(f"schoolproxy: --mode {spec}: {e}") from None
         if mode.type_name not in MODES:
             raise SystemExit(f"schoolproxy: --mode {spec}: the filter runs in {' or '.join(MODES)} mode")
+        if mode.type_name == "wireguard" and spec != "wireguard":
+            raise SystemExit(f"schoolproxy: --mode {spec}: give 'wireguard' alone: each device enrolled with "
+                             "schoolproxy devices add has its own key file and UDP port")
         if mode.type_name == "transparent" and proxyauth:
             raise SystemExit("schoolproxy: --proxyauth cannot be used with --mode transparent: a redirected device "
                              "never asked for a proxy, so it cannot be asked to sign in to one. People are "
@@ -121,7 +130,10 @@ def _modes(given: list[str], proxyauth: str | None) -> list[str]:
 
 
 def _named(modes: list[str]) -> str:
-    return "" if modes == ["regular"] else f" ({', '.join(modes)})"
+    if modes == ["regular"]:
+        return ""
+    named = [m if m != "wireguard" else "wireguard: a UDP port for each enrolled device" for m in modes]
+    return f" ({', '.join(named)})"
 
 
 def _workers(text: str) -> int:

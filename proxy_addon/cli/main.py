@@ -17,6 +17,7 @@ from . import (  # noqa: F401  (each registers its commands)
     cmd_admin,
     cmd_audit,
     cmd_ca,
+    cmd_devices,
     cmd_grants,
     cmd_intercept,
     cmd_lists,
@@ -29,7 +30,7 @@ from . import (  # noqa: F401  (each registers its commands)
 )
 from .base import COMMANDS
 
-ORDER = ("run", "check", "explain", "status", "selftest", "ca", "lists", "grant", "admin", "report", "history",
+ORDER = ("run", "check", "explain", "status", "selftest", "ca", "devices", "lists", "grant", "admin", "report", "history",
          "decisions", "review", "intercept", "export-subject", "purge", "audit")
 """The order of ``--help``: a technician's first week, then the rest."""
 

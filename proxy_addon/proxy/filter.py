@@ -67,6 +67,7 @@ from .upkeep.alertsend import AlertSend
 from .upkeep.dailypurge import DailyPurge
 from .upkeep.feedcheck import FeedCheck
 from .upkeep.grantpoll import GrantPoll
+from .upkeep.offsite import OffSite
 from .upkeep.rulewatch import RuleWatch
 from .upkeep.statusfile import StatusFile
 from .upkeep.supervisor import Supervisor, Task
@@ -161,6 +162,9 @@ class SchoolFilter:
         loader.add_option("schoolproxy_audit_batch_ms", int, 1000,
                           "How long the audit writer gathers events into one transaction (milliseconds). Longer "
                           "costs the proxy less CPU; a normal stop writes everything, a crash can lose this much.")
+        loader.add_option("schoolproxy_wireguard", bool, False,
+                          "a WireGuard listener for each device enrolled with schoolproxy devices add "
+                          "(schoolproxy run --mode wireguard)")
         loader.add_option("schoolproxy_instance", str, socket.gethostname(),
                           "Name of this proxy instance, recorded with every event.")
         loader.add_option("schoolproxy_reload_ms", int, 1000,
@@ -244,6 +248,8 @@ class SchoolFilter:
             tasks.insert(0, RuleWatch(rt))
         if ctx.options.schoolproxy_feed_check_s > 0:
             tasks.append(FeedCheck(rt, recorder.alerter))
+        if ctx.options.schoolproxy_wireguard:
+            tasks.append(OffSite(rt))
         return tasks
 
     def done(self) -> None:

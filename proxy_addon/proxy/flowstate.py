@@ -136,13 +136,29 @@ class Runtime(RulesInForce):
         self.notice_acks: dict[str, datetime] = {}  # who acknowledged the acceptable-use notice, and when
         self.shared: SharedBuckets | None = None  # when settings.redis is set (see shared_store)
         self.ca_refusing_devices = 0  # devices whose TLS refused the school's certificate since start (onboarding)
+        self.offsite: dict[int, tuple[str, str]] = {}  # WireGuard listener port -> (device, person) (``upkeep.offsite``)
 
     def log_only(self, who: Identity) -> bool:
         """Are the rules' decisions for this person only recorded (``gate.pilot``)?"""
         return self.engine is not None and self.engine.config.settings.log_only(who.groups)
 
+    def offsite_identity(self, client: connection.Client) -> Identity | None:
+        """Who a WireGuard connection is: the device whose key its listener
+        accepts, and that device's person (``proxy.upkeep.offsite``); else None."""
+        mode = client.proxy_mode
+        if mode.type_name != "wireguard" or self.engine is None:
+            return None
+        found = self.offsite.get(mode.custom_listen_port or 0)
+        if found is None:
+            return None
+        ip = client.peername[0] if client.peername else ""
+        return Identity(found[1], self.engine.config.groups_of(found[1]), ip, "wireguard", found[0])
+
     def identify_address(self, client: connection.Client) -> Identity:
         """Who a connection is, by its address alone (no credentials seen yet)."""
+        peer = self.offsite_identity(client)
+        if peer is not None:
+            return peer
         ip = client.peername[0] if client.peername else ""
         return self.engine.identify(ip) if self.engine else Identity(ip, frozenset(), ip, "ip")
 

@@ -37,6 +37,9 @@ class Judge:
 
     def identity(self, flow: http.HTTPFlow | None, client: connection.Client) -> Identity:
         assert self.rt.engine is not None
+        peer = self.rt.offsite_identity(client)
+        if peer is not None:  # a WireGuard peer: its key names the device and the person
+            return peer
         signin = self.rt.signin
         if signin is not None and signin.active:
             ip = client.peername[0] if client.peername else ""

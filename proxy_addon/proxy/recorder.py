@@ -155,7 +155,8 @@ class Recorder:
         mode = st.mode or (mode_name(flow.client_conn) if flow is not None else None)
         self.writer.put(access_row(
             engine, d, Seen(st.started, st.who, st.method, st.target, st.tls, mode=mode), instance=self.rt.instance,
-            device=self.devices.name(engine.config, st.who.client_ip), event_uid=st.uid, search=search,
+            device=st.who.device or self.devices.name(engine.config, st.who.client_ip), event_uid=st.uid,
+            search=search,
             outcome=outcome, action=action, reason=reason, related_uid=st.related_uid))
         self.metrics.request(action, d.category, bytes_in, bytes_out, duration, st.decision_s, st.tls, pace is not None)
 

@@ -82,7 +82,7 @@ def _die_with_parent() -> None:
 def worker_argv(base: Sequence[str], index: int, instance: str, admin_port: int | None) -> list[str]:
     """The command line of worker ``index``: ``schoolproxy run`` with the
     supervisor's arguments, one worker, its own instance name, and the admin
-    app only in worker 0."""
+    app and the WireGuard listeners only in worker 0."""
     out: list[str] = []
     items = list(base)
     i = 0
@@ -96,6 +96,9 @@ def worker_argv(base: Sequence[str], index: int, instance: str, admin_port: int 
             continue
         if a == "--set" and i + 1 < len(items) and items[i + 1].startswith("schoolproxy_instance="):
             i += 2  # replaced by the worker's own name below
+            continue
+        if a == "--mode" and i + 1 < len(items) and items[i + 1] == "wireguard" and index != 0:
+            i += 2  # a UDP port is one process's: worker 0 runs the WireGuard listeners
             continue
         out.append(a)
         i += 1

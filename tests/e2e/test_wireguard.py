@@ -1,0 +1,124 @@
+"""Devices off site through WireGuard (issue 32): a laptop enrolled with
+``schoolproxy devices add`` runs a real WireGuard client (wireguard-go, set
+up with wg) in a network namespace of its own and sends everything through
+the tunnel to ``schoolproxy run --mode wireguard``.  Blocked sites are
+blocked, allowed ones served, every row names the device and its person by
+the peer's key, and a revoked device can no longer connect, with no
+restart."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.support.netns import GatewayLab, inside, sh
+from tests.support.origin import start_origin, start_tls_origin
+from tests.support.proxy import wait_for
+
+EXE = str(Path(sys.executable).with_name("schoolproxy"))
+FAR = "203.0.113.10"
+PROXY_PORT = 8080
+
+
+def devices(proxy, *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([EXE, "devices", *args, "--data-dir", str(proxy.workdir / "data")],
+                          capture_output=True, text=True)
+
+
+class Client:
+    """wireguard-go on the client, configured from the device's configuration."""
+
+    def __init__(self, lab: GatewayLab, conf: str, work: Path) -> None:
+        for tool in ("wireguard-go", "wg"):
+            if shutil.which(tool) is None:
+                pytest.fail(f"{tool} is not installed (scripts/setup.sh test installs wireguard-go, wireguard-tools)")
+        self.lab, self.ifname = lab, "w" + lab.client_if[1:]
+        self.proc = subprocess.Popen(["ip", "netns", "exec", lab.client, "wireguard-go", "-f", self.ifname],
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        assert wait_for(lambda: sh("ip", "link", "show", self.ifname, ns=lab.client, check=False).returncode == 0)
+        lines = conf.splitlines()
+        address = next(line.split("=", 1)[1].strip() for line in lines if line.startswith("Address"))
+        wg_only = work / f"{self.ifname}.conf"
+        wg_only.write_text("\n".join(line for line in lines if not line.startswith(("Address", "DNS"))) + "\n")
+        wg_only.chmod(0o600)
+        sh("wg", "setconf", self.ifname, str(wg_only), ns=lab.client)
+        sh("ip", "addr", "add", address, "dev", self.ifname, ns=lab.client)
+        sh("ip", "link", "set", self.ifname, "up", ns=lab.client)
+        sh("ip", "route", "replace", "default", "dev", self.ifname, ns=lab.client)
+
+    def curl(self, url: str, *extra: str, timeout: int = 10) -> subprocess.CompletedProcess:
+        host = url.split("/")[2]
+        port = "443" if url.startswith("https") else "80"
+        return sh("curl", "-sS", "--noproxy", "*", "--max-time", str(timeout), "-o", "-", "-w", "\n%{http_code}",
+                  "--resolve", f"{host}:{port}:{FAR}", *extra, url, ns=self.lab.client, check=False)
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        self.proc.wait(10)
+
+
+@pytest.fixture
+def lab():
+    made = GatewayLab.create(PROXY_PORT)
+    yield made
+    made.remove()
+
+
+def test_an_enrolled_laptop_is_filtered_through_wireguard_and_revoking_it_shuts_it_out(lab, config_dir, make_proxy,
+                                                                                         tmp_path):
+    web = inside(lab.gateway, start_origin)
+    secure, _ = inside(lab.gateway, lambda: start_tls_origin(tmp_path, ["secure.test", "www.bet365.com"]))
+    proxy = make_proxy(config_dir, netns=lab.gateway, port=PROXY_PORT,
+                       routes={"allowed.test": web.port, "www.bet365.com": web.port, "secure.test": secure.port},
+                       cli=["--mode", "wireguard", "--listen-host", ""])
+    db = f"sqlite:///{proxy.db_path}"
+    added = devices(proxy, "add", "laptop-17", "--user", "alice", "--by", "tech", "--endpoint", lab.gateway_ip,
+                    "--audit-db", db)
+    assert added.returncode == 0, added.stderr
+    conf = added.stdout[added.stdout.index("[Interface]"):added.stdout.index("PersistentKeepalive = 25") + 25]
+    assert "UDP port 51820" in added.stdout and "█" in added.stdout  # the port to open, and the QR code
+    # the proxy opens the device's listener within a second, with no restart
+    assert wait_for(lambda: "51820" in sh("ss", "-Hlun", ns=lab.gateway).stdout, timeout=15), proxy.output()
+    client = Client(lab, conf, tmp_path)
+    try:
+        allowed = client.curl("http://allowed.test/hello")
+        assert allowed.stdout.endswith("\n200") and "hello from origin GET /hello" in allowed.stdout, allowed
+        blocked = client.curl("http://www.bet365.com/casino")
+        assert blocked.stdout.endswith("\n403") and "Gambling" in blocked.stdout, blocked
+        refused = client.curl("https://www.bet365.com/", "-k")
+        assert refused.returncode != 0 and secure.seen == [], refused
+        through = client.curl("https://secure.test/page", "-k")
+        assert through.stdout.endswith("\n200") and "GET /page" in through.stdout, through
+        assert [s.path for s in web.seen] == ["/hello"]
+
+        rows = proxy.wait_rows(3, "host IN ('allowed.test', 'www.bet365.com')")
+        assert {(r["user"], r["device"], r["mode"]) for r in rows} == {("alice", "laptop-17", "wireguard")}
+        assert {(r["host"], r["action"]) for r in rows} >= {("allowed.test", "allow"), ("www.bet365.com", "block")}
+        assert wait_for(lambda: proxy.rows("host = 'secure.test' AND device = 'laptop-17'"))
+
+        revoked = devices(proxy, "revoke", "laptop-17", "--reason", "reported stolen", "--by", "tech",
+                          "--audit-db", db)
+        assert revoked.returncode == 0, revoked.stderr
+        assert wait_for(lambda: "51820" not in sh("ss", "-Hlun", ns=lab.gateway).stdout, timeout=15)
+        before = len(proxy.rows())
+        shut = client.curl("http://allowed.test/after", timeout=5)
+        assert shut.returncode != 0, shut
+        assert len(proxy.rows()) == before and [s.path for s in web.seen] == ["/hello"]
+    finally:
+        client.stop()
+        web.close()
+        secure.close()
+    listed = devices(proxy, "list").stdout
+    assert "laptop-17\talice\tUDP 51820" in listed and "revoked" in listed and "reported stolen" in listed
+    key = conf.split("PrivateKey = ", 1)[1].split("\n", 1)[0]
+    assert key not in proxy.output()  # the device's private key is never logged
+    assert not (proxy.workdir / "data" / "wireguard" / "laptop-17.conf").exists()  # revoked: its key is gone
+    import sqlite3
+
+    with sqlite3.connect(proxy.db_path) as c:
+        actions = c.execute("SELECT actor, action, target FROM admin_actions ORDER BY id").fetchall()
+    assert ("tech", "device-add", "laptop-17") in actions and ("tech", "device-revoke", "laptop-17") in actions
