@@ -43,7 +43,8 @@ def cmd_status(args: argparse.Namespace) -> int:
         a, sq = s["audit"], s.get("squid")
         what = (f"Squid log daemon: {sq['lines']} log lines, {sq['recovered']} requests recorded from the "
                 f"helper's decisions, {sq['pending']} decisions awaiting their line" if sq else
-                f"rules {s['rules_digest']}, {s['grants_active']} grants active")
+                f"rules {s['rules_digest']}, {s['grants_active']} grants active"
+                + (f", modes {', '.join(s['modes'])}" if s.get("modes") else ""))
         print(f"{s['instance']} (pid {s['pid']}): audit {'OK' if not problems else 'PROBLEM'}: "
               f"{a['written']} written, {a['pending']} pending, journal {a['journal_bytes'] or 0} bytes"
               f"{'; ' + '; '.join(problems) if problems else ''}; {what}")

@@ -44,6 +44,8 @@ class Metrics:
                                 ["action", "category"], registry=r)
         self.bytes = Counter("schoolproxy_bytes", "Bytes through the proxy, by direction", ["direction"], registry=r)
         self.throttled = Counter("schoolproxy_throttled_transfers", "Transfers held to a bandwidth limit", registry=r)
+        self.modes = Counter("schoolproxy_requests_by_mode", "Requests by how the device reached the proxy "
+                             "(regular, transparent, wireguard)", ["mode"], registry=r)
         self.tls = Counter("schoolproxy_tls_connections", "HTTPS handling: passed through or decrypted", ["mode"],
                            registry=r)
         self.decision = Histogram("schoolproxy_decision_seconds", "Time to decide a request (rules, lists, scores)",
@@ -68,10 +70,14 @@ class Metrics:
         self.up = Gauge("schoolproxy_workers_up", "Proxy processes serving", registry=r, **mode)
         self.up.set(1)
         self._children: dict[tuple[str, str], Any] = {}
+        self._modes = {m: self.modes.labels(m) for m in ("regular", "transparent", "wireguard")}
 
     def request(self, action: str, category: str | None, bytes_in: int | None, bytes_out: int | None,
-                duration_s: float, decision_s: float | None, tls: str | None, throttled: bool) -> None:
+                duration_s: float, decision_s: float | None, tls: str | None, throttled: bool,
+                mode: str | None = None) -> None:
         """One request's figures (called with its audit row)."""
+        if mode:
+            (self._modes.get(mode) or self.modes.labels(mode)).inc()
         key = (action, category or "")
         child = self._children.get(key)
         if child is None:

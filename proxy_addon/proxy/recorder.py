@@ -158,7 +158,8 @@ class Recorder:
             device=st.who.device or self.devices.name(engine.config, st.who.client_ip), event_uid=st.uid,
             search=search,
             outcome=outcome, action=action, reason=reason, related_uid=st.related_uid))
-        self.metrics.request(action, d.category, bytes_in, bytes_out, duration, st.decision_s, st.tls, pace is not None)
+        self.metrics.request(action, d.category, bytes_in, bytes_out, duration, st.decision_s, st.tls, pace is not None,
+                             mode)
 
     def _circumvention_kind(self, d: Decision) -> str | None:
         """What way round the filter a block was, or None if it was not one."""

@@ -99,6 +99,13 @@ def test_an_enrolled_laptop_is_filtered_through_wireguard_and_revoking_it_shuts_
         assert {(r["user"], r["device"], r["mode"]) for r in rows} == {("alice", "laptop-17", "wireguard")}
         assert {(r["host"], r["action"]) for r in rows} >= {("allowed.test", "allow"), ("www.bet365.com", "block")}
         assert wait_for(lambda: proxy.rows("host = 'secure.test' AND device = 'laptop-17'"))
+        # status and metrics name the modes (the status file is written every two seconds)
+        assert wait_for(lambda: "modes regular, wireguard (1 devices)" in subprocess.run(
+            [EXE, "status", "--data-dir", str(proxy.workdir / "data")], capture_output=True, text=True).stdout,
+            timeout=15)
+        metrics = sh("curl", "-sS", f"http://127.0.0.1:{PROXY_PORT}/metrics", ns=lab.gateway).stdout
+        assert 'schoolproxy_requests_by_mode_total{mode="wireguard"} ' in metrics
+        assert 'schoolproxy_requests_by_mode_total{mode="wireguard"} 0.0' not in metrics
 
         revoked = devices(proxy, "revoke", "laptop-17", "--reason", "reported stolen", "--by", "tech",
                           "--audit-db", db)

@@ -8,9 +8,12 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+from collections.abc import Sequence
 from dataclasses import asdict
 from datetime import datetime, timezone
 from typing import Any
+
+from mitmproxy import ctx
 
 from ...audit.status import write_status
 from ...lists.lockedfeeds import load_states
@@ -53,6 +56,7 @@ class StatusFile:
                 "rules_problem": rt.rules_problem, "rules_since": rt.rules_since.isoformat(),
                 "grants_active": len(rt.grants), "audit": writer.status(),
                 "ca_refusing_devices": rt.ca_refusing_devices,
+                "modes": listening_modes(ctx.options.mode, ctx.options.schoolproxy_wireguard),
                 "directory": rt.signin.status() if rt.signin is not None and rt.signin.active else None,
                 "locked_feeds": {k: asdict(v) for k, v in load_states(rt.data).items()},
                 "sealing": self.recorder.sealer.error if self.recorder.sealer is not None else "off",
@@ -109,3 +113,11 @@ class StatusFile:
                 pass
         self.recorder.metrics.status(audit, lists.entries if lists is not None else None, built,
                                      len(self.rt.grants), shared)
+
+
+def listening_modes(specs: Sequence[str], wireguard: bool) -> list[str]:
+    """The modes this proxy listens in, as ``status`` names them: one entry
+    for all the WireGuard listeners (one per enrolled device)."""
+    modes = [s.split("@", 1)[0] for s in specs if not s.startswith("wireguard")]
+    devices = sum(1 for s in specs if s.startswith("wireguard"))
+    return modes + ([f"wireguard ({devices} devices)"] if devices or wireguard else [])
