@@ -20,6 +20,16 @@ def origin():
 
 
 @pytest.fixture
+def lab():
+    """A client and a gateway, each a network namespace of this run (``tests.support.netns``)."""
+    from tests.support.netns import LAB_PROXY_PORT, GatewayLab
+
+    made = GatewayLab.create(LAB_PROXY_PORT)
+    yield made
+    made.remove()
+
+
+@pytest.fixture
 def config_dir(tmp_path: Path) -> Path:
     return copy_config(tmp_path / "config")
 

@@ -11,20 +11,13 @@ import subprocess
 
 import pytest
 
-from tests.support.netns import GatewayLab, inside, sh
+from tests.support.netns import LAB_PROXY_PORT, GatewayLab, inside, sh
 from tests.support.origin import start_origin, start_tls_origin
 from tests.support.proxy import wait_for
 
 FAR = "203.0.113.10"  # TEST-NET-3: routed to the gateway, never reached
 FAR6 = "2001:db8::10"
-PROXY_PORT = 8080
-
-
-@pytest.fixture
-def lab():
-    made = GatewayLab.create(PROXY_PORT)
-    yield made
-    made.remove()
+PROXY_PORT = LAB_PROXY_PORT
 
 
 @pytest.fixture

@@ -8,20 +8,17 @@ restart."""
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 import sys
 from pathlib import Path
 
-import pytest
-
-from tests.support.netns import GatewayLab, inside, sh
+from tests.support.netns import LAB_PROXY_PORT, WireGuardClient, inside, sh
 from tests.support.origin import start_origin, start_tls_origin
 from tests.support.proxy import wait_for
 
 EXE = str(Path(sys.executable).with_name("schoolproxy"))
 FAR = "203.0.113.10"
-PROXY_PORT = 8080
+PROXY_PORT = LAB_PROXY_PORT
 
 
 def devices(proxy, *args: str) -> subprocess.CompletedProcess:
@@ -29,43 +26,11 @@ def devices(proxy, *args: str) -> subprocess.CompletedProcess:
                           capture_output=True, text=True)
 
 
-class Client:
-    """wireguard-go on the client, configured from the device's configuration."""
-
-    def __init__(self, lab: GatewayLab, conf: str, work: Path) -> None:
-        for tool in ("wireguard-go", "wg"):
-            if shutil.which(tool) is None:
-                pytest.fail(f"{tool} is not installed (scripts/setup.sh test installs wireguard-go, wireguard-tools)")
-        self.lab, self.ifname = lab, "w" + lab.client_if[1:]
-        self.proc = subprocess.Popen(["ip", "netns", "exec", lab.client, "wireguard-go", "-f", self.ifname],
-                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        assert wait_for(lambda: sh("ip", "link", "show", self.ifname, ns=lab.client, check=False).returncode == 0)
-        lines = conf.splitlines()
-        address = next(line.split("=", 1)[1].strip() for line in lines if line.startswith("Address"))
-        wg_only = work / f"{self.ifname}.conf"
-        wg_only.write_text("\n".join(line for line in lines if not line.startswith(("Address", "DNS"))) + "\n")
-        wg_only.chmod(0o600)
-        sh("wg", "setconf", self.ifname, str(wg_only), ns=lab.client)
-        sh("ip", "addr", "add", address, "dev", self.ifname, ns=lab.client)
-        sh("ip", "link", "set", self.ifname, "up", ns=lab.client)
-        sh("ip", "route", "replace", "default", "dev", self.ifname, ns=lab.client)
-
-    def curl(self, url: str, *extra: str, timeout: int = 10) -> subprocess.CompletedProcess:
-        host = url.split("/")[2]
-        port = "443" if url.startswith("https") else "80"
-        return sh("curl", "-sS", "--noproxy", "*", "--max-time", str(timeout), "-o", "-", "-w", "\n%{http_code}",
-                  "--resolve", f"{host}:{port}:{FAR}", *extra, url, ns=self.lab.client, check=False)
-
-    def stop(self) -> None:
-        self.proc.terminate()
-        self.proc.wait(10)
-
-
-@pytest.fixture
-def lab():
-    made = GatewayLab.create(PROXY_PORT)
-    yield made
-    made.remove()
+def curl(client: WireGuardClient, url: str, *extra: str, timeout: int = 10) -> subprocess.CompletedProcess:
+    host = url.split("/")[2]
+    port = "443" if url.startswith("https") else "80"
+    return sh("curl", "-sS", "--noproxy", "*", "--max-time", str(timeout), "-o", "-", "-w", "\n%{http_code}",
+              "--resolve", f"{host}:{port}:{FAR}", *extra, url, ns=client.lab.client, check=False)
 
 
 def test_an_enrolled_laptop_is_filtered_through_wireguard_and_revoking_it_shuts_it_out(lab, config_dir, make_proxy,
@@ -83,15 +48,15 @@ def test_an_enrolled_laptop_is_filtered_through_wireguard_and_revoking_it_shuts_
     assert "UDP port 51820" in added.stdout and "█" in added.stdout  # the port to open, and the QR code
     # the proxy opens the device's listener within a second, with no restart
     assert wait_for(lambda: "51820" in sh("ss", "-Hlun", ns=lab.gateway).stdout, timeout=15), proxy.output()
-    client = Client(lab, conf, tmp_path)
+    client = WireGuardClient(lab, conf, tmp_path)
     try:
-        allowed = client.curl("http://allowed.test/hello")
+        allowed = curl(client, "http://allowed.test/hello")
         assert allowed.stdout.endswith("\n200") and "hello from origin GET /hello" in allowed.stdout, allowed
-        blocked = client.curl("http://www.bet365.com/casino")
+        blocked = curl(client, "http://www.bet365.com/casino")
         assert blocked.stdout.endswith("\n403") and "Gambling" in blocked.stdout, blocked
-        refused = client.curl("https://www.bet365.com/", "-k")
+        refused = curl(client, "https://www.bet365.com/", "-k")
         assert refused.returncode != 0 and secure.seen == [], refused
-        through = client.curl("https://secure.test/page", "-k")
+        through = curl(client, "https://secure.test/page", "-k")
         assert through.stdout.endswith("\n200") and "GET /page" in through.stdout, through
         assert [s.path for s in web.seen] == ["/hello"]
 
@@ -112,7 +77,7 @@ def test_an_enrolled_laptop_is_filtered_through_wireguard_and_revoking_it_shuts_
         assert revoked.returncode == 0, revoked.stderr
         assert wait_for(lambda: "51820" not in sh("ss", "-Hlun", ns=lab.gateway).stdout, timeout=15)
         before = len(proxy.rows())
-        shut = client.curl("http://allowed.test/after", timeout=5)
+        shut = curl(client, "http://allowed.test/after", timeout=5)
         assert shut.returncode != 0, shut
         assert len(proxy.rows()) == before and [s.path for s in web.seen] == ["/hello"]
     finally:

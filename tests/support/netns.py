@@ -17,6 +17,7 @@ import os
 import shutil
 import subprocess
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,6 +27,7 @@ import pytest
 
 T = TypeVar("T")
 CLONE_NEWNET = 0x40000000
+LAB_PROXY_PORT = 8080  # the gateway is a namespace of its own: any port is free there
 _COUNTER = itertools.count()
 
 
@@ -155,3 +157,36 @@ table inet schoolproxy {{
   }}
 }}
 """
+
+
+class WireGuardClient:
+    """A real WireGuard client on the lab's client (userspace wireguard-go,
+    configured with wg from a device's wg-quick configuration), whose
+    default route is the tunnel."""
+
+    def __init__(self, lab: GatewayLab, conf: str, work: Path) -> None:
+        for tool in ("wireguard-go", "wg"):
+            if shutil.which(tool) is None:
+                raise RuntimeError(f"{tool} is not installed (scripts/setup.sh test installs wireguard-go and "
+                                   "wireguard-tools)")
+        self.lab, self.ifname = lab, "w" + lab.client_if[1:]
+        self.proc = subprocess.Popen(["ip", "netns", "exec", lab.client, "wireguard-go", "-f", self.ifname],
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + 10
+        while sh("ip", "link", "show", self.ifname, ns=lab.client, check=False).returncode != 0:
+            if time.monotonic() > deadline or self.proc.poll() is not None:
+                raise RuntimeError("wireguard-go did not make its interface")
+            time.sleep(0.05)
+        lines = conf.splitlines()
+        address = next(line.split("=", 1)[1].strip() for line in lines if line.startswith("Address"))
+        wg_only = work / f"{self.ifname}.conf"  # wg takes the keys and peers; the address and route are ip's
+        wg_only.write_text("\n".join(line for line in lines if not line.startswith(("Address", "DNS"))) + "\n")
+        wg_only.chmod(0o600)
+        sh("wg", "setconf", self.ifname, str(wg_only), ns=lab.client)
+        sh("ip", "addr", "add", address, "dev", self.ifname, ns=lab.client)
+        sh("ip", "link", "set", self.ifname, "up", ns=lab.client)
+        sh("ip", "route", "replace", "default", "dev", self.ifname, ns=lab.client)
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        self.proc.wait(10)
