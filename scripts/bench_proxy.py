@@ -21,6 +21,10 @@ dispatch (``bench_indexed_dispatch.py``), and the ratio against it is
 printed too.
 
     .venv/bin/python scripts/bench_proxy.py [--seconds 1] [--rounds 30] [--conns 8] [--blocked 0.1] [--config DIR]
+
+``--mode transparent`` (or ``wireguard``) measures the gateway modes instead
+(``benchmodes.py``): the same filter in regular and transparent mode (and
+through WireGuard), each in a network namespace made for the run.
 """
 
 from __future__ import annotations
@@ -71,7 +75,15 @@ def main() -> None:
     ap.add_argument("--conns", type=int, default=8)
     ap.add_argument("--blocked", type=float, default=0.0, help="share of prohibited URLs in the mix")
     ap.add_argument("--config", type=Path, default=None, help="configuration (and its list index) to use")
+    ap.add_argument("--mode", choices=("regular", "transparent", "wireguard"), default="regular",
+                    help="transparent: schoolproxy in transparent mode at a gateway against the same in regular "
+                         "mode, from a client network namespace; wireguard: that, plus a device through WireGuard")
     args = ap.parse_args()
+    if args.mode != "regular":
+        from benchmodes import compare_modes
+
+        compare_modes(args, url_mix(2000, args.blocked, args.config))
+        return
 
     origin, origin_port = start_origin()
     urls = url_mix(2000, args.blocked, args.config)

@@ -42,16 +42,31 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def wait_port(port: int, proc: subprocess.Popen, timeout: float = 30) -> None:
+def in_netns(netns: str | None) -> list[str]:
+    """The command prefix that runs a program in network namespace ``netns`` (none: here)."""
+    return ["ip", "netns", "exec", netns] if netns else []
+
+
+def wait_port(port: int, proc: subprocess.Popen, timeout: float = 30, netns: str | None = None) -> None:
+    def listening() -> bool:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                return True
+        except OSError:
+            return False
+
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc.poll() is not None:
             raise RuntimeError(f"process exited with {proc.returncode}")
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+        if netns is None and listening():
+            return
+        if netns is not None:
+            from tests.support.netns import inside
+
+            if inside(netns, listening):
                 return
-        except OSError:
-            time.sleep(0.1)
+        time.sleep(0.1)
     raise RuntimeError(f"nothing listening on {port}")
 
 
@@ -97,29 +112,32 @@ asyncio.run(main())
 """
 
 
-def start_origin(body_size: int = 2048) -> tuple[subprocess.Popen, int]:
+def start_origin(body_size: int = 2048, netns: str | None = None) -> tuple[subprocess.Popen, int]:
     port = free_port()
-    proc = subprocess.Popen([sys.executable, "-c", ORIGIN_CODE, str(port), str(body_size)])
+    proc = subprocess.Popen([*in_netns(netns), sys.executable, "-c", ORIGIN_CODE, str(port), str(body_size)])
     pin(proc.pid, CLIENT_CPUS)
-    wait_port(port, proc)
+    wait_port(port, proc, netns=netns)
     return proc, port
 
 
 # -- load generator ---------------------------------------------------------------------
 
 LOAD_CODE = r"""
-import asyncio, json, sys, time
+import asyncio, json, os, sys, time
 proxy_port, duration, conns = int(sys.argv[1]), float(sys.argv[2]), int(sys.argv[3])
 urls = json.load(open(sys.argv[4]))
 first = json.load(open(sys.argv[5])) if len(sys.argv) > 5 else []  # a header for each connection's first request
+target = os.environ.get("BENCH_TARGET", "127.0.0.1")  # the proxy, or (redirected) any address
+origin_form = os.environ.get("BENCH_ORIGIN_FORM") == "1"  # as a device that knows of no proxy sends it
 async def one(k, stop, out):
-    r, w = await asyncio.open_connection("127.0.0.1", proxy_port)
+    r, w = await asyncio.open_connection(target, proxy_port)
     i = k
     extra = f"{first[k % len(first)]}\r\n" if first else ""
     while time.monotonic() < stop:
         url = urls[i % len(urls)]; i += conns
         host = url.split("/")[2]
-        w.write(f"GET {url} HTTP/1.1\r\nHost: {host}\r\nUser-Agent: bench\r\n{extra}\r\n".encode())
+        line = "/" + url.split("/", 3)[3] if origin_form else url
+        w.write(f"GET {line} HTTP/1.1\r\nHost: {host}\r\nUser-Agent: bench\r\n{extra}\r\n".encode())
         extra = ""
         head = await r.readuntil(b"\r\n\r\n")
         length = 0
@@ -130,7 +148,7 @@ async def one(k, stop, out):
         status = int(head.split(b" ", 2)[1])
         out[status] = out.get(status, 0) + 1
         if b"connection: close" in head.lower():
-            w.close(); r, w = await asyncio.open_connection("127.0.0.1", proxy_port)
+            w.close(); r, w = await asyncio.open_connection(target, proxy_port)
     w.close()
 async def main():
     out = {}
@@ -153,9 +171,12 @@ class LoadResult:
 
 
 def run_load(proxy_port: int, urls: list[str], duration: float, conns: int = 8,
-             first_headers: list[str] | None = None) -> LoadResult:
+             first_headers: list[str] | None = None, netns: str | None = None, target: str = "127.0.0.1",
+             origin_form: bool = False) -> LoadResult:
     """Keep-alive load; ``first_headers``: one header line for each
-    connection's first request (a sign-in), none after."""
+    connection's first request (a sign-in), none after.  ``netns``,
+    ``target``, ``origin_form``: from a client namespace, to an address that
+    is redirected to a transparent proxy, as a device that knows of no proxy."""
     with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as fh:
         json.dump(urls, fh)
     extra: list[str] = []
@@ -165,8 +186,10 @@ def run_load(proxy_port: int, urls: list[str], duration: float, conns: int = 8,
         extra = [hf.name]
     try:
         cpus = ",".join(str(c) for c in sorted(CLIENT_CPUS))
-        out = subprocess.run(["taskset", "-c", cpus, sys.executable, "-c", LOAD_CODE, str(proxy_port), str(duration),
-                              str(conns), fh.name, *extra], capture_output=True, text=True, check=True).stdout
+        env = {**os.environ, "BENCH_TARGET": target, "BENCH_ORIGIN_FORM": "1" if origin_form else "0"}
+        out = subprocess.run([*in_netns(netns), "taskset", "-c", cpus, sys.executable, "-c", LOAD_CODE,
+                              str(proxy_port), str(duration), str(conns), fh.name, *extra],
+                             capture_output=True, text=True, check=True, env=env).stdout
     finally:
         os.unlink(fh.name)
         for name in extra:
@@ -207,11 +230,14 @@ def start_bare(origin_port: int, extra: list[str] | None = None) -> Running:
     return Running(proc, port, work)
 
 
-def start_school(origin_port: int, config: Path | None = None, extra: list[str] | None = None) -> Running:
-    port = free_port()
+def start_school(origin_port: int, config: Path | None = None, extra: list[str] | None = None,
+                 netns: str | None = None, run_args: list[str] | None = None, port: int | None = None) -> Running:
+    """``netns``: in that network namespace; ``run_args``: more ``schoolproxy run`` options (``--mode``)."""
+    port = port or free_port()
     work = Path(tempfile.mkdtemp(prefix="bench-school-"))
-    cmd = [str(BIN / "schoolproxy"), "run", "--listen-port", str(port), "--audit-db", f"sqlite:///{work}/audit.sqlite",
-           "--confdir", str(work), "--workers", "1"]  # one process, pinned to one core, against one mitmdump
+    cmd = [*in_netns(netns), str(BIN / "schoolproxy"), "run", "--listen-port", str(port),
+           "--audit-db", f"sqlite:///{work}/audit.sqlite",
+           "--confdir", str(work), "--workers", "1", *(run_args or [])]  # one process, one core, one mitmdump
     if config is not None:
         cmd += ["--config", str(config)]
     cmd += ["--", *COMMON, "-s", str(ROUTE_ALL), "--set", f"route_all_port={origin_port}",
@@ -219,7 +245,7 @@ def start_school(origin_port: int, config: Path | None = None, extra: list[str] 
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=work,
                             env={**os.environ})
     pin(proc.pid, PROXY_CPUS)
-    wait_port(port, proc)
+    wait_port(port, proc, netns=netns)
     return Running(proc, port, work)
 
 

@@ -24,11 +24,13 @@ from __future__ import annotations
 
 import logging
 import os
+from dataclasses import replace
 from typing import Any
 
 from ..classify.decision import Decision, refusal
 from ..classify.identity import Identity
-from ..gate.record import Seen, access_row, search_of
+from ..gate.pilot import spared, would
+from ..gate.record import NOTHING, Outcome, Seen, access_row, search_of
 from ..gate.verdict import connect_port_refusal, verdict
 from ..grants import feedback
 from ..monitor.devices import DeviceNames
@@ -36,6 +38,8 @@ from ..urls.normalize import InvalidHost, InvalidURL, Target, make_target, split
 from .decisionrecord import DecisionLog
 from .helperruntime import PolicyRuntime
 from .protocol import encode_decision, parse_request, reply
+
+UNENFORCED = Outcome(enforced=False)
 
 log = logging.getLogger(__name__)
 
@@ -81,10 +85,12 @@ class Helper:
             decision = verdict(engine, self.rt.grants, target, who, now, pages=self.rt.pages)
             if decision.action != "block" and method == "CONNECT":
                 decision = connect_port_refusal(engine, split_authority(url)[1]) or decision
+        spare = spared(engine.config.settings, who, decision)  # log-only: recorded, and Squid lets it through
         row = access_row(engine, decision, Seen(now, who, method, target, "squid-tunnel" if method == "CONNECT" else None),
                          instance=self.instance, device=self.devices.name(engine.config, who.client_ip),
-                         event_uid=os.urandom(16).hex(), search=search_of(target))
-        return decision, row
+                         event_uid=os.urandom(16).hex(), search=search_of(target),
+                         action=would("block") if spare else None, outcome=UNENFORCED if spare else NOTHING)
+        return (replace(decision, action="allow") if spare else decision), row
 
     def answer(self, fields: list[str]) -> tuple[str, dict[str, str], str]:
         """(result, reply keys, decision record) for one request line."""

@@ -27,11 +27,11 @@ from urllib.parse import unquote
 
 DECISION_KEYS = ("event_uid", "ts", "user", "client_ip", "method", "scheme", "host", "url", "category",
                  "categories", "action", "rule", "clause", "matched", "reason", "grant_id", "config_digest",
-                 "search_terms", "out_of_hours", "tls", "device")
+                 "search_terms", "out_of_hours", "tls", "device", "enforced")
 """The audit row's columns that the helper decides; the log daemon adds the
 outcome (status, bytes, duration).  New columns go at the end: a record
-written before one was added (``device``) is still read, without it."""
-_OLDEST = len(DECISION_KEYS) - 1
+written before one was added (``device``, ``enforced``) is still read, without it."""
+_OLDEST = DECISION_KEYS.index("device")
 
 
 def parse_request(line: bytes) -> tuple[bytes, list[str]]:

@@ -178,11 +178,13 @@ def test_a_decision_record_written_before_the_device_column_is_still_read():
 
     from proxy_addon.squid.protocol import DECISION_KEYS, decode_decision
 
-    old = ["e" * 32, 1795000000.5] + [None] * (len(DECISION_KEYS) - 3)
+    old = ["e" * 32, 1795000000.5] + [None] * (DECISION_KEYS.index("device") - 2)
     row = decode_decision(json.dumps(old))
     assert row["event_uid"] == "e" * 32 and "device" not in row and row["ts"].year == 2026
     with pytest.raises(ValueError):
         decode_decision(json.dumps(old[:-1]))
+    before_log_only = decode_decision(json.dumps([*old, "laptop-3"]))  # the helper before log-only (0019)
+    assert before_log_only["device"] == "laptop-3" and "enforced" not in before_log_only
 
 
 def test_killing_the_log_daemon_under_load_loses_no_answered_request(squid, origin):
@@ -267,3 +269,15 @@ def test_helper_gives_people_their_directory_groups(tmp_path, config_dir):
         assert "category_rule:media-studies-auctions" in record
     finally:
         ldap.stop()
+
+
+def test_log_only_lets_a_blocked_site_through_squid_and_records_it(squid, origin, config_dir):
+    """Log-only (issue 32) behind Squid too: the helper says OK, the row says would-block."""
+    settings = config_dir / "rules" / "00-settings.yaml"
+    settings.write_text(settings.read_text().replace("  enforce: true\n", "  enforce: false\n"))
+    s = squid()
+    r = curl(s.url, "-i", f"http://www.bet365.com:{origin.port}/odds?match=2")
+    assert r.stdout.startswith("HTTP/1.1 200"), r.stdout[:300]
+    assert any(seen.path == "/odds?match=2" for seen in origin.seen)
+    row = s.wait_rows(1, "host = 'www.bet365.com'")[0]
+    assert (row["action"], row["enforced"], row["category"], row["status_code"]) == ("would-block", 0, "gambling", 200)

@@ -162,9 +162,9 @@ table inet schoolproxy {{
 class WireGuardClient:
     """A real WireGuard client on the lab's client (userspace wireguard-go,
     configured with wg from a device's wg-quick configuration), whose
-    default route is the tunnel."""
+    default route (or ``route``) is the tunnel."""
 
-    def __init__(self, lab: GatewayLab, conf: str, work: Path) -> None:
+    def __init__(self, lab: GatewayLab, conf: str, work: Path, route: str = "default") -> None:
         for tool in ("wireguard-go", "wg"):
             if shutil.which(tool) is None:
                 raise RuntimeError(f"{tool} is not installed (scripts/setup.sh test installs wireguard-go and "
@@ -185,7 +185,7 @@ class WireGuardClient:
         sh("wg", "setconf", self.ifname, str(wg_only), ns=lab.client)
         sh("ip", "addr", "add", address, "dev", self.ifname, ns=lab.client)
         sh("ip", "link", "set", self.ifname, "up", ns=lab.client)
-        sh("ip", "route", "replace", "default", "dev", self.ifname, ns=lab.client)
+        sh("ip", "route", "replace", route, "dev", self.ifname, ns=lab.client)
 
     def stop(self) -> None:
         self.proc.terminate()
