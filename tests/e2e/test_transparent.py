@@ -17,7 +17,8 @@ from tests.support.proxy import wait_for
 
 FAR = "203.0.113.10"  # TEST-NET-3: routed to the gateway, never reached
 FAR6 = "2001:db8::10"
-PROXY_PORT = LAB_PROXY_PORT
+PROXY_PORT = LAB_PROXY_PORT  # transparent: where the gateway's rules redirect to
+REGULAR_PORT = LAB_PROXY_PORT - 1  # regular mode beside it, for devices set to use the proxy
 
 
 @pytest.fixture
@@ -29,9 +30,9 @@ def gateway(lab, config_dir, make_proxy, tmp_path):
     (config_dir / "rules" / "11-devices.yaml").write_text(
         f"devices:\n  - ip: {lab.client_ip}\n    user: lab-7\n    name: lab-pc-7\n"
         f"  - ip: {lab.client_ip6}\n    user: lab-7\n    name: lab-pc-7\n")
-    proxy = make_proxy(config_dir, netns=lab.gateway, port=PROXY_PORT,
+    proxy = make_proxy(config_dir, netns=lab.gateway, port=REGULAR_PORT,  # both modes in one process
                        routes={"allowed.test": web.port, "www.bet365.com": web.port, "secure.test": secure.port},
-                       cli=["--mode", "transparent", "--listen-host", ""])
+                       cli=["--mode", "regular", "--mode", f"transparent@{PROXY_PORT}", "--listen-host", ""])
     yield proxy, web, secure
     web.close()
     secure.close()
@@ -71,7 +72,13 @@ def test_curl_on_a_client_with_no_proxy_set_is_filtered_at_the_gateway(lab, gate
     ca = sh("curl", "-sS", "--max-time", "10", f"http://{lab.gateway_ip}/ca", ns=lab.client, check=False)
     assert "fingerprint" in ca.stdout.lower(), ca
 
-    rows = proxy.wait_rows(6, "host IN ('allowed.test', 'www.bet365.com', 'secure.test')")
+    # regular mode in the same process, one audit log: a device set to use the proxy
+    proxied = sh("curl", "-sS", "--max-time", "10", "-x", f"http://{lab.gateway_ip}:{REGULAR_PORT}",
+                 "http://allowed.test/proxied", ns=lab.client, check=False)
+    assert "hello from origin GET /proxied" in proxied.stdout, proxied
+    assert proxy.wait_rows(1, "url = 'http://allowed.test/proxied' AND mode = 'regular'")
+
+    rows = proxy.wait_rows(6, "host IN ('allowed.test', 'www.bet365.com', 'secure.test') AND mode = 'transparent'")
     seen = {(r["host"], r["action"], r["tls"]) for r in rows}
     assert ("allowed.test", "allow", None) in seen
     assert ("www.bet365.com", "block", None) in seen  # the block page
@@ -81,7 +88,7 @@ def test_curl_on_a_client_with_no_proxy_set_is_filtered_at_the_gateway(lab, gate
     rows = proxy.rows("host IN ('allowed.test', 'www.bet365.com', 'secure.test')")
     assert {(r["device"], r["user"]) for r in rows} == {("lab-pc-7", "lab-7")}, [dict(r) for r in rows]
     assert {r["client_ip"] for r in rows} == {lab.client_ip, lab.client_ip6}
-    assert {r["mode"] for r in rows} == {"transparent"}
+    assert {r["mode"] for r in rows} == {"transparent", "regular"}
     assert not any(r["host"] in (FAR, FAR6, lab.gateway_ip) for r in proxy.rows())
 
 
