@@ -45,11 +45,12 @@ def tunnel_protocol(data: bytes, tls_is_tunnel: bool = False) -> str | None:
     return None
 
 
-def describe(client: bytes, server: bytes) -> str:
-    """A tunnel refused for carrying neither TLS nor HTTP, as the row says it."""
+def describe(client: bytes, server: bytes, channel: str = "a tunnel (CONNECT)") -> str:
+    """A tunnel refused for carrying neither TLS nor HTTP, as the row says
+    it; ``channel``: what carried it (a redirected connection, UDP)."""
     found = tunnel_protocol(client) or tunnel_protocol(server)
     if found:
-        return f"{found} inside a tunnel (CONNECT)"
+        return f"{found} inside {channel}"
     if not client and server:
-        return "a server that speaks first inside a tunnel (CONNECT)"
-    return "a tunnel (CONNECT) that carries neither TLS nor HTTP"
+        return f"a server that speaks first inside {channel}"
+    return f"{channel} that carries neither TLS nor HTTP"

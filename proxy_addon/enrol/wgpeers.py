@@ -31,7 +31,7 @@ from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 FOLDER = "wireguard"
 BASE_PORT = 51820
 NETWORK = ipaddress.ip_network("100.64.0.0/16")  # shared address space (RFC 6598): not a school LAN's
-DNS = "100.64.0.53"  # answered inside the tunnel by the proxy's own resolver
+DNS = "10.0.0.53"  # mitmproxy's WireGuard mode answers this address itself, with the proxy's resolver
 NAME = re.compile(r"^[a-z0-9][a-z0-9-]{0,39}$")
 
 
@@ -176,12 +176,13 @@ LOCAL_NETWORKS = ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "127.0.0.0/8"
 
 def _public_routes() -> str:
     """Every IPv4 address but the private, link-local, loopback and multicast
-    ranges, and IPv6's global unicast: a device keeps its home printer."""
+    ranges, the tunnel's DNS, and IPv6's global unicast: a device keeps its
+    home printer."""
     nets: list[ipaddress.IPv4Network] = [ipaddress.IPv4Network("0.0.0.0/0")]
     for text in LOCAL_NETWORKS:
         local = ipaddress.IPv4Network(text)
         nets = [piece for n in nets for piece in (n.address_exclude(local) if local.subnet_of(n) else [n])]
-    return ", ".join(str(n) for n in sorted(nets)) + ", 2000::/3"
+    return ", ".join(str(n) for n in sorted(nets)) + f", {DNS}/32, 2000::/3"
 
 
 PUBLIC_ROUTES = _public_routes()

@@ -17,10 +17,11 @@ each judged, and a tunnel that passes through undecrypted is refused if
 either is blocked (a mismatch is recorded as fronting).
 
 A tunnel that carries neither TLS nor HTTP (SSH, OpenVPN, SOCKS, ...) is
-refused in ``next_layer``, before mitmproxy opens the server connection or
-relays a byte either way (mitmproxy 11 ignores ``flow.kill()`` in
-``tcp_start``; a server that speaks first is never reached, as the proxy
-connects lazily).  Also here: the forced-safe front ends of search engines.
+refused in ``next_layer``, and so is UDP other than DNS and QUIC (a
+WireGuard device's OpenVPN, or WireGuard inside WireGuard), before
+mitmproxy opens the server connection or relays a byte either way
+(mitmproxy 11 ignores ``flow.kill()`` in ``tcp_start``; a server that
+speaks first is never reached, as the proxy connects lazily).  Also here: the forced-safe front ends of search engines.
 Every CONNECT leaves a row: an undecrypted tunnel when the client
 disconnects, a decrypted one through its requests or, if none was made,
 when the client disconnects.
@@ -34,7 +35,7 @@ from datetime import datetime, timezone
 
 from mitmproxy import connection, ctx, http, tls
 from mitmproxy.proxy import layer
-from mitmproxy.proxy.layers import TCPLayer
+from mitmproxy.proxy.layers import TCPLayer, UDPLayer
 
 from ..classify.circumvention import circumvention_decision
 from ..classify.decision import Decision, refusal
@@ -310,11 +311,14 @@ class Tunnels:
                 chooser.next_layer(nl)
         chosen = nl.layer
         engine = self.rt.engine
-        if not isinstance(chosen, TCPLayer) or chosen.flow is None or engine is None \
+        if not isinstance(chosen, (TCPLayer, UDPLayer)) or chosen.flow is None or engine is None \
                 or not engine.circumvention.non_tls_tunnels:
             return
         client = nl.context.client
-        why = describe(nl.data_client(), nl.data_server())
+        port = nl.context.server.address[1] if nl.context.server.address else 0
+        channel = (f"UDP to port {port}" if isinstance(chosen, UDPLayer) else
+                   f"a connection to port {port}" if redirected(client) else "a tunnel (CONNECT)")
+        why = describe(nl.data_client(), nl.data_server(), channel)
         tunnel = self.open.get(client.id) or self.rt.connects.get(client.id)
         host = nl.context.server.address[0] if nl.context.server.address else "unknown"
         try:

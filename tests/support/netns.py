@@ -132,6 +132,14 @@ class GatewayLab:
     def remove(self) -> None:
         for ns in (self.client, self.gateway):
             subprocess.run(["ip", "netns", "del", ns], capture_output=True)
+            shutil.rmtree(Path("/etc/netns") / ns, ignore_errors=True)
+
+    def etc(self, ns: str, name: str, text: str) -> None:
+        """A file that programs run in ``ns`` see as ``/etc/NAME`` (``ip netns
+        exec`` mounts ``/etc/netns/NS/NAME`` over it): hosts, resolv.conf."""
+        folder = Path("/etc/netns") / ns
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / name).write_text(text)
 
     def wrapper(self, directory: Path, program: str) -> Path:
         """An executable that runs ``program`` on the client (for a browser
