@@ -70,10 +70,12 @@ def wait_port(port: int, proc: subprocess.Popen, timeout: float = 30, netns: str
     raise RuntimeError(f"nothing listening on {port}")
 
 
-def start_nginx(work: Path, size: int = 1024, tls: tuple[Path, Path] | None = None) -> tuple[subprocess.Popen, int]:
+def start_nginx(work: Path, size: int = 1024, tls: tuple[Path, Path] | None = None,
+                html: bool = False) -> tuple[subprocess.Popen, int]:
     """A C origin (nginx) answering every path with ``size`` bytes, over TLS
     with ``tls`` = (certificate, key): fast enough that a benchmark measures
-    the proxy in front of it, not the origin."""
+    the proxy in front of it, not the origin.  ``html``: as text/html, the
+    type content filters read (else nginx's default, not one they score)."""
     port = free_port()
     work = work / "nginx"  # nginx gives its temporary folders to its worker's user
     work.mkdir()
@@ -81,7 +83,7 @@ def start_nginx(work: Path, size: int = 1024, tls: tuple[Path, Path] | None = No
     (work / "nginx.conf").write_text(f"""
 daemon off; worker_processes 1; pid {work}/nginx.pid; error_log {work}/nginx.err;
 events {{ worker_connections 4096; }}
-http {{ access_log off; client_body_temp_path {work}; proxy_temp_path {work}; fastcgi_temp_path {work};
+http {{ access_log off; {'default_type text/html;' if html else ''} client_body_temp_path {work}; proxy_temp_path {work}; fastcgi_temp_path {work};
        uwsgi_temp_path {work}; scgi_temp_path {work};
   server {{ listen {listen}; keepalive_requests 1000000; location / {{ return 200 "{'x' * size}"; }} }} }}
 """)

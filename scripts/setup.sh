@@ -21,6 +21,8 @@ if [ "$want" = test ]; then
   [ -x /usr/sbin/squid ] || need_debs+=(squid)
   command -v squidGuard >/dev/null || need_debs+=(squidguard)
   command -v wrk >/dev/null || need_debs+=(wrk)
+  # bench_peers.py: e2guardian (as Debian ships it) beside the others.
+  [ -x /usr/sbin/e2guardian ] || need_debs+=(e2guardian)
   command -v nginx >/dev/null || [ -x /usr/sbin/nginx ] || need_debs+=(nginx-light)
   # Kerberos sign-in and directory groups: a real MIT KDC and OpenLDAP server, started by the tests.
   [ -x /usr/sbin/krb5kdc ] || need_debs+=(krb5-kdc)

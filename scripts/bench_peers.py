@@ -1,0 +1,243 @@
+#!/usr/bin/env python3
+"""schoolproxy against the peers that do the same job, in one run on this
+machine (issue 33): e2guardian with phrase filtering on (content checks, as
+Debian ships it), Squid with squidGuard, Squid with schoolproxy's helper and
+log daemon, and ``schoolproxy run --workers auto`` with the bundled rules
+(page scoring on, every request audited).
+
+Every peer gets the same lists: the bundled rules' block categories (the
+squidGuard databases and e2guardian's banned site list are built from
+them).  An nginx origin answers every address with 1 KiB of HTML; wrk
+loads each target at c=10 and c=100, in interleaved slices; the figures are
+medians, with the spread.  CPU per request is each target's process tree's
+CPU time (``/proc``) over the requests wrk completed; RSS is the tree's at
+the end.
+
+Nothing leaves the machine: the whole benchmark re-runs itself inside a
+network namespace of its own that has only a loopback interface, whose
+``/etc/hosts`` (``/etc/netns/NS/hosts``) sends every host name in the mix
+to 127.0.0.1.  Needs root (the namespace) and, from Debian, e2guardian,
+squid, squidguard, nginx and wrk (``scripts/setup.sh test``).
+
+    .venv/bin/python scripts/bench_peers.py [--seconds 5] [--rounds 3] [--blocked 0.1]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from bench_proxy import url_mix  # noqa: E402
+from bench_squid import LUA, squidguard_conf, start_squid, stop_squid, wrk  # noqa: E402
+from benchlib import REPO, free_port, rss_mb, start_nginx, start_school  # noqa: E402
+
+from tests.support.squid import SquidFront, wait_port  # noqa: E402
+
+INSIDE = "SCHOOLPROXY_BENCH_PEERS_NS"
+E2G_CONF = Path("/etc/e2guardian")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--seconds", type=float, default=5)
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--blocked", type=float, default=0.1)
+    ap.add_argument("--conns", default="10,100", help="wrk connection counts, comma-separated (default 10,100)")
+    args = ap.parse_args()
+    if os.environ.get(INSIDE):
+        run(args)
+        return
+    for tool in ("e2guardian", "squidGuard", "nginx", "wrk"):
+        if shutil.which(tool) is None and not Path(f"/usr/sbin/{tool}").exists():
+            raise SystemExit(f"bench_peers: {tool} is not installed (scripts/setup.sh test installs it)")
+    ns = f"sppeers{os.getpid()}"
+    hosts = {u.split("/")[2] for u in url_mix(2000, args.blocked, REPO)}
+    etc = Path("/etc/netns") / ns
+    subprocess.run(["ip", "netns", "add", ns], check=True)
+    try:
+        etc.mkdir(parents=True, exist_ok=True)
+        (etc / "hosts").write_text("127.0.0.1 localhost\n" + "".join(f"127.0.0.1 {h}\n" for h in sorted(hosts)))
+        (etc / "resolv.conf").write_text("nameserver 127.0.0.1\n")  # nothing answers: no name leaves
+        subprocess.run(["ip", "netns", "exec", ns, "ip", "link", "set", "lo", "up"], check=True)
+        done = subprocess.run(["ip", "netns", "exec", ns, sys.executable, __file__, *sys.argv[1:]],
+                              env={**os.environ, INSIDE: ns})
+        raise SystemExit(done.returncode)
+    finally:
+        subprocess.run(["ip", "netns", "del", ns], capture_output=True)
+        shutil.rmtree(etc, ignore_errors=True)
+
+
+def e2guardian(work: Path, banned: list[str]) -> tuple[subprocess.Popen, int]:
+    """e2guardian as Debian ships it (phrase filtering on), on loopback, with
+    the same banned sites as the others, its own copy of the configuration."""
+    conf = work / "conf"
+    shutil.copytree(E2G_CONF, conf)
+    for f in conf.rglob("*"):
+        if f.is_file() and "/etc/e2guardian" in (text := f.read_text(errors="replace")):
+            f.write_text(text.replace("/etc/e2guardian", str(conf)))
+    port = free_port()
+    main_conf = conf / "e2guardian.conf"
+    text = main_conf.read_text()
+    for pattern, value in ((r"(?m)^filterip =.*$", "filterip = 127.0.0.1"),
+                           (r"(?m)^filterports = .*$", f"filterports = {port}"),
+                           (r"(?m)^transparenthttpsport = .*$", f"transparenthttpsport = {free_port()}"),
+                           (r"(?m)^nodaemon = .*$", "nodaemon = on"),
+                           (r"(?m)^#?loglocation = .*$", f"loglocation = '{work}/access.log'"),
+                           (r"(?m)^#?pidfilename = .*$", f"pidfilename = '{work}/e2guardian.pid'")):
+        text = re.sub(pattern, value, text)
+    main_conf.write_text(text)
+    (conf / "lists" / "bannedsitelist").write_text("".join(f"{h}\n" for h in banned))
+    work.chmod(0o777)  # e2guardian drops to its own user, which writes its log here
+    work.parent.chmod(0o755)
+    log = open(work / "e2guardian.out", "ab")
+    proc = subprocess.Popen(["e2guardian", "-c", str(main_conf)], stdout=log, stderr=subprocess.STDOUT)
+    try:
+        wait_port(port, timeout=60)
+    except TimeoutError:
+        raise SystemExit(f"e2guardian did not start:\n{(work / 'e2guardian.out').read_text(errors='replace')}") from None
+    return proc, port
+
+
+def banned_sites(config: Path) -> list[str]:
+    """Every block category's domains from the bundled lists (as squidGuard gets them)."""
+    from proxy_addon.classify.engine import Engine
+
+    engine = Engine.load(config)
+    out: set[str] = set()
+    for cat in engine.config.categories.values():
+        if cat.action != "block":
+            continue
+        for folder in ("starter", "school"):
+            f = config / "lists" / folder / f"{cat.id}.txt"
+            if f.exists():
+                out |= {t.split()[-1].lower() for line in f.read_text().splitlines()
+                        if (t := line.split("#", 1)[0].strip()) and "/" not in t}
+    return sorted(out)
+
+
+def tree(root: int) -> list[int]:
+    """``root`` and every process under it."""
+    parents: dict[int, list[int]] = {}
+    for d in Path("/proc").iterdir():
+        if d.name.isdigit():
+            try:
+                ppid = int((d / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                continue
+            parents.setdefault(ppid, []).append(int(d.name))
+    out, todo = [], [root]
+    while todo:
+        pid = todo.pop()
+        out.append(pid)
+        todo += parents.get(pid, [])
+    return out
+
+
+def cpu(pids: list[int]) -> float:
+    total = 0.0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return total
+
+
+def run(args: argparse.Namespace) -> None:
+    work = Path(tempfile.mkdtemp(prefix="bench-peers-"))
+    config = REPO
+    nginx, origin = start_nginx(work, html=True)
+    urls = [re.sub(r"^http://([^/:]+)/", rf"http://\1:{origin}/", u) for u in url_mix(2000, args.blocked, config)]
+    url_file = work / "urls.txt"
+    url_file.write_text("\n".join(urls) + "\n")
+    url_file.with_suffix(".lua").write_text(LUA)
+    hosts = work / "hosts"
+    hosts.write_text(Path("/etc/hosts").read_text())  # the namespace's: every name to 127.0.0.1
+    roots: dict[str, int] = {}
+    ports: dict[str, int] = {}
+    front = SquidFront(work / "helper", config, hosts=[])
+    school = e2g = None
+    try:
+        school = start_school(origin, config, run_args=["--workers", "auto"])
+        ports["schoolproxy run --workers auto"], roots["schoolproxy run --workers auto"] = school.port, school.proc.pid
+        e2g, ports["e2guardian, phrase filtering on"] = e2guardian(work / "e2g", banned_sites(config))
+        roots["e2guardian, phrase filtering on"] = int((work / "e2g" / "e2guardian.pid").read_text().split()[0])
+        front.start()
+        shutil.copy(hosts, front.work / "hosts")
+        subprocess.run([*(["unshare", "--user", "--map-user=1000", "--map-group=1000"] if os.geteuid() == 0 else []),
+                        "/usr/sbin/squid", "-k", "reconfigure", "-f", str(front.work / "squid.conf")], check=True)
+        time.sleep(2)
+        ports["squid + schoolproxy helper"], roots["squid + schoolproxy helper"] = front.port, front.master_pid()
+        ports["squid + squidGuard"] = start_squid(work / "sg", hosts,
+                                                  squidguard_conf(work / "sg", config, "http://127.0.0.1:9/blocked"))
+        roots["squid + squidGuard"] = int((work / "sg" / "squid.pid").read_text().split()[0])
+        for port in ports.values():  # warm up: helpers start, lists load, workers connect
+            wrk(port, url_file, 2, 10)
+        conns = [int(c) for c in args.conns.split(",")]
+        rps: dict[tuple[str, int], list[float]] = {(t, c): [] for t in ports for c in conns}
+        per_req: dict[tuple[str, int], list[float]] = {(t, c): [] for t in ports for c in conns}
+        bad = {t: 0 for t in ports}
+        for r in range(args.rounds):
+            for c in conns:
+                for name, port in ports.items():
+                    pids = tree(roots[name])
+                    c0 = cpu(pids)
+                    got, done, b = wrk(port, url_file, args.seconds, c)
+                    rps[(name, c)].append(got)
+                    per_req[(name, c)].append((cpu(tree(roots[name])) - c0) / max(1, done))
+                    bad[name] += b
+            print(f"round {r + 1} done", file=sys.stderr, flush=True)
+        rss = {name: sum(rss_mb(p) for p in tree(roots[name])) for name in ports}
+        report(args, ports, conns, rps, per_req, rss, bad, len(urls))
+    finally:
+        stop_squid(work / "sg")
+        front.stop()
+        if school is not None:
+            school.stop()
+        if e2g is not None:
+            e2g.terminate()
+        nginx.terminate()
+
+
+def report(args: argparse.Namespace, ports: dict[str, int], conns: list[int],
+           rps: dict[tuple[str, int], list[float]], per_req: dict[tuple[str, int], list[float]],
+           rss: dict[str, float], bad: dict[str, int], n_urls: int) -> None:
+    ours = "schoolproxy run --workers auto"
+    print(f"{time.strftime('%Y-%m-%d')}, {os.cpu_count()} cores: {n_urls} URLs ({args.blocked:.0%} prohibited), "
+          f"{args.rounds} rounds of {args.seconds:g} s slices per target and connection count, interleaved; "
+          "1 KiB HTML from nginx; medians (min-max)")
+    head = f"{'target':34}" + "".join(f"{'req/s c=' + str(c):>24}{'CPU ms/req':>12}" for c in conns) + \
+        f"{'RSS MiB':>9}{'ours / it':>11}{'non-2xx/3xx':>13}"
+    print(head)
+    for name in ports:
+        cells = ""
+        for c in conns:
+            v = rps[(name, c)]
+            ms = statistics.median(per_req[(name, c)]) * 1e3
+            cells += f"{statistics.median(v):9.0f} ({min(v):5.0f}-{max(v):5.0f}){ms:12.2f}"
+        ours_rps = statistics.median(rps[(ours, conns[0])])
+        ratio = "" if name == ours else f"{ours_rps / statistics.median(rps[(name, conns[0])]):.2f}"
+        print(f"{name:34}{cells}{rss[name]:9.0f}{ratio:>11}{bad[name]:13d}")
+    print(f"'ours / it': schoolproxy run's requests/s over the target's at c={conns[0]}. "
+          "Blocked requests answer 403 (e2guardian, schoolproxy), 302 (squidGuard) or Squid's redirect.")
+    med = {k: statistics.median(v) for k, v in rps.items()}
+    for c in conns:
+        print(f"c={c}: schoolproxy run / e2guardian {med[(ours, c)] / med[('e2guardian, phrase filtering on', c)]:.3f} "
+              f"(target 1.0); squid + helper / squid + squidGuard "
+              f"{med[('squid + schoolproxy helper', c)] / med[('squid + squidGuard', c)]:.3f} (target 0.9)")
+
+
+if __name__ == "__main__":
+    main()
