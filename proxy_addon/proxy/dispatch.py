@@ -15,13 +15,19 @@ with an attribute of the event's name, and every addon that holds others
 (a script loader, a script), whose children can change at any time.  The
 index is rebuilt whenever the chain is not the one it was built for, so an
 addon added, removed or reordered at run time is seen at its next event.
-Each delivery is mitmproxy's own (``safecall``, ``invoke_addon``, the halt
-rule), so what an addon sees, in what order, and what an error does are
+Each delivery keeps mitmproxy's rules (``safecall``, the halt rule, a
+handler that is not callable is an error, a module of the hook's name is
+not), so what an addon sees, in what order, and what an error does are
 unchanged; only deliveries that would have found no method are skipped.
+A plain addon's handler is called directly, with the hook's arguments
+listed once per event: mitmproxy's ``invoke_addon`` builds a coroutine and
+walks a generator tree for each addon and event to find the one method.
 """
 
 from __future__ import annotations
 
+import inspect
+import types
 from typing import Any
 
 from mitmproxy import exceptions, hooks
@@ -51,9 +57,20 @@ class HookIndex(AddonManager):
         return hit[1]
 
     async def trigger_event(self, event: hooks.Hook) -> None:
+        name, args = event.name, None
         for addon in self.receivers(event.name):
             try:
                 with safecall():
-                    await self.invoke_addon(addon, event)
+                    if hasattr(addon, "addons"):  # a script loader, a script: mitmproxy walks its children
+                        await self.invoke_addon(addon, event)
+                        continue
+                    func = getattr(addon, name, None)
+                    if callable(func):
+                        args = event.args() if args is None else args
+                        res = func(*args)
+                        if res is not None and inspect.isawaitable(res):
+                            await res
+                    elif func is not None and not isinstance(func, types.ModuleType):
+                        raise exceptions.AddonManagerError(f"Addon handler {name} ({addon}) not callable")
             except exceptions.AddonHalt:
                 return
