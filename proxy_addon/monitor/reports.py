@@ -94,11 +94,16 @@ def blocked(db: DBEngine, engine: Engine, t0: datetime, t1: datetime) -> Report:
                   _count_by_day(db, engine, E.category, where(BLOCKS), between(t0, t1)))
 
 
-def top_blocked(db: DBEngine, engine: Engine, t0: datetime, t1: datetime, limit: int = 20) -> Report:
+def _top_sites(db: DBEngine, condition: str, t0: datetime, t1: datetime, limit: int) -> list[list[Any]]:
+    """[site, category, attempts] for the rows of a report index's ``condition``, most first."""
     with db.connect() as c:
-        rows = c.execute(select(E.host, E.category, func.count().label("n")).where(where(BLOCKS), between(t0, t1))
+        rows = c.execute(select(E.host, E.category, func.count().label("n")).where(where(condition), between(t0, t1))
                          .group_by(E.host, E.category).order_by(func.count().desc()).limit(limit)).all()
-    return Report("Most-blocked sites", ["site", "category", "attempts"], [[h, c or "(none)", n] for h, c, n in rows])
+    return [[h, c or "(none)", n] for h, c, n in rows]
+
+
+def top_blocked(db: DBEngine, engine: Engine, t0: datetime, t1: datetime, limit: int = 20) -> Report:
+    return Report("Most-blocked sites", ["site", "category", "attempts"], _top_sites(db, BLOCKS, t0, t1, limit))
 
 
 def would_block(db: DBEngine, engine: Engine, t0: datetime, t1: datetime) -> Report:
@@ -109,11 +114,8 @@ def would_block(db: DBEngine, engine: Engine, t0: datetime, t1: datetime) -> Rep
 
 def top_would_block(db: DBEngine, engine: Engine, t0: datetime, t1: datetime, limit: int = 20) -> Report:
     """Log-only mode: the sites that would have been blocked most, to tune the rules by."""
-    with db.connect() as c:
-        rows = c.execute(select(E.host, E.category, func.count().label("n")).where(where(WOULD_BLOCK), between(t0, t1))
-                         .group_by(E.host, E.category).order_by(func.count().desc()).limit(limit)).all()
     return Report("Sites that would have been blocked (log-only)", ["site", "category", "attempts"],
-                  [[h, c or "(none)", n] for h, c, n in rows])
+                  _top_sites(db, WOULD_BLOCK, t0, t1, limit))
 
 
 def streaming(db: DBEngine, engine: Engine, t0: datetime, t1: datetime) -> Report:
