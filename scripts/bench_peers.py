@@ -126,6 +126,20 @@ def banned_sites(config: Path) -> list[str]:
     return sorted(out)
 
 
+def stop_pidfile(path: Path) -> None:
+    """Stop the process a pid file names: asked, then made (e2guardian can ignore SIGTERM under load)."""
+    try:
+        pid = int(path.read_text().split()[0])
+        os.kill(pid, 15)
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline and Path(f"/proc/{pid}").exists():
+            time.sleep(0.1)
+        if Path(f"/proc/{pid}").exists():
+            os.kill(pid, 9)
+    except (OSError, ValueError):
+        pass
+
+
 def tree(root: int) -> list[int]:
     """``root`` and every process under it."""
     parents: dict[int, list[int]] = {}
@@ -208,6 +222,7 @@ def run(args: argparse.Namespace) -> None:
             school.stop()
         if e2g is not None:
             e2g.terminate()
+            stop_pidfile(work / "e2g" / "e2guardian.pid")  # the process that serves is not the one started
         nginx.terminate()
 
 
