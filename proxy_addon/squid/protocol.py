@@ -25,6 +25,8 @@ from datetime import datetime, timezone
 from typing import Any
 from urllib.parse import unquote
 
+import orjson
+
 DECISION_KEYS = ("event_uid", "ts", "user", "client_ip", "method", "scheme", "host", "url", "category",
                  "categories", "action", "rule", "clause", "matched", "reason", "grant_id", "config_digest",
                  "search_terms", "out_of_hours", "tls", "device", "enforced")
@@ -62,14 +64,20 @@ _ENCODE = json.JSONEncoder(separators=(",", ":")).encode
 
 
 def encode_decision(row: dict[str, Any]) -> str:
+    """The decision as one line of compact JSON, written by the helper for
+    every request (orjson: a tenth of ``json``'s time; ``json`` for what
+    orjson refuses, a lone surrogate, escaped as before)."""
     values = [row.get(k) for k in DECISION_KEYS]
     values[1] = round(row["ts"].timestamp(), 6)
-    return _ENCODE(values)
+    try:
+        return orjson.dumps(values).decode()
+    except TypeError:
+        return _ENCODE(values)
 
 
 def decode_decision(text: str) -> dict[str, Any]:
     """Raises ValueError on anything that is not a decision we wrote."""
-    values = json.loads(text)
+    values = orjson.loads(text)  # orjson.JSONDecodeError is a ValueError
     if not isinstance(values, list) or not _OLDEST <= len(values) <= len(DECISION_KEYS):
         raise ValueError("not a schoolproxy decision")
     row = dict(zip(DECISION_KEYS, values))
