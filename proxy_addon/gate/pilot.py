@@ -21,7 +21,6 @@ from ..classify.identity import Identity
 from ..policy.model import Settings
 
 ALWAYS = ("locked:", "malformed", "error", "audit:")
-WOULD = {"block": "would-block", "limit": "would-limit", "cut": "would-cut"}
 
 
 def enforced_anyway(decision: Decision) -> bool:
@@ -36,4 +35,4 @@ def spared(settings: Settings, who: Identity, decision: Decision) -> bool:
 
 def would(action: str) -> str:
     """The row's action for what was not carried out: ``block`` -> ``would-block``."""
-    return WOULD.get(action, f"would-{action}")
+    return f"would-{action}"

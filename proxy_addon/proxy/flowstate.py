@@ -102,15 +102,13 @@ class FlowState:
         self.notes = ()
         self.spare()
 
-    def spare(self) -> bool:
+    def spare(self) -> None:
         """Log-only: keep a block as what ``would`` have happened and let the
-        request go on as allowed; True if this one was spared."""
+        request go on as allowed (``spared`` says whether it was)."""
         d = self.decision
-        if not self.log_only or d.action != "block" or enforced_anyway(d):
-            return False
-        self.would = d
-        self.decision = replace(d, action="allow")
-        return True
+        if self.log_only and d.action == "block" and not enforced_anyway(d):
+            self.would = d
+            self.decision = replace(d, action="allow")
 
     @property
     def spared(self) -> bool:
