@@ -54,6 +54,9 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--blocked", type=float, default=0.1)
     ap.add_argument("--conns", default="10,100", help="wrk connection counts, comma-separated (default 10,100)")
+    ap.add_argument("--profile", metavar="DIR", help="also sample schoolproxy's processes with py-spy under load "
+                    "(c=10) and write DIR/schoolproxy.svg (flame graph) and DIR/schoolproxy.txt (largest costs)")
+    ap.add_argument("--profile-seconds", type=float, default=15)
     args = ap.parse_args()
     if os.environ.get(INSIDE):
         run(args)
@@ -184,7 +187,8 @@ def run(args: argparse.Namespace) -> None:
     front = SquidFront(work / "helper", config, hosts=[])
     school = e2g = None
     try:
-        school = start_school(origin, config, run_args=["--workers", "auto"])
+        # The whole machine, as the peers have it (they are not pinned), and the URLs name the origin's port.
+        school = start_school(origin, config, run_args=["--workers", "auto"], cpus=None, route=False)
         ports["schoolproxy run --workers auto"], roots["schoolproxy run --workers auto"] = school.port, school.proc.pid
         e2g, ports["e2guardian, phrase filtering on"] = e2guardian(work / "e2g", banned_sites(config))
         roots["e2guardian, phrase filtering on"] = int((work / "e2g" / "e2guardian.pid").read_text().split()[0])
@@ -199,6 +203,10 @@ def run(args: argparse.Namespace) -> None:
         roots["squid + squidGuard"] = int((work / "sg" / "squid.pid").read_text().split()[0])
         for port in ports.values():  # warm up: helpers start, lists load, workers connect
             wrk(port, url_file, 2, 10)
+        wrk(ports["schoolproxy run --workers auto"], url_file, 8, 10)  # and first sight has seen the sites
+        if args.profile:
+            profile(Path(args.profile), roots["schoolproxy run --workers auto"], ports["schoolproxy run --workers auto"],
+                    url_file, args.profile_seconds)
         conns = [int(c) for c in args.conns.split(",")]
         rps: dict[tuple[str, int], list[float]] = {(t, c): [] for t in ports for c in conns}
         per_req: dict[tuple[str, int], list[float]] = {(t, c): [] for t in ports for c in conns}
@@ -224,6 +232,51 @@ def run(args: argparse.Namespace) -> None:
             e2g.terminate()
             stop_pidfile(work / "e2g" / "e2guardian.pid")  # the process that serves is not the one started
         nginx.terminate()
+
+
+def profile(out: Path, root: int, port: int, urls: Path, seconds: float) -> None:
+    """py-spy over the process tree under a c=10 load: the samples once as
+    collapsed stacks (summed into the largest costs) and once as a flame graph."""
+    spy = Path(sys.executable).with_name("py-spy")
+    if not spy.exists():
+        raise SystemExit("bench_peers --profile: py-spy is not installed (scripts/setup.sh test installs it)")
+    out.mkdir(parents=True, exist_ok=True)
+    load = subprocess.Popen(["wrk", "-t1", "-c10", f"-d{2 * seconds + 10:g}s", "-s", str(urls.with_suffix(".lua")),
+                             f"http://127.0.0.1:{port}/"], stdout=subprocess.DEVNULL,
+                            env={**os.environ, "BENCH_URLS": str(urls)})
+    try:
+        for fmt, name in (("raw", "schoolproxy.raw"), ("flamegraph", "schoolproxy.svg")):
+            subprocess.run([str(spy), "record", "--pid", str(root), "--subprocesses", "--gil", "--rate", "250",
+                            "--duration", f"{seconds:g}", "--format", fmt, "--output", str(out / name)],
+                           check=True, capture_output=True)
+    finally:
+        load.terminate()
+        load.wait()
+    (out / "schoolproxy.txt").write_text(summarise(out / "schoolproxy.raw"))
+    print((out / "schoolproxy.txt").read_text(), file=sys.stderr)
+
+
+def summarise(raw: Path, top: int = 30) -> str:
+    """The functions with the most samples on top of the stack (self) and
+    anywhere in it (inclusive), as shares of all samples."""
+    own: dict[str, int] = {}
+    anywhere: dict[str, int] = {}
+    total = 0
+    for line in raw.read_text().splitlines():
+        stack, _, n = line.rpartition(" ")
+        if not n.isdigit():
+            continue
+        frames = [re.sub(r":\d+\)$", ")", f) for f in stack.split(";")[1:]]  # the first is the process
+        total += int(n)
+        if frames:
+            own[frames[-1]] = own.get(frames[-1], 0) + int(n)
+        for f in set(frames):
+            anywhere[f] = anywhere.get(f, 0) + int(n)
+    lines = [f"{total} samples", "", "self %   function"]
+    lines += [f"{100 * v / total:6.1f}   {k}" for k, v in sorted(own.items(), key=lambda kv: -kv[1])[:top]]
+    lines += ["", "incl %   function"]
+    lines += [f"{100 * v / total:6.1f}   {k}" for k, v in sorted(anywhere.items(), key=lambda kv: -kv[1])[:top]]
+    return "\n".join(lines) + "\n"
 
 
 def report(args: argparse.Namespace, ports: dict[str, int], conns: list[int],

@@ -11,6 +11,9 @@ slices; RSS of both is printed every ``--every`` requests through
 schoolproxy, and the audit rows are counted at the end.
 
     .venv/bin/python scripts/bench_soak.py [--requests 1000000] [--every 100000] [--conns 8] [--slice 10] [--bare-slice 2]
+
+``--minutes 10`` loads for that long instead, with a mark a minute (the
+curve issue 33 asks for: RSS after warm-up stays flat under a 10-minute load).
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from __future__ import annotations
 import argparse
 import random
 import sys
+import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -48,6 +52,7 @@ def main() -> int:
                     help="seconds per slice through bare mitmdump (its memory is the baseline; it needs fewer)")
     ap.add_argument("--new-hosts", type=float, default=0.2, help="share of never-seen host names")
     ap.add_argument("--blocked", type=float, default=0.1)
+    ap.add_argument("--minutes", type=float, default=0, help="load for this long, a mark a minute (not --requests)")
     args = ap.parse_args()
 
     origin, origin_port = start_origin()
@@ -61,19 +66,30 @@ def main() -> int:
         print(f"start: schoolproxy RSS {rss_mb(school.proc.pid):.1f} MB, mitmdump RSS {rss_mb(bare.proc.pid):.1f} MB",
               flush=True)
         next_mark = args.every
-        while sent["school"] < args.requests:
+        started = time.monotonic()
+        timed = args.minutes > 0
+
+        def more() -> bool:
+            return time.monotonic() - started < args.minutes * 60 if timed else sent["school"] < args.requests
+
+        def due() -> bool:
+            return time.monotonic() - started >= next_mark * 60 if timed else sent["school"] >= next_mark
+
+        if timed:
+            next_mark = 1
+        while more():
             seed += 1
             urls = urls_for(base, 20_000, args.new_hosts, seed)
             s = run_load(school.port, urls, args.slice, args.conns)
             b = run_load(bare.port, urls, args.bare_slice, args.conns)
             sent["school"] += s.requests
             sent["bare"] += b.requests
-            if sent["school"] >= next_mark:
+            if due():
                 rs, rb = rss_mb(school.proc.pid), rss_mb(bare.proc.pid)
                 marks.append((sent["school"], rs, rb))
-                print(f"{sent['school']:>9,} requests: schoolproxy RSS {rs:7.1f} MB ({s.rps:6.0f} req/s); "
+                print(f"{time.monotonic() - started:6.0f} s {sent['school']:>9,} requests: schoolproxy RSS {rs:7.1f} MB ({s.rps:6.0f} req/s); "
                       f"mitmdump RSS {rb:7.1f} MB after {sent['bare']:,} ({b.rps:6.0f} req/s)", flush=True)
-                next_mark += args.every
+                next_mark += 1 if timed else args.every
     finally:
         school.stop()
         bare.stop()

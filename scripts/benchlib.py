@@ -233,8 +233,11 @@ def start_bare(origin_port: int, extra: list[str] | None = None) -> Running:
 
 
 def start_school(origin_port: int, config: Path | None = None, extra: list[str] | None = None,
-                 netns: str | None = None, run_args: list[str] | None = None, port: int | None = None) -> Running:
-    """``netns``: in that network namespace; ``run_args``: more ``schoolproxy run`` options (``--mode``)."""
+                 netns: str | None = None, run_args: list[str] | None = None, port: int | None = None,
+                 cpus: set[int] | None = PROXY_CPUS, route: bool = True) -> Running:
+    """``netns``: in that network namespace; ``run_args``: more ``schoolproxy run`` options (``--mode``);
+    ``cpus``: the cores it may use (None: the whole machine, as a peer that is not pinned);
+    ``route``: send every request to the origin's port (False where the URLs name it)."""
     port = port or free_port()
     work = Path(tempfile.mkdtemp(prefix="bench-school-"))
     cmd = [*in_netns(netns), str(BIN / "schoolproxy"), "run", "--listen-port", str(port),
@@ -242,11 +245,12 @@ def start_school(origin_port: int, config: Path | None = None, extra: list[str] 
            "--confdir", str(work), "--workers", "1", *(run_args or [])]  # one process, one core, one mitmdump
     if config is not None:
         cmd += ["--config", str(config)]
-    cmd += ["--", *COMMON, "-s", str(ROUTE_ALL), "--set", f"route_all_port={origin_port}",
-            "--set", f"schoolproxy_data_dir={work}", *(extra or [])]
+    routing = ["-s", str(ROUTE_ALL), "--set", f"route_all_port={origin_port}"] if route else []
+    cmd += ["--", *COMMON, *routing, "--set", f"schoolproxy_data_dir={work}", *(extra or [])]
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=work,
                             env={**os.environ})
-    pin(proc.pid, PROXY_CPUS)
+    if cpus is not None:
+        pin(proc.pid, cpus)
     wait_port(port, proc, netns=netns)
     return Running(proc, port, work)
 

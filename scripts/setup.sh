@@ -9,6 +9,7 @@ cd "$(dirname "$0")/.."
 want=${1:-run}
 
 need_debs=()
+lean_debs=()
 # python-gssapi (Kerberos sign-in) builds against MIT Kerberos's headers.
 command -v krb5-config >/dev/null || need_debs+=(libkrb5-dev)
 if [ "$want" = test ]; then
@@ -50,13 +51,19 @@ if [ "$want" = test ]; then
   command -v nft >/dev/null || need_debs+=(nftables)
   # Devices off site: a real WireGuard client (userspace wireguard-go, and wg to configure it).
   command -v wireguard-go >/dev/null || need_debs+=(wireguard-go)
-  command -v wg >/dev/null || need_debs+=(wireguard-tools)
+  # wg alone: its recommended kernel modules would pull in a whole kernel image.
+  command -v wg >/dev/null || lean_debs+=(wireguard-tools)
 fi
 if [ ${#need_debs[@]} -gt 0 ]; then
   echo "setup: installing Debian packages: ${need_debs[*]}"
   sudo_=""; [ "$(id -u)" = 0 ] || sudo_=sudo
   $sudo_ apt-get update -qq || true
   DEBIAN_FRONTEND=noninteractive $sudo_ apt-get install -y -qq "${need_debs[@]}"
+fi
+if [ ${#lean_debs[@]} -gt 0 ]; then
+  sudo_=""; [ "$(id -u)" = 0 ] || sudo_=sudo
+  [ ${#need_debs[@]} -gt 0 ] || $sudo_ apt-get update -qq || true
+  DEBIAN_FRONTEND=noninteractive $sudo_ apt-get install -y -qq --no-install-recommends "${lean_debs[@]}"
 fi
 
 if [ "$want" = test ] && { [ ! -d tests/node/node_modules ] || [ tests/node/package-lock.json -nt tests/node/node_modules ]; }; then

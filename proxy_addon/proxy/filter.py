@@ -44,7 +44,7 @@ from ..monitor.noticeacks import ACK_PATH
 from ..policy.files import data_dir, default_config_dir
 from ..policy.reloader import signature
 from ..policy.yamlsource import ConfigError
-from . import connections, pac
+from . import connections, pac, resolver, serverconns
 from .blocking import Pages
 from .buttons import Buttons
 from .contentcontrols import ContentControls
@@ -146,6 +146,7 @@ class SchoolFilter:
     # -- options and lifecycle -------------------------------------------------
 
     def load(self, loader: Any) -> None:
+        serverconns.install()  # a client connection holds a few idle server connections, not one a site
         loader.add_option("schoolproxy_config", str, str(default_config_dir()),
                           "Configuration directory (categories.yaml and rules/).")
         loader.add_option("schoolproxy_audit_db", str, default_audit_db(),
@@ -236,6 +237,7 @@ class SchoolFilter:
             log.warning("schoolproxy: connection_strategy is %r: in intercept mode mitmproxy will contact blocked "
                         "sites before their requests are judged; use --set connection_strategy=lazy "
                         "(schoolproxy run does)", ctx.options.connection_strategy)
+        resolver.install(asyncio.get_running_loop())  # a name resolved once a TTL, not once a connection
         self.upkeep.start(self._background_tasks())
         self.guard.start()
         self.unparsed.install()
