@@ -45,6 +45,8 @@ from benchlib import REPO, free_port, rss_mb, start_nginx, start_school  # noqa:
 from tests.support.squid import SquidFront, wait_port  # noqa: E402
 
 INSIDE = "SCHOOLPROXY_BENCH_PEERS_NS"
+OURS = "schoolproxy run --workers auto"
+BEFORE = "the same, code before (--before)"
 E2G_CONF = Path("/etc/e2guardian")
 
 
@@ -55,8 +57,11 @@ def main() -> None:
     ap.add_argument("--blocked", type=float, default=0.1)
     ap.add_argument("--conns", default="10,100", help="wrk connection counts, comma-separated (default 10,100)")
     ap.add_argument("--profile", metavar="DIR", help="also sample schoolproxy's processes with py-spy under load "
-                    "(c=10) and write DIR/schoolproxy.svg (flame graph) and DIR/schoolproxy.txt (largest costs)")
+                    "(c=10) and write DIR/schoolproxy.svg (flame graph) and DIR/schoolproxy.txt (largest costs); the same "
+                    "for the Squid helper and log daemon (DIR/squid-helper*)")
     ap.add_argument("--profile-seconds", type=float, default=15)
+    ap.add_argument("--before", metavar="CHECKOUT", help="also run `schoolproxy run` with the code of another "
+                    "checkout (git worktree add /tmp/before REV), interleaved: the after/before ratio in one run")
     args = ap.parse_args()
     if os.environ.get(INSIDE):
         run(args)
@@ -186,10 +191,16 @@ def run(args: argparse.Namespace) -> None:
     ports: dict[str, int] = {}
     front = SquidFront(work / "helper", config, hosts=[])
     school = e2g = None
+    extra: list = []
     try:
         # The whole machine, as the peers have it (they are not pinned), and the URLs name the origin's port.
         school = start_school(origin, config, run_args=["--workers", "auto"], cpus=None, route=False)
         ports["schoolproxy run --workers auto"], roots["schoolproxy run --workers auto"] = school.port, school.proc.pid
+        if args.before:
+            old = start_school(origin, config, run_args=["--workers", "auto"], cpus=None, route=False,
+                               env={"PYTHONPATH": str(Path(args.before).resolve())})
+            extra.append(old)
+            ports[BEFORE], roots[BEFORE] = old.port, old.proc.pid
         e2g, ports["e2guardian, phrase filtering on"] = e2guardian(work / "e2g", banned_sites(config))
         roots["e2guardian, phrase filtering on"] = int((work / "e2g" / "e2guardian.pid").read_text().split()[0])
         front.start()
@@ -203,10 +214,14 @@ def run(args: argparse.Namespace) -> None:
         roots["squid + squidGuard"] = int((work / "sg" / "squid.pid").read_text().split()[0])
         for port in ports.values():  # warm up: helpers start, lists load, workers connect
             wrk(port, url_file, 2, 10)
-        wrk(ports["schoolproxy run --workers auto"], url_file, 8, 10)  # and first sight has seen the sites
+        for name in (OURS, BEFORE):  # and first sight has seen the sites
+            if name in ports:
+                wrk(ports[name], url_file, 8, 10)
         if args.profile:
-            profile(Path(args.profile), roots["schoolproxy run --workers auto"], ports["schoolproxy run --workers auto"],
-                    url_file, args.profile_seconds)
+            profile(Path(args.profile), "schoolproxy", [roots[OURS]], ports[OURS], url_file, args.profile_seconds)
+            helper = [*front.children("squid-helper"), *front.children("squid-logd")]
+            profile(Path(args.profile), "squid-helper", helper, ports["squid + schoolproxy helper"], url_file,
+                    args.profile_seconds)
         conns = [int(c) for c in args.conns.split(",")]
         rps: dict[tuple[str, int], list[float]] = {(t, c): [] for t in ports for c in conns}
         per_req: dict[tuple[str, int], list[float]] = {(t, c): [] for t in ports for c in conns}
@@ -228,15 +243,18 @@ def run(args: argparse.Namespace) -> None:
         front.stop()
         if school is not None:
             school.stop()
+        for other in extra:
+            other.stop()
         if e2g is not None:
             e2g.terminate()
             stop_pidfile(work / "e2g" / "e2guardian.pid")  # the process that serves is not the one started
         nginx.terminate()
 
 
-def profile(out: Path, root: int, port: int, urls: Path, seconds: float) -> None:
-    """py-spy over the process tree under a c=10 load: the samples once as
-    collapsed stacks (summed into the largest costs) and once as a flame graph."""
+def profile(out: Path, name: str, pids: list[int], port: int, urls: Path, seconds: float) -> None:
+    """py-spy over ``pids`` (and their children) under a c=10 load through
+    ``port``: the samples that hold the GIL, once as collapsed stacks (summed
+    into the largest costs, ``name.txt``) and once as a flame graph (``name.svg``)."""
     spy = Path(sys.executable).with_name("py-spy")
     if not spy.exists():
         raise SystemExit("bench_peers --profile: py-spy is not installed (scripts/setup.sh test installs it)")
@@ -245,15 +263,23 @@ def profile(out: Path, root: int, port: int, urls: Path, seconds: float) -> None
                              f"http://127.0.0.1:{port}/"], stdout=subprocess.DEVNULL,
                             env={**os.environ, "BENCH_URLS": str(urls)})
     try:
-        for fmt, name in (("raw", "schoolproxy.raw"), ("flamegraph", "schoolproxy.svg")):
-            subprocess.run([str(spy), "record", "--pid", str(root), "--subprocesses", "--gil", "--rate", "250",
-                            "--duration", f"{seconds:g}", "--format", fmt, "--output", str(out / name)],
-                           check=True, capture_output=True)
+        for fmt in ("raw", "flamegraph"):
+            spies = [subprocess.Popen([str(spy), "record", "--pid", str(pid), "--subprocesses", "--gil",
+                                       "--rate", "250", "--duration", f"{seconds:g}", "--format", fmt,
+                                       "--output", str(out / f"{name}-{n}.{fmt}")],
+                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) for n, pid in enumerate(pids)]
+            for sp in spies:
+                sp.wait()
     finally:
         load.terminate()
         load.wait()
-    (out / "schoolproxy.txt").write_text(summarise(out / "schoolproxy.raw"))
-    print((out / "schoolproxy.txt").read_text(), file=sys.stderr)
+    raw = "".join((out / f"{name}-{n}.raw").read_text() for n in range(len(pids)))
+    (out / f"{name}.raw").write_text(raw)
+    for n in range(len(pids)):
+        (out / f"{name}-{n}.flamegraph").rename(out / (f"{name}.svg" if len(pids) == 1 else f"{name}-{n}.svg"))
+        (out / f"{name}-{n}.raw").unlink()
+    (out / f"{name}.txt").write_text(summarise(out / f"{name}.raw"))
+    print(f"--- {name}\n" + (out / f"{name}.txt").read_text(), file=sys.stderr)
 
 
 def summarise(raw: Path, top: int = 30) -> str:
@@ -304,7 +330,8 @@ def report(args: argparse.Namespace, ports: dict[str, int], conns: list[int],
     for c in conns:
         print(f"c={c}: schoolproxy run / e2guardian {med[(ours, c)] / med[('e2guardian, phrase filtering on', c)]:.3f} "
               f"(target 1.0); squid + helper / squid + squidGuard "
-              f"{med[('squid + schoolproxy helper', c)] / med[('squid + squidGuard', c)]:.3f} (target 0.9)")
+              f"{med[('squid + schoolproxy helper', c)] / med[('squid + squidGuard', c)]:.3f} (target 0.9)"
+              + (f"; schoolproxy run after / before {med[(ours, c)] / med[(BEFORE, c)]:.3f}" if BEFORE in ports else ""))
 
 
 if __name__ == "__main__":

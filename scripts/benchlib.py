@@ -234,10 +234,11 @@ def start_bare(origin_port: int, extra: list[str] | None = None) -> Running:
 
 def start_school(origin_port: int, config: Path | None = None, extra: list[str] | None = None,
                  netns: str | None = None, run_args: list[str] | None = None, port: int | None = None,
-                 cpus: set[int] | None = PROXY_CPUS, route: bool = True) -> Running:
+                 cpus: set[int] | None = PROXY_CPUS, route: bool = True, env: dict[str, str] | None = None) -> Running:
     """``netns``: in that network namespace; ``run_args``: more ``schoolproxy run`` options (``--mode``);
     ``cpus``: the cores it may use (None: the whole machine, as a peer that is not pinned);
-    ``route``: send every request to the origin's port (False where the URLs name it)."""
+    ``route``: send every request to the origin's port (False where the URLs name it);
+    ``env``: more environment (``PYTHONPATH`` of another checkout, to measure the code before)."""
     port = port or free_port()
     work = Path(tempfile.mkdtemp(prefix="bench-school-"))
     cmd = [*in_netns(netns), str(BIN / "schoolproxy"), "run", "--listen-port", str(port),
@@ -248,7 +249,7 @@ def start_school(origin_port: int, config: Path | None = None, extra: list[str] 
     routing = ["-s", str(ROUTE_ALL), "--set", f"route_all_port={origin_port}"] if route else []
     cmd += ["--", *COMMON, *routing, "--set", f"schoolproxy_data_dir={work}", *(extra or [])]
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=work,
-                            env={**os.environ})
+                            env={**os.environ, **(env or {})})
     if cpus is not None:
         pin(proc.pid, cpus)
     wait_port(port, proc, netns=netns)
