@@ -16,8 +16,11 @@ So, installed when the school's master starts:
 * before the layer opens a new server connection, the idle HTTP/1 ones
   beyond the ``IDLE_KEPT`` most recent are closed (a browser keeps six a
   site; a proxy need not keep more a client);
-* a server connection that has closed is forgotten once the layer has
-  heard that it closed.
+* a connection closed that way is forgotten once the layer has heard that
+  it closed.  Only those: no request was on them, and a closed connection
+  is never handed to a new one, so nothing can address them again.  One
+  that closed under a request stays, as mitmproxy keeps it (its request
+  may still report to it: forgetting those crashed the layer).
 
 HTTP/2 server connections and connections with a request in flight are
 left alone; so is the client's own connection.
@@ -34,6 +37,7 @@ from mitmproxy.proxy.layers.http import GetHttpConnection, HttpLayer
 from mitmproxy.proxy.layers.http._http1 import Http1Client
 
 IDLE_KEPT = 6
+_RETIRED = "_schoolproxy_retired"
 
 _ORIGINAL_GET = HttpLayer.get_connection
 _ORIGINAL_HANDLE = HttpLayer._handle_event
@@ -59,19 +63,29 @@ def surplus(layer: HttpLayer, event: GetHttpConnection) -> list[Connection]:
     return idle[:len(idle) - IDLE_KEPT]  # the dict keeps the order they were opened in
 
 
+def retired(layer: HttpLayer) -> set[Connection]:
+    """The idle connections this layer closed and has not yet heard close."""
+    found: set[Connection] | None = layer.__dict__.get(_RETIRED)
+    if found is None:
+        found = layer.__dict__[_RETIRED] = set()
+    return found
+
+
 def _get_connection(self: HttpLayer, event: GetHttpConnection, *, reuse: bool = True
                     ) -> Generator[commands.Command, Any, None]:
     for conn in surplus(self, event):
+        retired(self).add(conn)
         yield commands.CloseConnection(conn)
     yield from _ORIGINAL_GET(self, event, reuse=reuse)
 
 
 def _handle_event(self: HttpLayer, event: events.Event) -> Generator[commands.Command, Any, None]:
     yield from _ORIGINAL_HANDLE(self, event)
-    if isinstance(event, events.ConnectionClosed):
+    if isinstance(event, events.ConnectionClosed) and _RETIRED in self.__dict__:
         conn = event.connection
-        if (conn is not self.context.client and conn.state is ConnectionState.CLOSED
-                and conn not in self.waiting_for_establishment):
+        gone = self.__dict__[_RETIRED]
+        if conn in gone and conn.state is ConnectionState.CLOSED:
+            gone.discard(conn)
             self.connections.pop(conn, None)
 
 
