@@ -40,13 +40,15 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench_proxy import url_mix  # noqa: E402
 from bench_squid import LUA, squidguard_conf, start_squid, stop_squid, wrk  # noqa: E402
-from benchlib import REPO, free_port, rss_mb, start_nginx, start_school  # noqa: E402
+from benchlib import BIN, COMMON, REPO, Running, free_port, rss_mb, start_nginx, start_school  # noqa: E402
 
 from tests.support.squid import SquidFront, wait_port  # noqa: E402
 
 INSIDE = "SCHOOLPROXY_BENCH_PEERS_NS"
 OURS = "schoolproxy run --workers auto"
 BEFORE = "the same, code before (--before)"
+CEILING = "mitmproxy, no filter (ceiling)"
+CEILING_ADDON = Path(__file__).with_name("bench_ceiling_addon.py")
 E2G_CONF = Path("/etc/e2guardian")
 
 
@@ -60,6 +62,8 @@ def main() -> None:
                     "(c=10) and write DIR/schoolproxy.svg (flame graph) and DIR/schoolproxy.txt (largest costs); the same "
                     "for the Squid helper and log daemon (DIR/squid-helper*)")
     ap.add_argument("--profile-seconds", type=float, default=15)
+    ap.add_argument("--ceiling", action="store_true", help="also run mitmdump with schoolproxy's transport and "
+                    "no filter (bench_ceiling_addon.py), one process a core: the most a filter on mitmproxy could do")
     ap.add_argument("--before", metavar="CHECKOUT", help="also run `schoolproxy run` with the code of another "
                     "checkout (git worktree add /tmp/before REV), interleaved: the after/before ratio in one run")
     args = ap.parse_args()
@@ -115,6 +119,21 @@ def e2guardian(work: Path, banned: list[str]) -> tuple[subprocess.Popen, int]:
     except TimeoutError:
         raise SystemExit(f"e2guardian did not start:\n{(work / 'e2guardian.out').read_text(errors='replace')}") from None
     return proc, port
+
+
+def bare_workers(work: Path) -> Running:
+    """mitmdump with schoolproxy's transport (``bench_ceiling_addon.py``) and no
+    filter, one process a core on one port as ``--workers auto`` runs them:
+    what ``schoolproxy run`` would do if the filter and the audit cost nothing."""
+    work.mkdir(parents=True)
+    port = free_port()
+    one = " ".join([str(BIN / "mitmdump"), "--listen-host", "127.0.0.1", "--listen-port", str(port),
+                    "--set", f"confdir={work}", *COMMON, "-s", str(CEILING_ADDON)])
+    proc = subprocess.Popen(["sh", "-c", "trap 'kill 0' TERM; " + " & ".join([one] * (os.cpu_count() or 1)) + " & wait"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            env={**os.environ, "PYTHONPATH": str(REPO)}, start_new_session=True)
+    wait_port(port, timeout=60)
+    return Running(proc, port, work)
 
 
 def banned_sites(config: Path) -> list[str]:
@@ -201,6 +220,10 @@ def run(args: argparse.Namespace) -> None:
                                env={"PYTHONPATH": str(Path(args.before).resolve())})
             extra.append(old)
             ports[BEFORE], roots[BEFORE] = old.port, old.proc.pid
+        if args.ceiling:
+            bare = bare_workers(work / "bare")
+            extra.append(bare)
+            ports[CEILING], roots[CEILING] = bare.port, bare.proc.pid
         e2g, ports["e2guardian, phrase filtering on"] = e2guardian(work / "e2g", banned_sites(config))
         roots["e2guardian, phrase filtering on"] = int((work / "e2g" / "e2guardian.pid").read_text().split()[0])
         front.start()
@@ -331,7 +354,9 @@ def report(args: argparse.Namespace, ports: dict[str, int], conns: list[int],
         print(f"c={c}: schoolproxy run / e2guardian {med[(ours, c)] / med[('e2guardian, phrase filtering on', c)]:.3f} "
               f"(target 1.0); squid + helper / squid + squidGuard "
               f"{med[('squid + schoolproxy helper', c)] / med[('squid + squidGuard', c)]:.3f} (target 0.9)"
-              + (f"; schoolproxy run after / before {med[(ours, c)] / med[(BEFORE, c)]:.3f}" if BEFORE in ports else ""))
+              + (f"; schoolproxy run after / before {med[(ours, c)] / med[(BEFORE, c)]:.3f}" if BEFORE in ports else "")
+              + (f"; mitmproxy ceiling / e2guardian {med[(CEILING, c)] / med[('e2guardian, phrase filtering on', c)]:.3f}"
+                 f", schoolproxy run / ceiling {med[(ours, c)] / med[(CEILING, c)]:.3f}" if CEILING in ports else ""))
 
 
 if __name__ == "__main__":

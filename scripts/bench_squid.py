@@ -51,6 +51,7 @@ end
 """
 
 
+BEFORE = "squid + helper, code before"
 BASE = """
 http_port 127.0.0.1:{port}
 pid_filename {work}/squid.pid
@@ -136,6 +137,8 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--conns", type=int, default=16)
     ap.add_argument("--blocked", type=float, default=0.1)
+    ap.add_argument("--before", metavar="CHECKOUT", help="also run Squid with the helper and log daemon of another "
+                    "checkout (git worktree add /tmp/before REV), interleaved: the after/before ratio in one run")
     args = ap.parse_args()
     work = Path(tempfile.mkdtemp(prefix="bench-squid-"))
     config = REPO
@@ -151,19 +154,23 @@ def main() -> None:
     hosts.write_text("".join(f"127.0.0.1 {h}\n" for h in sorted({u.split('/')[2].split(':')[0] for u in urls})))
     front = SquidFront(work / "helper", config, hosts=[])
     front.extra_conf = ""
+    old = (SquidFront(work / "before", config, hosts=[], env={"PYTHONPATH": str(Path(args.before).resolve())})
+           if args.before else None)
     targets: dict[str, int] = {}
     school = None
     try:
         targets["squid alone"] = start_squid(work / "alone", hosts, f"access_log stdio:{work}/alone/access.log squid")
         targets["squid + squidGuard"] = start_squid(work / "sg", hosts,
                                                      squidguard_conf(work / "sg", config, "http://127.0.0.1:9/blocked"))
-        front.hosts = []
-        front.start()
-        shutil.copy(hosts, front.work / "hosts")  # every bench host to the origin
-        subprocess.run([*(["unshare", "--user", "--map-user=1000", "--map-group=1000"] if os.geteuid() == 0 else []),
-                        SQUID, "-k", "reconfigure", "-f", str(front.work / "squid.conf")], check=True)
+        for one in (front, *([old] if old else [])):
+            one.start()
+            shutil.copy(hosts, one.work / "hosts")  # every bench host to the origin
+            subprocess.run([*(["unshare", "--user", "--map-user=1000", "--map-group=1000"] if os.geteuid() == 0 else []),
+                            SQUID, "-k", "reconfigure", "-f", str(one.work / "squid.conf")], check=True)
         time.sleep(2)
         targets["squid + schoolproxy helper"] = front.port
+        if old:
+            targets[BEFORE] = old.port
         school = start_school(origin, config)
         targets["schoolproxy run (mitmproxy)"] = school.port
         for port in targets.values():  # warm up (helpers start, lists load)
@@ -188,7 +195,8 @@ def main() -> None:
             print(f"{k:32} {med[k]:15.0f} {min(results[k]):9.0f} {max(results[k]):9.0f} {bad[k]:12d}")
         helper, sg = med["squid + schoolproxy helper"], med["squid + squidGuard"]
         print(f"helper / squidGuard: {helper / sg:.3f}   helper / squid alone: {helper / med['squid alone']:.3f}   "
-              f"helper / schoolproxy run: {helper / med['schoolproxy run (mitmproxy)']:.2f}")
+              f"helper / schoolproxy run: {helper / med['schoolproxy run (mitmproxy)']:.2f}"
+              + (f"   helper after / before: {helper / med[BEFORE]:.3f}" if old else ""))
         audited = len(rows) - before
         print(f"audit rows written by the log daemon: {audited} for {done['squid + schoolproxy helper']} "
               f"requests wrk completed (wrk does not count the ones in flight when a slice ends)")
@@ -196,6 +204,8 @@ def main() -> None:
         for name in ("alone", "sg"):
             stop_squid(work / name)
         front.stop()
+        if old:
+            old.stop()
         if school is not None:
             school.stop()
         nginx.terminate()

@@ -53,6 +53,7 @@ class SquidFront:
     pages_port: int = 0
     proc: subprocess.Popen | None = None
     pages: subprocess.Popen | None = None
+    env: dict[str, str] = field(default_factory=dict)  # more environment (``PYTHONPATH`` of other code)
 
     @property
     def db_path(self) -> Path:
@@ -74,7 +75,7 @@ class SquidFront:
         self.work.mkdir(parents=True, exist_ok=True)
         self.port = self.port or free_port()
         self.pages_port = self.pages_port or free_port()
-        env = {**os.environ, "PATH": f"{BIN}:{os.environ.get('PATH', '')}"}
+        env = {**os.environ, "PATH": f"{BIN}:{os.environ.get('PATH', '')}", **self.env}
         frag = subprocess.run([str(BIN / "schoolproxy"), "squid-config", *self.common(),
                                "--pages-port", str(self.pages_port), "--grace", str(self.grace),
                                "--log-file", str(self.work / "logd.log")],
