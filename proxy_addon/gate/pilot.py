@@ -33,6 +33,12 @@ def spared(settings: Settings, who: Identity, decision: Decision) -> bool:
     return decision.action == "block" and settings.log_only(who.groups) and not enforced_anyway(decision)
 
 
+def not_carried_out(title: str) -> str:
+    """An alert's title for a block log-only mode did not carry out: the lead
+    must not read an attempt that succeeded as one that was stopped."""
+    return f"{title} (log-only: would have been blocked, and was not)"
+
+
 def would(action: str) -> str:
     """The row's action for what was not carried out: ``block`` -> ``would-block``."""
     return f"would-{action}"

@@ -18,7 +18,7 @@ from ..audit.keyshow import show_on_terminal
 from ..audit.seal import Sealer
 from ..audit.writer import AuditWriter
 from ..classify.decision import Decision, refusal
-from ..gate.pilot import would
+from ..gate.pilot import not_carried_out, would
 from ..gate.record import AUDIT_ACTION, Outcome, Seen, access_row, search_of
 from ..monitor.alerts import CIRCUMVENTION_KINDS, Alert, Alerter, CircumventionCounter, system_alert
 from ..monitor.devices import DeviceNames
@@ -174,7 +174,7 @@ class Recorder:
         cat = cats.get(d.category) if d.category else None
         if action == "block" and cat is not None and (cat.alert or cat.id in monitoring.alert_categories) \
                 and (cat.locked or cat.id not in monitoring.weekly_only):  # a locked list is always high-risk
-            title = f"{cat.title} (log-only: would have been blocked, and was not)" if st.would else cat.title
+            title = not_carried_out(cat.title) if st.would else cat.title
             self.alerter.note(Alert(st.started, st.who.user, st.who.client_ip, "category", cat.id, title))
         if action == "block":
             kind = self._circumvention_kind(d)
@@ -183,8 +183,9 @@ class Recorder:
                 severity = self.circumvention.note(st.started, st.who.user, kind, rules.alert_technician,
                                                    rules.safeguarding_after)
                 if severity is not None:
+                    what = CIRCUMVENTION_KINDS.get(kind, kind)
                     self.alerter.note(Alert(st.started, st.who.user, st.who.client_ip, "circumvention", d.category,
-                                            CIRCUMVENTION_KINDS.get(kind, kind), severity=severity))
+                                            not_carried_out(what) if st.would else what, severity=severity))
         if search and monitoring.safeguarding_terms:
             for term in flagged(search, monitoring.safeguarding_terms):
                 self.alerter.note(Alert(st.started, st.who.user, st.who.client_ip, "search", None, None, term))
