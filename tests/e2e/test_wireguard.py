@@ -8,16 +8,14 @@ restart."""
 
 from __future__ import annotations
 
-import socket
 import subprocess
 import sys
 from pathlib import Path
 
-import pytest
-
 from tests.support.netns import LAB_PROXY_PORT, WireGuardClient, inside, sh
 from tests.support.origin import start_origin, start_tls_origin
 from tests.support.proxy import wait_for
+from tests.support.tunnels import start_openvpn_udp_client, start_openvpn_udp_server
 
 EXE = str(Path(sys.executable).with_name("schoolproxy"))
 FAR = "203.0.113.10"
@@ -30,14 +28,6 @@ def devices(proxy, *args: str) -> subprocess.CompletedProcess:
 
 
 UDP_FAR = "203.0.113.20"
-OPENVPN_RESET = "38" + "11" * 8 + "00" + "00000000"  # P_CONTROL_HARD_RESET_CLIENT_V2, session id, no acks, packet 0
-
-
-def udp_listener() -> socket.socket:
-    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    s.bind(("127.0.0.1", 0))
-    return s
-
 
 def curl(client: WireGuardClient, url: str, *extra: str, timeout: int = 10) -> subprocess.CompletedProcess:
     host = url.split("/")[2]
@@ -50,12 +40,13 @@ def test_an_enrolled_laptop_is_filtered_through_wireguard_and_revoking_it_shuts_
                                                                                          tmp_path):
     web = inside(lab.gateway, start_origin)
     secure, _ = inside(lab.gateway, lambda: start_tls_origin(tmp_path, ["secure.test", "www.bet365.com"]))
-    udp = inside(lab.gateway, udp_listener)  # where a UDP tunnel through the device's WireGuard would go
+    # where an OpenVPN tunnel over UDP through the device's WireGuard would go: a real server
+    vpn, vpn_key = start_openvpn_udp_server(tmp_path / "openvpn", lab.gateway)
     lab.etc(lab.gateway, "hosts", "127.0.0.1 localhost\n198.51.100.7 intranet.school.test\n")  # the proxy's resolver
     lab.etc(lab.client, "resolv.conf", "nameserver 10.0.0.53\n")  # as the device's configuration says
     proxy = make_proxy(config_dir, netns=lab.gateway, port=PROXY_PORT,
                        routes={"allowed.test": web.port, "www.bet365.com": web.port, "secure.test": secure.port,
-                               UDP_FAR: udp.getsockname()[1]},
+                               UDP_FAR: vpn.port},
                        cli=["--mode", "wireguard", "--listen-host", ""])
     db = f"sqlite:///{proxy.db_path}"
     added = devices(proxy, "add", "laptop-17", "--user", "alice", "--by", "tech", "--endpoint", lab.gateway_ip,
@@ -79,14 +70,21 @@ def test_an_enrolled_laptop_is_filtered_through_wireguard_and_revoking_it_shuts_
         # DNS in the tunnel is answered by the proxy's own resolver
         looked_up = sh("getent", "ahostsv4", "intranet.school.test", ns=lab.client, check=False)
         assert "198.51.100.7" in looked_up.stdout, looked_up
-        # UDP that is neither DNS nor QUIC (an OpenVPN client's first packet) is refused: nothing crosses
-        for _ in range(3):
-            sh(sys.executable, "-c", "import socket, sys; socket.socket(socket.AF_INET, socket.SOCK_DGRAM)"
-               f".sendto(bytes.fromhex(sys.argv[1]), ('{UDP_FAR}', 1194))", OPENVPN_RESET, ns=lab.client)
+        # UDP that is neither DNS nor QUIC is refused: a real OpenVPN client on the laptop pings its
+        # server for 3 s, hears nothing back and gives up; the server never heard from it
+        laptop_vpn = start_openvpn_udp_client(tmp_path / "openvpn", vpn_key, lab.client, UDP_FAR, 1194)
+        try:
+            assert wait_for(lambda: "Inactivity timeout" in laptop_vpn.text(), timeout=30), laptop_vpn.text()
+        finally:
+            laptop_vpn.stop()
         assert wait_for(lambda: proxy.rows(f"host = '{UDP_FAR}' AND rule = 'circumvention:non-tls-tunnel'"))
-        udp.settimeout(1.0)
-        with pytest.raises(TimeoutError):
-            udp.recvfrom(2048)
+        assert "Peer Connection Initiated" not in vpn.text() and "Incoming packet" not in vpn.text(), vpn.text()
+        # the same client where nothing filters (beside the server) does connect: the server's log would say so
+        beside = start_openvpn_udp_client(tmp_path / "openvpn", vpn_key, lab.gateway, "127.0.0.1", vpn.port, "beside")
+        try:
+            assert wait_for(lambda: "Peer Connection Initiated" in vpn.text(), timeout=30), vpn.text()
+        finally:
+            beside.stop()
 
         rows = proxy.wait_rows(3, "host IN ('allowed.test', 'www.bet365.com')")
         assert {(r["user"], r["device"], r["mode"]) for r in rows} == {("alice", "laptop-17", "wireguard")}
@@ -111,7 +109,7 @@ def test_an_enrolled_laptop_is_filtered_through_wireguard_and_revoking_it_shuts_
         client.stop()
         web.close()
         secure.close()
-        udp.close()
+        vpn.stop()
     listed = devices(proxy, "list").stdout
     assert "laptop-17\talice\tUDP 51820" in listed and "revoked" in listed and "reported stolen" in listed
     key = conf.split("PrivateKey = ", 1)[1].split("\n", 1)[0]

@@ -114,6 +114,39 @@ def start_openvpn_client(work: Path, key: Path, proxy_port: int, host: str, port
     return Server(proc, 0, log)
 
 
+OPENVPN_UDP = ["--proto", "udp", "--dev", "null", "--cipher", "AES-256-CBC", "--auth", "SHA256", "--verb", "4",
+               "--ping", "1", "--ping-restart", "3"]
+
+
+def start_openvpn_udp_server(work: Path, ns: str) -> tuple[Server, Path]:
+    """An OpenVPN server on UDP in network namespace ``ns`` (a static key,
+    ``--dev null``).  Its log says "Peer Connection Initiated" when a client's
+    first authenticated packet reaches it."""
+    need("/usr/sbin/openvpn")
+    work.mkdir(parents=True, exist_ok=True)
+    key = work / "static.key"
+    subprocess.run(["/usr/sbin/openvpn", "--genkey", "secret", str(key)], check=True, capture_output=True)
+    port = free_port()
+    log = work / "server.log"
+    proc = subprocess.Popen(["ip", "netns", "exec", ns, "/usr/sbin/openvpn", *OPENVPN_UDP, "--local", "127.0.0.1",
+                             "--lport", str(port), "--secret", str(key), "--log", str(log)])
+    deadline = time.monotonic() + 20
+    while "Initialization Sequence Completed" not in (log.read_text(errors="replace") if log.exists() else "") \
+            and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return Server(proc, port, log), key
+
+
+def start_openvpn_udp_client(work: Path, key: Path, ns: str, host: str, port: int, name: str = "client") -> Server:
+    """The OpenVPN client a member of staff would run on a laptop: UDP straight
+    to the server (no proxy setting), pinging every second; after 3 s with
+    nothing back it logs "Inactivity timeout" and starts again."""
+    log = work / f"{name}.log"
+    proc = subprocess.Popen(["ip", "netns", "exec", ns, "/usr/sbin/openvpn", *OPENVPN_UDP, "--remote", host, str(port),
+                             "--nobind", "--secret", str(key), "--log", str(log)])
+    return Server(proc, 0, log)
+
+
 def start_websockify(work: Path, target_port: int) -> Server:
     """websockify: WebSocket on a free port, relayed to a TCP port (an sshd)."""
     need("websockify")
