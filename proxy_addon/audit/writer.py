@@ -118,11 +118,6 @@ class AuditWriter:
         self.max_queue = max(100, buffer_bytes // ROW_BYTES)  # events held in memory: queued or in the batch
         self.batch_size = min(batch_size, self.max_queue)
         self.memory_rows = max(1, min(memory_rows, self.max_queue))
-        # The writer starts a batch once half the memory budget is queued, not
-        # only when ``interval`` has passed: a batch and what arrives while it is
-        # written then fit in memory, so a busy proxy is not read back from disk.
-        self.wake_rows = max(1, min(self.batch_size, self.memory_rows // 2))
-        self._wake = threading.Event()  # set by put() at wake_rows queued, and by close()
         self._lock = threading.Lock()
         self._behind = self.journal is not None  # first read back what earlier runs journaled
         self._committed = 0  # the last journal position the database holds
@@ -164,8 +159,6 @@ class AuditWriter:
                 if self.pending < self.memory_rows:
                     row["_jseq"] = seq
                     self._queue.put(row)
-                    if self._queue.qsize() >= self.wake_rows:
-                        self._wake.set()
                 else:
                     self._behind = True
                 return
@@ -223,7 +216,6 @@ class AuditWriter:
         """Write everything queued.  What the database will not take stays in the
         journal for the next start; an event that is in neither is reported."""
         self._stop.set()
-        self._wake.set()
         if self._thread is not None:
             self._thread.join(timeout)
             self._thread = None
@@ -264,9 +256,9 @@ class AuditWriter:
         """Gather for up to ``interval`` after the first event, then write one
         batch: a transaction per event would cost far more than the insert,
         and a small batch still rewrites every index's last pages (measured:
-        78 us a row in batches of 45, 44 us in batches of 450).  Once half
-        the memory budget is queued, the batch is written without waiting.
-        While behind, read the journal instead of the queue."""
+        78 us a row in batches of 45, 44 us in batches of 450).  A backlog of
+        a full batch or more is written without waiting.  While behind, read
+        the journal instead of the queue."""
         backoff = 0.0
         while True:
             if self._behind and not self._carry:
@@ -281,7 +273,8 @@ class AuditWriter:
                         self._record_gap()
                         continue
                     self._carry = [first]
-                    self._gather()
+                    if not self._stop.is_set() and self._queue.qsize() < self.batch_size:
+                        self._stop.wait(self.interval)
                 self._carry.extend(self._drain(self.batch_size - len(self._carry)))
                 ok = self._write(self._carry)
                 if ok:
@@ -294,12 +287,6 @@ class AuditWriter:
                     return  # close() says what is left
                 backoff = min(5.0, backoff * 2 or 0.1)
                 self._stop.wait(backoff)
-
-    def _gather(self) -> None:
-        """Wait up to ``interval`` for more events, less once ``wake_rows`` are queued."""
-        self._wake.clear()
-        if not self._stop.is_set() and self._queue.qsize() + 1 < self.wake_rows:
-            self._wake.wait(self.interval)
 
     def _catch_up(self) -> bool:
         """Write the journaled events the database lacks, a batch at a time;

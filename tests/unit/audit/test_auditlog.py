@@ -202,22 +202,3 @@ def test_rows_sealed_before_the_mode_and_enforced_columns_keep_their_hash():
     pilot = {**row, "action": "would-block", "mode": "transparent", "enforced": False}
     assert digest("0" * 64, pilot, "a", 1) != digest("0" * 64, {**pilot, "enforced": None}, "a", 1)
     assert digest("0" * 64, pilot, "a", 1) != digest("0" * 64, {**pilot, "mode": "regular"}, "a", 1)
-
-
-def test_a_busy_writer_keeps_its_events_in_memory_not_read_back_from_the_journal(tmp_path):
-    """Once half its memory budget is queued the writer writes, without waiting
-    for the interval; so under a steady load no event has to be read back from
-    the journal (which cost the Squid log daemon a tenth of its time)."""
-    from tests.support.proxy import wait_for
-
-    db = open_database(f"sqlite:///{tmp_path}/a.sqlite")
-    writer = AuditWriter(db, tmp_path / "journal", chain="busy", interval=30, memory_rows=200)
-    writer.start()
-    assert wait_for(lambda: writer.settled, timeout=30)  # the start reads back earlier runs' journal: none
-    for k in range(10):
-        for i in range(100):
-            writer.put(event(k * 100 + i))
-        assert not writer.status()["behind"]
-        assert wait_for(lambda: writer.pending < 100, timeout=30, interval=0.01), f"batch {k} waited for the interval"
-    assert wait_for(lambda: count(db) == 1000, timeout=30)
-    writer.close()
