@@ -68,6 +68,11 @@ class Metrics:
                                                     "refused")}
         self._bytes_in, self._bytes_out = self.bytes.labels("in"), self.bytes.labels("out")
         self.up = Gauge("schoolproxy_workers_up", "Proxy processes serving", registry=r, **mode)
+        self.name_hits = Gauge("schoolproxy_name_cache_hits", "Host name lookups answered from the 30 s name cache "
+                               "since each worker started", registry=r, **mode)
+        self.name_misses = Gauge("schoolproxy_name_cache_misses", "Host name lookups asked of the resolver since each "
+                                 "worker started", registry=r, **mode)
+        self.names = Gauge("schoolproxy_name_cache_names", "Host names in the name cache", registry=r, **mode)
         self.up.set(1)
         self._children: dict[tuple[str, str], Any] = {}
         self._modes = {m: self.modes.labels(m) for m in ("regular", "transparent", "wireguard")}
@@ -106,6 +111,12 @@ class Metrics:
             self.index_age.set(max(0.0, time.time() - index_built))
         self.grants.set(grants)
         self.local_limits.set(1 if shared_limits.startswith("local") else 0)
+
+    def name_cache(self, hits: int, misses: int, names: int) -> None:
+        """The proxy's name cache (``proxy/resolver.py``): is it answering, how full is it."""
+        self.name_hits.set(hits)
+        self.name_misses.set(misses)
+        self.names.set(names)
 
     def exposition(self) -> bytes:
         """The text a Prometheus scrape reads: this process's, or every worker's."""

@@ -138,6 +138,7 @@ class SchoolFilter:
         self.unparsed = UnparsedRequests(self.recorder.record_unparsed)
         self.signin = rt.signin = SignIn()
         self._signin_rules_of: Engine | None = None
+        self.names: resolver.CachedResolver | None = None  # the running loop's name cache (``running``)
 
     @property
     def engine(self) -> Engine | None:
@@ -237,14 +238,14 @@ class SchoolFilter:
             log.warning("schoolproxy: connection_strategy is %r: in intercept mode mitmproxy will contact blocked "
                         "sites before their requests are judged; use --set connection_strategy=lazy "
                         "(schoolproxy run does)", ctx.options.connection_strategy)
-        resolver.install(asyncio.get_running_loop())  # a name resolved once a TTL, not once a connection
+        self.names = resolver.install(asyncio.get_running_loop())  # a name resolved once a TTL, not a connection
         self.upkeep.start(self._background_tasks())
         self.guard.start()
         self.unparsed.install()
 
     def _background_tasks(self) -> list[Task]:
         rt, recorder = self.rt, self.recorder
-        tasks: list[Task] = [GrantPoll(rt), DailyPurge(rt), AlertSend(rt, recorder), StatusFile(rt, recorder),
+        tasks: list[Task] = [GrantPoll(rt), DailyPurge(rt), AlertSend(rt, recorder), StatusFile(rt, recorder, self.names),
                              WeeklySend(rt), self.tunnels.log]
         if ctx.options.schoolproxy_reload_ms > 0:
             tasks.insert(0, RuleWatch(rt))

@@ -22,6 +22,7 @@ import asyncio
 import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import Any
 
 TTL = 30.0
@@ -29,6 +30,15 @@ SIZE = 10_000
 
 Key = tuple[Any, ...]
 Answer = list[tuple[Any, ...]]
+
+
+@dataclass(frozen=True, slots=True)
+class NameCacheStats:
+    """For ``/metrics``: lookups answered from the cache, lookups asked, names kept."""
+
+    hits: int
+    misses: int
+    names: int
 
 
 class CachedResolver:
@@ -68,6 +78,9 @@ class CachedResolver:
             return list(answer)
         finally:
             del self._asking[key]
+
+    def stats(self) -> NameCacheStats:
+        return NameCacheStats(self.hits, self.misses, len(self._answers))
 
     def _keep(self, key: Key, answer: Answer) -> None:
         self._answers[key] = (self.clock() + self.ttl, answer)

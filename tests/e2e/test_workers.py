@@ -127,4 +127,16 @@ def test_one_process_serves_its_metrics_and_health_too(config_dir, make_proxy, o
     assert len(proxy.wait_rows(6)) == 6
     decided = [s for s in families["schoolproxy_decision_seconds"].samples if s.name.endswith("_count")]
     assert decided[0].value == 6
+
+    # the name cache: a name looked up once, then answered from the cache for another connection
+    for _ in range(2):
+        with httpx.Client(proxy=proxy.url, timeout=5) as c:  # a connection each: no upstream connection reused
+            assert c.get(f"http://localhost:{origin.port}/named").status_code == 200
+
+    def name_cache() -> dict[str, float]:
+        text = httpx.get(f"{proxy.url}/metrics", timeout=5).text
+        return {f.name: f.samples[0].value for f in text_string_to_metric_families(text)
+                if f.name.startswith("schoolproxy_name_cache_")}
+    assert wait_for(lambda: name_cache() == {"schoolproxy_name_cache_hits": 1, "schoolproxy_name_cache_misses": 1,
+                                             "schoolproxy_name_cache_names": 1}), name_cache()
     assert "schoolproxy_audit_journal_bytes" in families and "schoolproxy_grants_active" in families

@@ -20,15 +20,17 @@ from ...lists.lockedfeeds import load_states
 from ...monitor.alerts import system_alert
 from ..flowstate import Runtime
 from ..recorder import Recorder
+from ..resolver import CachedResolver
 
 log = logging.getLogger(__name__)
 EVERY_S = 2.0
 
 
 class StatusFile:
-    def __init__(self, rt: Runtime, recorder: Recorder) -> None:
+    def __init__(self, rt: Runtime, recorder: Recorder, names: CachedResolver | None = None) -> None:
         self.rt = rt
         self.recorder = recorder
+        self.names = names  # the name cache, for /metrics
         self.alerter = recorder.alerter
         self._recording = True
         self._shared_alerted = False
@@ -113,6 +115,9 @@ class StatusFile:
                 pass
         self.recorder.metrics.status(audit, lists.entries if lists is not None else None, built,
                                      len(self.rt.grants), shared)
+        if self.names is not None:
+            names = self.names.stats()
+            self.recorder.metrics.name_cache(names.hits, names.misses, names.names)
 
 
 def listening_modes(specs: Sequence[str], wireguard: bool) -> list[str]:
