@@ -60,10 +60,7 @@ def start_sshd(work: Path) -> tuple[Server, Path]:
     proc = subprocess.Popen(["/usr/sbin/sshd", "-D", "-f", str(work / "sshd_config"), "-E", str(log)])
     wait_port(port)
     # wait_port's own probe is one connection: later ones are the tests'.
-    deadline = time.monotonic() + 10
-    while "Connection from" not in (log.read_text(errors="replace") if log.exists() else "") \
-            and time.monotonic() < deadline:
-        time.sleep(0.05)
+    wait_log(log, "Connection from", 10)
     return Server(proc, port, log), work / "user"
 
 
@@ -87,21 +84,29 @@ def ssh(key: Path, proxy_port: int, host: str, port: int, proxy_command: str | N
 
 def start_openvpn_server(work: Path) -> tuple[Server, Path]:
     """An OpenVPN server on TCP (a static key, no tun device: ``--dev null``)."""
-    need("/usr/sbin/openvpn")
-    work.mkdir(parents=True, exist_ok=True)
-    key = work / "static.key"
-    subprocess.run(["/usr/sbin/openvpn", "--genkey", "secret", str(key)], check=True, capture_output=True)
-    port = free_port()
-    log = work / "server.log"
+    key, port, log = openvpn_key(work), free_port(), work / "server.log"
     proc = subprocess.Popen(["/usr/sbin/openvpn", "--proto", "tcp-server", "--local", "127.0.0.1", "--lport",
                              str(port), "--dev", "null", "--secret", str(key), "--cipher", "AES-256-CBC",
                              "--auth", "SHA256", "--verb", "4", "--log", str(log)])
     wait_port(port)  # that probe is one connection ("TCP connection established"): later ones are the tests'
-    deadline = time.monotonic() + 10
-    while "TCP connection established" not in (log.read_text(errors="replace") if log.exists() else "") \
-            and time.monotonic() < deadline:
-        time.sleep(0.05)
+    wait_log(log, "TCP connection established", 10)
     return Server(proc, port, log), key
+
+
+def openvpn_key(work: Path) -> Path:
+    """A fresh OpenVPN static key in ``work``."""
+    need("/usr/sbin/openvpn")
+    work.mkdir(parents=True, exist_ok=True)
+    key = work / "static.key"
+    subprocess.run(["/usr/sbin/openvpn", "--genkey", "secret", str(key)], check=True, capture_output=True)
+    return key
+
+
+def wait_log(log: Path, text: str, timeout: float) -> None:
+    """Wait until a server's log says ``text`` (or the time is up: the test's own check says what failed)."""
+    deadline = time.monotonic() + timeout
+    while text not in (log.read_text(errors="replace") if log.exists() else "") and time.monotonic() < deadline:
+        time.sleep(0.05)
 
 
 def start_openvpn_client(work: Path, key: Path, proxy_port: int, host: str, port: int) -> Server:
@@ -122,18 +127,10 @@ def start_openvpn_udp_server(work: Path, ns: str) -> tuple[Server, Path]:
     """An OpenVPN server on UDP in network namespace ``ns`` (a static key,
     ``--dev null``).  Its log says "Peer Connection Initiated" when a client's
     first authenticated packet reaches it."""
-    need("/usr/sbin/openvpn")
-    work.mkdir(parents=True, exist_ok=True)
-    key = work / "static.key"
-    subprocess.run(["/usr/sbin/openvpn", "--genkey", "secret", str(key)], check=True, capture_output=True)
-    port = free_port()
-    log = work / "server.log"
+    key, port, log = openvpn_key(work), free_port(), work / "server.log"
     proc = subprocess.Popen(["ip", "netns", "exec", ns, "/usr/sbin/openvpn", *OPENVPN_UDP, "--local", "127.0.0.1",
                              "--lport", str(port), "--secret", str(key), "--log", str(log)])
-    deadline = time.monotonic() + 20
-    while "Initialization Sequence Completed" not in (log.read_text(errors="replace") if log.exists() else "") \
-            and time.monotonic() < deadline:
-        time.sleep(0.05)
+    wait_log(log, "Initialization Sequence Completed", 20)
     return Server(proc, port, log), key
 
 
