@@ -16,7 +16,7 @@ the address the device chose: what is fetched is what was decided on.
 from __future__ import annotations
 
 import socket
-from functools import lru_cache
+import time
 
 from mitmproxy import connection, http
 from mitmproxy.proxy.mode_specs import LocalMode, TransparentMode, TunMode, WireGuardMode
@@ -36,18 +36,31 @@ def mode_name(client: connection.Client) -> str:
     return client.proxy_mode.type_name
 
 
-@lru_cache(maxsize=256)
+MINE_TTL = 60.0
+clock = time.monotonic
+_mine: dict[str, tuple[float, bool]] = {}
+
+
 def this_machine(ip: str) -> bool:
     """Is ``ip`` an address of this machine?  (A redirected connection's
     socket names the address it was sent to, not the proxy's.)  Asked of the
-    kernel once per address: only a local address can be bound."""
+    kernel once a minute per address (only a local address can be bound): a
+    gateway whose address changes (DHCP) stops treating the old one as its own."""
+    now = clock()
+    kept = _mine.get(ip)
+    if kept is not None and kept[0] > now:
+        return kept[1]
     family = socket.AF_INET6 if ":" in ip else socket.AF_INET
     try:
         with socket.socket(family, socket.SOCK_STREAM) as s:
             s.bind((ip, 0))
-        return True
+        mine = True
     except OSError:
-        return False
+        mine = False
+    if len(_mine) >= 256:
+        _mine.clear()
+    _mine[ip] = (now + MINE_TTL, mine)
+    return mine
 
 
 def aim_at_named_host(request: http.Request) -> None:
